@@ -1,0 +1,377 @@
+//! Plain data: what one probe of one server name found.
+//!
+//! A probe (see `probe.rs`) produces a [`ServerReport`]; `/metrics`, the JSON API and the `check` CLI only
+//! read it. Nothing here does I/O, and nothing here knows about Prometheus types. Every failure is a
+//! [`Failure`] with a closed [`Stage`] and [`Reason`]; the free-text `message` is for humans (logs, JSON,
+//! CLI) and never becomes a label value.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, SystemTime};
+
+/// The result of probing one server name once.
+#[derive(Clone, Debug)]
+pub struct ServerReport {
+    /// The server name as configured (the `server_name` label).
+    pub server_name: String,
+    /// When the probe started and finished (wall clock).
+    pub started_at: SystemTime,
+    pub finished_at: SystemTime,
+    /// How long the whole probe took.
+    pub duration: Duration,
+    /// How the server name was resolved.
+    pub discovery: DiscoveryReport,
+    /// One entry per resolved `ip:port`, in discovery order.
+    pub addresses: Vec<AddressReport>,
+    /// Failures that belong to no single address (discovery and DNS).
+    pub failures: Vec<Failure>,
+}
+
+impl ServerReport {
+    /// The federation tester's `FederationOK`: discovery found at least one address, no server-level failure
+    /// was recorded, and every address passed every enabled check.
+    #[must_use]
+    pub fn success(&self) -> bool {
+        !self.addresses.is_empty() && self.failures.is_empty() && self.addresses.iter().all(AddressReport::success)
+    }
+
+    /// Every current failure, server-level first, each with the address it belongs to (`None` for the server).
+    pub fn all_failures(&self) -> impl Iterator<Item = (Option<SocketAddr>, &Failure)> {
+        self.failures.iter().map(|f| (None, f)).chain(
+            self.addresses
+                .iter()
+                .flat_map(|a| a.failures.iter().map(move |f| (Some(a.address), f))),
+        )
+    }
+}
+
+/// What discovery decided: the spec step taken, the names used, and the targets found.
+#[derive(Clone, Debug)]
+pub struct DiscoveryReport {
+    pub method: Method,
+    pub well_known: WellKnownReport,
+    /// The `m.server` value when `.well-known` delegated, else `None`.
+    pub delegated_server: Option<String>,
+    /// The name the certificate must be valid for (an IP literal for IP hosts; never an SRV target).
+    pub tls_name: String,
+    /// The `Host` header federation requests carry.
+    pub host_header: String,
+    /// Every host discovery asked for addresses, with what it found.
+    pub targets: Vec<TargetReport>,
+    /// How long each discovery step took.
+    pub steps: Vec<(Step, Duration)>,
+    /// Set when more targets or addresses were found than a probe follows (`MAX_TARGETS`, `MAX_ADDRESSES`).
+    pub truncated: bool,
+}
+
+impl DiscoveryReport {
+    /// A report for a name whose discovery never started (used by tests and on-demand probes).
+    #[must_use]
+    pub fn empty(tls_name: &str) -> Self {
+        Self {
+            method: Method::None,
+            well_known: WellKnownReport::skipped(),
+            delegated_server: None,
+            tls_name: tls_name.to_owned(),
+            host_header: tls_name.to_owned(),
+            targets: Vec::new(),
+            steps: Vec::new(),
+            truncated: false,
+        }
+    }
+}
+
+/// One host that discovery resolved to addresses (the server name, the delegated name, or an SRV target).
+#[derive(Clone, Debug)]
+pub struct TargetReport {
+    pub host: String,
+    pub port: u16,
+    /// Priority and weight when the target came from an SRV record.
+    pub srv: Option<SrvInfo>,
+    pub addresses: Vec<IpAddr>,
+    /// True when the A/AAAA answer for this host went through a CNAME.
+    pub via_cname: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SrvInfo {
+    pub priority: u16,
+    pub weight: u16,
+}
+
+/// The `.well-known/matrix/server` lookup and its outcome.
+#[derive(Clone, Debug)]
+pub struct WellKnownReport {
+    pub outcome: WellKnownOutcome,
+    /// The effective cache lifetime a homeserver would apply (see `well_known::cache_ttl`).
+    pub cache_ttl: Option<Duration>,
+    /// The URLs fetched, in order, with the HTTP status each answered (0 when no answer came).
+    pub hops: Vec<(String, u16)>,
+    /// What went wrong, in words, when the outcome is not `delegated`.
+    pub error: Option<String>,
+}
+
+impl WellKnownReport {
+    #[must_use]
+    pub fn skipped() -> Self {
+        Self { outcome: WellKnownOutcome::Skipped, cache_ttl: None, hops: Vec::new(), error: None }
+    }
+}
+
+/// Everything learned about one `ip:port`.
+#[derive(Clone, Debug)]
+pub struct AddressReport {
+    pub address: SocketAddr,
+    /// The host this address was resolved from (an SRV target, the delegated name or the server name).
+    pub target_host: String,
+    /// Latency of each phase that ran.
+    pub phases: Vec<(Phase, Duration)>,
+    /// Negotiated TLS parameters, when the handshake completed.
+    pub tls: Option<TlsFacts>,
+    /// The presented chain and its verdict, when the handshake completed.
+    pub certificate: Option<CertReport>,
+    /// Every failure of this address; empty when it passed.
+    pub failures: Vec<Failure>,
+}
+
+impl AddressReport {
+    #[must_use]
+    pub fn success(&self) -> bool {
+        self.failures.is_empty()
+    }
+
+    #[must_use]
+    pub fn family(&self) -> Family {
+        Family::of(self.address.ip())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFacts {
+    /// For example `TLSv1_3`.
+    pub version: String,
+    /// For example `TLS13_AES_256_GCM_SHA384`.
+    pub cipher: String,
+}
+
+/// The certificate chain a server presented and how a federating peer would judge it.
+#[derive(Clone, Debug)]
+pub struct CertReport {
+    /// The presented chain, leaf first. Certificates that did not parse are left out (and make it invalid).
+    pub chain: Vec<CertFacts>,
+    /// Chain, name and validity-window failures (stage `certificate`); empty when the certificate is valid.
+    pub failures: Vec<Failure>,
+}
+
+impl CertReport {
+    #[must_use]
+    pub fn valid(&self) -> bool {
+        self.failures.is_empty() && !self.chain.is_empty()
+    }
+
+    /// The earliest `notAfter` in the presented chain.
+    #[must_use]
+    pub fn chain_not_after(&self) -> Option<i64> {
+        self.chain.iter().map(|c| c.not_after).min()
+    }
+}
+
+/// Facts read from one X.509 certificate (see `cert.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertFacts {
+    pub subject: String,
+    pub issuer: String,
+    /// DNS names and IP addresses from the subjectAltName extension.
+    pub dns_names: Vec<String>,
+    pub ip_addresses: Vec<IpAddr>,
+    /// Hex, colon separated.
+    pub serial: String,
+    /// Lower-case hex of the SHA-256 of the DER.
+    pub fingerprint_sha256: String,
+    /// Unix seconds.
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+/// One thing that is wrong, with a closed stage and reason, and a message for humans.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub stage: Stage,
+    pub reason: Reason,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(stage: Stage, reason: Reason, message: impl Into<String>) -> Self {
+        Self { stage, reason, message: message.into() }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}: {}", self.stage.as_str(), self.reason.as_str(), self.message)
+    }
+}
+
+/// Declares a closed label enum with its label string, so every value is written once.
+macro_rules! label_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident => $s:literal,)+ }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($(#[$vm])* $variant,)+ }
+
+        impl $name {
+            /// Every value, in declaration order (for docs and tests).
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// The label value.
+            #[must_use]
+            pub const fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $s,)+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+label_enum! {
+    /// The discovery step that decided where to connect (the `method` label). Each variant quotes the Matrix
+    /// spec v1.19, server-server API, "Resolving server names".
+    Method {
+        /// Step 1 (and 3.1): "If the hostname is an IP literal, then that IP address should be used, together
+        /// with the given port number, or 8448 if no port is given."
+        IpLiteral => "ip_literal",
+        /// Step 2 (and 3.2): "If the hostname is not an IP literal, and the server name includes an explicit
+        /// port, resolve the hostname to an IP address using CNAME, AAAA or A records."
+        ExplicitPort => "explicit_port",
+        /// Steps 3.3 and 4: "resolve the SRV record `_matrix-fed._tcp.<hostname>`".
+        SrvMatrixFed => "srv_matrix_fed",
+        /// Steps 3.4 and 5 (deprecated): "If the `_matrix-fed._tcp.<hostname>` SRV record was not found,
+        /// resolve the (deprecated) SRV record `_matrix._tcp.<hostname>`".
+        SrvMatrix => "srv_matrix",
+        /// Steps 3.5 and 6: "If no SRV record is found, an IP address is resolved using CNAME, AAAA or A
+        /// records. Requests are made to the resolved IP address and a port of 8448".
+        DefaultPort => "default_port",
+        /// Discovery failed before any address could be chosen.
+        None => "none",
+    }
+}
+
+label_enum! {
+    /// The outcome of the `.well-known/matrix/server` lookup (the `well_known` label).
+    WellKnownOutcome {
+        /// A valid `m.server` was returned.
+        Delegated => "delegated",
+        /// Not consulted: the server name is an IP literal or has an explicit port.
+        Skipped => "skipped",
+        /// HTTP 404.
+        NotFound => "not_found",
+        /// Any other non-200 status, or a malformed HTTP answer.
+        HttpError => "http_error",
+        /// The body is not a JSON object with a string `m.server`.
+        InvalidJson => "invalid_json",
+        /// `m.server` does not match the server-name grammar.
+        InvalidServerName => "invalid_server_name",
+        /// A redirect loop, more than 10 redirects, or a redirect to a non-HTTPS URL.
+        RedirectLoop => "redirect_loop",
+        /// The body exceeded 50 KiB.
+        TooLarge => "too_large",
+        /// The lookup did not finish within `probe.timeouts.well_known`.
+        Timeout => "timeout",
+        /// No TCP connection to port 443 could be made.
+        ConnectionFailed => "connection_failed",
+        /// The TLS handshake or the certificate check failed.
+        TlsError => "tls_error",
+        /// The host of the well-known URL did not resolve.
+        DnsError => "dns_error",
+    }
+}
+
+label_enum! {
+    /// A timed discovery step (the `step` label of `resolution_duration_seconds`).
+    Step {
+        WellKnown => "well_known",
+        Srv => "srv",
+        AddressLookup => "address_lookup",
+    }
+}
+
+label_enum! {
+    /// A timed phase of one address (the `phase` label of `connection_duration_seconds`).
+    Phase {
+        Connect => "connect",
+        TlsHandshake => "tls_handshake",
+    }
+}
+
+label_enum! {
+    /// The address family (the `family` label).
+    Family {
+        Ipv4 => "ipv4",
+        Ipv6 => "ipv6",
+    }
+}
+
+impl Family {
+    #[must_use]
+    pub fn of(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(_) => Family::Ipv4,
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => Family::Ipv4,
+            IpAddr::V6(_) => Family::Ipv6,
+        }
+    }
+}
+
+label_enum! {
+    /// Where a failure happened (the `stage` label).
+    Stage {
+        Discovery => "discovery",
+        Dns => "dns",
+        Connect => "connect",
+        Tls => "tls",
+        Certificate => "certificate",
+    }
+}
+
+label_enum! {
+    /// Why it failed (the `reason` label). A closed set: every value is produced by a test and documented in
+    /// METRICS.md.
+    Reason {
+        /// The name does not exist (NXDOMAIN) for A and AAAA.
+        DnsNxdomain => "dns_nxdomain",
+        /// The name exists but has neither A nor AAAA records.
+        DnsNoRecords => "dns_no_records",
+        /// SERVFAIL, REFUSED, a malformed answer or any other resolver error.
+        DnsError => "dns_error",
+        /// The DNS server did not answer within `probe.timeouts.dns`.
+        DnsTimeout => "dns_timeout",
+        /// An SRV record's target is `.` ("service decidedly not available") or not a valid host name.
+        SrvTargetInvalid => "srv_target_invalid",
+        /// TCP RST: nothing listens on that port.
+        ConnectionRefused => "connection_refused",
+        /// The TCP connect did not finish within `probe.timeouts.connect`.
+        ConnectionTimeout => "connection_timeout",
+        /// Any other connect error (no route, network unreachable, address not available).
+        Unreachable => "unreachable",
+        /// The TLS handshake failed (alert, protocol error, not TLS at all).
+        TlsHandshakeFailed => "tls_handshake_failed",
+        /// The TLS handshake did not finish within `probe.timeouts.tls_handshake`.
+        TlsTimeout => "tls_timeout",
+        /// The leaf's notAfter is in the past.
+        CertExpired => "cert_expired",
+        /// The leaf's notBefore is in the future.
+        CertNotYetValid => "cert_not_yet_valid",
+        /// The leaf is not valid for the name federation checks (the server name or the delegated name).
+        CertHostnameMismatch => "cert_hostname_mismatch",
+        /// The chain does not lead to a trusted root (self-signed, private CA, missing intermediate).
+        CertUnknownIssuer => "cert_unknown_issuer",
+        /// Any other certificate problem (unparseable, wrong key usage, unsupported algorithm, no certificate).
+        CertInvalid => "cert_invalid",
+    }
+}
