@@ -6,12 +6,25 @@
 //! config ─▶ Config ─▶ ProbeEnv (resolver, TLS roots, ports, timeouts)
 //! scheduler ─▶ probe::probe_server(env, name)
 //!     discovery (well_known ─▶ SRV ─▶ A/AAAA) ─▶ every address: connect ─▶ TLS ─▶ certificate verdict
-//!   ─▶ report::ServerReport (plain data) ─▶ store of latest reports
-//! GET /metrics ─▶ metrics::Collector renders the store
+//!   ─▶ report::ServerReport (plain data) ─▶ store::Store of latest reports
+//! GET /metrics ─▶ metrics renders the store
 //! ```
 //!
 //! Probe code never touches metric types; the metrics code never does I/O.
 
+pub mod cert;
+pub mod client;
 pub mod config;
+pub mod daemon;
+pub mod discovery;
+pub mod dns;
+pub mod env;
+pub mod http;
+pub mod metrics;
+pub mod probe;
 pub mod report;
+pub mod scheduler;
 pub mod server_name;
+pub mod store;
+pub mod tls;
+pub mod well_known;

@@ -32,7 +32,9 @@ impl ServerReport {
     /// was recorded, and every address passed every enabled check.
     #[must_use]
     pub fn success(&self) -> bool {
-        !self.addresses.is_empty() && self.failures.is_empty() && self.addresses.iter().all(AddressReport::success)
+        !self.addresses.is_empty()
+            && self.failures.is_empty()
+            && self.addresses.iter().all(AddressReport::success)
     }
 
     /// Every current failure, server-level first, each with the address it belongs to (`None` for the server).
@@ -42,6 +44,29 @@ impl ServerReport {
                 .iter()
                 .flat_map(|a| a.failures.iter().map(move |f| (Some(a.address), f))),
         )
+    }
+}
+
+impl ServerReport {
+    /// The report of a probe that was cut at its deadline.
+    #[must_use]
+    pub fn timed_out(server_name: &str, started_at: SystemTime, duration: Duration) -> Self {
+        Self {
+            server_name: server_name.to_owned(),
+            started_at,
+            finished_at: started_at + duration,
+            duration,
+            discovery: DiscoveryReport::empty(server_name),
+            addresses: Vec::new(),
+            failures: vec![Failure::new(
+                Stage::Discovery,
+                Reason::Timeout,
+                format!(
+                    "the probe did not finish within {}",
+                    humantime::format_duration(duration)
+                ),
+            )],
+        }
     }
 }
 
@@ -114,7 +139,12 @@ pub struct WellKnownReport {
 impl WellKnownReport {
     #[must_use]
     pub fn skipped() -> Self {
-        Self { outcome: WellKnownOutcome::Skipped, cache_ttl: None, hops: Vec::new(), error: None }
+        Self {
+            outcome: WellKnownOutcome::Skipped,
+            cache_ttl: None,
+            hops: Vec::new(),
+            error: None,
+        }
     }
 }
 
@@ -203,13 +233,23 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(stage: Stage, reason: Reason, message: impl Into<String>) -> Self {
-        Self { stage, reason, message: message.into() }
+        Self {
+            stage,
+            reason,
+            message: message.into(),
+        }
     }
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}: {}", self.stage.as_str(), self.reason.as_str(), self.message)
+        write!(
+            f,
+            "{}/{}: {}",
+            self.stage.as_str(),
+            self.reason.as_str(),
+            self.message
+        )
     }
 }
 
@@ -271,13 +311,13 @@ label_enum! {
         Skipped => "skipped",
         /// HTTP 404.
         NotFound => "not_found",
-        /// Any other non-200 status, or a malformed HTTP answer.
+        /// Any other non-200 status, a malformed HTTP answer, or a redirect to a non-HTTPS URL.
         HttpError => "http_error",
         /// The body is not a JSON object with a string `m.server`.
         InvalidJson => "invalid_json",
         /// `m.server` does not match the server-name grammar.
         InvalidServerName => "invalid_server_name",
-        /// A redirect loop, more than 10 redirects, or a redirect to a non-HTTPS URL.
+        /// A redirect loop, or more than 10 redirects.
         RedirectLoop => "redirect_loop",
         /// The body exceeded 50 KiB.
         TooLarge => "too_large",
@@ -373,5 +413,7 @@ label_enum! {
         CertUnknownIssuer => "cert_unknown_issuer",
         /// Any other certificate problem (unparseable, wrong key usage, unsupported algorithm, no certificate).
         CertInvalid => "cert_invalid",
+        /// The whole probe outlived its deadline (the sum of its step timeouts) and was cut.
+        Timeout => "timeout",
     }
 }

@@ -1,0 +1,298 @@
+//! The spec's server-name resolution: which addresses to connect to, which `Host` header to send, and which
+//! name the certificate must be valid for.
+//!
+//! Matrix spec v1.19, server-server API, "Resolving server names", steps 1 to 6 (with 3.1 to 3.5). Each path
+//! is a [`Method`]; the quoted sentences live on its variants. Unlike Synapse, which stops at the first
+//! address that connects, discovery keeps **every** SRV target and every A and AAAA address, because a peer
+//! may pick any of them. This module decides and resolves; it does not connect to federation endpoints.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use futures_util::future::join_all;
+
+use crate::dns::{Answer, DnsFailure, SrvRecord};
+use crate::env::ProbeEnv;
+use crate::report::{DiscoveryReport, Failure, Method, Reason, SrvInfo, Stage, Step, TargetReport};
+use crate::server_name::{Host, ServerName};
+use crate::well_known;
+
+/// Most SRV targets a probe follows, and most addresses it probes; more are reported as truncated.
+pub const MAX_TARGETS: usize = 32;
+pub const MAX_ADDRESSES: usize = 32;
+
+/// What discovery found: the report, server-level failures, and the endpoints to probe.
+pub struct Discovery {
+    pub report: DiscoveryReport,
+    pub failures: Vec<Failure>,
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// One `ip:port` to probe, with the host it was resolved from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub address: SocketAddr,
+    pub target_host: String,
+}
+
+/// Runs the spec algorithm for `name`.
+pub async fn discover(env: &ProbeEnv, name: &ServerName) -> Discovery {
+    let mut d = Discovery {
+        report: DiscoveryReport::empty(&name.hostname()),
+        failures: Vec::new(),
+        endpoints: Vec::new(),
+    };
+    d.report.host_header = name.as_str().to_owned();
+    let targets = match (name.host(), name.port()) {
+        // Step 1 / step 2: IP literals and explicit ports skip well-known and SRV.
+        (Host::Ip(_), _) | (Host::Dns(_), Some(_)) => direct(env, name, &mut d),
+        // Step 3: "If the hostname is not an IP literal, a regular HTTPS request is made to
+        // https://<hostname>/.well-known/matrix/server".
+        (Host::Dns(hostname), None) => {
+            let wk = well_known::lookup(env, hostname).await;
+            d.report.steps.push((Step::WellKnown, wk.duration));
+            d.report.well_known = wk.report;
+            match wk.delegated {
+                Some(delegated) => {
+                    d.report.delegated_server = Some(delegated.as_str().to_owned());
+                    // Steps 3.1 to 3.5 apply to the delegated name; the Host header and the certificate name
+                    // follow it ("Host header ... containing the IP address", "<delegated_hostname>:<port>",
+                    // "<delegated_hostname>").
+                    d.report.tls_name = delegated.hostname();
+                    d.report.host_header = delegated.as_str().to_owned();
+                    match (delegated.host(), delegated.port()) {
+                        (Host::Ip(_), _) | (Host::Dns(_), Some(_)) => {
+                            direct(env, &delegated, &mut d)
+                        }
+                        (Host::Dns(h), None) => srv_steps(env, h, &mut d).await,
+                    }
+                }
+                // "If the response is invalid ... skip to step 4."
+                None => srv_steps(env, hostname, &mut d).await,
+            }
+        }
+    };
+    resolve_targets(env, targets, &mut d).await;
+    d
+}
+
+/// A host to resolve (or an IP to use as is), the port, and the SRV record it came from.
+struct Target {
+    host: Host,
+    port: u16,
+    srv: Option<SrvInfo>,
+}
+
+/// Steps 1, 2, 3.1 and 3.2: an IP literal, or a DNS name with an explicit port.
+fn direct(env: &ProbeEnv, name: &ServerName, d: &mut Discovery) -> Vec<Target> {
+    d.report.method = match name.host() {
+        Host::Ip(_) => Method::IpLiteral,
+        Host::Dns(_) => Method::ExplicitPort,
+    };
+    // "... together with the given port number, or 8448 if no port is given."
+    let port = name.port().unwrap_or(env.ports.federation);
+    vec![Target {
+        host: name.host().clone(),
+        port,
+        srv: None,
+    }]
+}
+
+/// Steps 3.3 to 3.5 (for a delegated name) and 4 to 6 (for the server name): `_matrix-fed._tcp`, then the
+/// deprecated `_matrix._tcp`, then the name itself on 8448.
+async fn srv_steps(env: &ProbeEnv, hostname: &str, d: &mut Discovery) -> Vec<Target> {
+    let start = Instant::now();
+    let result = srv_lookup(env, hostname).await;
+    d.report.steps.push((Step::Srv, start.elapsed()));
+    match result {
+        Ok(Some((method, records, truncated))) => {
+            d.report.method = method;
+            d.report.truncated |= truncated;
+            srv_targets(records, d)
+        }
+        Ok(None) => {
+            // "If no SRV record is found, an IP address is resolved using CNAME, AAAA or A records. Requests
+            // are made to the resolved IP address and a port of 8448".
+            d.report.method = Method::DefaultPort;
+            vec![Target {
+                host: Host::Dns(hostname.to_owned()),
+                port: env.ports.federation,
+                srv: None,
+            }]
+        }
+        Err(f) => {
+            // A SERVFAIL or timeout is not "not found": the spec falls through only when the record was not
+            // found, so federation lookup fails (as in Synapse's `SrvResolver`).
+            d.report.method = Method::None;
+            d.failures
+                .push(Failure::new(Stage::Dns, f.reason, f.message));
+            Vec::new()
+        }
+    }
+}
+
+type SrvFound = Option<(Method, Vec<SrvRecord>, bool)>;
+
+async fn srv_lookup(env: &ProbeEnv, hostname: &str) -> Result<SrvFound, DnsFailure> {
+    // "If the /.well-known request resulted in an error response, a server is found by resolving an SRV
+    // record for _matrix-fed._tcp.<hostname>."
+    if let Answer::Found((records, truncated)) =
+        env.dns.srv(&format!("_matrix-fed._tcp.{hostname}")).await?
+    {
+        return Ok(Some((Method::SrvMatrixFed, records, truncated)));
+    }
+    // "[Deprecated] If the /.well-known request resulted in an error response, and a _matrix-fed._tcp.<hostname>
+    // SRV record was not found, a server is found by resolving a _matrix._tcp.<hostname> SRV record."
+    if let Answer::Found((records, truncated)) =
+        env.dns.srv(&format!("_matrix._tcp.{hostname}")).await?
+    {
+        return Ok(Some((Method::SrvMatrix, records, truncated)));
+    }
+    Ok(None)
+}
+
+/// Every SRV target, ordered by priority and then by weight (heaviest first), duplicates removed. A target
+/// of `.` ("service decidedly not available", RFC 2782) or an invalid host name is a failure.
+fn srv_targets(mut records: Vec<SrvRecord>, d: &mut Discovery) -> Vec<Target> {
+    records.sort_by_key(|r| (r.priority, std::cmp::Reverse(r.weight)));
+    let mut targets: Vec<Target> = Vec::new();
+    for r in records {
+        if r.target == "." {
+            d.failures.push(Failure::new(
+                Stage::Discovery,
+                Reason::SrvTargetInvalid,
+                "SRV target is \".\": the service is declared unavailable",
+            ));
+            continue;
+        }
+        let host = match ServerName::parse(&r.target) {
+            Ok(n) if n.port().is_none() => n.host().clone(),
+            _ => {
+                d.failures.push(Failure::new(
+                    Stage::Discovery,
+                    Reason::SrvTargetInvalid,
+                    format!("SRV target {:?} is not a host name", r.target),
+                ));
+                continue;
+            }
+        };
+        if targets.iter().any(|t| t.host == host && t.port == r.port) {
+            continue;
+        }
+        if targets.len() == MAX_TARGETS {
+            d.report.truncated = true;
+            break;
+        }
+        targets.push(Target {
+            host,
+            port: r.port,
+            srv: Some(SrvInfo {
+                priority: r.priority,
+                weight: r.weight,
+            }),
+        });
+    }
+    targets
+}
+
+/// Resolves every target's A and AAAA records concurrently ("resolve the hostname to an IP address using
+/// CNAME, AAAA or A records") and lists the endpoints.
+async fn resolve_targets(env: &ProbeEnv, targets: Vec<Target>, d: &mut Discovery) {
+    let start = Instant::now();
+    let any_dns = targets.iter().any(|t| matches!(t.host, Host::Dns(_)));
+    let resolved = join_all(targets.iter().map(|t| resolve_one(env, t))).await;
+    if any_dns {
+        d.report.steps.push((Step::AddressLookup, start.elapsed()));
+    }
+    for (
+        target,
+        Resolved {
+            ips,
+            via_cname,
+            truncated,
+            failures,
+        },
+    ) in targets.into_iter().zip(resolved)
+    {
+        d.failures.extend(failures);
+        d.report.truncated |= truncated;
+        let host = match &target.host {
+            Host::Dns(h) => h.clone(),
+            Host::Ip(ip) => ip.to_string(),
+        };
+        for ip in &ips {
+            if d.endpoints.len() == MAX_ADDRESSES {
+                d.report.truncated = true;
+                break;
+            }
+            d.endpoints.push(Endpoint {
+                address: SocketAddr::new(*ip, target.port),
+                target_host: host.clone(),
+            });
+        }
+        d.report.targets.push(TargetReport {
+            host,
+            port: target.port,
+            srv: target.srv,
+            addresses: ips,
+            via_cname,
+        });
+    }
+}
+
+/// The A and AAAA answers of one target.
+#[derive(Default)]
+struct Resolved {
+    /// IPv6 first.
+    ips: Vec<IpAddr>,
+    via_cname: bool,
+    truncated: bool,
+    failures: Vec<Failure>,
+}
+
+async fn resolve_one(env: &ProbeEnv, target: &Target) -> Resolved {
+    let host = match &target.host {
+        Host::Ip(ip) => {
+            return Resolved {
+                ips: vec![*ip],
+                ..Resolved::default()
+            };
+        }
+        Host::Dns(h) => h,
+    };
+    let (v6, v4) = tokio::join!(
+        env.dns.addresses(host, true),
+        env.dns.addresses(host, false)
+    );
+    let mut r = Resolved::default();
+    let mut not_found = Vec::new();
+    for result in [v6, v4] {
+        match result {
+            Ok(Answer::Found(a)) => {
+                r.ips.extend(a.ips);
+                r.via_cname |= a.via_cname;
+                r.truncated |= a.truncated;
+            }
+            Ok(other) => not_found.push(other),
+            // A family that fails to resolve is a fault even when the other works: peers that need it fail.
+            Err(f) => r
+                .failures
+                .push(Failure::new(Stage::Dns, f.reason, f.message)),
+        }
+    }
+    if r.ips.is_empty() && r.failures.is_empty() {
+        let reason = if not_found.iter().all(|a| *a == Answer::NxDomain) {
+            Reason::DnsNxdomain
+        } else {
+            Reason::DnsNoRecords
+        };
+        let words = if reason == Reason::DnsNxdomain {
+            "does not exist (NXDOMAIN)"
+        } else {
+            "has no A or AAAA record"
+        };
+        r.failures
+            .push(Failure::new(Stage::Dns, reason, format!("{host} {words}")));
+    }
+    r
+}

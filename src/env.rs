@@ -1,0 +1,80 @@
+//! The probe environment: everything a probe needs from the outside world, built once from config.
+//!
+//! `ProbeEnv` is the one seam between probes and the world. Production fills it from [`Config`]; tests point
+//! the resolver at an in-process DNS server, trust a test CA, and remap the spec ports 443 and 8448 to
+//! loopback test ports.
+
+use std::time::Duration;
+
+use rustls::RootCertStore;
+
+use crate::config::{Config, Timeouts};
+use crate::dns::Dns;
+use crate::tls::{self, TlsClient};
+
+/// The two ports the spec fixes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ports {
+    /// `.well-known/matrix/server` is fetched over HTTPS on this port (443: "a regular HTTPS request").
+    pub well_known: u16,
+    /// The default federation port when neither the server name nor SRV gives one (8448).
+    pub federation: u16,
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Self {
+            well_known: 443,
+            federation: 8448,
+        }
+    }
+}
+
+/// Resolver, TLS client, ports and timeouts: shared by every probe (cheap to clone).
+#[derive(Clone)]
+pub struct ProbeEnv {
+    pub dns: Dns,
+    pub tls: TlsClient,
+    pub ports: Ports,
+    pub timeouts: Timeouts,
+}
+
+impl ProbeEnv {
+    /// Builds the resolver and the trust roots from `config` (reads CA files and `/etc/resolv.conf`).
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        let roots = tls::load_roots(config.tls.trust_store, &config.tls.ca_files)?;
+        Self::new(
+            &config.dns.nameservers,
+            roots,
+            Ports::default(),
+            config.probe.timeouts,
+        )
+    }
+
+    /// An environment with explicit parts (tests and benchmarks use this with loopback fakes).
+    pub fn new(
+        nameservers: &[std::net::SocketAddr],
+        roots: RootCertStore,
+        ports: Ports,
+        timeouts: Timeouts,
+    ) -> anyhow::Result<Self> {
+        let dns = Dns::new(nameservers, timeouts.dns)
+            .map_err(|e| anyhow::anyhow!("cannot build the DNS resolver: {e}"))?;
+        Ok(Self {
+            dns,
+            tls: TlsClient::new(roots),
+            ports,
+            timeouts,
+        })
+    }
+
+    /// The longest a probe of one server can take: discovery steps plus one address's phases (addresses are
+    /// probed concurrently). Used to cut a probe that somehow outlives all of its own timeouts.
+    #[must_use]
+    pub fn probe_deadline(&self) -> Duration {
+        let t = &self.timeouts;
+        // SRV twice, then A and AAAA (concurrently), each bounded at twice the DNS timeout.
+        let discovery = t.well_known + t.dns * 2 * 3;
+        discovery + t.connect + t.tls_handshake + t.http * 2 + Duration::from_secs(1)
+    }
+}

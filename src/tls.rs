@@ -1,0 +1,329 @@
+//! TLS: one rustls client (ring provider) that records the presented chain, and a judge that rules on it as a
+//! federating peer would.
+//!
+//! The handshake itself accepts any chain but still makes the server prove it holds the leaf's key (the
+//! handshake signature is verified). After the handshake, [`TlsClient::judge`] decides chain trust, name
+//! and validity window separately, so expiry is known even for an untrusted certificate and every problem
+//! gets its own closed [`Reason`]. Session resumption is off: a resumed handshake presents no certificate.
+//! This module opens no sockets; callers hand it a connected `TcpStream`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{Resumption, verify_server_cert_signed_by_trust_anchor, verify_server_name};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use rustls_pki_types::pem::PemObject;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use crate::config::TrustStore;
+use crate::report::{CertFacts, CertReport, Failure, Reason, Stage, TlsFacts};
+
+/// The client side of every TLS connection a probe makes. Built once per config.
+#[derive(Clone)]
+pub struct TlsClient {
+    connector: TlsConnector,
+    roots: Arc<RootCertStore>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+/// What a completed handshake yields: the stream for HTTP, the negotiated parameters and the chain.
+pub struct Handshake {
+    pub stream: TlsStream<TcpStream>,
+    pub facts: TlsFacts,
+    pub chain: Vec<CertificateDer<'static>>,
+}
+
+impl TlsClient {
+    /// A client that trusts `roots`.
+    #[must_use]
+    pub fn new(roots: RootCertStore) -> Self {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let algorithms = provider.signature_verification_algorithms;
+        let verifier = Arc::new(RecordingVerifier { algorithms });
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map(|b| {
+                b.dangerous()
+                    .with_custom_certificate_verifier(verifier)
+                    .with_no_client_auth()
+            })
+            // Invariant: the ring provider supports the safe default protocol versions.
+            .expect("ring supports TLS 1.2 and 1.3");
+        // Every probe must see the certificate: no session IDs, no tickets.
+        config.resumption = Resumption::disabled();
+        // The follow-up GETs speak HTTP/1.1 over this very connection.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Self {
+            connector: TlsConnector::from(Arc::new(config)),
+            roots: Arc::new(roots),
+            algorithms,
+        }
+    }
+
+    /// Runs the TLS handshake on `tcp` for `name` under `timeout`. `name` is a DNS name (sent as SNI) or an IP
+    /// address (no SNI, as the spec requires: "SNI is not supported and should not be sent").
+    pub async fn handshake(
+        &self,
+        tcp: TcpStream,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Handshake, Failure> {
+        let server_name = tls_name(name)?;
+        let stream =
+            match tokio::time::timeout(timeout, self.connector.connect(server_name, tcp)).await {
+                Err(_) => {
+                    return Err(Failure::new(
+                        Stage::Tls,
+                        Reason::TlsTimeout,
+                        format!(
+                            "TLS handshake did not finish within {}",
+                            humantime::format_duration(timeout)
+                        ),
+                    ));
+                }
+                Ok(Err(e)) => {
+                    let cause = e
+                        .get_ref()
+                        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                        .map_or_else(|| e.to_string(), ToString::to_string);
+                    return Err(Failure::new(
+                        Stage::Tls,
+                        Reason::TlsHandshakeFailed,
+                        format!("TLS handshake failed: {cause}"),
+                    ));
+                }
+                Ok(Ok(stream)) => stream,
+            };
+        let (_, conn) = stream.get_ref();
+        let facts = TlsFacts {
+            version: conn
+                .protocol_version()
+                .map_or_else(String::new, |v| format!("{v:?}")),
+            cipher: conn
+                .negotiated_cipher_suite()
+                .map_or_else(String::new, |s| format!("{:?}", s.suite())),
+        };
+        let chain = conn
+            .peer_certificates()
+            .map(<[CertificateDer<'_>]>::to_vec)
+            .unwrap_or_default();
+        Ok(Handshake {
+            stream,
+            facts,
+            chain,
+        })
+    }
+
+    /// Judges a presented chain for `name` at `now`: chain trust, name and validity window, each separately.
+    #[must_use]
+    pub fn judge(&self, chain: &[CertificateDer<'_>], name: &str, now: SystemTime) -> CertReport {
+        let mut failures = Vec::new();
+        let mut facts: Vec<CertFacts> = Vec::with_capacity(chain.len());
+        for (i, der) in chain.iter().enumerate() {
+            match crate::cert::facts(der) {
+                Ok(f) => facts.push(f),
+                Err(e) => failures.push(cert_failure(
+                    Reason::CertInvalid,
+                    format!("certificate {i} of the chain: {e}"),
+                )),
+            }
+        }
+        let Some(leaf_der) = chain.first() else {
+            failures.push(cert_failure(
+                Reason::CertInvalid,
+                "the server presented no certificate",
+            ));
+            return CertReport {
+                chain: facts,
+                failures,
+            };
+        };
+        let leaf = match ParsedCertificate::try_from(leaf_der) {
+            Ok(leaf) => leaf,
+            Err(e) => {
+                failures.push(cert_failure(
+                    Reason::CertInvalid,
+                    format!("the leaf certificate is unusable: {e}"),
+                ));
+                return CertReport {
+                    chain: facts,
+                    failures,
+                };
+            }
+        };
+
+        // Chain and validity window. webpki checks the leaf's window before building the path, so an expired
+        // leaf hides trust problems; judge the trust again at an instant inside the leaf's window to get both.
+        let at = |t: SystemTime| {
+            UnixTime::since_unix_epoch(t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default())
+        };
+        let verify = |t: UnixTime| {
+            verify_server_cert_signed_by_trust_anchor(
+                &leaf,
+                &self.roots,
+                &chain[1..],
+                t,
+                self.algorithms.all,
+            )
+        };
+        match verify(at(now)) {
+            Ok(()) => {}
+            Err(e) => {
+                let reason = classify(&e);
+                failures.push(cert_failure(reason, format!("{e}")));
+                if matches!(reason, Reason::CertExpired | Reason::CertNotYetValid)
+                    && let Some(inside) = facts.first().map(|f| f.not_before / 2 + f.not_after / 2)
+                    && let Err(e) = verify(UnixTime::since_unix_epoch(Duration::from_secs(
+                        inside.max(0) as u64,
+                    )))
+                {
+                    let trust = classify(&e);
+                    if !matches!(trust, Reason::CertExpired | Reason::CertNotYetValid) {
+                        failures.push(cert_failure(trust, format!("{e}")));
+                    }
+                }
+            }
+        }
+
+        // Name: the server name or the delegated name, never an SRV target.
+        match tls_name(name) {
+            Ok(server_name) => {
+                if let Err(e) = verify_server_name(&leaf, &server_name) {
+                    failures.push(cert_failure(classify(&e), format!("{e}")));
+                }
+            }
+            Err(f) => failures.push(f),
+        }
+        CertReport {
+            chain: facts,
+            failures,
+        }
+    }
+}
+
+/// Loads the trust roots: the system store (else webpki-roots when it is empty) or webpki-roots, plus
+/// `ca_files`. Errors name the file.
+pub fn load_roots(store: TrustStore, ca_files: &[PathBuf]) -> anyhow::Result<RootCertStore> {
+    let mut roots = RootCertStore::empty();
+    if store == TrustStore::System {
+        let native = rustls_native_certs::load_native_certs();
+        let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+        if added == 0 {
+            tracing::warn!(
+                errors = native.errors.len(),
+                "the system trust store is empty; using the webpki roots"
+            );
+        }
+    }
+    if roots.is_empty() {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    for path in ca_files {
+        add_pem_file(&mut roots, path)?;
+    }
+    Ok(roots)
+}
+
+fn add_pem_file(roots: &mut RootCertStore, path: &Path) -> anyhow::Result<()> {
+    let mut added = 0;
+    for cert in CertificateDer::pem_file_iter(path)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+    {
+        let cert = cert.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        roots
+            .add(cert)
+            .map_err(|e| anyhow::anyhow!("{}: not a usable CA certificate: {e}", path.display()))?;
+        added += 1;
+    }
+    anyhow::ensure!(added > 0, "{}: no PEM certificate found", path.display());
+    Ok(())
+}
+
+/// The rustls name for `name`: an IP address (no SNI) or a DNS name.
+fn tls_name(name: &str) -> Result<ServerName<'static>, Failure> {
+    ServerName::try_from(name.to_owned()).map_err(|e| {
+        Failure::new(
+            Stage::Tls,
+            Reason::TlsHandshakeFailed,
+            format!("{name:?} cannot be used as a TLS name: {e}"),
+        )
+    })
+}
+
+fn cert_failure(reason: Reason, message: impl Into<String>) -> Failure {
+    Failure::new(Stage::Certificate, reason, message)
+}
+
+/// Maps a webpki verdict onto the closed certificate reasons (the `*Context` variants included).
+fn classify(e: &rustls::Error) -> Reason {
+    match e {
+        rustls::Error::InvalidCertificate(ce) => match ce {
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                Reason::CertExpired
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                Reason::CertNotYetValid
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                Reason::CertHostnameMismatch
+            }
+            // A chain that ends at no trusted root, or at an impostor root with the same name.
+            CertificateError::UnknownIssuer | CertificateError::BadSignature => {
+                Reason::CertUnknownIssuer
+            }
+            _ => Reason::CertInvalid,
+        },
+        _ => Reason::CertInvalid,
+    }
+}
+
+/// Accepts any chain during the handshake (it is judged afterwards) but verifies the handshake signatures,
+/// so the server must hold the key of the certificate it presents.
+#[derive(Debug)]
+struct RecordingVerifier {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}

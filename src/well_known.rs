@@ -1,0 +1,405 @@
+//! `GET https://<hostname>/.well-known/matrix/server`: redirects, size cap, JSON, `m.server`, cache lifetime.
+//!
+//! Spec v1.19, "Resolving server names", step 3: "If the hostname is not an IP literal, a regular HTTPS
+//! request is made to `https://<hostname>/.well-known/matrix/server`, expecting the schema defined later in
+//! this section. 30x redirects should be followed, however redirection loops should be avoided. Responses
+//! (successful or otherwise) to the `/.well-known` endpoint should be cached by the requesting server. [...]
+//! If the response is invalid (bad JSON, missing properties, non-200 response, etc), skip to step 4."
+//!
+//! Every outcome is a [`WellKnownOutcome`]; none of them is a probe failure, because discovery falls through.
+//! The request goes over the same resolver and TLS client as the probe, with normal certificate validation.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant, SystemTime};
+
+use http::HeaderMap;
+use tokio::net::TcpStream;
+use url::Url;
+
+use crate::client::{GetError, HttpConn};
+use crate::dns::Answer;
+use crate::env::ProbeEnv;
+use crate::report::{WellKnownOutcome, WellKnownReport};
+use crate::server_name::ServerName;
+
+/// Synapse and gomatrixserverlib refuse bodies over 50 KiB (`WELL_KNOWN_MAX_SIZE`); the spec sets no limit.
+pub const MAX_BODY: usize = 50 * 1024;
+/// Redirects followed before giving up (a loop is detected earlier).
+pub const MAX_REDIRECTS: usize = 10;
+/// Spec: "use a sensible default when absent: recommended default 24 hours".
+pub const DEFAULT_CACHE: Duration = Duration::from_secs(24 * 3600);
+/// Spec: "Servers should impose a maximum cache time: 48 hours recommended". Synapse also floors at 5 min.
+pub const MAX_CACHE: Duration = Duration::from_secs(48 * 3600);
+pub const MIN_CACHE: Duration = Duration::from_secs(5 * 60);
+/// Spec: "Errors are recommended to be cached for up to an hour" (Synapse `WELL_KNOWN_INVALID_CACHE_PERIOD`).
+pub const ERROR_CACHE: Duration = Duration::from_secs(3600);
+
+/// The lookup's report, the delegated server name when it succeeded, and how long it took.
+pub struct WellKnown {
+    pub report: WellKnownReport,
+    pub delegated: Option<ServerName>,
+    pub duration: Duration,
+}
+
+/// Fetches and judges the well-known document of `hostname`, within `timeouts.well_known`.
+pub async fn lookup(env: &ProbeEnv, hostname: &str) -> WellKnown {
+    let start = Instant::now();
+    let mut hops = Vec::new();
+    let limit = env.timeouts.well_known;
+    let result = match tokio::time::timeout(limit, fetch(env, hostname, &mut hops)).await {
+        Ok(result) => result,
+        Err(_) => Err(Bad::new(
+            WellKnownOutcome::Timeout,
+            format!("no answer within {}", humantime::format_duration(limit)),
+        )),
+    };
+    let (report, delegated) = match result {
+        Ok((name, ttl)) => (
+            WellKnownReport {
+                outcome: WellKnownOutcome::Delegated,
+                cache_ttl: Some(ttl),
+                hops,
+                error: None,
+            },
+            Some(name),
+        ),
+        Err(bad) => (
+            WellKnownReport {
+                outcome: bad.outcome,
+                cache_ttl: Some(ERROR_CACHE),
+                hops,
+                error: Some(bad.message),
+            },
+            None,
+        ),
+    };
+    WellKnown {
+        report,
+        delegated,
+        duration: start.elapsed(),
+    }
+}
+
+/// A well-known outcome other than `delegated`, with words for humans.
+struct Bad {
+    outcome: WellKnownOutcome,
+    message: String,
+}
+
+impl Bad {
+    fn new(outcome: WellKnownOutcome, message: impl Into<String>) -> Self {
+        Self {
+            outcome,
+            message: message.into(),
+        }
+    }
+}
+
+async fn fetch(
+    env: &ProbeEnv,
+    hostname: &str,
+    hops: &mut Vec<(String, u16)>,
+) -> Result<(ServerName, Duration), Bad> {
+    let mut url =
+        Url::parse(&format!("https://{hostname}/.well-known/matrix/server")).map_err(|e| {
+            Bad::new(
+                WellKnownOutcome::DnsError,
+                format!("cannot form the well-known URL: {e}"),
+            )
+        })?;
+    let mut seen = HashSet::new();
+    let response = loop {
+        if !seen.insert(url.to_string()) {
+            return Err(Bad::new(
+                WellKnownOutcome::RedirectLoop,
+                format!("redirect loop back to {url}"),
+            ));
+        }
+        if seen.len() > MAX_REDIRECTS + 1 {
+            return Err(Bad::new(
+                WellKnownOutcome::RedirectLoop,
+                format!("more than {MAX_REDIRECTS} redirects"),
+            ));
+        }
+        let response = get_once(env, &url)
+            .await
+            .inspect_err(|_| hops.push((url.to_string(), 0)))?;
+        hops.push((url.to_string(), response.status));
+        if !matches!(response.status, 301 | 302 | 303 | 307 | 308) {
+            break response;
+        }
+        let location = response
+            .headers
+            .get(http::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                Bad::new(
+                    WellKnownOutcome::HttpError,
+                    format!("HTTP {} without a Location", response.status),
+                )
+            })?;
+        let next = url.join(location).map_err(|e| {
+            Bad::new(
+                WellKnownOutcome::HttpError,
+                format!("bad redirect Location {location:?}: {e}"),
+            )
+        })?;
+        if next.scheme() != "https" {
+            // The spec's well-known is HTTPS only; Synapse fetches nothing over plain HTTP.
+            return Err(Bad::new(
+                WellKnownOutcome::HttpError,
+                format!("redirect to non-HTTPS URL {next}"),
+            ));
+        }
+        url = next;
+    };
+    match response.status {
+        200 => {}
+        404 => {
+            return Err(Bad::new(
+                WellKnownOutcome::NotFound,
+                format!("HTTP 404 from {url}"),
+            ));
+        }
+        status => {
+            return Err(Bad::new(
+                WellKnownOutcome::HttpError,
+                format!("HTTP {status} from {url}"),
+            ));
+        }
+    }
+    let name = parse_body(&response.body)?;
+    Ok((name, cache_ttl(&response.headers, SystemTime::now())))
+}
+
+/// Judges a 200 body: JSON whatever the Content-Type ("servers parsing the response should assume that the
+/// body is JSON regardless of type"), with a string `m.server` in the server-name grammar.
+fn parse_body(body: &[u8]) -> Result<ServerName, Bad> {
+    // serde_json refuses nesting deeper than 128 levels, so hostile bodies cannot exhaust the stack.
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        Bad::new(
+            WellKnownOutcome::InvalidJson,
+            format!("body is not JSON: {e}"),
+        )
+    })?;
+    let m_server = value
+        .get("m.server")
+        .ok_or_else(|| Bad::new(WellKnownOutcome::InvalidJson, "no \"m.server\" property"))?
+        .as_str()
+        .ok_or_else(|| {
+            Bad::new(
+                WellKnownOutcome::InvalidJson,
+                "\"m.server\" is not a string",
+            )
+        })?;
+    ServerName::parse(m_server).map_err(|e| {
+        Bad::new(
+            WellKnownOutcome::InvalidServerName,
+            format!("\"m.server\" {m_server:?}: {e}"),
+        )
+    })
+}
+
+/// One GET of `url`: resolve its host, connect to the first address that answers, TLS with the usual
+/// validation, then HTTP.
+async fn get_once(env: &ProbeEnv, url: &Url) -> Result<crate::client::Response, Bad> {
+    let (host, ips) = match url.host() {
+        Some(url::Host::Domain(d)) => (d.to_owned(), resolve(env, d).await?),
+        Some(url::Host::Ipv4(ip)) => (ip.to_string(), vec![IpAddr::V4(ip)]),
+        Some(url::Host::Ipv6(ip)) => (ip.to_string(), vec![IpAddr::V6(ip)]),
+        None => {
+            return Err(Bad::new(
+                WellKnownOutcome::HttpError,
+                format!("{url} has no host"),
+            ));
+        }
+    };
+    let port = url.port().unwrap_or(env.ports.well_known);
+    let mut last_error = String::from("no address to connect to");
+    let mut tcp = None;
+    for ip in ips {
+        let addr = SocketAddr::new(ip, port);
+        match tokio::time::timeout(env.timeouts.connect, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                tcp = Some(stream);
+                break;
+            }
+            Ok(Err(e)) => last_error = format!("{addr}: {e}"),
+            Err(_) => last_error = format!("{addr}: connect timed out"),
+        }
+    }
+    let tcp = tcp.ok_or_else(|| Bad::new(WellKnownOutcome::ConnectionFailed, last_error))?;
+    let handshake = env
+        .tls
+        .handshake(tcp, &host, env.timeouts.tls_handshake)
+        .await
+        .map_err(|f| Bad::new(WellKnownOutcome::TlsError, f.message))?;
+    let verdict = env.tls.judge(&handshake.chain, &host, SystemTime::now());
+    if let Some(f) = verdict.failures.first() {
+        return Err(Bad::new(
+            WellKnownOutcome::TlsError,
+            format!("{}: {}", f.reason, f.message),
+        ));
+    }
+    let host_header = match url.port() {
+        Some(p) => format!("{}:{p}", url.host_str().unwrap_or(&host)),
+        None => url.host_str().unwrap_or(&host).to_owned(),
+    };
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    };
+    let mut conn = HttpConn::handshake(handshake.stream, env.timeouts.http)
+        .await
+        .map_err(|e| get_error(&e))?;
+    conn.get(&path, &host_header, MAX_BODY, env.timeouts.http)
+        .await
+        .map_err(|e| get_error(&e))
+}
+
+fn get_error(e: &GetError) -> Bad {
+    let outcome = match e {
+        GetError::Timeout(_) => WellKnownOutcome::Timeout,
+        GetError::TooLarge(_) => WellKnownOutcome::TooLarge,
+        GetError::Http(_) => WellKnownOutcome::HttpError,
+    };
+    Bad::new(outcome, e.to_string())
+}
+
+/// A and AAAA of `host`, concurrently; an error only when neither gives an address.
+async fn resolve(env: &ProbeEnv, host: &str) -> Result<Vec<IpAddr>, Bad> {
+    let (v6, v4) = tokio::join!(
+        env.dns.addresses(host, true),
+        env.dns.addresses(host, false)
+    );
+    let mut ips = Vec::new();
+    let mut problems = Vec::new();
+    for (family, result) in [("AAAA", v6), ("A", v4)] {
+        match result {
+            Ok(Answer::Found(a)) => ips.extend(a.ips),
+            Ok(Answer::NxDomain) => problems.push(format!("{family}: NXDOMAIN")),
+            Ok(Answer::NoData) => problems.push(format!("{family}: no records")),
+            Err(f) => problems.push(f.message),
+        }
+    }
+    if ips.is_empty() {
+        return Err(Bad::new(
+            WellKnownOutcome::DnsError,
+            format!("{host}: {}", problems.join("; ")),
+        ));
+    }
+    Ok(ips)
+}
+
+/// The cache lifetime a homeserver gives this answer: `Cache-Control: no-store` means none, else `max-age`,
+/// else `Expires`, else 24 h; then clamped to [5 min, 48 h] as Synapse does (`_cache_period_from_headers`).
+#[must_use]
+pub fn cache_ttl(headers: &HeaderMap, now: SystemTime) -> Duration {
+    let mut from_headers = None;
+    for value in headers.get_all(http::header::CACHE_CONTROL) {
+        let Ok(value) = value.to_str() else { continue };
+        for directive in value.split(',').map(str::trim) {
+            if directive.eq_ignore_ascii_case("no-store") {
+                from_headers = Some(Duration::ZERO);
+            } else if let Some(secs) = directive
+                .split_once('=')
+                .filter(|(k, _)| k.trim().eq_ignore_ascii_case("max-age"))
+                .and_then(|(_, v)| v.trim().trim_matches('"').parse::<u64>().ok())
+            {
+                from_headers = from_headers.or(Some(Duration::from_secs(secs)));
+            }
+        }
+    }
+    if from_headers.is_none()
+        && let Some(expires) = headers.get(http::header::EXPIRES)
+    {
+        // An unparseable or past Expires means "already stale" (Synapse: 0), which the floor turns into 5 min.
+        from_headers = Some(
+            expires
+                .to_str()
+                .ok()
+                .and_then(|v| httpdate::parse_http_date(v).ok())
+                .and_then(|t| t.duration_since(now).ok())
+                .unwrap_or(Duration::ZERO),
+        );
+    }
+    from_headers.map_or(DEFAULT_CACHE, |d| d.clamp(MIN_CACHE, MAX_CACHE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn cache_ttl_follows_headers_and_clamps() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let in_2h = httpdate::fmt_http_date(now + Duration::from_secs(7200));
+        let cases: &[(&[(&str, &str)], u64)] = &[
+            (&[], 86_400),
+            (&[("cache-control", "max-age=3600")], 3600),
+            (&[("cache-control", "public, max-age=600")], 600),
+            (&[("cache-control", "max-age=10")], 300),
+            (&[("cache-control", "max-age=999999999")], 172_800),
+            (&[("cache-control", "no-store")], 300),
+            (&[("cache-control", "no-cache")], 86_400),
+            (&[("expires", &in_2h)], 7200),
+            (&[("expires", "yesterday-ish")], 300),
+            (
+                &[("cache-control", "max-age=900"), ("expires", &in_2h)],
+                900,
+            ),
+        ];
+        for (pairs, want) in cases {
+            assert_eq!(
+                cache_ttl(&headers(pairs), now),
+                Duration::from_secs(*want),
+                "{pairs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bodies_are_judged() {
+        let outcome = |body: &[u8]| parse_body(body).err().map(|b| b.outcome);
+        assert_eq!(outcome(br#"{"m.server":"matrix.example.org:443"}"#), None);
+        assert_eq!(
+            outcome(b"<html>hello</html>"),
+            Some(WellKnownOutcome::InvalidJson)
+        );
+        assert_eq!(
+            outcome(b"\xff\xfe\x00binary"),
+            Some(WellKnownOutcome::InvalidJson)
+        );
+        assert_eq!(
+            outcome(br#"{"m.server":42}"#),
+            Some(WellKnownOutcome::InvalidJson)
+        );
+        assert_eq!(
+            outcome(br#"{"m.homeserver":"x"}"#),
+            Some(WellKnownOutcome::InvalidJson)
+        );
+        assert_eq!(
+            outcome(br#"["m.server"]"#),
+            Some(WellKnownOutcome::InvalidJson)
+        );
+        assert_eq!(
+            outcome(br#"{"m.server":"https://matrix.example.org"}"#),
+            Some(WellKnownOutcome::InvalidServerName)
+        );
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(
+            outcome(deep.as_bytes()),
+            Some(WellKnownOutcome::InvalidJson)
+        );
+    }
+}
