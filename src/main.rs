@@ -1,1 +1,490 @@
-fn main() {}
+//! The `matrix-federation-exporter` binary: command line, logging, and `run()`. The only place that prints errors
+//! and picks exit codes: 0 success, 1 runtime failure, 2 usage or config error.
+
+use std::fmt::{self, Write as _};
+use std::io::Write as _;
+use std::net::{Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+use clap::{Parser, ValueEnum};
+use matrix_federation_exporter::config::{self, Config, TrustStore};
+use matrix_federation_exporter::daemon;
+use matrix_federation_exporter::server_name::ServerName;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormattedFields};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+/// Prometheus exporter for Matrix federation health.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// YAML config file. Without one, only `--target` names are probed, with default settings.
+    #[arg(long = "config.file", value_name = "FILE")]
+    config_file: Option<PathBuf>,
+
+    /// A server name to probe, in addition to the config file's `servers` (repeatable).
+    #[arg(long = "target", value_name = "NAME")]
+    targets: Vec<String>,
+
+    /// A PEM file of extra trusted CAs, in addition to the config file's `tls.ca_files` (repeatable).
+    #[arg(long = "ca-file", value_name = "PEM")]
+    ca_files: Vec<PathBuf>,
+
+    /// Address to serve /metrics on: `:PORT` (all interfaces), `IPv4:PORT` or `[IPv6]:PORT`.
+    #[arg(
+        long = "web.listen-address",
+        value_name = "ADDR",
+        default_value = ":9448"
+    )]
+    listen_address: String,
+
+    /// Only log messages at this level or more severe.
+    #[arg(long = "log.level", value_name = "LEVEL", value_enum, default_value_t = LogLevel::Info)]
+    log_level: LogLevel,
+
+    /// Log line format (logs go to stderr).
+    #[arg(long = "log.format", value_name = "FORMAT", value_enum, default_value_t = LogFormat::Logfmt)]
+    log_format: LogFormat,
+
+    /// Load and validate the configuration, print what would be probed, and exit.
+    #[arg(long = "check-config")]
+    check_config: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Logfmt,
+    Json,
+}
+
+/// A usage or config error: exit code 2. Everything else that fails is a runtime failure: exit code 1.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+struct UsageError(anyhow::Error);
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap formats its own errors, help and version; it exits 2 on usage errors and 0 otherwise.
+            let _ = err.print();
+            return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
+        }
+    };
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            if err.is::<UsageError>() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    init_logging(cli.log_level, cli.log_format)?;
+    let (config, listen) = settings(cli).map_err(UsageError)?;
+
+    if cli.check_config {
+        let mut out = describe(cli, &config, listen);
+        out.push('\n');
+        std::io::stdout()
+            .lock()
+            .write_all(out.as_bytes())
+            .context("cannot write to stdout")?;
+        return Ok(());
+    }
+
+    if config.servers.is_empty() {
+        tracing::warn!(
+            "no servers to probe: give --target or `servers` in --config.file; /metrics will be empty"
+        );
+    }
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        listen = %listen,
+        servers = config.servers.len(),
+        "starting matrix-federation-exporter"
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(daemon::run(config, listen))
+}
+
+/// The validated settings from the command line and config file: every usage and config error comes from here.
+fn settings(cli: &Cli) -> anyhow::Result<(Config, SocketAddr)> {
+    let listen = parse_listen_address(&cli.listen_address)
+        .with_context(|| format!("--web.listen-address {:?}", cli.listen_address))?;
+    let mut config = match &cli.config_file {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    for target in &cli.targets {
+        let name = ServerName::parse(target).with_context(|| format!("--target {target:?}"))?;
+        if !config.servers.contains(&name) {
+            config.servers.push(name);
+        }
+    }
+    for path in &cli.ca_files {
+        config::check_ca_file(path)
+            .with_context(|| format!("--ca-file {:?}", path.display().to_string()))?;
+        if !config.tls.ca_files.contains(path) {
+            config.tls.ca_files.push(path.clone());
+        }
+    }
+    Ok((config, listen))
+}
+
+/// `:PORT` means all interfaces (`[::]:PORT`, which also accepts IPv4 where the OS allows); otherwise an IP
+/// socket address. Host names are not resolved.
+fn parse_listen_address(text: &str) -> anyhow::Result<SocketAddr> {
+    if let Some(port) = text.strip_prefix(':') {
+        let port: u16 = port
+            .parse()
+            .map_err(|_| anyhow::anyhow!("port {port:?} is not a number from 0 to 65535"))?;
+        return Ok(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)));
+    }
+    text.parse()
+        .map_err(|_| anyhow::anyhow!("expected :PORT, IPv4:PORT or [IPv6]:PORT"))
+}
+
+/// The `--check-config` report: what would be probed, and with which effective settings.
+fn describe(cli: &Cli, config: &Config, listen: SocketAddr) -> String {
+    let d = humantime::format_duration;
+    let p = &config.probe;
+    let t = &p.timeouts;
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let mut line = |key: &str, value: &dyn fmt::Display| {
+        let _ = writeln!(out, "{key}: {value}");
+    };
+    match &cli.config_file {
+        Some(path) => line("config file", &path.display()),
+        None => line("config file", &"none (defaults)"),
+    }
+    line("servers", &config.servers.len());
+    line("probe.interval", &d(p.interval));
+    line("probe.jitter", &d(p.jitter));
+    line("probe.concurrency", &p.concurrency);
+    line("probe.timeouts.dns", &d(t.dns));
+    line("probe.timeouts.connect", &d(t.connect));
+    line("probe.timeouts.tls_handshake", &d(t.tls_handshake));
+    line("probe.timeouts.well_known", &d(t.well_known));
+    line("probe.timeouts.http", &d(t.http));
+    if config.dns.nameservers.is_empty() {
+        line("dns.nameservers", &"system (/etc/resolv.conf)");
+    } else {
+        let list: Vec<String> = config
+            .dns
+            .nameservers
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        line("dns.nameservers", &list.join(", "));
+    }
+    let store = match config.tls.trust_store {
+        TrustStore::System => "system",
+        TrustStore::Webpki => "webpki",
+    };
+    line("tls.trust_store", &store);
+    line("tls.ca_files", &config.tls.ca_files.len());
+    for path in &config.tls.ca_files {
+        let _ = writeln!(out, "  {}", path.display());
+    }
+    let _ = writeln!(out, "web.listen-address: {listen}");
+    let _ = writeln!(out, "would probe:");
+    for server in &config.servers {
+        let _ = writeln!(out, "  {server}");
+    }
+    out.truncate(out.trim_end().len());
+    out
+}
+
+/// Logs to stderr: our crate at `level`, everything else (hickory, rustls, hyper) at `warn` or quieter.
+fn init_logging(level: LogLevel, format: LogFormat) -> anyhow::Result<()> {
+    let level = match level {
+        LogLevel::Error => LevelFilter::ERROR,
+        LogLevel::Warn => LevelFilter::WARN,
+        LogLevel::Info => LevelFilter::INFO,
+        LogLevel::Debug => LevelFilter::DEBUG,
+    };
+    let filter = Targets::new()
+        .with_default(level.min(LevelFilter::WARN))
+        .with_target(env!("CARGO_CRATE_NAME"), level);
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = match format {
+        LogFormat::Logfmt => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .event_format(Logfmt)
+                    .fmt_fields(LogfmtFields)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+    };
+    result.context("cannot set up logging")
+}
+
+/// Events as logfmt: `ts=… level=… target=… msg="…" key=value…`, span fields before event fields.
+struct Logfmt;
+
+impl<S, N> FormatEvent<S, N> for Logfmt
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        let mut fields = LogfmtVisitor::default();
+        event.record(&mut fields);
+
+        let mut line = String::new();
+        let _ = write!(
+            line,
+            "ts={}",
+            humantime::format_rfc3339_millis(SystemTime::now())
+        );
+        push_pair(&mut line, "level", level_name(*meta.level()));
+        push_pair(&mut line, "target", meta.target());
+        push_pair(&mut line, "msg", fields.message.as_deref().unwrap_or(""));
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                let ext = span.extensions();
+                if let Some(formatted) = ext.get::<FormattedFields<N>>()
+                    && !formatted.fields.is_empty()
+                {
+                    line.push(' ');
+                    line.push_str(&formatted.fields);
+                }
+            }
+        }
+        if !fields.pairs.is_empty() {
+            line.push(' ');
+            line.push_str(&fields.pairs);
+        }
+        writeln!(writer, "{line}")
+    }
+}
+
+/// Span fields as logfmt pairs, so `Logfmt` can print them as they are.
+struct LogfmtFields;
+
+impl<'writer> FormatFields<'writer> for LogfmtFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        mut writer: Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
+        let mut visitor = LogfmtVisitor::default();
+        fields.record(&mut visitor);
+        if let Some(message) = &visitor.message {
+            push_pair(&mut visitor.pairs, "message", message);
+        }
+        writer.write_str(visitor.pairs.trim_start())
+    }
+}
+
+/// Collects `message` separately and every other field as `key=value` pairs.
+#[derive(Default)]
+struct LogfmtVisitor {
+    message: Option<String>,
+    pairs: String,
+}
+
+impl Visit for LogfmtVisitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message = Some(value.to_owned());
+        } else {
+            push_pair(&mut self.pairs, field.name(), value);
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        // The whole cause chain, as `{:#}` prints it for anyhow.
+        let mut text = value.to_string();
+        let mut source = value.source();
+        while let Some(err) = source {
+            let _ = write!(text, ": {err}");
+            source = err.source();
+        }
+        self.record_str(field, &text);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.record_str(field, &format!("{value:?}"));
+    }
+}
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::ERROR => "error",
+        Level::WARN => "warn",
+        Level::INFO => "info",
+        Level::DEBUG => "debug",
+        Level::TRACE => "trace",
+    }
+}
+
+/// Appends ` key=value` (no leading space on an empty line), quoting the value when it is empty or holds a space,
+/// `=`, `"`, `\` or a control character; inside quotes `"` and `\` are backslash-escaped and control characters
+/// written as `\n`, `\r`, `\t` or `\u{…}`.
+fn push_pair(out: &mut String, key: &str, value: &str) {
+    if !out.is_empty() {
+        out.push(' ');
+    }
+    out.push_str(key);
+    out.push('=');
+    let needs_quotes = value.is_empty()
+        || value
+            .chars()
+            .any(|c| matches!(c, ' ' | '=' | '"' | '\\') || c.is_control());
+    if !needs_quotes {
+        out.push_str(value);
+        return;
+    }
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:04x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logfmt_quotes_and_escapes_values() {
+        let cases = [
+            ("plain", "k=plain"),
+            ("", "k=\"\""),
+            ("two words", "k=\"two words\""),
+            ("a=b", "k=\"a=b\""),
+            ("say \"hi\"", "k=\"say \\\"hi\\\"\""),
+            ("back\\slash", "k=\"back\\\\slash\""),
+            ("line\nbreak", "k=\"line\\nbreak\""),
+            ("bell\u{7}", "k=\"bell\\u{0007}\""),
+        ];
+        for (value, want) in cases {
+            let mut out = String::new();
+            push_pair(&mut out, "k", value);
+            assert_eq!(out, want, "{value:?}");
+        }
+        let mut out = String::from("ts=1");
+        push_pair(&mut out, "level", "info");
+        assert_eq!(out, "ts=1 level=info");
+    }
+
+    #[test]
+    fn logfmt_lines_carry_span_and_event_fields() {
+        use std::sync::{Arc, Mutex};
+
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .event_format(Logfmt)
+                .fmt_fields(LogfmtFields)
+                .with_writer(move || writer.clone()),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("probe", server_name = "example.org:8448");
+            let _guard = span.enter();
+            tracing::warn!(
+                attempt = 2,
+                reason = "tls handshake failed",
+                "probe \"failed\""
+            );
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let (ts, rest) = text.split_once(' ').unwrap();
+        assert!(ts.starts_with("ts=") && ts.ends_with('Z'), "{ts}");
+        assert_eq!(
+            rest,
+            "level=warn target=matrix_federation_exporter::tests msg=\"probe \\\"failed\\\"\" server_name=example.org:8448 \
+             attempt=2 reason=\"tls handshake failed\"\n"
+        );
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            parse_listen_address(":9448").unwrap(),
+            "[::]:9448".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen_address("127.0.0.1:80").unwrap(),
+            "127.0.0.1:80".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen_address("[::1]:9448").unwrap(),
+            "[::1]:9448".parse().unwrap()
+        );
+        for bad in ["nonsense", ":", ":70000", "localhost:9448", "9448", "[::1]"] {
+            assert!(parse_listen_address(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+}

@@ -43,7 +43,9 @@ pub enum ServerNameError {
     Empty,
     #[error("server name is {0} bytes long; a hostname has at most 255 characters")]
     TooLong(usize),
-    #[error("character {ch:?} at byte {at} is not allowed in a DNS name (only letters, digits, '-' and '.')")]
+    #[error(
+        "character {ch:?} at byte {at} is not allowed in a DNS name (only letters, digits, '-' and '.')"
+    )]
     BadDnsChar { ch: char, at: usize },
     #[error("{0:?} looks like an IPv4 address but is not one (four numbers 0-255)")]
     BadIpv4(String),
@@ -115,7 +117,9 @@ impl FromStr for ServerName {
             let text = &inner[..end];
             let valid_chars = text.len() >= 2
                 && text.len() <= 45
-                && text.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.');
+                && text
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.');
             let ip: Ipv6Addr = match text.parse() {
                 Ok(ip) if valid_chars => ip,
                 _ => return Err(ServerNameError::BadIpv6(text.to_owned())),
@@ -131,11 +135,17 @@ impl FromStr for ServerName {
         let port = match rest {
             "" => None,
             _ => {
-                let digits = rest.strip_prefix(':').ok_or_else(|| ServerNameError::TrailingGarbage(rest.to_owned()))?;
+                let digits = rest
+                    .strip_prefix(':')
+                    .ok_or_else(|| ServerNameError::TrailingGarbage(rest.to_owned()))?;
                 Some(parse_port(digits)?)
             }
         };
-        Ok(Self { raw: s.to_owned(), host, port })
+        Ok(Self {
+            raw: s.to_owned(),
+            host,
+            port,
+        })
     }
 }
 
@@ -150,7 +160,9 @@ fn parse_ipv4_or_dns(text: &str) -> Result<Host, ServerNameError> {
     // literal (and must then be a valid one); any other string of dns-chars is a DNS name.
     let parts: Vec<&str> = text.split('.').collect();
     let ipv4_shape = parts.len() == 4
-        && parts.iter().all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+        && parts
+            .iter()
+            .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
     if ipv4_shape {
         let octets: Option<Vec<u8>> = parts.iter().map(|p| p.parse::<u8>().ok()).collect();
         return match octets.as_deref() {
@@ -158,7 +170,10 @@ fn parse_ipv4_or_dns(text: &str) -> Result<Host, ServerNameError> {
             _ => Err(ServerNameError::BadIpv4(text.to_owned())),
         };
     }
-    if let Some((at, ch)) = text.char_indices().find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '-' || c == '.')) {
+    if let Some((at, ch)) = text
+        .char_indices()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+    {
         return Err(ServerNameError::BadDnsChar { ch, at });
     }
     Ok(Host::Dns(text.to_owned()))
@@ -184,11 +199,27 @@ mod tests {
         // The examples of the spec's "Server Name" appendix.
         let cases: &[(&str, Host, Option<u16>)] = &[
             ("matrix.org", Host::Dns("matrix.org".into()), None),
-            ("matrix.org:8888", Host::Dns("matrix.org".into()), Some(8888)),
+            (
+                "matrix.org:8888",
+                Host::Dns("matrix.org".into()),
+                Some(8888),
+            ),
             ("1.2.3.4", Host::Ip("1.2.3.4".parse().unwrap()), None),
-            ("1.2.3.4:1234", Host::Ip("1.2.3.4".parse().unwrap()), Some(1234)),
-            ("[1234:5678::abcd]", Host::Ip("1234:5678::abcd".parse().unwrap()), None),
-            ("[1234:5678::abcd]:5678", Host::Ip("1234:5678::abcd".parse().unwrap()), Some(5678)),
+            (
+                "1.2.3.4:1234",
+                Host::Ip("1.2.3.4".parse().unwrap()),
+                Some(1234),
+            ),
+            (
+                "[1234:5678::abcd]",
+                Host::Ip("1234:5678::abcd".parse().unwrap()),
+                None,
+            ),
+            (
+                "[1234:5678::abcd]:5678",
+                Host::Ip("1234:5678::abcd".parse().unwrap()),
+                Some(5678),
+            ),
         ];
         for (text, host, port) in cases {
             let n = ServerName::parse(text).unwrap();
@@ -214,21 +245,39 @@ mod tests {
     fn bad_names_say_why() {
         let cases: &[(&str, ServerNameError)] = &[
             ("", ServerNameError::Empty),
-            ("https://matrix.org", ServerNameError::BadPort("//matrix.org".into())),
-            ("matrix.org/", ServerNameError::BadDnsChar { ch: '/', at: 10 }),
-            ("mat rix.org", ServerNameError::BadDnsChar { ch: ' ', at: 3 }),
+            (
+                "https://matrix.org",
+                ServerNameError::BadPort("//matrix.org".into()),
+            ),
+            (
+                "matrix.org/",
+                ServerNameError::BadDnsChar { ch: '/', at: 10 },
+            ),
+            (
+                "mat rix.org",
+                ServerNameError::BadDnsChar { ch: ' ', at: 3 },
+            ),
             ("matrix.org:", ServerNameError::BadPort(String::new())),
             ("matrix.org:0", ServerNameError::BadPort("0".into())),
             ("matrix.org:65536", ServerNameError::BadPort("65536".into())),
-            ("matrix.org:123456", ServerNameError::BadPort("123456".into())),
-            ("matrix.org:8448:1", ServerNameError::BadPort("8448:1".into())),
+            (
+                "matrix.org:123456",
+                ServerNameError::BadPort("123456".into()),
+            ),
+            (
+                "matrix.org:8448:1",
+                ServerNameError::BadPort("8448:1".into()),
+            ),
             ("256.1.1.1", ServerNameError::BadIpv4("256.1.1.1".into())),
             ("::1", ServerNameError::UnbracketedIpv6("::1".into())),
             ("[::1", ServerNameError::UnclosedBracket),
             ("[::g]", ServerNameError::BadIpv6("::g".into())),
             ("[::1]x", ServerNameError::TrailingGarbage("x".into())),
             (":8448", ServerNameError::Empty),
-            ("bücher.example", ServerNameError::BadDnsChar { ch: 'ü', at: 1 }),
+            (
+                "bücher.example",
+                ServerNameError::BadDnsChar { ch: 'ü', at: 1 },
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(ServerName::parse(text).as_ref(), Err(want), "{text:?}");
@@ -236,6 +285,9 @@ mod tests {
         let long = "a".repeat(256);
         assert_eq!(ServerName::parse(&long), Err(ServerNameError::TooLong(256)));
         let huge = "a".repeat(10_000);
-        assert!(matches!(ServerName::parse(&huge), Err(ServerNameError::TooLong(10_000))));
+        assert!(matches!(
+            ServerName::parse(&huge),
+            Err(ServerNameError::TooLong(10_000))
+        ));
     }
 }

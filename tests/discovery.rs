@@ -1,0 +1,959 @@
+//! Scenario tests: one small table row per discovery path and per failure reason, each run against its own
+//! hermetic world (fake DNS, test CA, fake homeservers on loopback) through the real probe.
+//!
+//! A scenario is data: DNS records, servers (address, certificate, behaviour) and the expected report.
+//! `{wk}`, `{fed}`, `{x1}` and `{x2}` in names and addresses stand for the world's ports (443 and 8448 are
+//! remapped to `{wk}` and `{fed}` through `ProbeEnv::ports`). Every test also checks, for every federation
+//! server that was reached, that the SNI sent was the spec's certificate name (none for IP literals), never
+//! an SRV target.
+
+mod support;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, SystemTime};
+
+use matrix_federation_exporter::config::Timeouts;
+use matrix_federation_exporter::env::{Ports, ProbeEnv};
+use matrix_federation_exporter::probe::probe_server;
+use matrix_federation_exporter::report::{Method, Reason, ServerReport, WellKnownOutcome};
+use matrix_federation_exporter::server_name::ServerName;
+use support::{Behaviour, FakeDns, FakeServer, Leaf, PortAnchor, Reply, Routes, SilentDns, TestCa, Validity, Zone};
+
+/// The world's ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum P {
+    Wk,
+    Fed,
+    X1,
+    X2,
+}
+
+enum Rec {
+    A(&'static str, &'static str),
+    Aaaa(&'static str, &'static str),
+    Cname(&'static str, &'static str),
+    Srv(&'static str, u16, u16, P, &'static str),
+    ServFail(&'static str),
+    Txt(&'static str),
+}
+
+#[derive(Clone, Copy)]
+enum Cert {
+    /// Issued by the world's trusted CA, with the intermediate.
+    Good(&'static [&'static str], Validity),
+    /// Issued by the trusted CA but sent without its intermediate.
+    NoIntermediate(&'static [&'static str]),
+    SelfSigned(&'static [&'static str]),
+    /// Issued by a CA nobody trusts.
+    Untrusted(&'static [&'static str]),
+}
+
+enum Serve {
+    /// A homeserver: TLS, and 404 for every path.
+    Matrix(Cert),
+    /// A well-known server: TLS and one reply for `/.well-known/matrix/server`.
+    WellKnown(Cert, WkReply),
+    /// Accepts TCP and never says anything.
+    Silent,
+    /// Answers in plain text, not TLS.
+    Garbage,
+}
+
+enum WkReply {
+    Json(&'static str),
+    Status(u16),
+    Redirect(&'static str),
+    Big(usize),
+    Hang,
+}
+
+struct Srv(&'static str, P, Serve);
+
+struct Want {
+    method: Method,
+    well_known: WellKnownOutcome,
+    delegated: Option<&'static str>,
+    tls_name: &'static str,
+    host_header: &'static str,
+    /// Every probed address with the reasons it failed for (empty: it passed), in any order.
+    addresses: &'static [(&'static str, &'static [Reason])],
+    server_failures: &'static [Reason],
+}
+
+struct Scenario {
+    server_name: &'static str,
+    zone: &'static [Rec],
+    servers: &'static [Srv],
+    want: Want,
+}
+
+const OK: &[Reason] = &[];
+const VALID: Validity = Validity::Valid;
+
+/// A running world: its ports, DNS and servers live as long as this value.
+struct World {
+    ports: [(P, u16); 4],
+    ca: TestCa,
+    dns: FakeDns,
+    servers: Vec<(P, FakeServer)>,
+    _anchors: Vec<PortAnchor>,
+}
+
+impl World {
+    async fn start(zone: &[Rec], servers: &[Srv]) -> World {
+        let mut anchors: Vec<PortAnchor> = (0..4).map(|_| PortAnchor::new()).collect();
+        let ports = [(P::Wk, anchors[0].port), (P::Fed, anchors[1].port), (P::X1, anchors[2].port), (P::X2, anchors[3].port)];
+        let port = |p: P| ports.iter().find(|(q, _)| *q == p).unwrap().1;
+        let mut z = Zone::new();
+        for rec in zone {
+            z = match *rec {
+                Rec::A(n, ip) => z.a(n, ip.parse().unwrap()),
+                Rec::Aaaa(n, ip) => z.aaaa(n, ip.parse().unwrap()),
+                Rec::Cname(n, t) => z.cname(n, t),
+                Rec::Srv(n, prio, weight, p, t) => z.srv(n, prio, weight, port(p), t),
+                Rec::ServFail(n) => z.servfail(n),
+                Rec::Txt(n) => z.txt(n, "no addresses here"),
+            };
+        }
+        let dns = FakeDns::start(z).await;
+        let ca = TestCa::new("scenario");
+        let mut started = Vec::new();
+        for Srv(ip, p, serve) in servers {
+            let ip: IpAddr = ip.parse().unwrap();
+            let anchor = &mut anchors[ports.iter().position(|(q, _)| q == p).unwrap()];
+            let behaviour = match serve {
+                Serve::Matrix(cert) => Behaviour::Https { leaf: leaf(&ca, *cert), routes: Routes::new() },
+                Serve::WellKnown(cert, reply) => {
+                    let reply = match reply {
+                        WkReply::Json(body) => Reply::json(200, subst(body, &ports)),
+                        WkReply::Status(s) => Reply::json(*s, "{}"),
+                        WkReply::Redirect(to) => Reply::Redirect { status: 302, location: subst(to, &ports) },
+                        WkReply::Big(n) => Reply::Big { bytes: *n },
+                        WkReply::Hang => Reply::Hang,
+                    };
+                    Behaviour::Https {
+                        leaf: leaf(&ca, *cert),
+                        routes: Routes::new().route("/.well-known/matrix/server", reply),
+                    }
+                }
+                Serve::Silent => Behaviour::SilentTcp,
+                Serve::Garbage => Behaviour::Garbage,
+            };
+            started.push((*p, FakeServer::start(anchor.bind(ip), behaviour).await));
+        }
+        // Nothing else listens on [::1]:P, so a connection there is refused, not parked in a backlog. Releasing
+        // it is safe: the anchor keeps 127.0.0.1:P, so no other test's anchor can pick P.
+        for anchor in &mut anchors {
+            drop(anchor.take_v6());
+        }
+        World { ports, ca, dns, servers: started, _anchors: anchors }
+    }
+
+    fn env(&self, timeouts: Timeouts) -> ProbeEnv {
+        self.env_with_dns(self.dns.addr, timeouts)
+    }
+
+    fn env_with_dns(&self, dns: SocketAddr, timeouts: Timeouts) -> ProbeEnv {
+        let ports = Ports { well_known: self.port(P::Wk), federation: self.port(P::Fed) };
+        ProbeEnv::new(&[dns], self.ca.root_store(), ports, timeouts).unwrap()
+    }
+
+    fn port(&self, p: P) -> u16 {
+        self.ports.iter().find(|(q, _)| *q == p).unwrap().1
+    }
+
+    /// The SNI values federation servers (not well-known servers) saw.
+    fn federation_sni(&self) -> Vec<Option<String>> {
+        self.servers.iter().filter(|(p, _)| *p != P::Wk).flat_map(|(_, s)| s.sni_seen()).collect()
+    }
+}
+
+fn leaf(ca: &TestCa, cert: Cert) -> Leaf {
+    match cert {
+        Cert::Good(names, validity) => ca.leaf(names, validity),
+        Cert::NoIntermediate(names) => ca.leaf_without_intermediate(names, VALID),
+        Cert::SelfSigned(names) => support::self_signed(names, VALID),
+        Cert::Untrusted(names) => TestCa::new("nobody trusts this one").leaf(names, VALID),
+    }
+}
+
+fn subst(text: &str, ports: &[(P, u16); 4]) -> String {
+    let mut out = text.to_owned();
+    for (p, port) in ports {
+        let key = match p {
+            P::Wk => "{wk}",
+            P::Fed => "{fed}",
+            P::X1 => "{x1}",
+            P::X2 => "{x2}",
+        };
+        out = out.replace(key, &port.to_string());
+    }
+    out
+}
+
+/// Timeouts short enough that hang scenarios end quickly, long enough for a loaded CI machine.
+const TIMEOUTS: Timeouts = Timeouts {
+    dns: Duration::from_secs(2),
+    connect: Duration::from_secs(2),
+    tls_handshake: Duration::from_secs(2),
+    well_known: Duration::from_secs(3),
+    http: Duration::from_secs(2),
+};
+
+async fn run(s: &Scenario) -> ServerReport {
+    let world = World::start(s.zone, s.servers).await;
+    let name = ServerName::parse(&subst(s.server_name, &world.ports)).unwrap();
+    let report = probe_server(&world.env(TIMEOUTS), &name).await;
+    check(&world, s, &report);
+    report
+}
+
+fn check(world: &World, s: &Scenario, report: &ServerReport) {
+    let w = &s.want;
+    let d = &report.discovery;
+    let context = format!("{report:#?}");
+    assert_eq!(d.method, w.method, "method\n{context}");
+    assert_eq!(d.well_known.outcome, w.well_known, "well-known outcome\n{context}");
+    assert_eq!(d.delegated_server.as_deref(), w.delegated.map(|x| subst(x, &world.ports)).as_deref(), "delegated");
+    assert_eq!(d.tls_name, w.tls_name, "TLS name\n{context}");
+    assert_eq!(d.host_header, subst(w.host_header, &world.ports), "Host header\n{context}");
+    let mut got: Vec<(String, Vec<Reason>)> = report
+        .addresses
+        .iter()
+        .map(|a| (a.address.to_string(), a.failures.iter().map(|f| f.reason).collect()))
+        .collect();
+    let mut want: Vec<(String, Vec<Reason>)> =
+        w.addresses.iter().map(|(a, r)| (subst(a, &world.ports), r.to_vec())).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "addresses and their failures\n{context}");
+    let server_failures: Vec<Reason> = report.failures.iter().map(|f| f.reason).collect();
+    assert_eq!(server_failures, w.server_failures, "server-level failures\n{context}");
+    let should_pass = !w.addresses.is_empty()
+        && w.server_failures.is_empty()
+        && w.addresses.iter().all(|(_, r)| r.is_empty());
+    assert_eq!(report.success(), should_pass, "probe success\n{context}");
+    // "SNI should be sent for the certificate which is expected, unless that certificate is expected to be an
+    // IP address in which case SNI is not supported and should not be sent."
+    let expected_sni = if w.tls_name.parse::<IpAddr>().is_ok() { None } else { Some(w.tls_name.to_owned()) };
+    for sni in world.federation_sni() {
+        assert_eq!(sni, expected_sni, "SNI sent to a federation server\n{context}");
+    }
+    // Every address that completed a handshake has a chain with expiry facts, valid or not.
+    for a in &report.addresses {
+        if a.tls.is_some() {
+            let cert = a.certificate.as_ref().expect("certificate verdict after a handshake");
+            assert!(!cert.chain.is_empty() && cert.chain[0].not_after > 0, "{context}");
+        }
+    }
+}
+
+macro_rules! scenarios {
+    ($($name:ident: $s:expr;)+) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                static S: Scenario = $s;
+                run(&S).await;
+            }
+        )+
+    };
+}
+
+scenarios! {
+    // Step 6: no well-known (nothing on 443), no SRV: the name itself on 8448.
+    direct_on_default_port: Scenario {
+        server_name: "direct.test",
+        zone: &[Rec::A("direct.test", "127.0.0.2")],
+        servers: &[Srv("127.0.0.2", P::Fed, Serve::Matrix(Cert::Good(&["direct.test"], VALID)))],
+        want: Want {
+            method: Method::DefaultPort, well_known: WellKnownOutcome::ConnectionFailed, delegated: None,
+            tls_name: "direct.test", host_header: "direct.test",
+            addresses: &[("127.0.0.2:{fed}", OK)], server_failures: &[],
+        },
+    };
+
+    // Step 2: an explicit port skips well-known and SRV (the SRV record here must be ignored).
+    explicit_port: Scenario {
+        server_name: "explicit.test:{x1}",
+        zone: &[
+            Rec::A("explicit.test", "127.0.0.2"),
+            Rec::Srv("_matrix-fed._tcp.explicit.test", 10, 0, P::X2, "elsewhere.test"),
+        ],
+        servers: &[Srv("127.0.0.2", P::X1, Serve::Matrix(Cert::Good(&["explicit.test"], VALID)))],
+        want: Want {
+            method: Method::ExplicitPort, well_known: WellKnownOutcome::Skipped, delegated: None,
+            tls_name: "explicit.test", host_header: "explicit.test:{x1}",
+            addresses: &[("127.0.0.2:{x1}", OK)], server_failures: &[],
+        },
+    };
+
+    // Step 1: an IPv4 literal with a port; the certificate must carry the IP; no SNI is sent.
+    ipv4_literal_with_port: Scenario {
+        server_name: "127.0.0.3:{x1}",
+        zone: &[],
+        servers: &[Srv("127.0.0.3", P::X1, Serve::Matrix(Cert::Good(&["127.0.0.3"], VALID)))],
+        want: Want {
+            method: Method::IpLiteral, well_known: WellKnownOutcome::Skipped, delegated: None,
+            tls_name: "127.0.0.3", host_header: "127.0.0.3:{x1}",
+            addresses: &[("127.0.0.3:{x1}", OK)], server_failures: &[],
+        },
+    };
+
+    // Step 1 without a port: 8448.
+    ipv4_literal_default_port: Scenario {
+        server_name: "127.0.0.4",
+        zone: &[],
+        servers: &[Srv("127.0.0.4", P::Fed, Serve::Matrix(Cert::Good(&["127.0.0.4"], VALID)))],
+        want: Want {
+            method: Method::IpLiteral, well_known: WellKnownOutcome::Skipped, delegated: None,
+            tls_name: "127.0.0.4", host_header: "127.0.0.4",
+            addresses: &[("127.0.0.4:{fed}", OK)], server_failures: &[],
+        },
+    };
+
+    // Step 1 with a bracketed IPv6 literal.
+    ipv6_literal: Scenario {
+        server_name: "[::1]:{x1}",
+        zone: &[],
+        servers: &[Srv("::1", P::X1, Serve::Matrix(Cert::Good(&["::1"], VALID)))],
+        want: Want {
+            method: Method::IpLiteral, well_known: WellKnownOutcome::Skipped, delegated: None,
+            tls_name: "::1", host_header: "[::1]:{x1}",
+            addresses: &[("[::1]:{x1}", OK)], server_failures: &[],
+        },
+    };
+
+    // An IP literal whose certificate names only a DNS name fails: the IP itself must be in the certificate.
+    ip_literal_without_ip_san: Scenario {
+        server_name: "127.0.0.5:{x1}",
+        zone: &[],
+        servers: &[Srv("127.0.0.5", P::X1, Serve::Matrix(Cert::Good(&["ip.test"], VALID)))],
+        want: Want {
+            method: Method::IpLiteral, well_known: WellKnownOutcome::Skipped, delegated: None,
+            tls_name: "127.0.0.5", host_header: "127.0.0.5:{x1}",
+            addresses: &[("127.0.0.5:{x1}", &[Reason::CertHostnameMismatch])], server_failures: &[],
+        },
+    };
+
+    // Step 4: `_matrix-fed._tcp` to a target whose certificate names the server name: passes.
+    srv_matrix_fed: Scenario {
+        server_name: "srv.test",
+        zone: &[
+            Rec::Srv("_matrix-fed._tcp.srv.test", 10, 0, P::X1, "target.srv.test"),
+            Rec::A("target.srv.test", "127.0.0.2"),
+        ],
+        servers: &[Srv("127.0.0.2", P::X1, Serve::Matrix(Cert::Good(&["srv.test"], VALID)))],
+        want: Want {
+            method: Method::SrvMatrixFed, well_known: WellKnownOutcome::DnsError, delegated: None,
+            tls_name: "srv.test", host_header: "srv.test",
+            addresses: &[("127.0.0.2:{x1}", OK)], server_failures: &[],
+        },
+    };
+
+    // The classic MSC1711 breakage: the SRV target's certificate names only the target.
+    srv_target_certificate_lacks_server_name: Scenario {
+        server_name: "srvbad.test",
+        zone: &[
+            Rec::Srv("_matrix-fed._tcp.srvbad.test", 10, 0, P::X1, "matrix.srvbad.test"),
+            Rec::A("matrix.srvbad.test", "127.0.0.2"),
+        ],
+        servers: &[Srv("127.0.0.2", P::X1, Serve::Matrix(Cert::Good(&["matrix.srvbad.test"], VALID)))],
+        want: Want {
+            method: Method::SrvMatrixFed, well_known: WellKnownOutcome::DnsError, delegated: None,
+            tls_name: "srvbad.test", host_header: "srvbad.test",
+            addresses: &[("127.0.0.2:{x1}", &[Reason::CertHostnameMismatch])], server_failures: &[],
+        },
+    };
+
+    // Step 5: only the deprecated `_matrix._tcp` record exists.
+    srv_matrix_deprecated_only: Scenario {
+        server_name: "old.test",
+        zone: &[
+            Rec::Srv("_matrix._tcp.old.test", 10, 0, P::X1, "host.old.test"),
+            Rec::A("host.old.test", "127.0.0.2"),
+        ],
+        servers: &[Srv("127.0.0.2", P::X1, Serve::Matrix(Cert::Good(&["old.test"], VALID)))],
+        want: Want {
+            method: Method::SrvMatrix, well_known: WellKnownOutcome::DnsError, delegated: None,
+            tls_name: "old.test", host_header: "old.test",
+            addresses: &[("127.0.0.2:{x1}", OK)], server_failures: &[],
+        },
+    };
+
+    // `_matrix-fed` wins over `_matrix` when both exist.
+    srv_matrix_fed_preferred_over_deprecated: Scenario {
+        server_name: "both.test",
+        zone: &[
+            Rec::Srv("_matrix-fed._tcp.both.test", 10, 0, P::X1, "new.both.test"),
+            Rec::Srv("_matrix._tcp.both.test", 10, 0, P::X2, "old.both.test"),
+            Rec::A("new.both.test", "127.0.0.2"),
+            Rec::A("old.both.test", "127.0.0.3"),
+        ],
+        servers: &[Srv("127.0.0.2", P::X1, Serve::Matrix(Cert::Good(&["both.test"], VALID)))],
+        want: Want {
+            method: Method::SrvMatrixFed, well_known: WellKnownOutcome::DnsError, delegated: None,
+            tls_name: "both.test", host_header: "both.test",
+            addresses: &[("127.0.0.2:{x1}", OK)], server_failures: &[],
+        },
+    };
+
+    // Several SRV records with priorities and weights: every target and address is probed.
+    srv_several_targets_all_probed: Scenario {
+        server_name: "multi.test",
+        zone: &[
+            Rec::Srv("_matrix-fed._tcp.multi.test", 10, 60, P::X1, "a.multi.test"),
+            Rec::Srv("_matrix-fed._tcp.multi.test", 10, 40, P::X1, "b.multi.test"),
+            Rec::Srv("_matrix-fed._tcp.multi.test", 20, 0, P::X2, "backup.multi.test"),
+            Rec::A("a.multi.test", "127.0.0.2"),
+            Rec::A("b.multi.test", "127.0.0.3"),
+            Rec::A("backup.multi.test", "127.0.0.4"),
+        ],
+        servers: &[
+            Srv("127.0.0.2", P::X1, Serve::Matrix(Cert::Good(&["multi.test"], VALID))),
+            Srv("127.0.0.3", P::X1, Serve::Matrix(Cert::Good(&["multi.test"], VALID))),
+        ],
+        want: Want {
+            method: Method::SrvMatrixFed, well_known: WellKnownOutcome::DnsError, delegated: None,
+            tls_name: "multi.test", host_header: "multi.test",
+            // The dead backup target is a real fault even though the preferred targets work.
+            addresses: &[
+                ("127.0.0.2:{x1}", OK),
+                ("127.0.0.3:{x1}", OK),
+                ("127.0.0.4:{x2}", &[Reason::ConnectionRefused]),
+            ],
+            server_failures: &[],
+        },
+    };
+
+    // An SRV target of "." declares the service unavailable.
+    srv_target_dot: Scenario {
+        server_name: "dot.test",
+        zone: &[Rec::Srv("_matrix-fed._tcp.dot.test", 0, 0, P::X1, ".")],
+        servers: &[],
+        want: Want {
+            method: Method::SrvMatrixFed, well_known: WellKnownOutcome::DnsError, delegated: None,
+            tls_name: "dot.test", host_header: "dot.test",
+            addresses: &[], server_failures: &[Reason::SrvTargetInvalid],
+        },
+    };
+
+    // SERVFAIL on `_matrix-fed._tcp` fails discovery: the spec falls through only when a record is not found.
+    srv_servfail: Scenario {
+        server_name: "servfail.test",
+        zone: &[Rec::ServFail("_matrix-fed._tcp.servfail.test"), Rec::A("servfail.test", "127.0.0.2")],
+        servers: &[Srv("127.0.0.2", P::Fed, Serve::Matrix(Cert::Good(&["servfail.test"], VALID)))],
+        want: Want {
+            method: Method::None, well_known: WellKnownOutcome::ConnectionFailed, delegated: None,
+            tls_name: "servfail.test", host_header: "servfail.test",
+            addresses: &[], server_failures: &[Reason::DnsError],
+        },
+    };
+
+    // Step 3.2: well-known delegates to `host:port`.
+    well_known_to_host_and_port: Scenario {
+        server_name: "wk1.test",
+        zone: &[Rec::A("wk1.test", "127.0.0.2"), Rec::A("deleg1.test", "127.0.0.3")],
+        servers: &[
+            Srv("127.0.0.2", P::Wk, Serve::WellKnown(Cert::Good(&["wk1.test"], VALID), WkReply::Json(r#"{"m.server":"deleg1.test:{x1}"}"#))),
+            Srv("127.0.0.3", P::X1, Serve::Matrix(Cert::Good(&["deleg1.test"], VALID))),
+        ],
+        want: Want {
+            method: Method::ExplicitPort, well_known: WellKnownOutcome::Delegated, delegated: Some("deleg1.test:{x1}"),
+            tls_name: "deleg1.test", host_header: "deleg1.test:{x1}",
+            addresses: &[("127.0.0.3:{x1}", OK)], server_failures: &[],
+        },
+    };
+
+    // Step 3.3: the delegated host has its own `_matrix-fed` SRV; the certificate must name the delegated
+    // host, not the SRV target.
+    well_known_to_host_with_srv: Scenario {
+        server_name: "wk2.test",
+        zone: &[
+            Rec::A("wk2.test", "127.0.0.2"),
+            Rec::Srv("_matrix-fed._tcp.deleg2.test", 10, 0, P::X1, "t.deleg2.test"),
+            Rec::A("t.deleg2.test", "127.0.0.3"),
+        ],
+        servers: &[
+            Srv("127.0.0.2", P::Wk, Serve::WellKnown(Cert::Good(&["wk2.test"], VALID), WkReply::Json(r#"{"m.server":"deleg2.test"}"#))),
+            Srv("127.0.0.3", P::X1, Serve::Matrix(Cert::Good(&["deleg2.test"], VALID))),
+        ],
+        want: Want {
+            method: Method::SrvMatrixFed, well_known: WellKnownOutcome::Delegated, delegated: Some("deleg2.test"),
+            tls_name: "deleg2.test", host_header: "deleg2.test",
+            addresses: &[("127.0.0.3:{x1}", OK)], server_failures: &[],
+        },
+    };
+
+    // Step 3.5: the delegated host has neither port nor SRV: its addresses on 8448.
+    well_known_to_host_without_srv: Scenario {
+        server_name: "wk3.test",
+        zone: &[Rec::A("wk3.test", "127.0.0.2"), Rec::A("deleg3.test", "127.0.0.3")],
+        servers: &[
+            Srv("127.0.0.2", P::Wk, Serve::WellKnown(Cert::Good(&["wk3.test"], VALID), WkReply::Json(r#"{"m.server":"deleg3.test"}"#))),
+            Srv("127.0.0.3", P::Fed, Serve::Matrix(Cert::Good(&["deleg3.test"], VALID))),
+        ],
+        want: Want {
+            method: Method::DefaultPort, well_known: WellKnownOutcome::Delegated, delegated: Some("deleg3.test"),
+            tls_name: "deleg3.test", host_header: "deleg3.test",
+            addresses: &[("127.0.0.3:{fed}", OK)], server_failures: &[],
+        },
+    };
+
+    // Step 3.1: well-known delegates to an IP literal with a port.
+    well_known_to_ip_literal: Scenario {
+        server_name: "wkip.test",
+        zone: &[Rec::A("wkip.test", "127.0.0.2")],
+        servers: &[
+            Srv("127.0.0.2", P::Wk, Serve::WellKnown(Cert::Good(&["wkip.test"], VALID), WkReply::Json(r#"{"m.server":"127.0.0.3:{x1}"}"#))),
+            Srv("127.0.0.3", P::X1, Serve::Matrix(Cert::Good(&["127.0.0.3"], VALID))),
+        ],
+        want: Want {
+            method: Method::IpLiteral, well_known: WellKnownOutcome::Delegated, delegated: Some("127.0.0.3:{x1}"),
+            tls_name: "127.0.0.3", host_header: "127.0.0.3:{x1}",
+            addresses: &[("127.0.0.3:{x1}", OK)], server_failures: &[],
+        },
+    };
+
+    // A redirect to another host that serves the document: followed.
+    well_known_redirect_followed: Scenario {
+        server_name: "wkr.test",
+        zone: &[Rec::A("wkr.test", "127.0.0.2"), Rec::A("www.wkr.test", "127.0.0.3"), Rec::A("deleg.wkr.test", "127.0.0.4")],
+        servers: &[
+            Srv("127.0.0.2", P::Wk, Serve::WellKnown(Cert::Good(&["wkr.test"], VALID), WkReply::Redirect("https://www.wkr.test/.well-known/matrix/server"))),
+            Srv("127.0.0.3", P::Wk, Serve::WellKnown(Cert::Good(&["www.wkr.test"], VALID), WkReply::Json(r#"{"m.server":"deleg.wkr.test:{x1}"}"#))),
+            Srv("127.0.0.4", P::X1, Serve::Matrix(Cert::Good(&["deleg.wkr.test"], VALID))),
+        ],
+        want: Want {
+            method: Method::ExplicitPort, well_known: WellKnownOutcome::Delegated, delegated: Some("deleg.wkr.test:{x1}"),
+            tls_name: "deleg.wkr.test", host_header: "deleg.wkr.test:{x1}",
+            addresses: &[("127.0.0.4:{x1}", OK)], server_failures: &[],
+        },
+    };
+
+    // A redirect loop is detected; discovery falls through to SRV and 8448, which work.
+    well_known_redirect_loop_falls_back: Scenario {
+        server_name: "loop.test",
+        zone: &[Rec::A("loop.test", "127.0.0.2")],
+        servers: &[
+            Srv("127.0.0.2", P::Wk, Serve::WellKnown(Cert::Good(&["loop.test"], VALID), WkReply::Redirect("/.well-known/matrix/server"))),
+            Srv("127.0.0.2", P::Fed, Serve::Matrix(Cert::Good(&["loop.test"], VALID))),
+        ],
+        want: Want {
+            method: Method::DefaultPort, well_known: WellKnownOutcome::RedirectLoop, delegated: None,
+            tls_name: "loop.test", host_header: "loop.test",
+            addresses: &[("127.0.0.2:{fed}", OK)], server_failures: &[],
+        },
+    };
+
+    well_known_not_found_falls_back: Scenario {
+        server_name: "nf.test",
+        zone: &[Rec::A("nf.test", "127.0.0.2")],
+        servers: &[
+            Srv("127.0.0.2", P::Wk, Serve::WellKnown(Cert::Good(&["nf.test"], VALID), WkReply::Status(404))),
+            Srv("127.0.0.2", P::Fed, Serve::Matrix(Cert::Good(&["nf.test"], VALID))),
+        ],
+        want: Want {
+            method: Method::DefaultPort, well_known: WellKnownOutcome::NotFound, delegated: None,
+            tls_name: "nf.test", host_header: "nf.test",
+            addresses: &[("127.0.0.2:{fed}", OK)], server_failures: &[],
+        },
+    };
+
+    well_known_server_error: Scenario {
+        server_name: "err.test",
+        zone: &[Rec::A("err.test", "127.0.0.2")],
+        servers: &[
+            Srv("127.0.0.2", P::Wk, Serve::WellKnown(Cert::Good(&["err.test"], VALID), WkReply::Status(500))),
+            Srv("127.0.0.2", P::Fed, Serve::Matrix(Cert::Good(&["err.test"], VALID))),
+        ],
+        want: Want {
+            method: Method::DefaultPort, well_known: WellKnownOutcome::HttpError, delegated: None,
+            tls_name: "err.test", host_header: "err.test",
+            addresses: &[("127.0.0.2:{fed}", OK)], server_failures: &[],
+        },
+    };
+
+    well_known_invalid_json_falls_back: Scenario {
+        server_name: "html.test",
+        zone: &[Rec::A("html.test", "127.0.0.2")],
+        servers: &[
+            Srv("127.0.0.2", P::Wk, Serve::WellKnown(Cert::Good(&["html.test"], VALID), WkReply::Json("<html>Welcome!</html>"))),
+            Srv("127.0.0.2", P::Fed, Serve::Matrix(Cert::Good(&["html.test"], VALID))),
+        ],
+        want: Want {
+            method: Method::DefaultPort, well_known: WellKnownOutcome::InvalidJson, delegated: None,
+            tls_name: "html.test", host_header: "html.test",
+            addresses: &[("127.0.0.2:{fed}", OK)], server_failures: &[],
+        },
+    };
+
+    well_known_invalid_server_name: Scenario {
+        server_name: "badname.test",
+        zone: &[Rec::A("badname.test", "127.0.0.2")],
+        servers: &[
+            Srv("127.0.0.2", P::Wk, Serve::WellKnown(Cert::Good(&["badname.test"], VALID), WkReply::Json(r#"{"m.server":"https://matrix.badname.test:443"}"#))),
+            Srv("127.0.0.2", P::Fed, Serve::Matrix(Cert::Good(&["badname.test"], VALID))),
+        ],
+        want: Want {
+            method: Method::DefaultPort, well_known: WellKnownOutcome::InvalidServerName, delegated: None,
+            tls_name: "badname.test", host_header: "badname.test",
+            addresses: &[("127.0.0.2:{fed}", OK)], server_failures: &[],
+        },
+    };
+
+    // A body over 50 KiB is refused after reading at most the cap.
+    well_known_too_large: Scenario {
+        server_name: "big.test",
+        zone: &[Rec::A("big.test", "127.0.0.2")],
+        servers: &[
+            Srv("127.0.0.2", P::Wk, Serve::WellKnown(Cert::Good(&["big.test"], VALID), WkReply::Big(10 * 1024 * 1024))),
+            Srv("127.0.0.2", P::Fed, Serve::Matrix(Cert::Good(&["big.test"], VALID))),
+        ],
+        want: Want {
+            method: Method::DefaultPort, well_known: WellKnownOutcome::TooLarge, delegated: None,
+            tls_name: "big.test", host_header: "big.test",
+            addresses: &[("127.0.0.2:{fed}", OK)], server_failures: &[],
+        },
+    };
+
+    // A well-known server that never answers: cut at the well-known timeout, and the fallback still works.
+    well_known_hang_falls_back: Scenario {
+        server_name: "hang.test",
+        zone: &[Rec::A("hang.test", "127.0.0.2")],
+        servers: &[
+            Srv("127.0.0.2", P::Wk, Serve::WellKnown(Cert::Good(&["hang.test"], VALID), WkReply::Hang)),
+            Srv("127.0.0.2", P::Fed, Serve::Matrix(Cert::Good(&["hang.test"], VALID))),
+        ],
+        want: Want {
+            method: Method::DefaultPort, well_known: WellKnownOutcome::Timeout, delegated: None,
+            tls_name: "hang.test", host_header: "hang.test",
+            addresses: &[("127.0.0.2:{fed}", OK)], server_failures: &[],
+        },
+    };
+
+    // Well-known over a certificate for another name is a TLS error, not a delegation.
+    well_known_bad_certificate: Scenario {
+        server_name: "wktls.test",
+        zone: &[Rec::A("wktls.test", "127.0.0.2")],
+        servers: &[
+            Srv("127.0.0.2", P::Wk, Serve::WellKnown(Cert::Good(&["other.test"], VALID), WkReply::Json(r#"{"m.server":"evil.test:1"}"#))),
+            Srv("127.0.0.2", P::Fed, Serve::Matrix(Cert::Good(&["wktls.test"], VALID))),
+        ],
+        want: Want {
+            method: Method::DefaultPort, well_known: WellKnownOutcome::TlsError, delegated: None,
+            tls_name: "wktls.test", host_header: "wktls.test",
+            addresses: &[("127.0.0.2:{fed}", OK)], server_failures: &[],
+        },
+    };
+
+    // A name that is a CNAME: followed; the certificate is checked against the server name.
+    name_is_a_cname: Scenario {
+        server_name: "alias.test",
+        zone: &[Rec::Cname("alias.test", "real.test"), Rec::A("real.test", "127.0.0.2")],
+        servers: &[Srv("127.0.0.2", P::Fed, Serve::Matrix(Cert::Good(&["alias.test"], VALID)))],
+        want: Want {
+            method: Method::DefaultPort, well_known: WellKnownOutcome::ConnectionFailed, delegated: None,
+            tls_name: "alias.test", host_header: "alias.test",
+            addresses: &[("127.0.0.2:{fed}", OK)], server_failures: &[],
+        },
+    };
+
+    // Dual stack where only IPv6 is broken: per-address results differ and the probe fails.
+    dual_stack_ipv6_broken: Scenario {
+        server_name: "dual.test",
+        zone: &[Rec::A("dual.test", "127.0.0.2"), Rec::Aaaa("dual.test", "::1")],
+        servers: &[Srv("127.0.0.2", P::Fed, Serve::Matrix(Cert::Good(&["dual.test"], VALID)))],
+        want: Want {
+            method: Method::DefaultPort, well_known: WellKnownOutcome::ConnectionFailed, delegated: None,
+            tls_name: "dual.test", host_header: "dual.test",
+            addresses: &[("127.0.0.2:{fed}", OK), ("[::1]:{fed}", &[Reason::ConnectionRefused])],
+            server_failures: &[],
+        },
+    };
+
+    dual_stack_both_work: Scenario {
+        server_name: "dual2.test",
+        zone: &[Rec::A("dual2.test", "127.0.0.2"), Rec::Aaaa("dual2.test", "::1")],
+        servers: &[
+            Srv("127.0.0.2", P::Fed, Serve::Matrix(Cert::Good(&["dual2.test"], VALID))),
+            Srv("::1", P::Fed, Serve::Matrix(Cert::Good(&["dual2.test"], VALID))),
+        ],
+        want: Want {
+            method: Method::DefaultPort, well_known: WellKnownOutcome::ConnectionFailed, delegated: None,
+            tls_name: "dual2.test", host_header: "dual2.test",
+            addresses: &[("127.0.0.2:{fed}", OK), ("[::1]:{fed}", OK)],
+            server_failures: &[],
+        },
+    };
+
+    cert_expired: Scenario {
+        server_name: "expired.test:{x1}",
+        zone: &[Rec::A("expired.test", "127.0.0.2")],
+        servers: &[Srv("127.0.0.2", P::X1, Serve::Matrix(Cert::Good(&["expired.test"], Validity::Expired)))],
+        want: Want {
+            method: Method::ExplicitPort, well_known: WellKnownOutcome::Skipped, delegated: None,
+            tls_name: "expired.test", host_header: "expired.test:{x1}",
+            addresses: &[("127.0.0.2:{x1}", &[Reason::CertExpired])], server_failures: &[],
+        },
+    };
+
+    cert_not_yet_valid: Scenario {
+        server_name: "future.test:{x1}",
+        zone: &[Rec::A("future.test", "127.0.0.2")],
+        servers: &[Srv("127.0.0.2", P::X1, Serve::Matrix(Cert::Good(&["future.test"], Validity::NotYetValid)))],
+        want: Want {
+            method: Method::ExplicitPort, well_known: WellKnownOutcome::Skipped, delegated: None,
+            tls_name: "future.test", host_header: "future.test:{x1}",
+            addresses: &[("127.0.0.2:{x1}", &[Reason::CertNotYetValid])], server_failures: &[],
+        },
+    };
+
+    // Expiring in 5 days is still valid; the expiry is exported for alerting (checked below).
+    cert_expiring_in_five_days: Scenario {
+        server_name: "soon.test:{x1}",
+        zone: &[Rec::A("soon.test", "127.0.0.2")],
+        servers: &[Srv("127.0.0.2", P::X1, Serve::Matrix(Cert::Good(&["soon.test"], Validity::ExpiresIn(Duration::from_secs(5 * 86_400)))))],
+        want: Want {
+            method: Method::ExplicitPort, well_known: WellKnownOutcome::Skipped, delegated: None,
+            tls_name: "soon.test", host_header: "soon.test:{x1}",
+            addresses: &[("127.0.0.2:{x1}", OK)], server_failures: &[],
+        },
+    };
+
+    cert_self_signed: Scenario {
+        server_name: "self.test:{x1}",
+        zone: &[Rec::A("self.test", "127.0.0.2")],
+        servers: &[Srv("127.0.0.2", P::X1, Serve::Matrix(Cert::SelfSigned(&["self.test"])))],
+        want: Want {
+            method: Method::ExplicitPort, well_known: WellKnownOutcome::Skipped, delegated: None,
+            tls_name: "self.test", host_header: "self.test:{x1}",
+            addresses: &[("127.0.0.2:{x1}", &[Reason::CertUnknownIssuer])], server_failures: &[],
+        },
+    };
+
+    cert_untrusted_ca: Scenario {
+        server_name: "private.test:{x1}",
+        zone: &[Rec::A("private.test", "127.0.0.2")],
+        servers: &[Srv("127.0.0.2", P::X1, Serve::Matrix(Cert::Untrusted(&["private.test"])))],
+        want: Want {
+            method: Method::ExplicitPort, well_known: WellKnownOutcome::Skipped, delegated: None,
+            tls_name: "private.test", host_header: "private.test:{x1}",
+            addresses: &[("127.0.0.2:{x1}", &[Reason::CertUnknownIssuer])], server_failures: &[],
+        },
+    };
+
+    // A leaf sent without its intermediate (cert.pem instead of fullchain.pem): no AIA chasing, as peers do.
+    cert_incomplete_chain: Scenario {
+        server_name: "chain.test:{x1}",
+        zone: &[Rec::A("chain.test", "127.0.0.2")],
+        servers: &[Srv("127.0.0.2", P::X1, Serve::Matrix(Cert::NoIntermediate(&["chain.test"])))],
+        want: Want {
+            method: Method::ExplicitPort, well_known: WellKnownOutcome::Skipped, delegated: None,
+            tls_name: "chain.test", host_header: "chain.test:{x1}",
+            addresses: &[("127.0.0.2:{x1}", &[Reason::CertUnknownIssuer])], server_failures: &[],
+        },
+    };
+
+    cert_wrong_host: Scenario {
+        server_name: "right.test:{x1}",
+        zone: &[Rec::A("right.test", "127.0.0.2")],
+        servers: &[Srv("127.0.0.2", P::X1, Serve::Matrix(Cert::Good(&["wrong.test"], VALID)))],
+        want: Want {
+            method: Method::ExplicitPort, well_known: WellKnownOutcome::Skipped, delegated: None,
+            tls_name: "right.test", host_header: "right.test:{x1}",
+            addresses: &[("127.0.0.2:{x1}", &[Reason::CertHostnameMismatch])], server_failures: &[],
+        },
+    };
+
+    // Expired and for the wrong name and from a stranger: every problem is reported, not just the first.
+    cert_everything_wrong: Scenario {
+        server_name: "mess.test:{x1}",
+        zone: &[Rec::A("mess.test", "127.0.0.2")],
+        servers: &[Srv("127.0.0.2", P::X1, Serve::Matrix(Cert::Good(&["other.test"], Validity::Expired)))],
+        want: Want {
+            method: Method::ExplicitPort, well_known: WellKnownOutcome::Skipped, delegated: None,
+            tls_name: "mess.test", host_header: "mess.test:{x1}",
+            addresses: &[("127.0.0.2:{x1}", &[Reason::CertExpired, Reason::CertHostnameMismatch])],
+            server_failures: &[],
+        },
+    };
+
+    connection_refused: Scenario {
+        server_name: "refused.test:{x1}",
+        zone: &[Rec::A("refused.test", "127.0.0.2")],
+        servers: &[],
+        want: Want {
+            method: Method::ExplicitPort, well_known: WellKnownOutcome::Skipped, delegated: None,
+            tls_name: "refused.test", host_header: "refused.test:{x1}",
+            addresses: &[("127.0.0.2:{x1}", &[Reason::ConnectionRefused])], server_failures: &[],
+        },
+    };
+
+    // A TLS server that accepts the connection and never answers the ClientHello.
+    tls_server_never_answers: Scenario {
+        server_name: "silent.test:{x1}",
+        zone: &[Rec::A("silent.test", "127.0.0.2")],
+        servers: &[Srv("127.0.0.2", P::X1, Serve::Silent)],
+        want: Want {
+            method: Method::ExplicitPort, well_known: WellKnownOutcome::Skipped, delegated: None,
+            tls_name: "silent.test", host_header: "silent.test:{x1}",
+            addresses: &[("127.0.0.2:{x1}", &[Reason::TlsTimeout])], server_failures: &[],
+        },
+    };
+
+    not_tls_at_all: Scenario {
+        server_name: "plain.test:{x1}",
+        zone: &[Rec::A("plain.test", "127.0.0.2")],
+        servers: &[Srv("127.0.0.2", P::X1, Serve::Garbage)],
+        want: Want {
+            method: Method::ExplicitPort, well_known: WellKnownOutcome::Skipped, delegated: None,
+            tls_name: "plain.test", host_header: "plain.test:{x1}",
+            addresses: &[("127.0.0.2:{x1}", &[Reason::TlsHandshakeFailed])], server_failures: &[],
+        },
+    };
+
+    nxdomain: Scenario {
+        server_name: "nowhere.test",
+        zone: &[],
+        servers: &[],
+        want: Want {
+            method: Method::DefaultPort, well_known: WellKnownOutcome::DnsError, delegated: None,
+            tls_name: "nowhere.test", host_header: "nowhere.test",
+            addresses: &[], server_failures: &[Reason::DnsNxdomain],
+        },
+    };
+
+    // The name exists (it has a TXT record) but has no A or AAAA record.
+    no_address_records: Scenario {
+        server_name: "empty.test",
+        zone: &[Rec::Txt("empty.test")],
+        servers: &[],
+        want: Want {
+            method: Method::DefaultPort, well_known: WellKnownOutcome::DnsError, delegated: None,
+            tls_name: "empty.test", host_header: "empty.test",
+            addresses: &[], server_failures: &[Reason::DnsNoRecords],
+        },
+    };
+
+    // An SRV target that does not resolve is a server-level DNS failure; the other target is still probed.
+    srv_target_nxdomain: Scenario {
+        server_name: "half.test",
+        zone: &[
+            Rec::Srv("_matrix-fed._tcp.half.test", 10, 0, P::X1, "gone.half.test"),
+            Rec::Srv("_matrix-fed._tcp.half.test", 20, 0, P::X1, "here.half.test"),
+            Rec::A("here.half.test", "127.0.0.2"),
+        ],
+        servers: &[Srv("127.0.0.2", P::X1, Serve::Matrix(Cert::Good(&["half.test"], VALID)))],
+        want: Want {
+            method: Method::SrvMatrixFed, well_known: WellKnownOutcome::DnsError, delegated: None,
+            tls_name: "half.test", host_header: "half.test",
+            addresses: &[("127.0.0.2:{x1}", OK)], server_failures: &[Reason::DnsNxdomain],
+        },
+    };
+}
+
+/// A DNS server that never answers: SRV lookups time out, which fails discovery.
+#[tokio::test]
+async fn dns_timeout() {
+    let world = World::start(&[], &[]).await;
+    let silent = SilentDns::start().await;
+    let timeouts = Timeouts { dns: Duration::from_millis(300), ..TIMEOUTS };
+    let env = world.env_with_dns(silent.addr, timeouts);
+    let report = probe_server(&env, &ServerName::parse("quiet.test").unwrap()).await;
+    assert_eq!(report.discovery.method, Method::None, "{report:#?}");
+    assert_eq!(report.discovery.well_known.outcome, WellKnownOutcome::DnsError, "{report:#?}");
+    let reasons: Vec<Reason> = report.failures.iter().map(|f| f.reason).collect();
+    assert_eq!(reasons, [Reason::DnsTimeout], "{report:#?}");
+    assert!(!report.success());
+}
+
+/// Expiry facts are exported for an invalid certificate too, and the chain's earliest expiry is the leaf's
+/// or the intermediate's, whichever comes first.
+#[tokio::test]
+async fn expiry_is_known_for_invalid_and_expiring_certificates() {
+    let report = run(&Scenario {
+        server_name: "expired.test:{x1}",
+        zone: &[Rec::A("expired.test", "127.0.0.2")],
+        servers: &[Srv("127.0.0.2", P::X1, Serve::Matrix(Cert::Untrusted(&["other.test"])))],
+        want: Want {
+            method: Method::ExplicitPort,
+            well_known: WellKnownOutcome::Skipped,
+            delegated: None,
+            tls_name: "expired.test",
+            host_header: "expired.test:{x1}",
+            addresses: &[("127.0.0.2:{x1}", &[Reason::CertUnknownIssuer, Reason::CertHostnameMismatch])],
+            server_failures: &[],
+        },
+    })
+    .await;
+    let cert = report.addresses[0].certificate.as_ref().unwrap();
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
+    assert!(!cert.valid());
+    assert_eq!(cert.chain.len(), 2);
+    assert!(cert.chain[0].not_after > now + 80 * 86_400);
+    assert_eq!(cert.chain[0].dns_names, ["other.test"]);
+    assert_eq!(cert.chain_not_after(), Some(cert.chain.iter().map(|c| c.not_after).min().unwrap()));
+
+    static SOON: Scenario = Scenario {
+        server_name: "soon.test:{x1}",
+        zone: &[Rec::A("soon.test", "127.0.0.2")],
+        servers: &[Srv(
+            "127.0.0.2",
+            P::X1,
+            Serve::Matrix(Cert::Good(&["soon.test"], Validity::ExpiresIn(Duration::from_secs(5 * 86_400)))),
+        )],
+        want: Want {
+            method: Method::ExplicitPort,
+            well_known: WellKnownOutcome::Skipped,
+            delegated: None,
+            tls_name: "soon.test",
+            host_header: "soon.test:{x1}",
+            addresses: &[("127.0.0.2:{x1}", OK)],
+            server_failures: &[],
+        },
+    };
+    let report = run(&SOON).await;
+    let cert = report.addresses[0].certificate.as_ref().unwrap();
+    let left = cert.chain[0].not_after - now;
+    assert!((4 * 86_400..=5 * 86_400 + 60).contains(&left), "{left}");
+    assert_eq!(cert.chain_not_after(), Some(cert.chain[0].not_after));
+    let tls = report.addresses[0].tls.as_ref().unwrap();
+    assert!(tls.version.starts_with("TLSv1_"), "{tls:?}");
+    assert!(!tls.cipher.is_empty());
+}
+
+/// The well-known request carries the spec's `Host` header and SNI, and every phase is timed.
+#[tokio::test]
+async fn requests_and_timings_are_recorded() {
+    static S: Scenario = Scenario {
+        server_name: "wk9.test",
+        zone: &[Rec::A("wk9.test", "127.0.0.2"), Rec::A("deleg9.test", "127.0.0.3")],
+        servers: &[
+            Srv("127.0.0.2", P::Wk, Serve::WellKnown(Cert::Good(&["wk9.test"], VALID), WkReply::Json(r#"{"m.server":"deleg9.test:{x1}"}"#))),
+            Srv("127.0.0.3", P::X1, Serve::Matrix(Cert::Good(&["deleg9.test"], VALID))),
+        ],
+        want: Want {
+            method: Method::ExplicitPort,
+            well_known: WellKnownOutcome::Delegated,
+            delegated: Some("deleg9.test:{x1}"),
+            tls_name: "deleg9.test",
+            host_header: "deleg9.test:{x1}",
+            addresses: &[("127.0.0.3:{x1}", OK)],
+            server_failures: &[],
+        },
+    };
+    let world = World::start(S.zone, S.servers).await;
+    let report = probe_server(&world.env(TIMEOUTS), &ServerName::parse("wk9.test").unwrap()).await;
+    check(&world, &S, &report);
+    let wk = &world.servers[0].1;
+    assert_eq!(wk.sni_seen(), [Some("wk9.test".to_owned())]);
+    assert_eq!(wk.requests(), [("/.well-known/matrix/server".to_owned(), "wk9.test".to_owned())]);
+    let d = &report.discovery;
+    assert_eq!(d.well_known.cache_ttl, Some(Duration::from_secs(86_400)), "no cache headers: 24 h");
+    let steps: Vec<_> = d.steps.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(steps, ["well_known", "address_lookup"]);
+    let phases: Vec<_> = report.addresses[0].phases.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(phases, ["connect", "tls_handshake"]);
+    assert!(report.duration > Duration::ZERO);
+}
