@@ -59,7 +59,8 @@ impl Scheduler {
         }
         let mut tasks = JoinSet::new();
         for name in servers {
-            let (semaphore, probe, on_report) = (semaphore.clone(), probe.clone(), on_report.clone());
+            let (semaphore, probe, on_report) =
+                (semaphore.clone(), probe.clone(), on_report.clone());
             let (first_round_left, ready) = (first_round_left.clone(), ready.clone());
             tasks.spawn(async move {
                 let mut first = true;
@@ -67,7 +68,10 @@ impl Scheduler {
                     let round_start = Instant::now();
                     let report = {
                         // Invariant: the semaphore is never closed.
-                        let _permit = semaphore.acquire().await.expect("the semaphore is never closed");
+                        let _permit = semaphore
+                            .acquire()
+                            .await
+                            .expect("the semaphore is never closed");
                         run_one(&*probe, &name, schedule.deadline).await
                     };
                     on_report(report);
@@ -133,7 +137,9 @@ mod tests {
     }
 
     fn names(n: usize) -> Vec<ServerName> {
-        (0..n).map(|i| ServerName::parse(&format!("s{i}.example")).unwrap()).collect()
+        (0..n)
+            .map(|i| ServerName::parse(&format!("s{i}.example")).unwrap())
+            .collect()
     }
 
     const SCHEDULE: Schedule = Schedule {
@@ -169,12 +175,19 @@ mod tests {
         );
         assert!(!*ready.borrow());
         ready.wait_for(|r| *r).await.unwrap();
-        assert_eq!(reports.lock().unwrap().len(), 10, "ready only after every server was probed once");
+        assert_eq!(
+            reports.lock().unwrap().len(),
+            10,
+            "ready only after every server was probed once"
+        );
         assert_eq!(max_seen.load(Ordering::SeqCst), 3, "concurrency is capped");
         // Three more intervals (plus jitter) give three more rounds.
         tokio::time::sleep(Duration::from_secs(3 * 60 + 10)).await;
         let got = reports.lock().unwrap().len();
-        assert!((35..=40).contains(&got), "4 rounds of 10, the last one may be partly done: {got}");
+        assert!(
+            (35..=40).contains(&got),
+            "4 rounds of 10, the last one may be partly done: {got}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -201,7 +214,11 @@ mod tests {
         // t = 30 s: the first probe was cut. The second starts at 60 s ± 6 s and is cut 30 s later.
         tokio::time::sleep(Duration::from_secs(40)).await;
         assert_eq!(calls.load(Ordering::SeqCst), 2);
-        assert_eq!(reports.lock().unwrap().len(), 1, "the second probe is still running");
+        assert_eq!(
+            reports.lock().unwrap().len(),
+            1,
+            "the second probe is still running"
+        );
         tokio::time::sleep(Duration::from_secs(30)).await;
         let reports = reports.lock().unwrap();
         assert_eq!(reports.len(), 2);
@@ -214,7 +231,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn no_servers_is_ready_at_once_and_dropping_stops_probing() {
         let (ready_tx, ready) = watch::channel(false);
-        let s = Scheduler::start(Vec::new(), SCHEDULE, |n: ServerName| async move { report(n.as_str()) }, |_| {}, ready_tx);
+        let s = Scheduler::start(
+            Vec::new(),
+            SCHEDULE,
+            |n: ServerName| async move { report(n.as_str()) },
+            |_| {},
+            ready_tx,
+        );
         assert!(*ready.borrow());
         drop(s);
 
@@ -241,9 +264,15 @@ mod tests {
     fn delay_stays_within_jitter() {
         for _ in 0..1000 {
             let d = next_delay(SCHEDULE);
-            assert!(d >= Duration::from_secs(54) && d <= Duration::from_secs(66), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(54) && d <= Duration::from_secs(66),
+                "{d:?}"
+            );
         }
-        let no_jitter = Schedule { jitter: Duration::ZERO, ..SCHEDULE };
+        let no_jitter = Schedule {
+            jitter: Duration::ZERO,
+            ..SCHEDULE
+        };
         assert_eq!(next_delay(no_jitter), Duration::from_secs(60));
     }
 }
