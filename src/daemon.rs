@@ -74,8 +74,16 @@ pub fn start(config: &Config, env: ProbeEnv) -> Exporter {
             ready_tx,
         )
     };
-    let state = AppState { registry: metrics::registry(store.clone(), &exporter), store, ready: ready.clone() };
-    Exporter { router: http::router(Arc::new(state)), ready, _scheduler: scheduler }
+    let state = AppState {
+        registry: metrics::registry(store.clone(), &exporter),
+        store,
+        ready: ready.clone(),
+    };
+    Exporter {
+        router: http::router(Arc::new(state)),
+        ready,
+        _scheduler: scheduler,
+    }
 }
 
 /// Binds `addr`; `[::]:port` falls back to `0.0.0.0:port` on hosts without IPv6.
@@ -85,7 +93,9 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
         Err(e) if addr.ip().is_unspecified() && addr.is_ipv6() => {
             tracing::debug!("cannot bind {addr} ({e}); trying IPv4 only");
             let v4 = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), addr.port());
-            TcpListener::bind(v4).await.with_context(|| format!("cannot listen on {v4}"))
+            TcpListener::bind(v4)
+                .await
+                .with_context(|| format!("cannot listen on {v4}"))
         }
         Err(e) => Err(e).with_context(|| format!("cannot listen on {addr}")),
     }

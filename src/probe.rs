@@ -118,3 +118,25 @@ fn connect_failure(address: SocketAddr, e: &io::Error) -> Failure {
         format!("TCP connect to {address}: {e}"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_errors_are_classified_once() {
+        let addr: SocketAddr = "192.0.2.1:8448".parse().unwrap();
+        let cases = [
+            (io::ErrorKind::ConnectionRefused, Reason::ConnectionRefused),
+            (io::ErrorKind::TimedOut, Reason::ConnectionTimeout),
+            (io::ErrorKind::NetworkUnreachable, Reason::Unreachable),
+            (io::ErrorKind::HostUnreachable, Reason::Unreachable),
+            (io::ErrorKind::AddrNotAvailable, Reason::Unreachable),
+        ];
+        for (kind, want) in cases {
+            let f = connect_failure(addr, &io::Error::from(kind));
+            assert_eq!((f.stage, f.reason), (Stage::Connect, want), "{kind:?}");
+            assert!(f.message.contains("192.0.2.1:8448"));
+        }
+    }
+}

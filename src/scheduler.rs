@@ -96,12 +96,11 @@ where
     F: Future<Output = ServerReport>,
 {
     let started_at = SystemTime::now();
-    match tokio::time::timeout(deadline, probe(name.clone())).await {
-        Ok(report) => report,
-        Err(_) => {
-            tracing::warn!(server_name = %name, "probe cut at its deadline");
-            ServerReport::timed_out(name.as_str(), started_at, deadline)
-        }
+    if let Ok(report) = tokio::time::timeout(deadline, probe(name.clone())).await {
+        report
+    } else {
+        tracing::warn!(server_name = %name, "probe cut at its deadline");
+        ServerReport::timed_out(name.as_str(), started_at, deadline)
     }
 }
 

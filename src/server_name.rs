@@ -132,14 +132,13 @@ impl FromStr for ServerName {
             let end = s.find(':').unwrap_or(s.len());
             (parse_ipv4_or_dns(&s[..end])?, &s[end..])
         };
-        let port = match rest {
-            "" => None,
-            _ => {
-                let digits = rest
-                    .strip_prefix(':')
-                    .ok_or_else(|| ServerNameError::TrailingGarbage(rest.to_owned()))?;
-                Some(parse_port(digits)?)
-            }
+        let port = if rest.is_empty() {
+            None
+        } else {
+            let digits = rest
+                .strip_prefix(':')
+                .ok_or_else(|| ServerNameError::TrailingGarbage(rest.to_owned()))?;
+            Some(parse_port(digits)?)
         };
         Ok(Self {
             raw: s.to_owned(),

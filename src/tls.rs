@@ -327,3 +327,70 @@ impl ServerCertVerifier for RecordingVerifier {
         self.algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> TlsClient {
+        TlsClient::new(RootCertStore::empty())
+    }
+
+    fn reasons(report: &CertReport) -> Vec<Reason> {
+        report.failures.iter().map(|f| f.reason).collect()
+    }
+
+    #[test]
+    fn no_certificate_is_invalid() {
+        let report = client().judge(&[], "example.org", SystemTime::now());
+        assert_eq!(reasons(&report), [Reason::CertInvalid]);
+        assert!(!report.valid());
+    }
+
+    #[test]
+    fn garbage_der_is_invalid_not_a_panic() {
+        let junk = CertificateDer::from(b"\x30\x03\x02\x01\x00 definitely not x509".to_vec());
+        let report = client().judge(&[junk], "example.org", SystemTime::now());
+        assert!(
+            reasons(&report).iter().all(|r| *r == Reason::CertInvalid),
+            "{report:?}"
+        );
+        assert!(!report.failures.is_empty());
+        assert!(report.chain.is_empty());
+    }
+
+    #[test]
+    fn webpki_verdicts_map_to_closed_reasons() {
+        use rustls::Error::InvalidCertificate as I;
+        let cases = [
+            (I(CertificateError::Expired), Reason::CertExpired),
+            (I(CertificateError::NotValidYet), Reason::CertNotYetValid),
+            (
+                I(CertificateError::NotValidForName),
+                Reason::CertHostnameMismatch,
+            ),
+            (
+                I(CertificateError::UnknownIssuer),
+                Reason::CertUnknownIssuer,
+            ),
+            (I(CertificateError::BadSignature), Reason::CertUnknownIssuer),
+            (I(CertificateError::InvalidPurpose), Reason::CertInvalid),
+            (I(CertificateError::BadEncoding), Reason::CertInvalid),
+            (rustls::Error::General("x".into()), Reason::CertInvalid),
+        ];
+        for (error, want) in cases {
+            assert_eq!(classify(&error), want, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn names_that_are_not_tls_names_fail_cleanly() {
+        let f = tls_name("bad name").unwrap_err();
+        assert_eq!(
+            (f.stage, f.reason),
+            (Stage::Tls, Reason::TlsHandshakeFailed)
+        );
+        assert!(tls_name("::1").is_ok());
+        assert!(tls_name("example.org").is_ok());
+    }
+}

@@ -17,7 +17,10 @@ use matrix_federation_exporter::env::{Ports, ProbeEnv};
 use matrix_federation_exporter::probe::probe_server;
 use matrix_federation_exporter::report::{Method, Reason, ServerReport, WellKnownOutcome};
 use matrix_federation_exporter::server_name::ServerName;
-use support::{Behaviour, FakeDns, FakeServer, Leaf, PortAnchor, Reply, Routes, SilentDns, TestCa, Validity, Zone};
+use support::{
+    Behaviour, FakeDns, FakeServer, Leaf, PortAnchor, Reply, Routes, SilentDns, TestCa, Validity,
+    Zone,
+};
 
 /// The world's ports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,7 +105,12 @@ struct World {
 impl World {
     async fn start(zone: &[Rec], servers: &[Srv]) -> World {
         let mut anchors: Vec<PortAnchor> = (0..4).map(|_| PortAnchor::new()).collect();
-        let ports = [(P::Wk, anchors[0].port), (P::Fed, anchors[1].port), (P::X1, anchors[2].port), (P::X2, anchors[3].port)];
+        let ports = [
+            (P::Wk, anchors[0].port),
+            (P::Fed, anchors[1].port),
+            (P::X1, anchors[2].port),
+            (P::X2, anchors[3].port),
+        ];
         let port = |p: P| ports.iter().find(|(q, _)| *q == p).unwrap().1;
         let mut z = Zone::new();
         for rec in zone {
@@ -122,12 +130,18 @@ impl World {
             let ip: IpAddr = ip.parse().unwrap();
             let anchor = &mut anchors[ports.iter().position(|(q, _)| q == p).unwrap()];
             let behaviour = match serve {
-                Serve::Matrix(cert) => Behaviour::Https { leaf: leaf(&ca, *cert), routes: Routes::new() },
+                Serve::Matrix(cert) => Behaviour::Https {
+                    leaf: leaf(&ca, *cert),
+                    routes: Routes::new(),
+                },
                 Serve::WellKnown(cert, reply) => {
                     let reply = match reply {
                         WkReply::Json(body) => Reply::json(200, subst(body, &ports)),
                         WkReply::Status(s) => Reply::json(*s, "{}"),
-                        WkReply::Redirect(to) => Reply::Redirect { status: 302, location: subst(to, &ports) },
+                        WkReply::Redirect(to) => Reply::Redirect {
+                            status: 302,
+                            location: subst(to, &ports),
+                        },
                         WkReply::Big(n) => Reply::Big { bytes: *n },
                         WkReply::Hang => Reply::Hang,
                     };
@@ -146,7 +160,13 @@ impl World {
         for anchor in &mut anchors {
             drop(anchor.take_v6());
         }
-        World { ports, ca, dns, servers: started, _anchors: anchors }
+        World {
+            ports,
+            ca,
+            dns,
+            servers: started,
+            _anchors: anchors,
+        }
     }
 
     fn env(&self, timeouts: Timeouts) -> ProbeEnv {
@@ -154,7 +174,10 @@ impl World {
     }
 
     fn env_with_dns(&self, dns: SocketAddr, timeouts: Timeouts) -> ProbeEnv {
-        let ports = Ports { well_known: self.port(P::Wk), federation: self.port(P::Fed) };
+        let ports = Ports {
+            well_known: self.port(P::Wk),
+            federation: self.port(P::Fed),
+        };
         ProbeEnv::new(&[dns], self.ca.root_store(), ports, timeouts).unwrap()
     }
 
@@ -164,7 +187,11 @@ impl World {
 
     /// The SNI values federation servers (not well-known servers) saw.
     fn federation_sni(&self) -> Vec<Option<String>> {
-        self.servers.iter().filter(|(p, _)| *p != P::Wk).flat_map(|(_, s)| s.sni_seen()).collect()
+        self.servers
+            .iter()
+            .filter(|(p, _)| *p != P::Wk)
+            .flat_map(|(_, s)| s.sni_seen())
+            .collect()
     }
 }
 
@@ -213,37 +240,72 @@ fn check(world: &World, s: &Scenario, report: &ServerReport) {
     let d = &report.discovery;
     let context = format!("{report:#?}");
     assert_eq!(d.method, w.method, "method\n{context}");
-    assert_eq!(d.well_known.outcome, w.well_known, "well-known outcome\n{context}");
-    assert_eq!(d.delegated_server.as_deref(), w.delegated.map(|x| subst(x, &world.ports)).as_deref(), "delegated");
+    assert_eq!(
+        d.well_known.outcome, w.well_known,
+        "well-known outcome\n{context}"
+    );
+    assert_eq!(
+        d.delegated_server.as_deref(),
+        w.delegated.map(|x| subst(x, &world.ports)).as_deref(),
+        "delegated"
+    );
     assert_eq!(d.tls_name, w.tls_name, "TLS name\n{context}");
-    assert_eq!(d.host_header, subst(w.host_header, &world.ports), "Host header\n{context}");
+    assert_eq!(
+        d.host_header,
+        subst(w.host_header, &world.ports),
+        "Host header\n{context}"
+    );
     let mut got: Vec<(String, Vec<Reason>)> = report
         .addresses
         .iter()
-        .map(|a| (a.address.to_string(), a.failures.iter().map(|f| f.reason).collect()))
+        .map(|a| {
+            (
+                a.address.to_string(),
+                a.failures.iter().map(|f| f.reason).collect(),
+            )
+        })
         .collect();
-    let mut want: Vec<(String, Vec<Reason>)> =
-        w.addresses.iter().map(|(a, r)| (subst(a, &world.ports), r.to_vec())).collect();
+    let mut want: Vec<(String, Vec<Reason>)> = w
+        .addresses
+        .iter()
+        .map(|(a, r)| (subst(a, &world.ports), r.to_vec()))
+        .collect();
     got.sort();
     want.sort();
     assert_eq!(got, want, "addresses and their failures\n{context}");
     let server_failures: Vec<Reason> = report.failures.iter().map(|f| f.reason).collect();
-    assert_eq!(server_failures, w.server_failures, "server-level failures\n{context}");
+    assert_eq!(
+        server_failures, w.server_failures,
+        "server-level failures\n{context}"
+    );
     let should_pass = !w.addresses.is_empty()
         && w.server_failures.is_empty()
         && w.addresses.iter().all(|(_, r)| r.is_empty());
     assert_eq!(report.success(), should_pass, "probe success\n{context}");
     // "SNI should be sent for the certificate which is expected, unless that certificate is expected to be an
     // IP address in which case SNI is not supported and should not be sent."
-    let expected_sni = if w.tls_name.parse::<IpAddr>().is_ok() { None } else { Some(w.tls_name.to_owned()) };
+    let expected_sni = if w.tls_name.parse::<IpAddr>().is_ok() {
+        None
+    } else {
+        Some(w.tls_name.to_owned())
+    };
     for sni in world.federation_sni() {
-        assert_eq!(sni, expected_sni, "SNI sent to a federation server\n{context}");
+        assert_eq!(
+            sni, expected_sni,
+            "SNI sent to a federation server\n{context}"
+        );
     }
     // Every address that completed a handshake has a chain with expiry facts, valid or not.
     for a in &report.addresses {
         if a.tls.is_some() {
-            let cert = a.certificate.as_ref().expect("certificate verdict after a handshake");
-            assert!(!cert.chain.is_empty() && cert.chain[0].not_after > 0, "{context}");
+            let cert = a
+                .certificate
+                .as_ref()
+                .expect("certificate verdict after a handshake");
+            assert!(
+                !cert.chain.is_empty() && cert.chain[0].not_after > 0,
+                "{context}"
+            );
         }
     }
 }
@@ -858,15 +920,45 @@ scenarios! {
 async fn dns_timeout() {
     let world = World::start(&[], &[]).await;
     let silent = SilentDns::start().await;
-    let timeouts = Timeouts { dns: Duration::from_millis(300), ..TIMEOUTS };
+    let timeouts = Timeouts {
+        dns: Duration::from_millis(300),
+        ..TIMEOUTS
+    };
     let env = world.env_with_dns(silent.addr, timeouts);
     let report = probe_server(&env, &ServerName::parse("quiet.test").unwrap()).await;
     assert_eq!(report.discovery.method, Method::None, "{report:#?}");
-    assert_eq!(report.discovery.well_known.outcome, WellKnownOutcome::DnsError, "{report:#?}");
+    assert_eq!(
+        report.discovery.well_known.outcome,
+        WellKnownOutcome::DnsError,
+        "{report:#?}"
+    );
     let reasons: Vec<Reason> = report.failures.iter().map(|f| f.reason).collect();
     assert_eq!(reasons, [Reason::DnsTimeout], "{report:#?}");
     assert!(!report.success());
 }
+
+/// A valid certificate that expires in 5 days.
+static SOON: Scenario = Scenario {
+    server_name: "soon.test:{x1}",
+    zone: &[Rec::A("soon.test", "127.0.0.2")],
+    servers: &[Srv(
+        "127.0.0.2",
+        P::X1,
+        Serve::Matrix(Cert::Good(
+            &["soon.test"],
+            Validity::ExpiresIn(Duration::from_secs(5 * 86_400)),
+        )),
+    )],
+    want: Want {
+        method: Method::ExplicitPort,
+        well_known: WellKnownOutcome::Skipped,
+        delegated: None,
+        tls_name: "soon.test",
+        host_header: "soon.test:{x1}",
+        addresses: &[("127.0.0.2:{x1}", OK)],
+        server_failures: &[],
+    },
+};
 
 /// Expiry facts are exported for an invalid certificate too, and the chain's earliest expiry is the leaf's
 /// or the intermediate's, whichever comes first.
@@ -875,44 +967,40 @@ async fn expiry_is_known_for_invalid_and_expiring_certificates() {
     let report = run(&Scenario {
         server_name: "expired.test:{x1}",
         zone: &[Rec::A("expired.test", "127.0.0.2")],
-        servers: &[Srv("127.0.0.2", P::X1, Serve::Matrix(Cert::Untrusted(&["other.test"])))],
+        servers: &[Srv(
+            "127.0.0.2",
+            P::X1,
+            Serve::Matrix(Cert::Untrusted(&["other.test"])),
+        )],
         want: Want {
             method: Method::ExplicitPort,
             well_known: WellKnownOutcome::Skipped,
             delegated: None,
             tls_name: "expired.test",
             host_header: "expired.test:{x1}",
-            addresses: &[("127.0.0.2:{x1}", &[Reason::CertUnknownIssuer, Reason::CertHostnameMismatch])],
+            addresses: &[(
+                "127.0.0.2:{x1}",
+                &[Reason::CertUnknownIssuer, Reason::CertHostnameMismatch],
+            )],
             server_failures: &[],
         },
     })
     .await;
     let cert = report.addresses[0].certificate.as_ref().unwrap();
-    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let now = i64::try_from(now).unwrap();
     assert!(!cert.valid());
     assert_eq!(cert.chain.len(), 2);
     assert!(cert.chain[0].not_after > now + 80 * 86_400);
     assert_eq!(cert.chain[0].dns_names, ["other.test"]);
-    assert_eq!(cert.chain_not_after(), Some(cert.chain.iter().map(|c| c.not_after).min().unwrap()));
+    assert_eq!(
+        cert.chain_not_after(),
+        Some(cert.chain.iter().map(|c| c.not_after).min().unwrap())
+    );
 
-    static SOON: Scenario = Scenario {
-        server_name: "soon.test:{x1}",
-        zone: &[Rec::A("soon.test", "127.0.0.2")],
-        servers: &[Srv(
-            "127.0.0.2",
-            P::X1,
-            Serve::Matrix(Cert::Good(&["soon.test"], Validity::ExpiresIn(Duration::from_secs(5 * 86_400)))),
-        )],
-        want: Want {
-            method: Method::ExplicitPort,
-            well_known: WellKnownOutcome::Skipped,
-            delegated: None,
-            tls_name: "soon.test",
-            host_header: "soon.test:{x1}",
-            addresses: &[("127.0.0.2:{x1}", OK)],
-            server_failures: &[],
-        },
-    };
     let report = run(&SOON).await;
     let cert = report.addresses[0].certificate.as_ref().unwrap();
     let left = cert.chain[0].not_after - now;
@@ -928,10 +1016,24 @@ async fn expiry_is_known_for_invalid_and_expiring_certificates() {
 async fn requests_and_timings_are_recorded() {
     static S: Scenario = Scenario {
         server_name: "wk9.test",
-        zone: &[Rec::A("wk9.test", "127.0.0.2"), Rec::A("deleg9.test", "127.0.0.3")],
+        zone: &[
+            Rec::A("wk9.test", "127.0.0.2"),
+            Rec::A("deleg9.test", "127.0.0.3"),
+        ],
         servers: &[
-            Srv("127.0.0.2", P::Wk, Serve::WellKnown(Cert::Good(&["wk9.test"], VALID), WkReply::Json(r#"{"m.server":"deleg9.test:{x1}"}"#))),
-            Srv("127.0.0.3", P::X1, Serve::Matrix(Cert::Good(&["deleg9.test"], VALID))),
+            Srv(
+                "127.0.0.2",
+                P::Wk,
+                Serve::WellKnown(
+                    Cert::Good(&["wk9.test"], VALID),
+                    WkReply::Json(r#"{"m.server":"deleg9.test:{x1}"}"#),
+                ),
+            ),
+            Srv(
+                "127.0.0.3",
+                P::X1,
+                Serve::Matrix(Cert::Good(&["deleg9.test"], VALID)),
+            ),
         ],
         want: Want {
             method: Method::ExplicitPort,
@@ -944,16 +1046,73 @@ async fn requests_and_timings_are_recorded() {
         },
     };
     let world = World::start(S.zone, S.servers).await;
-    let report = probe_server(&world.env(TIMEOUTS), &ServerName::parse("wk9.test").unwrap()).await;
+    let report = probe_server(
+        &world.env(TIMEOUTS),
+        &ServerName::parse("wk9.test").unwrap(),
+    )
+    .await;
     check(&world, &S, &report);
     let wk = &world.servers[0].1;
     assert_eq!(wk.sni_seen(), [Some("wk9.test".to_owned())]);
-    assert_eq!(wk.requests(), [("/.well-known/matrix/server".to_owned(), "wk9.test".to_owned())]);
+    assert_eq!(
+        wk.requests(),
+        [(
+            "/.well-known/matrix/server".to_owned(),
+            "wk9.test".to_owned()
+        )]
+    );
     let d = &report.discovery;
-    assert_eq!(d.well_known.cache_ttl, Some(Duration::from_secs(86_400)), "no cache headers: 24 h");
+    assert_eq!(
+        d.well_known.cache_ttl,
+        Some(Duration::from_secs(86_400)),
+        "no cache headers: 24 h"
+    );
     let steps: Vec<_> = d.steps.iter().map(|(s, _)| s.as_str()).collect();
     assert_eq!(steps, ["well_known", "address_lookup"]);
-    let phases: Vec<_> = report.addresses[0].phases.iter().map(|(p, _)| p.as_str()).collect();
+    let phases: Vec<_> = report.addresses[0]
+        .phases
+        .iter()
+        .map(|(p, _)| p.as_str())
+        .collect();
     assert_eq!(phases, ["connect", "tls_handshake"]);
     assert!(report.duration > Duration::ZERO);
+}
+
+/// A listener whose accept queue is full: the kernel drops further SYNs, so the TCP connect hangs until the
+/// connect timeout.
+#[tokio::test]
+async fn connection_timeout() {
+    let world = World::start(&[Rec::A("full.test", "127.0.0.2")], &[]).await;
+    let addr = SocketAddr::new("127.0.0.2".parse().unwrap(), world.port(P::X1));
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(addr).unwrap();
+    let _listener = socket.listen(0).unwrap();
+    // Fill the accept queue (bounded: a handful of attempts, each cut short).
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(s)) = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            fillers.push(s);
+        }
+    }
+    assert!(
+        !fillers.is_empty(),
+        "the queue accepts at least one connection"
+    );
+    let env = world.env(Timeouts {
+        connect: Duration::from_millis(500),
+        ..TIMEOUTS
+    });
+    let name = ServerName::parse(&format!("full.test:{}", world.port(P::X1))).unwrap();
+    let report = probe_server(&env, &name).await;
+    let reasons: Vec<Reason> = report.addresses[0]
+        .failures
+        .iter()
+        .map(|f| f.reason)
+        .collect();
+    assert_eq!(reasons, [Reason::ConnectionTimeout], "{report:#?}");
 }

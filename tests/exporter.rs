@@ -1,6 +1,9 @@
 //! End to end: the whole exporter (scheduler, probes, store, collector, routes) against the hermetic world,
 //! and the real binary started the way the README says, stopped with SIGTERM.
 
+// Gauges compared here hold small integers (0, 1, 2), which f64 represents exactly.
+#![allow(clippy::float_cmp)]
+
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -28,7 +31,11 @@ const TIMEOUTS: Timeouts = Timeouts {
 };
 
 async fn get(router: &axum::Router, path: &str) -> (u16, String) {
-    let response = router.clone().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+    let response = router
+        .clone()
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     let status = response.status().as_u16();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8(body.to_vec()).unwrap())
@@ -37,7 +44,11 @@ async fn get(router: &axum::Router, path: &str) -> (u16, String) {
 /// The value of the one series whose line starts with `prefix` (name and labels).
 fn value(metrics: &str, prefix: &str) -> f64 {
     let lines: Vec<&str> = metrics.lines().filter(|l| l.starts_with(prefix)).collect();
-    assert_eq!(lines.len(), 1, "exactly one series starting with {prefix}\n{metrics}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "exactly one series starting with {prefix}\n{metrics}"
+    );
     lines[0].rsplit(' ').next().unwrap().parse().unwrap()
 }
 
@@ -55,18 +66,45 @@ async fn probes_every_configured_server_and_renders_the_metric_contract() {
     .await;
     let routes = Routes::new().well_known_json(r#"{"m.server":"deleg.test"}"#);
     let _servers = [
-        FakeServer::start(wk.bind([127, 0, 0, 2]), Behaviour::Https { leaf: ca.leaf(&["good.test"], Validity::Valid), routes }).await,
-        FakeServer::start(fed.bind([127, 0, 0, 3]), Behaviour::Https { leaf: ca.leaf(&["deleg.test"], Validity::Valid), routes: Routes::new() }).await,
-        FakeServer::start(fed.bind([127, 0, 0, 4]), Behaviour::Https { leaf: ca.leaf(&["bad.test"], Validity::Expired), routes: Routes::new() }).await,
+        FakeServer::start(
+            wk.bind([127, 0, 0, 2]),
+            Behaviour::Https {
+                leaf: ca.leaf(&["good.test"], Validity::Valid),
+                routes,
+            },
+        )
+        .await,
+        FakeServer::start(
+            fed.bind([127, 0, 0, 3]),
+            Behaviour::Https {
+                leaf: ca.leaf(&["deleg.test"], Validity::Valid),
+                routes: Routes::new(),
+            },
+        )
+        .await,
+        FakeServer::start(
+            fed.bind([127, 0, 0, 4]),
+            Behaviour::Https {
+                leaf: ca.leaf(&["bad.test"], Validity::Expired),
+                routes: Routes::new(),
+            },
+        )
+        .await,
     ];
     // Nothing listens on [::1] for these ports, so bad.test's IPv6 address is refused.
     drop((wk.take_v6(), fed.take_v6()));
 
     let config = Config {
-        servers: vec![ServerName::parse("good.test").unwrap(), ServerName::parse("bad.test").unwrap()],
+        servers: vec![
+            ServerName::parse("good.test").unwrap(),
+            ServerName::parse("bad.test").unwrap(),
+        ],
         ..Config::default()
     };
-    let ports = Ports { well_known: wk.port, federation: fed.port };
+    let ports = Ports {
+        well_known: wk.port,
+        federation: fed.port,
+    };
     let env = ProbeEnv::new(&[dns.addr], ca.root_store(), ports, TIMEOUTS).unwrap();
     let mut exporter = daemon::start(&config, env);
     assert_eq!(get(&exporter.router, "/-/ready").await.0, 503);
@@ -77,8 +115,20 @@ async fn probes_every_configured_server_and_renders_the_metric_contract() {
     let (status, m) = get(&exporter.router, "/metrics").await;
     assert_eq!(status, 200);
     let fed_port = fed.port;
-    assert_eq!(value(&m, r#"matrix_federation_probe_success{server_name="good.test"}"#), 1.0);
-    assert_eq!(value(&m, r#"matrix_federation_probe_success{server_name="bad.test"}"#), 0.0);
+    assert_eq!(
+        value(
+            &m,
+            r#"matrix_federation_probe_success{server_name="good.test"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            r#"matrix_federation_probe_success{server_name="bad.test"}"#
+        ),
+        0.0
+    );
     assert_eq!(
         value(
             &m,
@@ -86,12 +136,30 @@ async fn probes_every_configured_server_and_renders_the_metric_contract() {
         ),
         1.0
     );
-    let good_addr = format!(r#"server_name="good.test",address="127.0.0.3:{fed_port}",family="ipv4""#);
-    assert_eq!(value(&m, &format!("matrix_federation_address_success{{{good_addr}}}")), 1.0);
-    assert_eq!(value(&m, &format!("matrix_federation_cert_valid{{{good_addr}}}")), 1.0);
+    let good_addr =
+        format!(r#"server_name="good.test",address="127.0.0.3:{fed_port}",family="ipv4""#);
+    assert_eq!(
+        value(
+            &m,
+            &format!("matrix_federation_address_success{{{good_addr}}}")
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(&m, &format!("matrix_federation_cert_valid{{{good_addr}}}")),
+        1.0
+    );
     let bad_v4 = format!(r#"server_name="bad.test",address="127.0.0.4:{fed_port}",family="ipv4""#);
-    assert_eq!(value(&m, &format!("matrix_federation_cert_valid{{{bad_v4}}}")), 0.0);
-    assert!(value(&m, &format!("matrix_federation_cert_not_after_timestamp_seconds{{{bad_v4}}}")) > 1.7e9);
+    assert_eq!(
+        value(&m, &format!("matrix_federation_cert_valid{{{bad_v4}}}")),
+        0.0
+    );
+    assert!(
+        value(
+            &m,
+            &format!("matrix_federation_cert_not_after_timestamp_seconds{{{bad_v4}}}")
+        ) > 1.7e9
+    );
     assert_eq!(
         value(
             &m,
@@ -110,16 +178,43 @@ async fn probes_every_configured_server_and_renders_the_metric_contract() {
         ),
         1.0
     );
-    assert_eq!(value(&m, r#"matrix_federation_addresses{server_name="bad.test",result="failed"}"#), 2.0);
-    assert_eq!(value(&m, r#"matrix_federation_exporter_probes_total{result="success"}"#), 1.0);
-    assert_eq!(value(&m, r#"matrix_federation_exporter_probes_total{result="failure"}"#), 1.0);
-    assert_eq!(value(&m, "matrix_federation_exporter_config_last_reload_successful"), 1.0);
+    assert_eq!(
+        value(
+            &m,
+            r#"matrix_federation_addresses{server_name="bad.test",result="failed"}"#
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            r#"matrix_federation_exporter_probes_total{result="success"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            r#"matrix_federation_exporter_probes_total{result="failure"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            "matrix_federation_exporter_config_last_reload_successful"
+        ),
+        1.0
+    );
 
     // Every metric family /metrics prints is documented.
     let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/METRICS.md")).unwrap();
     for line in m.lines().filter(|l| l.starts_with("# TYPE ")) {
         let name = line.split(' ').nth(2).unwrap();
-        assert!(docs.contains(&format!("`{name}")), "{name} is not in METRICS.md");
+        assert!(
+            docs.contains(&format!("`{name}")),
+            "{name} is not in METRICS.md"
+        );
     }
 
     // The landing page lists both servers.
@@ -139,7 +234,10 @@ fn the_binary_serves_metrics_and_stops_on_sigterm() {
     let root = ca.write_root_pem(&dir);
     let _server = runtime.block_on(FakeServer::start(
         anchor.bind([127, 0, 0, 2]),
-        Behaviour::Https { leaf: ca.leaf(&["127.0.0.2"], Validity::Valid), routes: Routes::new() },
+        Behaviour::Https {
+            leaf: ca.leaf(&["127.0.0.2"], Validity::Valid),
+            routes: Routes::new(),
+        },
     ));
     let dns = runtime.block_on(FakeDns::start(Zone::new()));
     // An IP literal with a port needs no DNS; the fake DNS keeps the resolver off the system's servers.
@@ -159,7 +257,12 @@ fn the_binary_serves_metrics_and_stops_on_sigterm() {
         l.local_addr().unwrap()
     };
     let mut child = Command::new(env!("CARGO_BIN_EXE_matrix-federation-exporter"))
-        .args(["--config.file", config.to_str().unwrap(), "--web.listen-address", &listen.to_string()])
+        .args([
+            "--config.file",
+            config.to_str().unwrap(),
+            "--web.listen-address",
+            &listen.to_string(),
+        ])
         .args(["--log.level", "debug"])
         .stderr(Stdio::piped())
         .spawn()
@@ -185,11 +288,17 @@ fn the_binary_serves_metrics_and_stops_on_sigterm() {
     let metrics = http_get(listen, "/metrics");
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
     assert!(
-        metrics.contains(&format!(r#"matrix_federation_probe_success{{server_name="127.0.0.2:{}"}} 1"#, anchor.port)),
+        metrics.contains(&format!(
+            r#"matrix_federation_probe_success{{server_name="127.0.0.2:{}"}} 1"#,
+            anchor.port
+        )),
         "{metrics}"
     );
 
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
     assert_eq!(exit.code(), Some(0), "clean exit on SIGTERM");
@@ -199,7 +308,11 @@ fn the_binary_serves_metrics_and_stops_on_sigterm() {
 fn http_get(addr: SocketAddr, path: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out

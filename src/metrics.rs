@@ -1,0 +1,724 @@
+//! Rendering: the exporter's own metrics, and a scrape-time collector that turns the store's latest reports into
+//! the metric contract of DESIGN.md. Every metric name and help text lives here, and only here.
+//!
+//! This module does no I/O and keeps no per-server state: each scrape renders the current snapshot afresh, so a
+//! server or address that vanished from the store leaves no stale series. Label values come from the report's
+//! closed enums (`as_str()`), names, addresses and `*_info` identity labels; error text never becomes a label.
+
+use std::fmt::{self, Display, Write as _};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabel, EncodeLabelSet, EncodeLabelValue, EncodeMetric,
+    LabelSetEncoder, LabelValueEncoder, MetricEncoder,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+use crate::report::{
+    AddressReport, CertFacts, CertReport, Phase, Reason, ServerReport, Stage, Step,
+};
+use crate::store::Store;
+
+/// A metric family: the name as it appears on samples (the contract name), its help text and its type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Desc {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: MetricType,
+}
+
+const fn gauge(name: &'static str, help: &'static str) -> Desc {
+    Desc {
+        name,
+        help,
+        kind: MetricType::Gauge,
+    }
+}
+
+const fn info(name: &'static str, help: &'static str) -> Desc {
+    Desc {
+        name,
+        help,
+        kind: MetricType::Info,
+    }
+}
+
+// The exporter's own metrics.
+pub const BUILD_INFO: Desc = info(
+    "matrix_federation_exporter_build_info",
+    "Version and git revision of the running exporter; always 1.",
+);
+pub const PROBES_TOTAL: Desc = Desc {
+    name: "matrix_federation_exporter_probes_total",
+    help: "Server probes finished since start, by result.",
+    kind: MetricType::Counter,
+};
+pub const CONFIG_RELOAD_SUCCESSFUL: Desc = gauge(
+    "matrix_federation_exporter_config_last_reload_successful",
+    "1 if the last configuration load succeeded, else 0.",
+);
+pub const CONFIG_RELOAD_SUCCESS_TIMESTAMP: Desc = gauge(
+    "matrix_federation_exporter_config_last_reload_success_timestamp_seconds",
+    "When the configuration was last loaded successfully, in Unix seconds.",
+);
+
+// Per server.
+pub const PROBE_SUCCESS: Desc = gauge(
+    "matrix_federation_probe_success",
+    "1 if discovery found at least one address and every address passed every enabled check, else 0.",
+);
+pub const PROBE_DURATION: Desc = gauge(
+    "matrix_federation_probe_duration_seconds",
+    "Wall time of the last probe, in seconds.",
+);
+pub const PROBE_TIMESTAMP: Desc = gauge(
+    "matrix_federation_probe_timestamp_seconds",
+    "When the last probe finished, in Unix seconds.",
+);
+pub const DISCOVERY_INFO: Desc = info(
+    "matrix_federation_discovery_info",
+    "How the server name was resolved: spec step, well-known outcome, delegated name, TLS name, Host header; always 1.",
+);
+pub const WELL_KNOWN_CACHE_TTL: Desc = gauge(
+    "matrix_federation_well_known_cache_ttl_seconds",
+    "Effective cache lifetime of the well-known answer, in seconds.",
+);
+pub const RESOLUTION_DURATION: Desc = gauge(
+    "matrix_federation_resolution_duration_seconds",
+    "Time spent in each discovery step of the last probe, in seconds.",
+);
+pub const ADDRESSES: Desc = gauge(
+    "matrix_federation_addresses",
+    "Resolved addresses that passed (ok) or failed their checks.",
+);
+
+// Per address.
+pub const ADDRESS_SUCCESS: Desc = gauge(
+    "matrix_federation_address_success",
+    "1 if this address passed every enabled check (connect, TLS, certificate), else 0.",
+);
+pub const CONNECTION_DURATION: Desc = gauge(
+    "matrix_federation_connection_duration_seconds",
+    "Latency of each connection phase, in seconds.",
+);
+pub const CERT_VALID: Desc = gauge(
+    "matrix_federation_cert_valid",
+    "1 if the presented chain, the name and the validity window all pass, else 0.",
+);
+pub const CERT_NOT_AFTER: Desc = gauge(
+    "matrix_federation_cert_not_after_timestamp_seconds",
+    "Leaf certificate notAfter in Unix seconds, also when the certificate is invalid.",
+);
+pub const CERT_NOT_BEFORE: Desc = gauge(
+    "matrix_federation_cert_not_before_timestamp_seconds",
+    "Leaf certificate notBefore in Unix seconds.",
+);
+pub const CERT_CHAIN_NOT_AFTER: Desc = gauge(
+    "matrix_federation_cert_chain_not_after_timestamp_seconds",
+    "Earliest notAfter in the presented chain, in Unix seconds.",
+);
+pub const CERT_INFO: Desc = info(
+    "matrix_federation_cert_info",
+    "Identity of the leaf certificate; always 1.",
+);
+pub const TLS_INFO: Desc = info(
+    "matrix_federation_tls_info",
+    "Negotiated TLS version and cipher suite; always 1.",
+);
+pub const FAILURE_INFO: Desc = info(
+    "matrix_federation_failure_info",
+    "One series per current failure with its stage and reason (address empty for server-level); absent when healthy.",
+);
+
+/// Every family this module renders, in output order.
+pub const RENDERED: &[&Desc] = &[
+    &BUILD_INFO,
+    &PROBES_TOTAL,
+    &CONFIG_RELOAD_SUCCESSFUL,
+    &CONFIG_RELOAD_SUCCESS_TIMESTAMP,
+    &PROBE_SUCCESS,
+    &PROBE_DURATION,
+    &PROBE_TIMESTAMP,
+    &DISCOVERY_INFO,
+    &WELL_KNOWN_CACHE_TTL,
+    &RESOLUTION_DURATION,
+    &ADDRESSES,
+    &ADDRESS_SUCCESS,
+    &CONNECTION_DURATION,
+    &CERT_VALID,
+    &CERT_NOT_AFTER,
+    &CERT_NOT_BEFORE,
+    &CERT_CHAIN_NOT_AFTER,
+    &CERT_INFO,
+    &TLS_INFO,
+    &FAILURE_INFO,
+];
+
+/// The exporter version (`version` label of `build_info`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The git revision baked in at build time via `MFE_GIT_REVISION`, else `unknown`.
+pub const REVISION: &str = match option_env!("MFE_GIT_REVISION") {
+    Some(revision) => revision,
+    None => "unknown",
+};
+
+/// Builds the registry served on `/metrics`, once at startup: the exporter's own metrics plus the collector
+/// that renders `store` at every scrape.
+#[must_use]
+pub fn registry(store: Arc<Store>, exporter: &ExporterMetrics) -> Registry {
+    let mut registry = Registry::default();
+    exporter.register(&mut registry);
+    registry.register_collector(Box::new(StoreCollector { store }));
+    registry
+}
+
+/// The exposition formats `/metrics` speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `OpenMetrics` 1.0 text (ends with `# EOF`).
+    OpenMetrics,
+    /// The classic Prometheus text format 0.0.4.
+    Text004,
+}
+
+impl Format {
+    /// `OpenMetrics` when the `Accept` header lists `application/openmetrics-text` (with a non-zero `q`), else the
+    /// 0.0.4 text format, which every scraper understands.
+    #[must_use]
+    pub fn from_accept(accept: Option<&str>) -> Self {
+        let wants_openmetrics = accept.is_some_and(|accept| {
+            accept.split(',').any(|range| {
+                let mut parts = range.split(';').map(str::trim);
+                let media = parts.next().unwrap_or_default();
+                media.eq_ignore_ascii_case("application/openmetrics-text")
+                    && !parts.any(|p| {
+                        p.strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()) == Some(0.0)
+                    })
+            })
+        });
+        if wants_openmetrics {
+            Self::OpenMetrics
+        } else {
+            Self::Text004
+        }
+    }
+
+    #[must_use]
+    pub const fn content_type(self) -> &'static str {
+        match self {
+            Self::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Self::Text004 => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        }
+    }
+}
+
+/// Renders `registry` in `format`.
+#[must_use]
+pub fn encode(registry: &Registry, format: Format) -> String {
+    let mut out = String::with_capacity(64 * 1024);
+    let result = match format {
+        Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, registry),
+        Format::Text004 => prometheus_client::encoding::prometheus_text::encode(&mut out, registry),
+    };
+    // Invariant: writing to a String cannot fail, and neither the encoders nor our collector create errors of
+    // their own (they only forward the writer's).
+    result.expect("encoding metrics into a String cannot fail");
+    out
+}
+
+/// The exporter's own metrics. Cloning shares the underlying values.
+#[derive(Clone, Debug, Default)]
+pub struct ExporterMetrics {
+    probes: ProbeCounters,
+    reload_successful: Gauge<f64, AtomicU64>,
+    reload_success_timestamp: Gauge<f64, AtomicU64>,
+}
+
+impl ExporterMetrics {
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counts one finished server probe.
+    pub fn record_probe(&self, success: bool) {
+        let counter = if success {
+            &self.probes.success
+        } else {
+            &self.probes.failure
+        };
+        counter.inc();
+    }
+
+    /// Records a configuration load (startup or reload) that finished at `at`.
+    pub fn config_loaded(&self, ok: bool, at: SystemTime) {
+        self.reload_successful.set(if ok { 1.0 } else { 0.0 });
+        if ok {
+            self.reload_success_timestamp.set(unix_seconds(at));
+        }
+    }
+
+    /// Registers these metrics (and `build_info`) with `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            family_name(&BUILD_INFO),
+            registry_help(&BUILD_INFO),
+            Info::new([("version", VERSION), ("revision", REVISION)]),
+        );
+        registry.register(
+            family_name(&PROBES_TOTAL),
+            registry_help(&PROBES_TOTAL),
+            self.probes.clone(),
+        );
+        registry.register(
+            family_name(&CONFIG_RELOAD_SUCCESSFUL),
+            registry_help(&CONFIG_RELOAD_SUCCESSFUL),
+            self.reload_successful.clone(),
+        );
+        registry.register(
+            family_name(&CONFIG_RELOAD_SUCCESS_TIMESTAMP),
+            registry_help(&CONFIG_RELOAD_SUCCESS_TIMESTAMP),
+            self.reload_success_timestamp.clone(),
+        );
+    }
+}
+
+/// Renders the latest report of every server in the store at scrape time.
+#[derive(Debug)]
+pub struct StoreCollector {
+    pub store: Arc<Store>,
+}
+
+impl Collector for StoreCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        encode_reports(&mut encoder, &self.store.snapshot())
+    }
+}
+
+// ---- helpers ----
+
+/// `probes_total{result}`: both rows exist from the start (so `rate()` sees the first failure) and render in a
+/// fixed order (a `Family` would render in hash order).
+#[derive(Clone, Debug, Default)]
+struct ProbeCounters {
+    success: Counter,
+    failure: Counter,
+}
+
+impl EncodeMetric for ProbeCounters {
+    fn encode(&self, mut encoder: MetricEncoder) -> fmt::Result {
+        for (result, counter) in [("success", &self.success), ("failure", &self.failure)] {
+            counter.encode(encoder.encode_family(&[("result", result)])?)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Counter
+    }
+}
+
+/// The name to register: the encoder itself appends `_info` to info and `_total` to counter families.
+fn family_name(desc: &Desc) -> &'static str {
+    let suffix = match desc.kind {
+        MetricType::Info => "_info",
+        MetricType::Counter => "_total",
+        _ => return desc.name,
+    };
+    desc.name.strip_suffix(suffix).unwrap_or(desc.name)
+}
+
+/// The registry appends a full stop to help texts registered with it; collectors write theirs verbatim.
+fn registry_help(desc: &Desc) -> &'static str {
+    desc.help.strip_suffix('.').unwrap_or(desc.help)
+}
+
+fn unix_seconds(at: SystemTime) -> f64 {
+    at.duration_since(UNIX_EPOCH).map_or_else(
+        |before| -before.duration().as_secs_f64(),
+        |after| after.as_secs_f64(),
+    )
+}
+
+fn flag(b: bool) -> f64 {
+    if b { 1.0 } else { 0.0 }
+}
+
+/// Each family is one pass over the reports, so that all its samples are contiguous (`OpenMetrics` requires it).
+fn encode_reports(enc: &mut DescriptorEncoder, reports: &[Arc<ServerReport>]) -> fmt::Result {
+    let mut fam = FamilyWriter::new(enc, &PROBE_SUCCESS);
+    for r in reports {
+        fam.gauge(&server(r), flag(r.success()))?;
+    }
+    let mut fam = FamilyWriter::new(enc, &PROBE_DURATION);
+    for r in reports {
+        fam.gauge(&server(r), r.duration.as_secs_f64())?;
+    }
+    let mut fam = FamilyWriter::new(enc, &PROBE_TIMESTAMP);
+    for r in reports {
+        fam.gauge(&server(r), unix_seconds(r.finished_at))?;
+    }
+    let mut fam = FamilyWriter::new(enc, &DISCOVERY_INFO);
+    for r in reports {
+        let d = &r.discovery;
+        fam.info(&[
+            ("server_name", r.server_name.as_str()),
+            ("method", d.method.as_str()),
+            ("well_known", d.well_known.outcome.as_str()),
+            (
+                "delegated_server",
+                d.delegated_server.as_deref().unwrap_or(""),
+            ),
+            ("tls_name", d.tls_name.as_str()),
+            ("host_header", d.host_header.as_str()),
+        ])?;
+    }
+    let mut fam = FamilyWriter::new(enc, &WELL_KNOWN_CACHE_TTL);
+    for r in reports {
+        if let Some(ttl) = r.discovery.well_known.cache_ttl {
+            fam.gauge(&server(r), ttl.as_secs_f64())?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &RESOLUTION_DURATION);
+    for r in reports {
+        for (step, secs) in summed(Step::ALL, &r.discovery.steps) {
+            fam.gauge(&(server(r), [("step", step.as_str())]), secs)?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &ADDRESSES);
+    for r in reports {
+        let ok = r.addresses.iter().filter(|a| a.success()).count();
+        let failed = r.addresses.len() - ok;
+        fam.gauge(&(server(r), [("result", "ok")]), ok as f64)?;
+        fam.gauge(&(server(r), [("result", "failed")]), failed as f64)?;
+    }
+    encode_address_families(enc, reports)?;
+    encode_failures(enc, reports)
+}
+
+fn encode_address_families(
+    enc: &mut DescriptorEncoder,
+    reports: &[Arc<ServerReport>],
+) -> fmt::Result {
+    let addresses = || {
+        reports.iter().flat_map(|r| {
+            r.addresses.iter().map(move |a| {
+                (
+                    AddressLabels {
+                        server_name: &r.server_name,
+                        address: a.address,
+                        family: a.family().as_str(),
+                    },
+                    a,
+                )
+            })
+        })
+    };
+    let mut fam = FamilyWriter::new(enc, &ADDRESS_SUCCESS);
+    for (labels, a) in addresses() {
+        fam.gauge(&labels, flag(a.success()))?;
+    }
+    let mut fam = FamilyWriter::new(enc, &CONNECTION_DURATION);
+    for (labels, a) in addresses() {
+        for (phase, secs) in summed(Phase::ALL, &a.phases) {
+            fam.gauge(&(labels, [("phase", phase.as_str())]), secs)?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &CERT_VALID);
+    for (labels, a) in addresses() {
+        if let Some(cert) = &a.certificate {
+            fam.gauge(&labels, flag(cert.valid()))?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &CERT_NOT_AFTER);
+    for (labels, a) in addresses() {
+        if let Some(leaf) = leaf(a) {
+            fam.gauge(&labels, leaf.not_after as f64)?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &CERT_NOT_BEFORE);
+    for (labels, a) in addresses() {
+        if let Some(leaf) = leaf(a) {
+            fam.gauge(&labels, leaf.not_before as f64)?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &CERT_CHAIN_NOT_AFTER);
+    for (labels, a) in addresses() {
+        if let Some(not_after) = a.certificate.as_ref().and_then(CertReport::chain_not_after) {
+            fam.gauge(&labels, not_after as f64)?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &CERT_INFO);
+    for (labels, a) in addresses() {
+        if let Some(leaf) = leaf(a) {
+            fam.info(&(labels, CertLabels(leaf)))?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &TLS_INFO);
+    for (labels, a) in addresses() {
+        if let Some(tls) = &a.tls {
+            fam.info(&(
+                labels,
+                [
+                    ("version", tls.version.as_str()),
+                    ("cipher", tls.cipher.as_str()),
+                ],
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+fn encode_failures(enc: &mut DescriptorEncoder, reports: &[Arc<ServerReport>]) -> fmt::Result {
+    let mut fam = FamilyWriter::new(enc, &FAILURE_INFO);
+    // Reused across servers: one allocation per scrape, not one per server.
+    let mut seen: Vec<(Option<SocketAddr>, Stage, Reason)> = Vec::new();
+    for r in reports {
+        seen.clear();
+        for (address, failure) in r.all_failures() {
+            let key = (address, failure.stage, failure.reason);
+            if seen.contains(&key) {
+                continue;
+            }
+            seen.push(key);
+            fam.info(&[
+                ("server_name", Shown::Str(&r.server_name)),
+                ("address", address.map_or(Shown::Str(""), Shown::Addr)),
+                ("stage", Shown::Str(failure.stage.as_str())),
+                ("reason", Shown::Str(failure.reason.as_str())),
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+/// The leaf (first presented) certificate, when the handshake got that far.
+fn leaf(a: &AddressReport) -> Option<&CertFacts> {
+    a.certificate.as_ref().and_then(|c| c.chain.first())
+}
+
+fn server(r: &ServerReport) -> [(&'static str, &str); 1] {
+    [("server_name", r.server_name.as_str())]
+}
+
+/// The total duration per label value, in the label enum's declaration order (a step that ran several times,
+/// such as one address lookup per SRV target, is summed).
+fn summed<T: Copy + PartialEq>(
+    all: &'static [T],
+    items: &[(T, Duration)],
+) -> impl Iterator<Item = (T, f64)> {
+    all.iter().filter_map(move |&value| {
+        let mut matching = items
+            .iter()
+            .filter(|(v, _)| *v == value)
+            .map(|(_, d)| *d)
+            .peekable();
+        matching
+            .peek()
+            .is_some()
+            .then(|| (value, matching.sum::<Duration>().as_secs_f64()))
+    })
+}
+
+/// One metric family being written. Its descriptor is written before its first sample, so a family without
+/// samples leaves no trace in the output.
+struct FamilyWriter<'a, 'e> {
+    enc: Option<&'a mut DescriptorEncoder<'e>>,
+    desc: &'static Desc,
+    metric: Option<MetricEncoder<'a>>,
+}
+
+impl<'a, 'e> FamilyWriter<'a, 'e> {
+    fn new(enc: &'a mut DescriptorEncoder<'e>, desc: &'static Desc) -> Self {
+        Self {
+            enc: Some(enc),
+            desc,
+            metric: None,
+        }
+    }
+
+    fn gauge(&mut self, labels: &impl EncodeLabelSet, value: f64) -> fmt::Result {
+        self.metric()?.encode_family(labels)?.encode_gauge(&value)
+    }
+
+    fn info(&mut self, labels: &impl EncodeLabelSet) -> fmt::Result {
+        self.metric()?.encode_info(labels)
+    }
+
+    fn metric(&mut self) -> Result<&mut MetricEncoder<'a>, fmt::Error> {
+        if self.metric.is_none() {
+            // Invariant: `enc` is taken exactly once, here, when `metric` is first set.
+            let enc = self.enc.take().ok_or(fmt::Error)?;
+            self.metric = Some(enc.encode_descriptor(
+                family_name(self.desc),
+                self.desc.help,
+                None,
+                self.desc.kind,
+            )?);
+        }
+        self.metric.as_mut().ok_or(fmt::Error)
+    }
+}
+
+/// `server_name`, `address` (`ip:port`, IPv6 in brackets) and `family`, written without allocating.
+#[derive(Clone, Copy)]
+struct AddressLabels<'a> {
+    server_name: &'a str,
+    address: SocketAddr,
+    family: &'static str,
+}
+
+impl EncodeLabelSet for AddressLabels<'_> {
+    fn encode(&self, enc: &mut LabelSetEncoder) -> fmt::Result {
+        ("server_name", self.server_name).encode(enc.encode_label())?;
+        ("address", Shown::Addr(self.address)).encode(enc.encode_label())?;
+        ("family", self.family).encode(enc.encode_label())
+    }
+}
+
+/// The identity labels of `cert_info`, from the leaf certificate.
+struct CertLabels<'a>(&'a CertFacts);
+
+impl EncodeLabelSet for CertLabels<'_> {
+    fn encode(&self, enc: &mut LabelSetEncoder) -> fmt::Result {
+        let c = self.0;
+        ("subject", c.subject.as_str()).encode(enc.encode_label())?;
+        ("issuer", c.issuer.as_str()).encode(enc.encode_label())?;
+        ("dns_names", Shown::Sans(c)).encode(enc.encode_label())?;
+        ("serial", c.serial.as_str()).encode(enc.encode_label())?;
+        ("fingerprint_sha256", c.fingerprint_sha256.as_str()).encode(enc.encode_label())
+    }
+}
+
+/// Label values written straight into the output (the encoder escapes them), so no per-sample `String`.
+enum Shown<'a> {
+    Str(&'a str),
+    Addr(SocketAddr),
+    /// SAN DNS names, then SAN IP addresses, joined with `,`.
+    Sans(&'a CertFacts),
+}
+
+impl EncodeLabelValue for Shown<'_> {
+    fn encode(&self, enc: &mut LabelValueEncoder) -> fmt::Result {
+        match self {
+            Shown::Str(s) => enc.write_str(s),
+            Shown::Addr(address) => write!(enc, "{address}"),
+            Shown::Sans(cert) => {
+                let names = cert.dns_names.iter().map(|n| n as &dyn Display);
+                let ips = cert.ip_addresses.iter().map(|ip| ip as &dyn Display);
+                for (i, item) in names.chain(ips).enumerate() {
+                    if i > 0 {
+                        enc.write_char(',')?;
+                    }
+                    write!(enc, "{item}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_header_negotiation() {
+        let prometheus = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,\
+                          application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.1";
+        assert_eq!(Format::from_accept(Some(prometheus)), Format::OpenMetrics);
+        assert_eq!(
+            Format::from_accept(Some("Application/OpenMetrics-Text")),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            Format::from_accept(Some("text/plain;version=0.0.4")),
+            Format::Text004
+        );
+        assert_eq!(
+            Format::from_accept(Some("application/openmetrics-text;q=0")),
+            Format::Text004
+        );
+        assert_eq!(Format::from_accept(Some("*/*")), Format::Text004);
+        assert_eq!(Format::from_accept(None), Format::Text004);
+    }
+
+    #[test]
+    fn names_are_unique_prefixed_and_strip_to_family_names() {
+        let mut names: Vec<_> = RENDERED.iter().map(|d| d.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), RENDERED.len());
+        for d in RENDERED {
+            assert!(d.name.starts_with("matrix_federation_"), "{}", d.name);
+            assert!(d.help.ends_with('.'), "{}", d.name);
+            assert!(!d.help.contains(['"', '\\', '\n']), "{}", d.name);
+        }
+        assert_eq!(
+            family_name(&PROBES_TOTAL),
+            "matrix_federation_exporter_probes"
+        );
+        assert_eq!(family_name(&CERT_INFO), "matrix_federation_cert");
+        assert_eq!(
+            family_name(&PROBE_SUCCESS),
+            "matrix_federation_probe_success"
+        );
+    }
+
+    #[test]
+    fn exporter_metrics_render() {
+        let exporter = ExporterMetrics::new();
+        exporter.record_probe(true);
+        exporter.record_probe(false);
+        exporter.record_probe(false);
+        exporter.config_loaded(true, UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        exporter.config_loaded(false, UNIX_EPOCH + Duration::from_secs(1_700_000_100));
+        let text = encode(
+            &registry(Arc::new(Store::new()), &exporter),
+            Format::Text004,
+        );
+        assert!(
+            text.contains("matrix_federation_exporter_probes_total{result=\"success\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("matrix_federation_exporter_probes_total{result=\"failure\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("matrix_federation_exporter_config_last_reload_successful 0.0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("matrix_federation_exporter_config_last_reload_success_timestamp_seconds 1700000000.0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "matrix_federation_exporter_build_info{{version=\"{VERSION}\""
+            )),
+            "{text}"
+        );
+        // An empty store renders no per-server families at all.
+        assert!(!text.contains("matrix_federation_probe_success"), "{text}");
+    }
+
+    #[test]
+    fn summed_merges_repeated_steps_in_declaration_order() {
+        let steps = [
+            (Step::AddressLookup, Duration::from_millis(10)),
+            (Step::WellKnown, Duration::from_millis(5)),
+            (Step::AddressLookup, Duration::from_millis(20)),
+        ];
+        let got: Vec<_> = summed(Step::ALL, &steps).collect();
+        assert_eq!(got, [(Step::WellKnown, 0.005), (Step::AddressLookup, 0.03)]);
+    }
+}

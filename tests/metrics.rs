@@ -1,0 +1,833 @@
+//! `/metrics` rendering and the HTTP routes, from hand-built reports: a snapshot of the exposition, agreement
+//! with METRICS.md, vanishing series, a strict 0.0.4 line check, and the routes.
+//!
+//! Update the snapshot with `UPDATE_SNAPSHOTS=1 cargo test --test metrics`.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use matrix_federation_exporter::http::{AppState, router};
+use matrix_federation_exporter::metrics::{self, ExporterMetrics, Format};
+use matrix_federation_exporter::report::{
+    AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, Family, Method, Phase, Reason,
+    ServerReport, SrvInfo, Stage, Step, TargetReport, TlsFacts, WellKnownOutcome, WellKnownReport,
+};
+use matrix_federation_exporter::store::Store;
+use tower::ServiceExt as _;
+
+const T0: u64 = 1_700_000_000;
+const T0_SIGNED: i64 = 1_700_000_000;
+const DAY: i64 = 86_400;
+/// A subject that needs escaping in the exposition formats.
+const NASTY_SUBJECT: &str = "CN=evil \"quoted\" back\\slash\nsecond line";
+
+// ---- fixtures ----
+
+fn at(secs: u64, millis: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis)
+}
+
+fn ms(millis: u64) -> Duration {
+    Duration::from_millis(millis)
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("fixture address parses")
+}
+
+fn cert(
+    subject: &str,
+    issuer: &str,
+    dns_names: &[&str],
+    not_before: i64,
+    not_after: i64,
+) -> CertFacts {
+    CertFacts {
+        subject: subject.to_owned(),
+        issuer: issuer.to_owned(),
+        dns_names: dns_names.iter().map(|&n| n.to_owned()).collect(),
+        ip_addresses: Vec::new(),
+        serial: "01:02:03:04".to_owned(),
+        fingerprint_sha256: "ab".repeat(32),
+        not_before,
+        not_after,
+    }
+}
+
+/// `example.org` delegates via `.well-known` to `matrix.example.org:443`, which has an IPv4 and an IPv6 address;
+/// both pass.
+fn healthy() -> ServerReport {
+    let t0 = T0_SIGNED;
+    let leaf = cert(
+        "CN=matrix.example.org",
+        "CN=Test Intermediate CA",
+        &["matrix.example.org", "example.org"],
+        t0 - 30 * DAY,
+        t0 + 60 * DAY,
+    );
+    let intermediate = cert(
+        "CN=Test Intermediate CA",
+        "CN=Test Root CA",
+        &[],
+        t0 - 300 * DAY,
+        t0 + 45 * DAY,
+    );
+    let address = |a: &str| AddressReport {
+        address: addr(a),
+        target_host: "matrix.example.org".to_owned(),
+        phases: vec![(Phase::Connect, ms(12)), (Phase::TlsHandshake, ms(34))],
+        tls: Some(TlsFacts {
+            version: "TLSv1_3".to_owned(),
+            cipher: "TLS13_AES_256_GCM_SHA384".to_owned(),
+        }),
+        certificate: Some(CertReport {
+            chain: vec![leaf.clone(), intermediate.clone()],
+            failures: Vec::new(),
+        }),
+        failures: Vec::new(),
+    };
+    ServerReport {
+        server_name: "example.org".to_owned(),
+        started_at: at(T0, 0),
+        finished_at: at(T0, 250),
+        duration: ms(250),
+        discovery: DiscoveryReport {
+            method: Method::ExplicitPort,
+            well_known: WellKnownReport {
+                outcome: WellKnownOutcome::Delegated,
+                cache_ttl: Some(Duration::from_secs(86_400)),
+                hops: vec![(
+                    "https://example.org/.well-known/matrix/server".to_owned(),
+                    200,
+                )],
+                error: None,
+            },
+            delegated_server: Some("matrix.example.org:443".to_owned()),
+            tls_name: "matrix.example.org".to_owned(),
+            host_header: "matrix.example.org:443".to_owned(),
+            targets: vec![TargetReport {
+                host: "matrix.example.org".to_owned(),
+                port: 443,
+                srv: None,
+                addresses: vec![
+                    "192.0.2.10".parse().expect("ip"),
+                    "2001:db8::10".parse().expect("ip"),
+                ],
+                via_cname: false,
+            }],
+            steps: vec![(Step::WellKnown, ms(120)), (Step::AddressLookup, ms(15))],
+            truncated: false,
+        },
+        addresses: vec![address("192.0.2.10:443"), address("[2001:db8::10]:443")],
+        failures: Vec::new(),
+    }
+}
+
+/// `broken.test` has three `_matrix-fed` SRV targets: two do not exist (one server-level DNS failure, reported
+/// twice), the third has an IPv4 address with an expired certificate for the wrong name and an IPv6 address that
+/// refuses connections.
+fn failing() -> ServerReport {
+    let t0 = T0_SIGNED;
+    let mut leaf = cert(
+        NASTY_SUBJECT,
+        "CN=Self",
+        &["other.test"],
+        t0 - 400 * DAY,
+        t0 - 10 * DAY,
+    );
+    leaf.ip_addresses = vec!["198.51.100.7".parse().expect("ip")];
+    let cert_failures = vec![
+        Failure::new(
+            Stage::Certificate,
+            Reason::CertExpired,
+            "certificate expired 10 days ago",
+        ),
+        Failure::new(
+            Stage::Certificate,
+            Reason::CertHostnameMismatch,
+            "not valid for broken.test",
+        ),
+    ];
+    let srv_target = |host: &str, addresses: Vec<std::net::IpAddr>| TargetReport {
+        host: host.to_owned(),
+        port: 8448,
+        srv: Some(SrvInfo {
+            priority: 10,
+            weight: 5,
+        }),
+        addresses,
+        via_cname: false,
+    };
+    ServerReport {
+        server_name: "broken.test".to_owned(),
+        started_at: at(T0 + 5, 0),
+        finished_at: at(T0 + 7, 500),
+        duration: ms(2500),
+        discovery: DiscoveryReport {
+            method: Method::SrvMatrixFed,
+            well_known: WellKnownReport {
+                outcome: WellKnownOutcome::NotFound,
+                cache_ttl: None,
+                hops: vec![(
+                    "https://broken.test/.well-known/matrix/server".to_owned(),
+                    404,
+                )],
+                error: Some("HTTP 404".to_owned()),
+            },
+            delegated_server: None,
+            tls_name: "broken.test".to_owned(),
+            host_header: "broken.test".to_owned(),
+            targets: vec![
+                srv_target("a.broken.test", Vec::new()),
+                srv_target("b.broken.test", Vec::new()),
+                srv_target(
+                    "c.broken.test",
+                    vec![
+                        "198.51.100.7".parse().expect("ip"),
+                        "2001:db8::7".parse().expect("ip"),
+                    ],
+                ),
+            ],
+            steps: vec![
+                (Step::WellKnown, ms(50)),
+                (Step::Srv, ms(8)),
+                (Step::AddressLookup, ms(3)),
+                (Step::AddressLookup, ms(4)),
+                (Step::AddressLookup, ms(5)),
+            ],
+            truncated: false,
+        },
+        addresses: vec![
+            AddressReport {
+                address: addr("198.51.100.7:8448"),
+                target_host: "c.broken.test".to_owned(),
+                phases: vec![(Phase::Connect, ms(20)), (Phase::TlsHandshake, ms(40))],
+                tls: Some(TlsFacts {
+                    version: "TLSv1_2".to_owned(),
+                    cipher: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".to_owned(),
+                }),
+                certificate: Some(CertReport {
+                    chain: vec![leaf],
+                    failures: cert_failures.clone(),
+                }),
+                failures: cert_failures,
+            },
+            AddressReport {
+                address: addr("[2001:db8::7]:8448"),
+                target_host: "c.broken.test".to_owned(),
+                phases: vec![(Phase::Connect, ms(1))],
+                tls: None,
+                certificate: None,
+                failures: vec![Failure::new(
+                    Stage::Connect,
+                    Reason::ConnectionRefused,
+                    "connection refused",
+                )],
+            },
+        ],
+        failures: vec![
+            Failure::new(Stage::Dns, Reason::DnsNxdomain, "a.broken.test: NXDOMAIN"),
+            Failure::new(Stage::Dns, Reason::DnsNxdomain, "b.broken.test: NXDOMAIN"),
+        ],
+    }
+}
+
+fn exporter() -> ExporterMetrics {
+    let exporter = ExporterMetrics::new();
+    exporter.record_probe(true);
+    exporter.record_probe(false);
+    exporter.config_loaded(true, at(T0 - 60, 0));
+    exporter
+}
+
+fn store_with(reports: impl IntoIterator<Item = ServerReport>) -> Arc<Store> {
+    let store = Arc::new(Store::new());
+    for r in reports {
+        store.insert(r);
+    }
+    store
+}
+
+fn render(store: &Arc<Store>, format: Format) -> String {
+    metrics::encode(&metrics::registry(Arc::clone(store), &exporter()), format)
+}
+
+// ---- tests ----
+
+#[test]
+fn openmetrics_snapshot() {
+    let text = render(&store_with([healthy(), failing()]), Format::OpenMetrics);
+    // The build identity changes with every release and build; everything else is fixed.
+    let text = text.replace(
+        &format!(
+            "version=\"{}\",revision=\"{}\"",
+            metrics::VERSION,
+            metrics::REVISION
+        ),
+        "version=\"VERSION\",revision=\"REVISION\"",
+    );
+    assert_snapshot("metrics.txt", &text);
+}
+
+#[test]
+fn text_004_passes_the_strict_line_check() {
+    let text = render(&store_with([healthy(), failing()]), Format::Text004);
+    let samples = parse_004(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let subject = samples
+        .iter()
+        .find(|s| {
+            s.name == "matrix_federation_cert_info" && s.label("server_name") == Some("broken.test")
+        })
+        .and_then(|s| s.label("subject"));
+    assert_eq!(
+        subject,
+        Some(NASTY_SUBJECT),
+        "escaped label value round-trips"
+    );
+    assert!(!text.contains("# EOF"));
+}
+
+#[test]
+fn openmetrics_escapes_label_values() {
+    let text = render(&store_with([failing()]), Format::OpenMetrics);
+    assert!(
+        text.contains(r#"subject="CN=evil \"quoted\" back\\slash\nsecond line""#),
+        "{text}"
+    );
+    assert!(text.ends_with("# EOF\n"));
+}
+
+#[test]
+fn failure_info_has_one_row_per_distinct_failure() {
+    let samples =
+        parse_004(&render(&store_with([failing()]), Format::Text004)).expect("valid exposition");
+    let rows: Vec<_> = samples
+        .iter()
+        .filter(|s| s.name == "matrix_federation_failure_info")
+        .map(|s| {
+            (
+                s.label("address").unwrap_or("?"),
+                s.label("stage").unwrap_or("?"),
+                s.label("reason").unwrap_or("?"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("", "dns", "dns_nxdomain"),
+            ("198.51.100.7:8448", "certificate", "cert_expired"),
+            ("198.51.100.7:8448", "certificate", "cert_hostname_mismatch"),
+            ("[2001:db8::7]:8448", "connect", "connection_refused"),
+        ]
+    );
+}
+
+#[test]
+fn removed_servers_and_addresses_leave_no_series() {
+    let store = store_with([healthy(), failing()]);
+    assert!(render(&store, Format::Text004).contains("server_name=\"broken.test\""));
+
+    store.retain(&HashSet::from(["example.org".to_owned()]));
+    let after = render(&store, Format::Text004);
+    assert!(!after.contains("broken.test"), "{after}");
+    assert_eq!(after, render(&store_with([healthy()]), Format::Text004));
+
+    // A newer report with fewer addresses drops the vanished address's series.
+    let mut v4_only = healthy();
+    v4_only.addresses.truncate(1);
+    store.insert(v4_only);
+    let after = render(&store, Format::Text004);
+    assert!(after.contains("192.0.2.10:443"));
+    assert!(!after.contains("2001:db8::10"), "{after}");
+
+    store.retain(&HashSet::new());
+    let empty = render(&store, Format::Text004);
+    assert!(!empty.contains("server_name="), "{empty}");
+    assert!(empty.contains("matrix_federation_exporter_build_info"));
+}
+
+#[test]
+fn metrics_md_matches_the_rendered_output() {
+    let doc = std::fs::read_to_string(repo_path("METRICS.md")).expect("METRICS.md exists");
+    let documented = documented_metrics(&doc);
+    assert!(!documented.is_empty(), "no metric rows found in METRICS.md");
+
+    let store = store_with([healthy(), failing()]);
+    let rendered = rendered_metrics(
+        &render(&store, Format::Text004),
+        &render(&store, Format::OpenMetrics),
+    );
+
+    for (name, (kind, labels)) in &rendered {
+        let doc_row = documented
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} is rendered but not in METRICS.md"));
+        assert!(
+            !doc_row.later,
+            "{name} is rendered but METRICS.md says {LATER}"
+        );
+        assert_eq!(&doc_row.kind, kind, "type of {name}");
+        assert_eq!(&doc_row.labels, labels, "labels of {name}");
+    }
+    for (name, row) in &documented {
+        assert!(
+            row.later || rendered.contains_key(name),
+            "{name} is documented but not rendered (mark it {LATER} if a later issue adds it)"
+        );
+        assert!(
+            !(row.later && rendered.contains_key(name)),
+            "{name} is marked {LATER} but rendered"
+        );
+    }
+    for desc in metrics::RENDERED {
+        assert!(
+            rendered.contains_key(desc.name),
+            "fixtures do not exercise {}",
+            desc.name
+        );
+    }
+
+    let values = documented_label_values(&doc);
+    let expect = |label: &str, all: Vec<&'static str>| {
+        let want: BTreeSet<&str> = all.into_iter().collect();
+        let got: BTreeSet<&str> = values
+            .get(label)
+            .map(|v| v.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(got, want, "values of `{label}` in METRICS.md");
+    };
+    expect("method", Method::ALL.iter().map(|v| v.as_str()).collect());
+    expect(
+        "well_known",
+        WellKnownOutcome::ALL.iter().map(|v| v.as_str()).collect(),
+    );
+    expect("step", Step::ALL.iter().map(|v| v.as_str()).collect());
+    expect("phase", Phase::ALL.iter().map(|v| v.as_str()).collect());
+    expect("family", Family::ALL.iter().map(|v| v.as_str()).collect());
+    expect("stage", Stage::ALL.iter().map(|v| v.as_str()).collect());
+    expect("reason", Reason::ALL.iter().map(|v| v.as_str()).collect());
+}
+
+#[test]
+fn renders_ten_thousand_servers() {
+    // Speed is measured by `cargo run --release --example render_metrics`, not asserted here.
+    let store = Arc::new(Store::new());
+    for i in 0..10_000 {
+        let mut r = healthy();
+        r.server_name = format!("s{i}.example.org");
+        store.insert(r);
+    }
+    let registry = metrics::registry(Arc::clone(&store), &exporter());
+    let text = metrics::encode(&registry, Format::OpenMetrics);
+    assert_eq!(
+        text.matches("matrix_federation_probe_success{").count(),
+        10_000
+    );
+    assert!(text.ends_with("# EOF\n"));
+}
+
+// ---- routes ----
+
+fn app() -> (axum::Router, tokio::sync::watch::Sender<bool>) {
+    let mut odd = healthy();
+    "evil<b>&.test".clone_into(&mut odd.server_name);
+    let store = store_with([healthy(), failing(), odd]);
+    let (tx, ready) = tokio::sync::watch::channel(false);
+    let state = AppState {
+        registry: metrics::registry(Arc::clone(&store), &exporter()),
+        store,
+        ready,
+    };
+    (router(Arc::new(state)), tx)
+}
+
+async fn get(app: &axum::Router, uri: &str, accept: Option<&str>) -> (StatusCode, String, String) {
+    let mut request = Request::builder().uri(uri);
+    if let Some(accept) = accept {
+        request = request.header(header::ACCEPT, accept);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::empty()).expect("request builds"))
+        .await
+        .expect("infallible");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().expect("ascii content type").to_owned())
+        .unwrap_or_default();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body reads");
+    (
+        status,
+        content_type,
+        String::from_utf8(body.to_vec()).expect("utf-8 body"),
+    )
+}
+
+#[tokio::test]
+async fn metrics_route_negotiates_the_format() {
+    let (app, _tx) = app();
+
+    let (status, content_type, body) = get(&app, "/metrics", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+    assert!(!body.contains("# EOF"));
+    parse_004(&body).unwrap_or_else(|e| panic!("{e}"));
+
+    let accept =
+        "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
+    let (status, content_type, body) = get(&app, "/metrics", Some(accept)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        content_type,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    assert!(body.ends_with("# EOF\n"));
+    assert!(body.contains("matrix_federation_probe_success{server_name=\"broken.test\"} 0.0\n"));
+}
+
+#[tokio::test]
+async fn landing_page_lists_servers_escaped() {
+    let (app, _tx) = app();
+    let (status, content_type, body) = get(&app, "/", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert!(body.contains("<a href=\"/metrics\">"));
+    assert!(body.contains("<td>example.org</td><td>ok</td>"), "{body}");
+    assert!(
+        body.contains("<td>broken.test</td><td>failing</td>"),
+        "{body}"
+    );
+    assert!(body.contains("certificate/cert_expired"), "{body}");
+    assert!(body.contains("evil&lt;b&gt;&amp;.test"), "{body}");
+    assert!(!body.contains("evil<b>"), "{body}");
+}
+
+#[tokio::test]
+async fn lifecycle_routes() {
+    let (app, tx) = app();
+    assert_eq!(get(&app, "/-/healthy", None).await.0, StatusCode::OK);
+    assert_eq!(get(&app, "/-/healthy", None).await.2, "OK");
+
+    let (status, _, body) = get(&app, "/-/ready", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body, "not ready: first probe round running");
+    tx.send(true).expect("receiver alive");
+    assert_eq!(get(&app, "/-/ready", None).await.0, StatusCode::OK);
+
+    assert_eq!(
+        get(&app, "/no/such/path", None).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+// ---- snapshot helper ----
+
+fn repo_path(relative: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// Compares `actual` with `tests/snapshots/<name>`; with `UPDATE_SNAPSHOTS=1`, rewrites the file instead.
+fn assert_snapshot(name: &str, actual: &str) {
+    let path = repo_path("tests/snapshots").join(name);
+    if std::env::var("UPDATE_SNAPSHOTS").is_ok_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().expect("snapshot dir")).expect("create snapshot dir");
+        std::fs::write(&path, actual).expect("write snapshot");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_SNAPSHOTS=1 to create it)",
+            path.display()
+        )
+    });
+    assert!(
+        expected == actual,
+        "{} differs (- expected, + actual; UPDATE_SNAPSHOTS=1 accepts the new output):\n{}",
+        path.display(),
+        line_diff(&expected, actual)
+    );
+}
+
+/// A line diff (longest common subsequence), showing only changed lines with their line numbers.
+fn line_diff(expected: &str, actual: &str) -> String {
+    let a: Vec<&str> = expected.lines().collect();
+    let b: Vec<&str> = actual.lines().collect();
+    let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, String::new());
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            i += 1;
+            j += 1;
+        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            let _ = writeln!(out, "{:>4} - {}", i + 1, a[i]);
+            i += 1;
+        } else {
+            let _ = writeln!(out, "{:>4} + {}", j + 1, b[j]);
+            j += 1;
+        }
+    }
+    out
+}
+
+// ---- METRICS.md parsing ----
+
+/// Marks a documented metric that no code renders yet.
+const LATER: &str = "(added by a later issue)";
+
+struct DocRow {
+    kind: String,
+    labels: BTreeSet<String>,
+    later: bool,
+}
+
+fn backticked(cell: &str) -> impl Iterator<Item = &str> {
+    cell.split('`').skip(1).step_by(2)
+}
+
+/// Rows `| `name` | type | `label`, … | meaning |` of the metric table.
+fn documented_metrics(doc: &str) -> BTreeMap<String, DocRow> {
+    let mut rows = BTreeMap::new();
+    for line in doc
+        .lines()
+        .filter(|l| l.starts_with("| `matrix_federation_"))
+    {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        assert!(
+            cells.len() >= 5,
+            "metric row needs name, type, labels, meaning: {line}"
+        );
+        let name = backticked(cells[1])
+            .next()
+            .expect("backticked name")
+            .to_owned();
+        let row = DocRow {
+            kind: cells[2].to_owned(),
+            labels: backticked(cells[3]).map(str::to_owned).collect(),
+            later: line.contains(LATER),
+        };
+        assert!(
+            rows.insert(name.clone(), row).is_none(),
+            "{name} documented twice"
+        );
+    }
+    rows
+}
+
+/// The first backticked cell of each table row under a heading like ``### `reason` ``.
+fn documented_label_values(doc: &str) -> BTreeMap<String, Vec<String>> {
+    let mut values: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in doc.lines() {
+        if line.starts_with('#') {
+            current = line
+                .strip_prefix("### ")
+                .and_then(|h| backticked(h).next())
+                .map(str::to_owned);
+        } else if let (Some(label), Some(cell)) = (&current, line.strip_prefix("| `"))
+            && let Some(value) = cell.split('`').next()
+        {
+            values
+                .entry(label.clone())
+                .or_default()
+                .push(value.to_owned());
+        }
+    }
+    values
+}
+
+/// Sample name -> (`OpenMetrics` type, label names seen on any sample).
+fn rendered_metrics(
+    text_004: &str,
+    openmetrics: &str,
+) -> BTreeMap<String, (String, BTreeSet<String>)> {
+    let mut kinds = BTreeMap::new();
+    for line in openmetrics.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (family, kind) = rest.split_once(' ').expect("TYPE line has a type");
+            let sample_name = match kind {
+                "info" => format!("{family}_info"),
+                "counter" => format!("{family}_total"),
+                _ => family.to_owned(),
+            };
+            kinds.insert(sample_name, kind.to_owned());
+        }
+    }
+    let mut rendered: BTreeMap<String, (String, BTreeSet<String>)> = BTreeMap::new();
+    for sample in parse_004(text_004).expect("valid exposition") {
+        let kind = kinds
+            .get(&sample.name)
+            .unwrap_or_else(|| panic!("no OpenMetrics TYPE for {}", sample.name));
+        let entry = rendered
+            .entry(sample.name.clone())
+            .or_insert_with(|| (kind.clone(), BTreeSet::new()));
+        entry.1.extend(sample.labels.into_iter().map(|(k, _)| k));
+    }
+    rendered
+}
+
+// ---- strict 0.0.4 parser ----
+
+struct Sample {
+    name: String,
+    labels: Vec<(String, String)>,
+}
+
+impl Sample {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Parses the Prometheus 0.0.4 text format strictly: `# HELP`/`# TYPE` comments, then samples
+/// `name{label="escaped",…} value` whose name was typed first; no duplicate series. Label values come back
+/// unescaped.
+fn parse_004(text: &str) -> Result<Vec<Sample>, String> {
+    let body = text
+        .strip_suffix('\n')
+        .ok_or("output must end with a newline")?;
+    let mut typed = HashSet::new();
+    let mut series = HashSet::new();
+    let mut samples = Vec::new();
+    for (n, line) in body.split('\n').enumerate() {
+        let err = |what: &str| format!("line {}: {what}: {line:?}", n + 1);
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, _) = rest
+                .split_once(' ')
+                .ok_or_else(|| err("HELP without text"))?;
+            check_name(name, true).map_err(|e| err(&e))?;
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest
+                .split_once(' ')
+                .ok_or_else(|| err("TYPE without type"))?;
+            check_name(name, true).map_err(|e| err(&e))?;
+            if !matches!(
+                kind,
+                "counter" | "gauge" | "histogram" | "summary" | "untyped"
+            ) {
+                return Err(err("unknown type"));
+            }
+            if !typed.insert(name.to_owned()) {
+                return Err(err("family typed twice"));
+            }
+        } else if line.starts_with('#') || line.is_empty() {
+            return Err(err("unexpected comment or empty line"));
+        } else {
+            let (sample, rest) = parse_sample(line).map_err(|e| err(&e))?;
+            let value = rest
+                .strip_prefix(' ')
+                .ok_or_else(|| err("no space before value"))?;
+            if value.parse::<f64>().is_err() && !matches!(value, "+Inf" | "-Inf" | "NaN") {
+                return Err(err("bad value"));
+            }
+            if !typed.contains(&sample.name) {
+                return Err(err("sample before its TYPE"));
+            }
+            let mut key: Vec<_> = sample.labels.clone();
+            key.sort();
+            if !series.insert((sample.name.clone(), key)) {
+                return Err(err("duplicate series"));
+            }
+            samples.push(sample);
+        }
+    }
+    Ok(samples)
+}
+
+fn check_name(name: &str, metric: bool) -> Result<(), String> {
+    let ok_first = |c: char| c.is_ascii_alphabetic() || c == '_' || (metric && c == ':');
+    let ok_rest = |c: char| ok_first(c) || c.is_ascii_digit();
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(c) if ok_first(c) && chars.all(ok_rest) => Ok(()),
+        _ => Err(format!("invalid name {name:?}")),
+    }
+}
+
+/// Parses `name` or `name{…}` and returns the sample and the rest of the line.
+fn parse_sample(line: &str) -> Result<(Sample, &str), String> {
+    let end = line.find(['{', ' ']).ok_or("no value")?;
+    let name = &line[..end];
+    check_name(name, true)?;
+    let mut sample = Sample {
+        name: name.to_owned(),
+        labels: Vec::new(),
+    };
+    let Some(mut rest) = line[end..].strip_prefix('{') else {
+        return Ok((sample, &line[end..]));
+    };
+    loop {
+        let (key, after) = rest.split_once("=\"").ok_or("label without =\"")?;
+        check_name(key, false)?;
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let close = loop {
+            match chars.next().ok_or("unterminated label value")? {
+                (i, '"') => break i,
+                (_, '\\') => match chars.next().ok_or("dangling escape")?.1 {
+                    '\\' => value.push('\\'),
+                    '"' => value.push('"'),
+                    'n' => value.push('\n'),
+                    c => return Err(format!("bad escape \\{c}")),
+                },
+                (_, '\n') => return Err("raw newline in label value".to_owned()),
+                (_, c) => value.push(c),
+            }
+        };
+        if sample.label(key).is_some() {
+            return Err(format!("label {key} repeated"));
+        }
+        sample.labels.push((key.to_owned(), value));
+        rest = &after[close + 1..];
+        if let Some(r) = rest.strip_prefix(',') {
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix('}') {
+            return Ok((sample, r));
+        } else {
+            return Err("expected , or } after label".to_owned());
+        }
+    }
+}
+
+#[test]
+fn strict_parser_rejects_bad_lines() {
+    let typed = "# TYPE m gauge\n";
+    assert!(parse_004(&format!("{typed}m{{a=\"x\"}} 1\n")).is_ok());
+    for bad in [
+        "m{a=\"x\"} 1",                 // no trailing newline
+        "m{a=\"x\"}  1\n",              // bad value
+        "m{a=\"x\\q\"} 1\n",            // bad escape
+        "m{a=\"x\"\"} 1\n",             // stray quote
+        "m{a=\"x\",a=\"y\"} 1\n",       // repeated label
+        "m{a=\"x\"} 1\nm{a=\"x\"} 2\n", // duplicate series
+        "m{1a=\"x\"} 1\n",              // bad label name
+    ] {
+        assert!(
+            parse_004(&format!("{typed}{bad}")).is_err(),
+            "accepted {bad:?}"
+        );
+    }
+    assert!(parse_004("m 1\n").is_err(), "sample before TYPE");
+}
