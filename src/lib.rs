@@ -11,6 +11,16 @@
 //! ```
 //!
 //! Probe code never touches metric types; the metrics code never does I/O.
+//!
+//! Server names are parsed once, by the spec grammar, and keep their case:
+//!
+//! ```
+//! use matrix_federation_exporter::server_name::ServerName;
+//!
+//! let name = ServerName::parse("Example.org:8448").unwrap();
+//! assert_eq!((name.hostname().as_str(), name.port()), ("Example.org", Some(8448)));
+//! assert!(ServerName::parse("https://example.org").is_err());
+//! ```
 
 pub mod cert;
 pub mod client;
