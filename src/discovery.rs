@@ -240,7 +240,7 @@ async fn resolve_targets(env: &ProbeEnv, targets: Vec<Target>, d: &mut Discovery
     }
 }
 
-/// The A and AAAA answers of one target.
+/// The A and AAAA answers of one target, with its failures classified.
 #[derive(Default)]
 struct Resolved {
     /// IPv6 first.
@@ -260,39 +260,31 @@ async fn resolve_one(env: &ProbeEnv, target: &Target) -> Resolved {
         }
         Host::Dns(h) => h,
     };
-    let (v6, v4) = tokio::join!(
-        env.dns.addresses(host, true),
-        env.dns.addresses(host, false)
-    );
-    let mut r = Resolved::default();
-    let mut not_found = Vec::new();
-    for result in [v6, v4] {
-        match result {
-            Ok(Answer::Found(a)) => {
-                r.ips.extend(a.ips);
-                r.via_cname |= a.via_cname;
-                r.truncated |= a.truncated;
-            }
-            Ok(other) => not_found.push(other),
-            // A family that fails to resolve is a fault even when the other works: peers that need it fail.
-            Err(f) => r
-                .failures
-                .push(Failure::new(Stage::Dns, f.reason, f.message)),
-        }
-    }
-    if r.ips.is_empty() && r.failures.is_empty() {
-        let reason = if not_found.iter().all(|a| *a == Answer::NxDomain) {
-            Reason::DnsNxdomain
+    let found = env.dns.host(host).await;
+    let mut failures: Vec<Failure> = found
+        .failures
+        .into_iter()
+        .map(|f| Failure::new(Stage::Dns, f.reason, f.message))
+        .collect();
+    if found.ips.is_empty() && failures.is_empty() {
+        failures.push(if found.nxdomain {
+            Failure::new(
+                Stage::Dns,
+                Reason::DnsNxdomain,
+                format!("{host} does not exist (NXDOMAIN)"),
+            )
         } else {
-            Reason::DnsNoRecords
-        };
-        let words = if reason == Reason::DnsNxdomain {
-            "does not exist (NXDOMAIN)"
-        } else {
-            "has no A or AAAA record"
-        };
-        r.failures
-            .push(Failure::new(Stage::Dns, reason, format!("{host} {words}")));
+            Failure::new(
+                Stage::Dns,
+                Reason::DnsNoRecords,
+                format!("{host} has no A or AAAA record"),
+            )
+        });
     }
-    r
+    Resolved {
+        ips: found.ips,
+        via_cname: found.via_cname,
+        truncated: found.truncated,
+        failures,
+    }
 }

@@ -66,6 +66,19 @@ pub struct Addresses {
 
 pub type Lookup<T> = Result<Answer<T>, DnsFailure>;
 
+/// Both families of one host, looked up concurrently.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostAddresses {
+    /// IPv6 first, then IPv4.
+    pub ips: Vec<IpAddr>,
+    pub via_cname: bool,
+    pub truncated: bool,
+    /// Lookups that did not complete. A family that fails is a fault even when the other one works.
+    pub failures: Vec<DnsFailure>,
+    /// True when every family that completed answered NXDOMAIN (else they answered NODATA or had records).
+    pub nxdomain: bool,
+}
+
 impl Dns {
     /// A resolver that asks `nameservers` (UDP, then TCP on truncation), or the system's `/etc/resolv.conf`
     /// when the list is empty.
@@ -153,6 +166,29 @@ impl Dns {
                 truncated,
             }
         }))
+    }
+
+    /// AAAA and A of `host` at once ("resolve the hostname to an IP address using CNAME, AAAA or A records").
+    pub async fn host(&self, host: &str) -> HostAddresses {
+        let (v6, v4) = tokio::join!(self.addresses(host, true), self.addresses(host, false));
+        let mut out = HostAddresses {
+            nxdomain: true,
+            ..HostAddresses::default()
+        };
+        for result in [v6, v4] {
+            match result {
+                Ok(Answer::Found(a)) => {
+                    out.ips.extend(a.ips);
+                    out.via_cname |= a.via_cname;
+                    out.truncated |= a.truncated;
+                    out.nxdomain = false;
+                }
+                Ok(Answer::NoData) => out.nxdomain = false,
+                Ok(Answer::NxDomain) => {}
+                Err(f) => out.failures.push(f),
+            }
+        }
+        out
     }
 
     async fn lookup(&self, name: &str, rtype: RecordType) -> Lookup<Vec<RData>> {

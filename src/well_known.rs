@@ -18,7 +18,6 @@ use tokio::net::TcpStream;
 use url::Url;
 
 use crate::client::{GetError, HttpConn};
-use crate::dns::Answer;
 use crate::env::ProbeEnv;
 use crate::report::{WellKnownOutcome, WellKnownReport};
 use crate::server_name::ServerName;
@@ -267,29 +266,28 @@ fn get_error(e: &GetError) -> Bad {
     Bad::new(outcome, e.to_string())
 }
 
-/// A and AAAA of `host`, concurrently; an error only when neither gives an address.
+/// A and AAAA of `host`; an error only when neither gives an address.
 async fn resolve(env: &ProbeEnv, host: &str) -> Result<Vec<IpAddr>, Bad> {
-    let (v6, v4) = tokio::join!(
-        env.dns.addresses(host, true),
-        env.dns.addresses(host, false)
-    );
-    let mut ips = Vec::new();
-    let mut problems = Vec::new();
-    for (family, result) in [("AAAA", v6), ("A", v4)] {
-        match result {
-            Ok(Answer::Found(a)) => ips.extend(a.ips),
-            Ok(Answer::NxDomain) => problems.push(format!("{family}: NXDOMAIN")),
-            Ok(Answer::NoData) => problems.push(format!("{family}: no records")),
-            Err(f) => problems.push(f.message),
-        }
-    }
-    if ips.is_empty() {
+    let found = env.dns.host(host).await;
+    if found.ips.is_empty() {
+        let why = if !found.failures.is_empty() {
+            found
+                .failures
+                .iter()
+                .map(|f| f.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        } else if found.nxdomain {
+            "NXDOMAIN".to_owned()
+        } else {
+            "no A or AAAA record".to_owned()
+        };
         return Err(Bad::new(
             WellKnownOutcome::DnsError,
-            format!("{host}: {}", problems.join("; ")),
+            format!("{host}: {why}"),
         ));
     }
-    Ok(ips)
+    Ok(found.ips)
 }
 
 /// The cache lifetime a homeserver gives this answer: `Cache-Control: no-store` means none, else `max-age`,

@@ -18,8 +18,8 @@ use matrix_federation_exporter::probe::probe_server;
 use matrix_federation_exporter::report::{Method, Reason, ServerReport, WellKnownOutcome};
 use matrix_federation_exporter::server_name::ServerName;
 use support::{
-    Behaviour, FakeDns, FakeServer, Leaf, PortAnchor, Reply, Routes, SilentDns, TestCa, Validity,
-    Zone,
+    Behaviour, FakeDns, FakeServer, Leaf, PortAnchor, Reply, Routes, SilentDns, TIMEOUTS, TestCa,
+    Validity, Zone,
 };
 
 /// The world's ports.
@@ -217,15 +217,6 @@ fn subst(text: &str, ports: &[(P, u16); 4]) -> String {
     }
     out
 }
-
-/// Timeouts short enough that hang scenarios end quickly, long enough for a loaded CI machine.
-const TIMEOUTS: Timeouts = Timeouts {
-    dns: Duration::from_secs(2),
-    connect: Duration::from_secs(2),
-    tls_handshake: Duration::from_secs(2),
-    well_known: Duration::from_secs(3),
-    http: Duration::from_secs(2),
-};
 
 async fn run(s: &Scenario) -> ServerReport {
     let world = World::start(s.zone, s.servers).await;

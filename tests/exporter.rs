@@ -15,20 +15,14 @@ use std::time::Duration;
 use axum::body::Body;
 use http::Request;
 use http_body_util::BodyExt;
-use matrix_federation_exporter::config::{Config, Timeouts};
+use matrix_federation_exporter::config::Config;
 use matrix_federation_exporter::daemon;
 use matrix_federation_exporter::env::{Ports, ProbeEnv};
 use matrix_federation_exporter::server_name::ServerName;
-use support::{Behaviour, FakeDns, FakeServer, PortAnchor, Routes, TestCa, Validity, Zone};
-use tower::ServiceExt;
-
-const TIMEOUTS: Timeouts = Timeouts {
-    dns: Duration::from_secs(2),
-    connect: Duration::from_secs(2),
-    tls_handshake: Duration::from_secs(2),
-    well_known: Duration::from_secs(3),
-    http: Duration::from_secs(2),
+use support::{
+    Behaviour, FakeDns, FakeServer, PortAnchor, Routes, TIMEOUTS, TestCa, Validity, Zone,
 };
+use tower::ServiceExt;
 
 async fn get(router: &axum::Router, path: &str) -> (u16, String) {
     let response = router

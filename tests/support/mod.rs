@@ -11,3 +11,13 @@ pub mod https;
 pub use ca::{Leaf, TestCa, Validity, self_signed};
 pub use dns::{FakeDns, SilentDns, Zone};
 pub use https::{Behaviour, Bind, FakeServer, PortAnchor, Reply, Routes};
+
+/// Probe timeouts for tests: short enough that hang scenarios end quickly, long enough for a loaded CI machine.
+pub const TIMEOUTS: matrix_federation_exporter::config::Timeouts =
+    matrix_federation_exporter::config::Timeouts {
+        dns: std::time::Duration::from_secs(2),
+        connect: std::time::Duration::from_secs(2),
+        tls_handshake: std::time::Duration::from_secs(2),
+        well_known: std::time::Duration::from_secs(3),
+        http: std::time::Duration::from_secs(2),
+    };
