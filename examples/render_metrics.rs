@@ -38,6 +38,8 @@ fn report(i: usize) -> ServerReport {
             chain: vec![leaf.clone(), leaf.clone()],
             failures: Vec::new(),
         }),
+        keys: None,
+        version: None,
         failures: Vec::new(),
     };
     let (a, b) = ((i >> 8) & 0xff, i & 0xff);

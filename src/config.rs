@@ -36,6 +36,33 @@ pub struct Config {
     pub probe: ProbeConfig,
     pub dns: DnsConfig,
     pub tls: TlsConfig,
+    pub api: ApiConfig,
+}
+
+/// The report API (`/api/report`, `/api/federation-ok`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ApiConfig {
+    /// Whether the API may probe a server name that is not configured (off by default, so the endpoint cannot
+    /// be used to make the exporter contact arbitrary hosts).
+    pub probe_unconfigured: bool,
+}
+
+/// Which Matrix-level checks run on every address (both on by default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checks {
+    /// `GET /_matrix/key/v2/server` and its signatures.
+    pub keys: bool,
+    /// `GET /_matrix/federation/v1/version`.
+    pub version: bool,
+}
+
+impl Default for Checks {
+    fn default() -> Self {
+        Self {
+            keys: true,
+            version: true,
+        }
+    }
 }
 
 impl Config {
@@ -143,6 +170,7 @@ pub struct ProbeConfig {
     /// At least 1.
     pub concurrency: usize,
     pub timeouts: Timeouts,
+    pub checks: Checks,
 }
 
 /// Per-stage timeouts. Every network await in a probe runs under one of these.
@@ -202,6 +230,7 @@ impl Default for ProbeConfig {
             jitter: DEFAULT_JITTER,
             concurrency: DEFAULT_CONCURRENCY,
             timeouts: Timeouts::default(),
+            checks: Checks::default(),
         }
     }
 }
@@ -216,6 +245,20 @@ struct RawConfig {
     probe: Option<RawProbe>,
     dns: Option<RawDns>,
     tls: Option<RawTls>,
+    api: Option<RawApi>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    probe_unconfigured: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChecks {
+    keys: Option<bool>,
+    version: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -227,6 +270,7 @@ struct RawProbe {
     jitter: Option<Duration>,
     concurrency: Option<usize>,
     timeouts: Option<RawTimeouts>,
+    checks: Option<RawChecks>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -338,6 +382,9 @@ impl RawConfig {
                 trust_store,
                 ca_files,
             },
+            api: ApiConfig {
+                probe_unconfigured: self.api.and_then(|a| a.probe_unconfigured).unwrap_or(false),
+            },
         })
     }
 }
@@ -403,11 +450,17 @@ impl RawProbe {
             }
         }
 
+        let c = self.checks.unwrap_or_default();
+        let checks = Checks {
+            keys: c.keys.unwrap_or(true),
+            version: c.version.unwrap_or(true),
+        };
         Ok(ProbeConfig {
             interval,
             jitter,
             concurrency,
             timeouts,
+            checks,
         })
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rustls::RootCertStore;
 
-use crate::config::{Config, Timeouts};
+use crate::config::{Checks, Config, Timeouts};
 use crate::dns::Dns;
 use crate::tls::{self, TlsClient};
 
@@ -37,6 +37,8 @@ pub struct ProbeEnv {
     pub tls: TlsClient,
     pub ports: Ports,
     pub timeouts: Timeouts,
+    /// Which Matrix-level checks run on every address.
+    pub checks: Checks,
 }
 
 impl ProbeEnv {
@@ -51,7 +53,8 @@ impl ProbeEnv {
         )
     }
 
-    /// An environment with explicit parts (tests and benchmarks use this with loopback fakes).
+    /// An environment with explicit parts and every check on (tests and benchmarks use this with loopback
+    /// fakes).
     pub fn new(
         nameservers: &[std::net::SocketAddr],
         roots: RootCertStore,
@@ -65,6 +68,7 @@ impl ProbeEnv {
             tls: TlsClient::new(roots),
             ports,
             timeouts,
+            checks: Checks::default(),
         })
     }
 

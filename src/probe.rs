@@ -57,6 +57,8 @@ async fn probe_address(env: &ProbeEnv, endpoint: &Endpoint, tls_name: &str) -> A
         phases: Vec::new(),
         tls: None,
         certificate: None,
+        keys: None,
+        version: None,
         failures: Vec::new(),
     };
 

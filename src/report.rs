@@ -160,6 +160,10 @@ pub struct AddressReport {
     pub tls: Option<TlsFacts>,
     /// The presented chain and its verdict, when the handshake completed.
     pub certificate: Option<CertReport>,
+    /// The key document, when `GET /_matrix/key/v2/server` answered JSON (the check may be off).
+    pub keys: Option<KeysReport>,
+    /// The server software, when `GET /_matrix/federation/v1/version` answered (the check may be off).
+    pub version: Option<VersionReport>,
     /// Every failure of this address; empty when it passed.
     pub failures: Vec<Failure>,
 }
@@ -204,6 +208,52 @@ impl CertReport {
     pub fn chain_not_after(&self) -> Option<i64> {
         self.chain.iter().map(|c| c.not_after).min()
     }
+}
+
+/// A `/_matrix/key/v2/server` document as one address served it, and how each key was judged (see `keys.rs`).
+/// Its failures (stage `keys`) are in the address's `failures`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeysReport {
+    /// The document's `server_name` (empty when missing).
+    pub server_name: String,
+    /// `valid_until_ts` in milliseconds since the epoch.
+    pub valid_until_ts: Option<i64>,
+    /// Every entry of `verify_keys`, with its checks.
+    pub verify_keys: Vec<VerifyKey>,
+    /// Every entry of `old_verify_keys`.
+    pub old_verify_keys: Vec<OldVerifyKey>,
+    /// Things that work today but deserve a look (`valid_until_ts` under 1 h or over 7 days away).
+    pub warnings: Vec<String>,
+    /// The document as served (the federation tester reports it as `Keys`).
+    pub raw: String,
+}
+
+/// One current signing key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyKey {
+    /// For example `ed25519:a_AbCd`.
+    pub key_id: String,
+    /// Unpadded base64, as served.
+    pub key: String,
+    /// An `ed25519` key that decodes to 32 bytes.
+    pub valid_ed25519: bool,
+    /// The server's signature by this key over the canonical document verifies.
+    pub matching_signature: bool,
+}
+
+/// One former signing key (valid for events older than `expired_ts`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OldVerifyKey {
+    pub key_id: String,
+    pub key: String,
+    pub expired_ts: Option<i64>,
+}
+
+/// `GET /_matrix/federation/v1/version`: `{"server": {"name": ..., "version": ...}}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VersionReport {
+    pub name: Option<String>,
+    pub version: Option<String>,
 }
 
 /// Facts read from one X.509 certificate (see `cert.rs`).
@@ -346,6 +396,10 @@ label_enum! {
     Phase {
         Connect => "connect",
         TlsHandshake => "tls_handshake",
+        /// `GET /_matrix/key/v2/server`, headers and body.
+        Keys => "keys",
+        /// `GET /_matrix/federation/v1/version`, headers and body.
+        Version => "version",
     }
 }
 
@@ -376,6 +430,8 @@ label_enum! {
         Connect => "connect",
         Tls => "tls",
         Certificate => "certificate",
+        Keys => "keys",
+        Version => "version",
     }
 }
 
@@ -413,7 +469,20 @@ label_enum! {
         CertUnknownIssuer => "cert_unknown_issuer",
         /// Any other certificate problem (unparseable, wrong key usage, unsupported algorithm, no certificate).
         CertInvalid => "cert_invalid",
-        /// The whole probe outlived its deadline (the sum of its step timeouts) and was cut.
+        /// An HTTP request (keys, version) did not finish within `probe.timeouts.http`, or the whole probe
+        /// outlived its deadline (the sum of its step timeouts) and was cut.
         Timeout => "timeout",
+        /// An HTTP answer other than 200, or no valid HTTP answer at all.
+        HttpStatus => "http_status",
+        /// An HTTP body that is not JSON (often HTML from a proxy that routes `/_matrix` elsewhere).
+        NotJson => "not_json",
+        /// The key document's `server_name` is not the server name (exact, case-sensitive), or is missing.
+        KeysServerNameMismatch => "keys_server_name_mismatch",
+        /// An ed25519 verify key has no valid signature by the server over the canonical document.
+        KeysBadSignature => "keys_bad_signature",
+        /// The key document has no usable `ed25519` verify key (none, or not 32 bytes).
+        KeysNoEd25519Key => "keys_no_ed25519_key",
+        /// The key document's `valid_until_ts` is in the past, or missing.
+        KeysExpired => "keys_expired",
     }
 }

@@ -25,7 +25,7 @@ const BAD: &[Bad] = &[
         name: "unknown top-level key",
         yaml: "servers: []\ntargets: [matrix.org]\n",
         files: &[],
-        want: "line 2 column 1: unknown field `targets`, expected one of servers, probe, dns, tls",
+        want: "line 2 column 1: unknown field `targets`, expected one of servers, probe, dns, tls, api",
     },
     Bad {
         name: "unknown nested key",

@@ -90,6 +90,8 @@ fn healthy() -> ServerReport {
             chain: vec![leaf.clone(), intermediate.clone()],
             failures: Vec::new(),
         }),
+        keys: None,
+        version: None,
         failures: Vec::new(),
     };
     ServerReport {
@@ -216,6 +218,8 @@ fn failing() -> ServerReport {
                     chain: vec![leaf],
                     failures: cert_failures.clone(),
                 }),
+                keys: None,
+                version: None,
                 failures: cert_failures,
             },
             AddressReport {
@@ -224,6 +228,8 @@ fn failing() -> ServerReport {
                 phases: vec![(Phase::Connect, ms(1))],
                 tls: None,
                 certificate: None,
+                keys: None,
+                version: None,
                 failures: vec![Failure::new(
                     Stage::Connect,
                     Reason::ConnectionRefused,
