@@ -3,20 +3,23 @@
 //!
 //! This is the only place that knows all the parts; each part stays ignorant of the others.
 
+use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::Context as _;
 use axum::Router;
+use futures_util::FutureExt as _;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use crate::config::Config;
 use crate::env::ProbeEnv;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, Prober};
 use crate::metrics::{self, ExporterMetrics};
 use crate::probe::probe_server;
+use crate::report::ServerReport;
 use crate::scheduler::{Schedule, Scheduler};
 use crate::store::Store;
 
@@ -58,6 +61,7 @@ pub fn start(config: &Config, env: ProbeEnv) -> Exporter {
         concurrency: config.probe.concurrency,
         deadline: env.probe_deadline(),
     };
+    let prober = api_prober(env.clone());
     let scheduler = {
         let (store, exporter) = (store.clone(), exporter.clone());
         Scheduler::start(
@@ -78,12 +82,40 @@ pub fn start(config: &Config, env: ProbeEnv) -> Exporter {
         registry: metrics::registry(store.clone(), &exporter),
         store,
         ready: ready.clone(),
+        prober,
+        servers: Arc::new(
+            config
+                .servers
+                .iter()
+                .map(|name| name.as_str().to_owned())
+                .collect::<HashSet<_>>(),
+        ),
+        interval: config.probe.interval,
+        probe_unconfigured: config.api.probe_unconfigured,
+        api_probes: Semaphore::new(http::MAX_API_PROBES),
     };
     Exporter {
         router: http::router(Arc::new(state)),
         ready,
         _scheduler: scheduler,
     }
+}
+
+/// On-demand probes for the report API: `probe_server` through the shared `env`, cut at the same deadline as
+/// scheduled probes.
+fn api_prober(env: Arc<ProbeEnv>) -> Prober {
+    Arc::new(move |name| {
+        let env = env.clone();
+        async move {
+            let started_at = SystemTime::now();
+            let deadline = env.probe_deadline();
+            match tokio::time::timeout(deadline, probe_server(&env, &name)).await {
+                Ok(report) => report,
+                Err(_) => ServerReport::timed_out(name.as_str(), started_at, deadline),
+            }
+        }
+        .boxed()
+    })
 }
 
 /// Binds `addr`; `[::]:port` falls back to `0.0.0.0:port` on hosts without IPv6.

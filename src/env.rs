@@ -45,12 +45,14 @@ impl ProbeEnv {
     /// Builds the resolver and the trust roots from `config` (reads CA files and `/etc/resolv.conf`).
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
         let roots = tls::load_roots(config.tls.trust_store, &config.tls.ca_files)?;
-        Self::new(
+        let mut env = Self::new(
             &config.dns.nameservers,
             roots,
             Ports::default(),
             config.probe.timeouts,
-        )
+        )?;
+        env.checks = config.probe.checks;
+        Ok(env)
     }
 
     /// An environment with explicit parts and every check on (tests and benchmarks use this with loopback

@@ -1,33 +1,69 @@
-//! HTTP routes: `/metrics` (content-negotiated), a small HTML landing page, and the `/-/healthy` and `/-/ready`
-//! lifecycle endpoints.
+//! HTTP routes: `/metrics` (content-negotiated), a small HTML landing page, the `/-/healthy` and `/-/ready`
+//! lifecycle endpoints, and the federation tester's API (`/api/report`, `/api/federation-ok`).
 //!
-//! Handlers only read shared state (the registry, the store, the readiness flag); they never probe and never
-//! change configuration. Binding the listener and shutdown belong to the daemon.
+//! Most handlers only read shared state (the registry, the store, the readiness flag). The API handlers may
+//! also run one probe through [`AppState::prober`] when the stored report is stale or absent; at most
+//! [`MAX_API_PROBES`] of those run at once. Binding the listener and shutdown belong to the daemon.
 
-use std::fmt::Write as _;
+use std::collections::HashSet;
+use std::fmt::{self, Write as _};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::header::{ACCEPT, CONTENT_TYPE};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{RawQuery, State};
+use axum::http::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
+use futures_util::future::BoxFuture;
 use prometheus_client::registry::Registry;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use crate::metrics::{self, Format};
+use crate::report::ServerReport;
+use crate::server_name::ServerName;
 use crate::store::Store;
+use crate::tester;
+
+/// Runs one probe of one server name (the daemon's is `probe_server` under the probe deadline).
+pub type Prober = Arc<dyn Fn(ServerName) -> BoxFuture<'static, ServerReport> + Send + Sync>;
+
+/// Most on-demand probes the API runs at once; a request over the cap gets 503 (no queue).
+pub const MAX_API_PROBES: usize = 8;
 
 /// What the handlers share.
-#[derive(Debug)]
 pub struct AppState {
     /// Built once at startup by [`metrics::registry`].
     pub registry: Registry,
-    /// The latest reports (the landing page lists them).
+    /// The latest reports (the landing page lists them; the API serves them while fresh).
     pub store: Arc<Store>,
     /// Turns true once the first probe round has finished.
     pub ready: watch::Receiver<bool>,
+    /// Probes one server now (the API, when the stored report is stale or the name is not configured).
+    pub prober: Prober,
+    /// The configured server names, exactly as written.
+    pub servers: Arc<HashSet<String>>,
+    /// The probe interval: a stored report younger than this is fresh.
+    pub interval: Duration,
+    /// Whether the API may probe a name that is not configured (`api.probe_unconfigured`).
+    pub probe_unconfigured: bool,
+    /// Permits for on-demand API probes ([`MAX_API_PROBES`] in production).
+    pub api_probes: Semaphore,
+}
+
+impl fmt::Debug for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppState")
+            .field("registry", &self.registry)
+            .field("store", &self.store)
+            .field("ready", &self.ready)
+            .field("servers", &self.servers)
+            .field("interval", &self.interval)
+            .field("probe_unconfigured", &self.probe_unconfigured)
+            .field("api_probes", &self.api_probes)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The exporter's routes. Unknown paths answer 404.
@@ -37,6 +73,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics_handler))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
+        // Every method reaches these handlers: the tester answers OPTIONS with 200 and others with 405.
+        .route("/api/report", any(api_report))
+        .route("/api/federation-ok", any(api_federation_ok))
         .with_state(state)
 }
 
@@ -69,6 +108,161 @@ async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str)
 
 async fn index(State(state): State<Arc<AppState>>) -> Html<String> {
     Html(landing_page(&state.store))
+}
+
+/// `GET /api/report?server_name=NAME`: the tester's JSON report.
+async fn api_report(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    RawQuery(query): RawQuery,
+) -> Response {
+    with_cors(
+        api(&state, &method, query.as_deref(), |report| {
+            (
+                [(CONTENT_TYPE, "application/json")],
+                tester::tester_report_pretty(report),
+            )
+                .into_response()
+        })
+        .await,
+    )
+}
+
+/// `GET /api/federation-ok?server_name=NAME`: `GOOD` when the tester's `FederationOK` would be true, else `BAD`.
+async fn api_federation_ok(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    RawQuery(query): RawQuery,
+) -> Response {
+    with_cors(
+        api(&state, &method, query.as_deref(), |report| {
+            let verdict = if report.success() { "GOOD" } else { "BAD" };
+            ([(CONTENT_TYPE, TEXT_PLAIN)], verdict).into_response()
+        })
+        .await,
+    )
+}
+
+/// The tester's request handling, shared by both API routes: OPTIONS, 405, 400, then a report.
+async fn api(
+    state: &AppState,
+    method: &Method,
+    query: Option<&str>,
+    render: impl FnOnce(&ServerReport) -> Response,
+) -> Response {
+    if method == Method::OPTIONS {
+        return StatusCode::OK.into_response();
+    }
+    if method != Method::GET {
+        return text_error(StatusCode::METHOD_NOT_ALLOWED, "Unsupported method");
+    }
+    let raw = query
+        .and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "server_name")
+                .map(|(_, v)| v.into_owned())
+        })
+        .unwrap_or_default();
+    if raw.is_empty() {
+        return text_error(StatusCode::BAD_REQUEST, "Missing server_name parameter");
+    }
+    let name = match ServerName::parse(&raw) {
+        Ok(name) => name,
+        Err(e) => {
+            return text_error(
+                StatusCode::BAD_REQUEST,
+                &format!("Invalid server name {raw:?}: {e}"),
+            );
+        }
+    };
+    match current_report(state, name).await {
+        Ok(report) => render(&report),
+        Err(response) => response,
+    }
+}
+
+/// The stored report of a configured server while it is fresh; otherwise a new probe (stored for configured
+/// servers only). Unconfigured names are probed only when `api.probe_unconfigured` is on.
+async fn current_report(state: &AppState, name: ServerName) -> Result<Arc<ServerReport>, Response> {
+    let configured = state.servers.contains(name.as_str());
+    if configured {
+        if let Some(stored) = state.store.get(name.as_str())
+            && is_fresh(&stored, state.interval)
+        {
+            return Ok(stored);
+        }
+    } else if !state.probe_unconfigured {
+        return Err(text_error(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "{name} is not a configured server name, and probing unconfigured names is off \
+                 (api.probe_unconfigured)"
+            ),
+        ));
+    }
+    let Ok(_permit) = state.api_probes.try_acquire() else {
+        return Err(text_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many probes in flight",
+        ));
+    };
+    tracing::debug!(server_name = %name, configured, "probing on demand for the API");
+    let report = Arc::new((state.prober)(name).await);
+    if configured {
+        // A scheduled probe may have finished meanwhile; keep whichever is newer.
+        let newer_stored = state
+            .store
+            .get(&report.server_name)
+            .is_some_and(|s| s.finished_at > report.finished_at);
+        if !newer_stored {
+            state.store.insert(ServerReport::clone(&report));
+        }
+    }
+    Ok(report)
+}
+
+/// Younger than one probe interval (a report from the future counts as fresh).
+fn is_fresh(report: &ServerReport, interval: Duration) -> bool {
+    SystemTime::now()
+        .duration_since(report.finished_at)
+        .map_or(true, |age| age < interval)
+}
+
+const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+
+/// A plain-text error as Go's `http.Error` writes it (the message and a newline, `nosniff`).
+fn text_error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        [
+            (CONTENT_TYPE, TEXT_PLAIN),
+            (HeaderName::from_static("x-content-type-options"), "nosniff"),
+        ],
+        format!("{message}\n"),
+    )
+        .into_response()
+}
+
+/// The tester's unrestricted CORS headers, so browser apps (fed-tester-ui) can call the API.
+fn with_cors(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("access-control-allow-origin", "*"),
+        (
+            "access-control-allow-methods",
+            "GET, POST, PUT, DELETE, OPTIONS",
+        ),
+        (
+            "access-control-allow-headers",
+            "Origin, X-Requested-With, Content-Type, Accept",
+        ),
+    ] {
+        headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    response
 }
 
 // ---- helpers ----

@@ -23,6 +23,7 @@
 //! ```
 
 pub mod cert;
+pub mod check;
 pub mod client;
 pub mod config;
 pub mod daemon;
@@ -30,11 +31,13 @@ pub mod discovery;
 pub mod dns;
 pub mod env;
 pub mod http;
+pub mod keys;
 pub mod metrics;
 pub mod probe;
 pub mod report;
 pub mod scheduler;
 pub mod server_name;
 pub mod store;
+pub mod tester;
 pub mod tls;
 pub mod well_known;

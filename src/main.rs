@@ -1,18 +1,26 @@
 //! The `matrix-federation-exporter` binary: command line, logging, and `run()`. The only place that prints errors
 //! and picks exit codes: 0 success, 1 runtime failure, 2 usage or config error.
+//!
+//! Without a subcommand the binary runs the daemon. `check NAME...` probes the names once, prints a report, and
+//! exits 0 when every name federates, 1 when any does not, and 2 on a usage or config error.
 
 use std::fmt::{self, Write as _};
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::net::{Ipv6Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::Context as _;
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use futures_util::StreamExt as _;
 use matrix_federation_exporter::config::{self, Config, TrustStore};
-use matrix_federation_exporter::daemon;
+use matrix_federation_exporter::env::ProbeEnv;
+use matrix_federation_exporter::probe::probe_server;
+use matrix_federation_exporter::report::ServerReport;
 use matrix_federation_exporter::server_name::ServerName;
+use matrix_federation_exporter::{check, daemon, tester};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::filter::{LevelFilter, Targets};
@@ -23,9 +31,14 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// Prometheus exporter for Matrix federation health.
+///
+/// Without a subcommand, runs the exporter daemon with the flags below.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// YAML config file. Without one, only `--target` names are probed, with default settings.
     #[arg(long = "config.file", value_name = "FILE")]
     config_file: Option<PathBuf>,
@@ -59,6 +72,40 @@ struct Cli {
     check_config: bool,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Probe server names once, print a report, and exit 0 only if every name federates.
+    ///
+    /// Exit status: 0 when every name federates, 1 when any does not, 2 on a usage or config error. Reports
+    /// are printed in argument order; with --json, stdout is always a JSON array with one
+    /// matrix-federation-tester report per name. Colour is used only when stdout is a terminal and `NO_COLOR` is
+    /// unset or empty.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// Server names to check, as `hostname[:port]` (an explicit port skips .well-known and SRV).
+    #[arg(value_name = "NAME", required = true, value_parser = ServerName::parse)]
+    names: Vec<ServerName>,
+
+    /// Print a JSON array of matrix-federation-tester reports (one object per NAME) instead of text.
+    #[arg(long)]
+    json: bool,
+
+    /// YAML config file for DNS, trust store, timeouts, checks and concurrency; its `servers` are ignored.
+    #[arg(long = "config.file", value_name = "FILE")]
+    config_file: Option<PathBuf>,
+
+    /// A PEM file of extra trusted CAs, in addition to the config file's `tls.ca_files` (repeatable).
+    #[arg(long = "ca-file", value_name = "PEM")]
+    ca_files: Vec<PathBuf>,
+
+    /// Only log messages at this level or more severe (logs go to stderr).
+    #[arg(long = "log.level", value_name = "LEVEL", value_enum, default_value_t = LogLevel::Warn)]
+    log_level: LogLevel,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum LogLevel {
     Error,
@@ -87,8 +134,12 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
         }
     };
-    match run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    let result = match &cli.command {
+        Some(Command::Check(args)) => check(args),
+        None => run(&cli).map(|()| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
             if err.is::<UsageError>() {
@@ -136,24 +187,94 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
 fn settings(cli: &Cli) -> anyhow::Result<(Config, SocketAddr)> {
     let listen = parse_listen_address(&cli.listen_address)
         .with_context(|| format!("--web.listen-address {:?}", cli.listen_address))?;
-    let mut config = match &cli.config_file {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
+    let mut config = load_config(cli.config_file.as_deref(), &cli.ca_files)?;
     for target in &cli.targets {
         let name = ServerName::parse(target).with_context(|| format!("--target {target:?}"))?;
         if !config.servers.contains(&name) {
             config.servers.push(name);
         }
     }
-    for path in &cli.ca_files {
+    Ok((config, listen))
+}
+
+/// The config file (or the defaults) with the `--ca-file` PEMs added to `tls.ca_files`.
+fn load_config(file: Option<&Path>, ca_files: &[PathBuf]) -> anyhow::Result<Config> {
+    let mut config = match file {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    for path in ca_files {
         config::check_ca_file(path)
             .with_context(|| format!("--ca-file {:?}", path.display().to_string()))?;
         if !config.tls.ca_files.contains(path) {
             config.tls.ca_files.push(path.clone());
         }
     }
-    Ok((config, listen))
+    Ok(config)
+}
+
+/// `check NAME...`: probes every name once (at most `probe.concurrency` at a time), prints the reports in
+/// argument order, and picks the exit code: 0 when every name federates, 1 when any does not.
+fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    init_logging(args.log_level, LogFormat::Logfmt)?;
+    let config = load_config(args.config_file.as_deref(), &args.ca_files).map_err(UsageError)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let reports = runtime.block_on(async {
+        // An unusable trust store or resolver setup is a config error, like a bad file.
+        let env = ProbeEnv::from_config(&config).map_err(UsageError)?;
+        anyhow::Ok(probe_all(env, &args.names, config.probe.concurrency).await)
+    })?;
+
+    let mut out = if args.json {
+        let array: Vec<serde_json::Value> = reports.iter().map(tester::tester_report).collect();
+        serde_json::to_string_pretty(&array).context("cannot encode the JSON report")? + "\n"
+    } else {
+        // https://no-color.org: "when present and not an empty string".
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let colour = std::io::stdout().is_terminal() && !no_color;
+        check::render_all(&reports, SystemTime::now(), colour)
+    };
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    std::io::stdout()
+        .lock()
+        .write_all(out.as_bytes())
+        .context("cannot write to stdout")?;
+    Ok(if reports.iter().all(ServerReport::success) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Probes `names` concurrently, at most `concurrency` at a time, each cut at the environment's deadline (as the
+/// daemon's scheduler does), and returns the reports in the order of `names`.
+async fn probe_all(env: ProbeEnv, names: &[ServerName], concurrency: usize) -> Vec<ServerReport> {
+    let env = Arc::new(env);
+    let deadline = env.probe_deadline();
+    futures_util::stream::iter(names.iter().cloned())
+        .map(|name| {
+            let env = env.clone();
+            tokio::spawn(async move {
+                let started_at = SystemTime::now();
+                match tokio::time::timeout(deadline, probe_server(&env, &name)).await {
+                    Ok(report) => report,
+                    Err(_) => ServerReport::timed_out(name.as_str(), started_at, deadline),
+                }
+            })
+        })
+        .buffered(concurrency.max(1))
+        .map(|joined| match joined {
+            Ok(report) => report,
+            // A probe panicked: a bug, so let it end the process as it would have without the task.
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        })
+        .collect()
+        .await
 }
 
 /// `:PORT` means all interfaces (`[::]:PORT`, which also accepts IPv4 where the OS allows); otherwise an IP
@@ -479,6 +600,45 @@ mod tests {
         );
         for bad in ["nonsense", ":", ":70000", "localhost:9448", "9448", "[::1]"] {
             assert!(parse_listen_address(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn no_subcommand_runs_the_daemon_and_check_takes_names() {
+        let cli =
+            Cli::try_parse_from(["mfe", "--config.file", "x.yml", "--target", "a.org"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.config_file, Some(PathBuf::from("x.yml")));
+
+        let cli = Cli::try_parse_from([
+            "mfe",
+            "check",
+            "a.org",
+            "b.org:8448",
+            "--json",
+            "--ca-file",
+            "r.pem",
+            "--config.file",
+            "c.yml",
+        ])
+        .unwrap();
+        let Some(Command::Check(args)) = cli.command else {
+            panic!("check subcommand: {cli:?}");
+        };
+        let names: Vec<&str> = args.names.iter().map(ServerName::as_str).collect();
+        assert_eq!(names, ["a.org", "b.org:8448"]);
+        assert!(args.json);
+        assert_eq!(args.ca_files, [PathBuf::from("r.pem")]);
+        assert_eq!(args.config_file, Some(PathBuf::from("c.yml")));
+
+        for bad in [
+            &["mfe", "check"][..],
+            &["mfe", "check", "bad name"],
+            &["mfe", "--target", "a.org", "check", "b.org"],
+            &["mfe", "a.org"],
+        ] {
+            let err = Cli::try_parse_from(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}: {err}");
         }
     }
 

@@ -103,7 +103,7 @@ pub const ADDRESSES: Desc = gauge(
 // Per address.
 pub const ADDRESS_SUCCESS: Desc = gauge(
     "matrix_federation_address_success",
-    "1 if this address passed every enabled check (connect, TLS, certificate), else 0.",
+    "1 if this address passed every enabled check (connect, TLS, certificate, keys, version), else 0.",
 );
 pub const CONNECTION_DURATION: Desc = gauge(
     "matrix_federation_connection_duration_seconds",
@@ -133,6 +133,22 @@ pub const TLS_INFO: Desc = info(
     "matrix_federation_tls_info",
     "Negotiated TLS version and cipher suite; always 1.",
 );
+pub const KEYS_VALID: Desc = gauge(
+    "matrix_federation_keys_valid",
+    "1 if every signing-key check passed for the key document this address served, else 0.",
+);
+pub const KEYS_VALID_UNTIL: Desc = gauge(
+    "matrix_federation_keys_valid_until_timestamp_seconds",
+    "valid_until_ts of the key document this address served, in Unix seconds.",
+);
+pub const SIGNING_KEY_INFO: Desc = info(
+    "matrix_federation_signing_key_info",
+    "One series per current verify key this address served; always 1.",
+);
+pub const SERVER_VERSION_INFO: Desc = info(
+    "matrix_federation_server_version_info",
+    "Server software name and version this address reported; always 1.",
+);
 pub const FAILURE_INFO: Desc = info(
     "matrix_federation_failure_info",
     "One series per current failure with its stage and reason (address empty for server-level); absent when healthy.",
@@ -159,6 +175,10 @@ pub const RENDERED: &[&Desc] = &[
     &CERT_CHAIN_NOT_AFTER,
     &CERT_INFO,
     &TLS_INFO,
+    &KEYS_VALID,
+    &KEYS_VALID_UNTIL,
+    &SIGNING_KEY_INFO,
+    &SERVER_VERSION_INFO,
     &FAILURE_INFO,
 ];
 
@@ -470,6 +490,40 @@ fn encode_address_families(
                 [
                     ("version", tls.version.as_str()),
                     ("cipher", tls.cipher.as_str()),
+                ],
+            ))?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &KEYS_VALID);
+    for (labels, a) in addresses() {
+        if a.keys.is_some() || a.failures.iter().any(|f| f.stage == Stage::Keys) {
+            let ok = !a.failures.iter().any(|f| f.stage == Stage::Keys);
+            fam.gauge(&labels, flag(ok))?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &KEYS_VALID_UNTIL);
+    for (labels, a) in addresses() {
+        if let Some(ms) = a.keys.as_ref().and_then(|k| k.valid_until_ts) {
+            fam.gauge(&labels, ms as f64 / 1000.0)?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &SIGNING_KEY_INFO);
+    for (labels, a) in addresses() {
+        for key in a.keys.iter().flat_map(|k| &k.verify_keys) {
+            fam.info(&(
+                labels,
+                [("key_id", key.key_id.as_str()), ("key", key.key.as_str())],
+            ))?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &SERVER_VERSION_INFO);
+    for (labels, a) in addresses() {
+        if let Some(v) = &a.version {
+            fam.info(&(
+                labels,
+                [
+                    ("name", v.name.as_deref().unwrap_or("")),
+                    ("version", v.version.as_deref().unwrap_or("")),
                 ],
             ))?;
         }

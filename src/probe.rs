@@ -1,8 +1,10 @@
 //! The one orchestrator: `probe_server(env, name) -> ServerReport`.
 //!
 //! Discovery first, then every endpoint concurrently: TCP connect, TLS handshake with the spec's name (SNI,
-//! or none for IP literals), and the certificate verdict. Every step runs under its own timeout from config
-//! and is timed. The result is plain data; nothing here knows about metrics or HTTP routes.
+//! or none for IP literals), the certificate verdict, and then, on that same connection (HTTP/1.1
+//! keep-alive, so one handshake per address), `GET /_matrix/key/v2/server` and
+//! `GET /_matrix/federation/v1/version` with the spec's `Host` header. Every step runs under its own timeout
+//! from config and is timed. The result is plain data; nothing here knows about metrics or HTTP routes.
 
 use std::io;
 use std::net::SocketAddr;
@@ -11,22 +13,43 @@ use std::time::{Instant, SystemTime};
 use futures_util::future::join_all;
 use tokio::net::TcpStream;
 
+use crate::client::{GetError, HttpConn, Response};
 use crate::discovery::{self, Endpoint};
 use crate::env::ProbeEnv;
-use crate::report::{AddressReport, Failure, Phase, Reason, ServerReport, Stage};
+use crate::keys;
+use crate::report::{AddressReport, Failure, Phase, Reason, ServerReport, Stage, VersionReport};
 use crate::server_name::ServerName;
+
+/// The largest key document read (Synapse's are a few KiB, even with many old keys).
+pub const MAX_KEYS_BODY: usize = 256 * 1024;
+/// The largest version answer read.
+pub const MAX_VERSION_BODY: usize = 64 * 1024;
+
+/// What every address of one server is checked against.
+struct Expect<'a> {
+    /// The server name the key document must name (never the delegated name).
+    server_name: &'a str,
+    /// The name the certificate must be valid for.
+    tls_name: &'a str,
+    /// The `Host` header of federation requests.
+    host_header: &'a str,
+}
 
 /// Probes one server name once: discovery, then every address.
 pub async fn probe_server(env: &ProbeEnv, name: &ServerName) -> ServerReport {
     let started_at = SystemTime::now();
     let start = Instant::now();
     let discovery = discovery::discover(env, name).await;
-    let tls_name = discovery.report.tls_name.as_str();
+    let expect = Expect {
+        server_name: name.as_str(),
+        tls_name: &discovery.report.tls_name,
+        host_header: &discovery.report.host_header,
+    };
     let addresses = join_all(
         discovery
             .endpoints
             .iter()
-            .map(|ep| probe_address(env, ep, tls_name)),
+            .map(|ep| probe_address(env, ep, &expect)),
     )
     .await;
     let report = ServerReport {
@@ -49,8 +72,8 @@ pub async fn probe_server(env: &ProbeEnv, name: &ServerName) -> ServerReport {
     report
 }
 
-/// Connect, handshake and judge one `ip:port`.
-async fn probe_address(env: &ProbeEnv, endpoint: &Endpoint, tls_name: &str) -> AddressReport {
+/// Connect, handshake, judge, then the Matrix checks on the same connection, for one `ip:port`.
+async fn probe_address(env: &ProbeEnv, endpoint: &Endpoint, expect: &Expect<'_>) -> AddressReport {
     let mut report = AddressReport {
         address: endpoint.address,
         target_host: endpoint.target_host.clone(),
@@ -89,7 +112,7 @@ async fn probe_address(env: &ProbeEnv, endpoint: &Endpoint, tls_name: &str) -> A
     let start = Instant::now();
     let handshake = env
         .tls
-        .handshake(tcp, tls_name, env.timeouts.tls_handshake)
+        .handshake(tcp, expect.tls_name, env.timeouts.tls_handshake)
         .await;
     report.phases.push((Phase::TlsHandshake, start.elapsed()));
     let handshake = match handshake {
@@ -101,10 +124,144 @@ async fn probe_address(env: &ProbeEnv, endpoint: &Endpoint, tls_name: &str) -> A
     };
     report.tls = Some(handshake.facts);
     // "The certificate must be valid for ..." the server name or the delegated name, never the SRV target.
-    let verdict = env.tls.judge(&handshake.chain, tls_name, SystemTime::now());
+    let verdict = env
+        .tls
+        .judge(&handshake.chain, expect.tls_name, SystemTime::now());
     report.failures.extend(verdict.failures.iter().cloned());
     report.certificate = Some(verdict);
+    if env.checks.keys || env.checks.version {
+        // The checks run even when the certificate is invalid: a peer would stop here, but the operator
+        // learns more from seeing the rest too.
+        match HttpConn::handshake(handshake.stream, env.timeouts.http).await {
+            Ok(mut conn) => matrix_checks(env, &mut conn, expect, &mut report).await,
+            Err(e) => {
+                let stage = if env.checks.keys {
+                    Stage::Keys
+                } else {
+                    Stage::Version
+                };
+                report.failures.push(get_failure(stage, &e));
+            }
+        }
+    }
     report
+}
+
+/// `GET /_matrix/key/v2/server` and `GET /_matrix/federation/v1/version` on the judged connection.
+async fn matrix_checks(
+    env: &ProbeEnv,
+    conn: &mut HttpConn,
+    expect: &Expect<'_>,
+    report: &mut AddressReport,
+) {
+    if env.checks.keys {
+        let start = Instant::now();
+        let response = conn
+            .get(
+                "/_matrix/key/v2/server",
+                expect.host_header,
+                MAX_KEYS_BODY,
+                env.timeouts.http,
+            )
+            .await;
+        report.phases.push((Phase::Keys, start.elapsed()));
+        // A request that timed out or broke leaves no connection to send the next one on.
+        let broken = matches!(response, Err(GetError::Timeout(_) | GetError::Http(_)));
+        match ok_response(Stage::Keys, response) {
+            Ok(body) => {
+                let (keys, failures) =
+                    keys::check_key_document(&body.body, expect.server_name, SystemTime::now());
+                report.keys = keys;
+                report.failures.extend(failures);
+            }
+            Err(f) => report.failures.push(f),
+        }
+        if broken {
+            return;
+        }
+    }
+    if env.checks.version {
+        let start = Instant::now();
+        let response = conn
+            .get(
+                "/_matrix/federation/v1/version",
+                expect.host_header,
+                MAX_VERSION_BODY,
+                env.timeouts.http,
+            )
+            .await;
+        report.phases.push((Phase::Version, start.elapsed()));
+        match ok_response(Stage::Version, response).and_then(|r| parse_version(&r.body)) {
+            Ok(version) => report.version = Some(version),
+            Err(f) => report.failures.push(f),
+        }
+    }
+}
+
+/// A 200 answer, or the failure that any other outcome is.
+fn ok_response(stage: Stage, response: Result<Response, GetError>) -> Result<Response, Failure> {
+    let response = response.map_err(|e| get_failure(stage, &e))?;
+    if response.status == 200 {
+        return Ok(response);
+    }
+    let html = looks_like_html(&response.body);
+    Err(Failure::new(
+        stage,
+        Reason::HttpStatus,
+        format!(
+            "HTTP {}{}",
+            response.status,
+            if html {
+                " with an HTML page: a proxy may be routing /_matrix elsewhere"
+            } else {
+                ""
+            }
+        ),
+    ))
+}
+
+/// `{"server": {"name": "...", "version": "..."}}`; both fields are optional in the spec.
+fn parse_version(body: &[u8]) -> Result<VersionReport, Failure> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        let hint = if looks_like_html(body) {
+            "an HTML page: a proxy may be routing /_matrix elsewhere"
+        } else {
+            "not JSON"
+        };
+        Failure::new(
+            Stage::Version,
+            Reason::NotJson,
+            format!("the version answer is {hint} ({e})"),
+        )
+    })?;
+    let server = value.get("server");
+    let field = |k: &str| {
+        server
+            .and_then(|s| s.get(k))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    Ok(VersionReport {
+        name: field("name"),
+        version: field("version"),
+    })
+}
+
+fn looks_like_html(body: &[u8]) -> bool {
+    body.iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'<')
+}
+
+/// Classifies an HTTP request that gave no usable answer.
+fn get_failure(stage: Stage, e: &GetError) -> Failure {
+    let reason = match e {
+        GetError::Timeout(_) => Reason::Timeout,
+        // A body past the cap is not a document a homeserver serves.
+        GetError::TooLarge(_) => Reason::NotJson,
+        GetError::Http(_) => Reason::HttpStatus,
+    };
+    Failure::new(stage, reason, e.to_string())
 }
 
 /// Classifies a failed TCP connect once.

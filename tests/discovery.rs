@@ -12,14 +12,14 @@ mod support;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
-use matrix_federation_exporter::config::Timeouts;
+use matrix_federation_exporter::config::{Checks, Timeouts};
 use matrix_federation_exporter::env::{Ports, ProbeEnv};
 use matrix_federation_exporter::probe::probe_server;
 use matrix_federation_exporter::report::{Method, Reason, ServerReport, WellKnownOutcome};
 use matrix_federation_exporter::server_name::ServerName;
 use support::{
     Behaviour, FakeDns, FakeServer, Leaf, PortAnchor, Reply, Routes, SilentDns, TIMEOUTS, TestCa,
-    Validity, Zone,
+    Validity, Zone, keys,
 };
 
 /// The world's ports.
@@ -52,14 +52,34 @@ enum Cert {
 }
 
 enum Serve {
-    /// A homeserver: TLS, and 404 for every path.
+    /// A healthy homeserver for the probed server name: TLS, a signed key document, a version.
     Matrix(Cert),
+    /// A homeserver whose keys or version answer is wrong in one way.
+    Broken(Cert, Broken),
     /// A well-known server: TLS and one reply for `/.well-known/matrix/server`.
     WellKnown(Cert, WkReply),
     /// Accepts TCP and never says anything.
     Silent,
     /// Answers in plain text, not TLS.
     Garbage,
+}
+
+#[derive(Clone, Copy)]
+enum Broken {
+    /// The key document names another server.
+    KeysOtherServer,
+    /// One byte of the signature is changed.
+    KeysBadSignature,
+    /// Only a non-ed25519 key.
+    KeysNoEd25519,
+    /// `valid_until_ts` an hour ago.
+    KeysExpired,
+    /// 404 for the keys.
+    KeysNotFound,
+    /// The keys request never gets an answer.
+    KeysHang,
+    /// The version answer is an HTML page (a proxy sends /_matrix elsewhere).
+    VersionHtml,
 }
 
 enum WkReply {
@@ -103,7 +123,8 @@ struct World {
 }
 
 impl World {
-    async fn start(zone: &[Rec], servers: &[Srv]) -> World {
+    /// `server_name` (with port placeholders) is the name the homeservers' key documents carry.
+    async fn start(server_name: &str, zone: &[Rec], servers: &[Srv]) -> World {
         let mut anchors: Vec<PortAnchor> = (0..4).map(|_| PortAnchor::new()).collect();
         let ports = [
             (P::Wk, anchors[0].port),
@@ -124,6 +145,7 @@ impl World {
             };
         }
         let dns = FakeDns::start(z).await;
+        let server_name = subst(server_name, &ports);
         let ca = TestCa::new("scenario");
         let mut started = Vec::new();
         for Srv(ip, p, serve) in servers {
@@ -132,7 +154,11 @@ impl World {
             let behaviour = match serve {
                 Serve::Matrix(cert) => Behaviour::Https {
                     leaf: leaf(&ca, *cert),
-                    routes: Routes::new(),
+                    routes: keys::matrix_routes(&server_name),
+                },
+                Serve::Broken(cert, broken) => Behaviour::Https {
+                    leaf: leaf(&ca, *cert),
+                    routes: broken_routes(&server_name, *broken),
                 },
                 Serve::WellKnown(cert, reply) => {
                     let reply = match reply {
@@ -195,6 +221,59 @@ impl World {
     }
 }
 
+fn broken_routes(server_name: &str, broken: Broken) -> Routes {
+    const KEYS: &str = "/_matrix/key/v2/server";
+    let key = keys::SigningKey::generate("ed25519:k1");
+    let day = keys::now_ms() + 86_400_000;
+    let good = keys::key_document(server_name, &[&key], day);
+    let keys_reply = match broken {
+        Broken::KeysOtherServer => {
+            Reply::json(200, keys::key_document("someone-else.test", &[&key], day))
+        }
+        Broken::KeysBadSignature => {
+            let mut doc: serde_json::Value = serde_json::from_str(&good).unwrap();
+            let sig = doc["signatures"][server_name]["ed25519:k1"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            // Change one character of the base64 signature (A<->B keeps it valid base64).
+            let first = if sig.starts_with('A') { "B" } else { "A" };
+            doc["signatures"][server_name]["ed25519:k1"] = format!("{first}{}", &sig[1..]).into();
+            Reply::json(200, doc.to_string())
+        }
+        Broken::KeysNoEd25519 => {
+            let mut doc = serde_json::json!({
+                "server_name": server_name,
+                "verify_keys": {"curve25519:x": {"key": "AAAA"}},
+                "old_verify_keys": {},
+                "valid_until_ts": day,
+            });
+            keys::sign_json(&mut doc, server_name, &key);
+            Reply::json(200, doc.to_string())
+        }
+        Broken::KeysExpired => Reply::json(
+            200,
+            keys::key_document(server_name, &[&key], keys::now_ms() - 3_600_000),
+        ),
+        Broken::KeysNotFound => Reply::json(
+            404,
+            r#"{"errcode":"M_UNRECOGNIZED","error":"Unrecognized request"}"#,
+        ),
+        Broken::KeysHang => Reply::Hang,
+        Broken::VersionHtml => Reply::json(200, good),
+    };
+    let routes = keys::matrix_routes_with_keys(String::new()).route(KEYS, keys_reply);
+    if let Broken::VersionHtml = broken {
+        let html = Reply::Raw {
+            status: 200,
+            headers: vec![("content-type".into(), "text/html".into())],
+            body: b"<!doctype html><html><body>Welcome to nginx!</body></html>".to_vec(),
+        };
+        return routes.route("/_matrix/federation/v1/version", html);
+    }
+    routes
+}
+
 fn leaf(ca: &TestCa, cert: Cert) -> Leaf {
     match cert {
         Cert::Good(names, validity) => ca.leaf(names, validity),
@@ -219,7 +298,7 @@ fn subst(text: &str, ports: &[(P, u16); 4]) -> String {
 }
 
 async fn run(s: &Scenario) -> ServerReport {
-    let world = World::start(s.zone, s.servers).await;
+    let world = World::start(s.server_name, s.zone, s.servers).await;
     let name = ServerName::parse(&subst(s.server_name, &world.ports)).unwrap();
     let report = probe_server(&world.env(TIMEOUTS), &name).await;
     check(&world, s, &report);
@@ -904,12 +983,96 @@ scenarios! {
             addresses: &[("127.0.0.2:{x1}", OK)], server_failures: &[Reason::DnsNxdomain],
         },
     };
+
+    // The key document names another server: peers reject it ("Expected a response for server ...").
+    keys_server_name_mismatch: Scenario {
+        server_name: "keys1.test:{x1}",
+        zone: &[Rec::A("keys1.test", "127.0.0.2")],
+        servers: &[Srv("127.0.0.2", P::X1, Serve::Broken(Cert::Good(&["keys1.test"], VALID), Broken::KeysOtherServer))],
+        want: Want {
+            method: Method::ExplicitPort, well_known: WellKnownOutcome::Skipped, delegated: None,
+            tls_name: "keys1.test", host_header: "keys1.test:{x1}",
+            addresses: &[("127.0.0.2:{x1}", &[Reason::KeysServerNameMismatch])],
+            server_failures: &[],
+        },
+    };
+
+    keys_bad_signature: Scenario {
+        server_name: "keys2.test:{x1}",
+        zone: &[Rec::A("keys2.test", "127.0.0.2")],
+        servers: &[Srv("127.0.0.2", P::X1, Serve::Broken(Cert::Good(&["keys2.test"], VALID), Broken::KeysBadSignature))],
+        want: Want {
+            method: Method::ExplicitPort, well_known: WellKnownOutcome::Skipped, delegated: None,
+            tls_name: "keys2.test", host_header: "keys2.test:{x1}",
+            addresses: &[("127.0.0.2:{x1}", &[Reason::KeysBadSignature])], server_failures: &[],
+        },
+    };
+
+    keys_no_ed25519_key: Scenario {
+        server_name: "keys3.test:{x1}",
+        zone: &[Rec::A("keys3.test", "127.0.0.2")],
+        servers: &[Srv("127.0.0.2", P::X1, Serve::Broken(Cert::Good(&["keys3.test"], VALID), Broken::KeysNoEd25519))],
+        want: Want {
+            method: Method::ExplicitPort, well_known: WellKnownOutcome::Skipped, delegated: None,
+            tls_name: "keys3.test", host_header: "keys3.test:{x1}",
+            addresses: &[("127.0.0.2:{x1}", &[Reason::KeysNoEd25519Key])], server_failures: &[],
+        },
+    };
+
+    keys_expired: Scenario {
+        server_name: "keys4.test:{x1}",
+        zone: &[Rec::A("keys4.test", "127.0.0.2")],
+        servers: &[Srv("127.0.0.2", P::X1, Serve::Broken(Cert::Good(&["keys4.test"], VALID), Broken::KeysExpired))],
+        want: Want {
+            method: Method::ExplicitPort, well_known: WellKnownOutcome::Skipped, delegated: None,
+            tls_name: "keys4.test", host_header: "keys4.test:{x1}",
+            addresses: &[("127.0.0.2:{x1}", &[Reason::KeysExpired])], server_failures: &[],
+        },
+    };
+
+    keys_not_found: Scenario {
+        server_name: "keys5.test:{x1}",
+        zone: &[Rec::A("keys5.test", "127.0.0.2")],
+        servers: &[Srv("127.0.0.2", P::X1, Serve::Broken(Cert::Good(&["keys5.test"], VALID), Broken::KeysNotFound))],
+        want: Want {
+            method: Method::ExplicitPort, well_known: WellKnownOutcome::Skipped, delegated: None,
+            tls_name: "keys5.test", host_header: "keys5.test:{x1}",
+            addresses: &[("127.0.0.2:{x1}", &[Reason::HttpStatus])], server_failures: &[],
+        },
+    };
+
+    // A keys request that never gets an answer is cut at the HTTP timeout.
+    keys_hang: Scenario {
+        server_name: "keys6.test:{x1}",
+        zone: &[Rec::A("keys6.test", "127.0.0.2")],
+        servers: &[Srv("127.0.0.2", P::X1, Serve::Broken(Cert::Good(&["keys6.test"], VALID), Broken::KeysHang))],
+        want: Want {
+            method: Method::ExplicitPort, well_known: WellKnownOutcome::Skipped, delegated: None,
+            tls_name: "keys6.test", host_header: "keys6.test:{x1}",
+            // The version request is not sent on a connection whose previous request never finished.
+            addresses: &[("127.0.0.2:{x1}", &[Reason::Timeout])],
+            server_failures: &[],
+        },
+    };
+
+    // An HTML page where JSON belongs: a proxy routes /_matrix to the wrong backend.
+    version_html: Scenario {
+        server_name: "ver.test:{x1}",
+        zone: &[Rec::A("ver.test", "127.0.0.2")],
+        servers: &[Srv("127.0.0.2", P::X1, Serve::Broken(Cert::Good(&["ver.test"], VALID), Broken::VersionHtml))],
+        want: Want {
+            method: Method::ExplicitPort, well_known: WellKnownOutcome::Skipped, delegated: None,
+            tls_name: "ver.test", host_header: "ver.test:{x1}",
+            addresses: &[("127.0.0.2:{x1}", &[Reason::NotJson])], server_failures: &[],
+        },
+    };
+
 }
 
 /// A DNS server that never answers: SRV lookups time out, which fails discovery.
 #[tokio::test]
 async fn dns_timeout() {
-    let world = World::start(&[], &[]).await;
+    let world = World::start("quiet.test", &[], &[]).await;
     let silent = SilentDns::start().await;
     let timeouts = Timeouts {
         dns: Duration::from_millis(300),
@@ -1036,7 +1199,7 @@ async fn requests_and_timings_are_recorded() {
             server_failures: &[],
         },
     };
-    let world = World::start(S.zone, S.servers).await;
+    let world = World::start(S.server_name, S.zone, S.servers).await;
     let report = probe_server(
         &world.env(TIMEOUTS),
         &ServerName::parse("wk9.test").unwrap(),
@@ -1065,7 +1228,24 @@ async fn requests_and_timings_are_recorded() {
         .iter()
         .map(|(p, _)| p.as_str())
         .collect();
-    assert_eq!(phases, ["connect", "tls_handshake"]);
+    assert_eq!(phases, ["connect", "tls_handshake", "keys", "version"]);
+    // One connection per address carries the handshake and both GETs, with the spec's Host header.
+    let fed = &world.servers[1].1;
+    let host = format!("deleg9.test:{}", world.port(P::X1));
+    assert_eq!(fed.connections(), 1);
+    assert_eq!(
+        fed.requests(),
+        [
+            ("/_matrix/key/v2/server".to_owned(), host.clone()),
+            ("/_matrix/federation/v1/version".to_owned(), host),
+        ]
+    );
+    let a = &report.addresses[0];
+    assert_eq!(a.keys.as_ref().unwrap().server_name, "wk9.test");
+    assert_eq!(
+        a.version.as_ref().unwrap().name.as_deref(),
+        Some("FakeServer")
+    );
     assert!(report.duration > Duration::ZERO);
 }
 
@@ -1073,7 +1253,7 @@ async fn requests_and_timings_are_recorded() {
 /// connect timeout.
 #[tokio::test]
 async fn connection_timeout() {
-    let world = World::start(&[Rec::A("full.test", "127.0.0.2")], &[]).await;
+    let world = World::start("full.test", &[Rec::A("full.test", "127.0.0.2")], &[]).await;
     let addr = SocketAddr::new("127.0.0.2".parse().unwrap(), world.port(P::X1));
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind(addr).unwrap();
@@ -1106,4 +1286,42 @@ async fn connection_timeout() {
         .map(|f| f.reason)
         .collect();
     assert_eq!(reasons, [Reason::ConnectionTimeout], "{report:#?}");
+}
+
+/// With the keys and version checks off, the probe stops after the certificate and sends no request.
+#[tokio::test]
+async fn matrix_checks_can_be_switched_off() {
+    static S: Scenario = Scenario {
+        server_name: "nochecks.test:{x1}",
+        zone: &[Rec::A("nochecks.test", "127.0.0.2")],
+        // A server that would fail both checks: the probe must not notice.
+        servers: &[Srv(
+            "127.0.0.2",
+            P::X1,
+            Serve::Broken(Cert::Good(&["nochecks.test"], VALID), Broken::KeysNotFound),
+        )],
+        want: Want {
+            method: Method::ExplicitPort,
+            well_known: WellKnownOutcome::Skipped,
+            delegated: None,
+            tls_name: "nochecks.test",
+            host_header: "nochecks.test:{x1}",
+            addresses: &[("127.0.0.2:{x1}", OK)],
+            server_failures: &[],
+        },
+    };
+    let world = World::start(S.server_name, S.zone, S.servers).await;
+    let mut env = world.env(TIMEOUTS);
+    env.checks = Checks {
+        keys: false,
+        version: false,
+    };
+    let name = ServerName::parse(&subst(S.server_name, &world.ports)).unwrap();
+    let report = probe_server(&env, &name).await;
+    check(&world, &S, &report);
+    assert!(world.servers[0].1.requests().is_empty());
+    let a = &report.addresses[0];
+    assert!(a.keys.is_none() && a.version.is_none());
+    let phases: Vec<_> = a.phases.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(phases, ["connect", "tls_handshake"]);
 }

@@ -20,7 +20,7 @@ use matrix_federation_exporter::daemon;
 use matrix_federation_exporter::env::{Ports, ProbeEnv};
 use matrix_federation_exporter::server_name::ServerName;
 use support::{
-    Behaviour, FakeDns, FakeServer, PortAnchor, Routes, TIMEOUTS, TestCa, Validity, Zone,
+    Behaviour, FakeDns, FakeServer, PortAnchor, Routes, TIMEOUTS, TestCa, Validity, Zone, keys,
 };
 use tower::ServiceExt;
 
@@ -55,7 +55,9 @@ async fn probes_every_configured_server_and_renders_the_metric_contract() {
             .a("good.test", "127.0.0.2".parse().unwrap())
             .a("deleg.test", "127.0.0.3".parse().unwrap())
             .a("bad.test", "127.0.0.4".parse().unwrap())
-            .aaaa("bad.test", "::1".parse().unwrap()),
+            .aaaa("bad.test", "::1".parse().unwrap())
+            .a("split.test", "127.0.0.5".parse().unwrap())
+            .a("split.test", "127.0.0.6".parse().unwrap()),
     )
     .await;
     let routes = Routes::new().well_known_json(r#"{"m.server":"deleg.test"}"#);
@@ -72,7 +74,8 @@ async fn probes_every_configured_server_and_renders_the_metric_contract() {
             fed.bind([127, 0, 0, 3]),
             Behaviour::Https {
                 leaf: ca.leaf(&["deleg.test"], Validity::Valid),
-                routes: Routes::new(),
+                // The key document names the server name, not the delegated host.
+                routes: keys::matrix_routes("good.test"),
             },
         )
         .await,
@@ -80,7 +83,24 @@ async fn probes_every_configured_server_and_renders_the_metric_contract() {
             fed.bind([127, 0, 0, 4]),
             Behaviour::Https {
                 leaf: ca.leaf(&["bad.test"], Validity::Expired),
-                routes: Routes::new(),
+                routes: keys::matrix_routes("bad.test"),
+            },
+        )
+        .await,
+        // Two addresses of one server that serve different signing keys (split brain).
+        FakeServer::start(
+            fed.bind([127, 0, 0, 5]),
+            Behaviour::Https {
+                leaf: ca.leaf(&["split.test"], Validity::Valid),
+                routes: keys::matrix_routes("split.test"),
+            },
+        )
+        .await,
+        FakeServer::start(
+            fed.bind([127, 0, 0, 6]),
+            Behaviour::Https {
+                leaf: ca.leaf(&["split.test"], Validity::Valid),
+                routes: keys::matrix_routes("split.test"),
             },
         )
         .await,
@@ -92,6 +112,7 @@ async fn probes_every_configured_server_and_renders_the_metric_contract() {
         servers: vec![
             ServerName::parse("good.test").unwrap(),
             ServerName::parse("bad.test").unwrap(),
+            ServerName::parse("split.test").unwrap(),
         ],
         ..Config::default()
     };
@@ -184,7 +205,7 @@ async fn probes_every_configured_server_and_renders_the_metric_contract() {
             &m,
             r#"matrix_federation_exporter_probes_total{result="success"}"#
         ),
-        1.0
+        2.0
     );
     assert_eq!(
         value(
@@ -201,6 +222,34 @@ async fn probes_every_configured_server_and_renders_the_metric_contract() {
         1.0
     );
 
+    // Keys and version, per address.
+    assert_eq!(
+        value(&m, &format!("matrix_federation_keys_valid{{{good_addr}}}")),
+        1.0
+    );
+    assert!(
+        value(
+            &m,
+            &format!("matrix_federation_keys_valid_until_timestamp_seconds{{{good_addr}}}")
+        ) > 1.7e9
+    );
+    assert_eq!(
+        m.lines()
+            .filter(|l| l.starts_with(&format!(
+                r#"matrix_federation_server_version_info{{{good_addr},name="FakeServer""#
+            )))
+            .count(),
+        1,
+        "{m}"
+    );
+    // Split brain: the two addresses of split.test serve different keys, and both are visible.
+    let split_keys: std::collections::HashSet<&str> = m
+        .lines()
+        .filter(|l| l.starts_with(r#"matrix_federation_signing_key_info{server_name="split.test""#))
+        .filter_map(|l| l.split(r#"key=""#).nth(1))
+        .collect();
+    assert_eq!(split_keys.len(), 2, "{m}");
+
     // Every metric family /metrics prints is documented.
     let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/METRICS.md")).unwrap();
     for line in m.lines().filter(|l| l.starts_with("# TYPE ")) {
@@ -211,7 +260,7 @@ async fn probes_every_configured_server_and_renders_the_metric_contract() {
         );
     }
 
-    // The landing page lists both servers.
+    // The landing page lists the servers.
     let (status, page) = get(&exporter.router, "/").await;
     assert_eq!(status, 200);
     assert!(page.contains("good.test") && page.contains("bad.test") && page.contains("/metrics"));
@@ -226,11 +275,12 @@ fn the_binary_serves_metrics_and_stops_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("mfe-binary-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let root = ca.write_root_pem(&dir);
+    let name = format!("127.0.0.2:{}", anchor.port);
     let _server = runtime.block_on(FakeServer::start(
         anchor.bind([127, 0, 0, 2]),
         Behaviour::Https {
             leaf: ca.leaf(&["127.0.0.2"], Validity::Valid),
-            routes: Routes::new(),
+            routes: keys::matrix_routes(&name),
         },
     ));
     let dns = runtime.block_on(FakeDns::start(Zone::new()));

@@ -12,12 +12,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use matrix_federation_exporter::http::{AppState, router};
+use futures_util::FutureExt as _;
+use matrix_federation_exporter::http::{AppState, MAX_API_PROBES, router};
 use matrix_federation_exporter::metrics::{self, ExporterMetrics, Format};
 use matrix_federation_exporter::report::{
-    AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, Family, Method, Phase, Reason,
-    ServerReport, SrvInfo, Stage, Step, TargetReport, TlsFacts, WellKnownOutcome, WellKnownReport,
+    AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, Family, KeysReport, Method,
+    Phase, Reason, ServerReport, SrvInfo, Stage, Step, TargetReport, TlsFacts, VerifyKey,
+    VersionReport, WellKnownOutcome, WellKnownReport,
 };
+use matrix_federation_exporter::server_name::ServerName;
 use matrix_federation_exporter::store::Store;
 use tower::ServiceExt as _;
 
@@ -81,7 +84,12 @@ fn healthy() -> ServerReport {
     let address = |a: &str| AddressReport {
         address: addr(a),
         target_host: "matrix.example.org".to_owned(),
-        phases: vec![(Phase::Connect, ms(12)), (Phase::TlsHandshake, ms(34))],
+        phases: vec![
+            (Phase::Connect, ms(12)),
+            (Phase::TlsHandshake, ms(34)),
+            (Phase::Keys, ms(8)),
+            (Phase::Version, ms(3)),
+        ],
         tls: Some(TlsFacts {
             version: "TLSv1_3".to_owned(),
             cipher: "TLS13_AES_256_GCM_SHA384".to_owned(),
@@ -90,8 +98,23 @@ fn healthy() -> ServerReport {
             chain: vec![leaf.clone(), intermediate.clone()],
             failures: Vec::new(),
         }),
-        keys: None,
-        version: None,
+        keys: Some(KeysReport {
+            server_name: "example.org".to_owned(),
+            valid_until_ts: Some((T0_SIGNED + DAY) * 1000),
+            verify_keys: vec![VerifyKey {
+                key_id: "ed25519:a_AbCd".to_owned(),
+                key: "VGhpcyBpcyBub3QgYSByZWFsIGtleSwganVzdCBhIHRlc3Q".to_owned(),
+                valid_ed25519: true,
+                matching_signature: true,
+            }],
+            old_verify_keys: Vec::new(),
+            warnings: Vec::new(),
+            raw: String::new(),
+        }),
+        version: Some(VersionReport {
+            name: Some("Synapse".to_owned()),
+            version: Some("1.140.0".to_owned()),
+        }),
         failures: Vec::new(),
     };
     ServerReport {
@@ -218,9 +241,20 @@ fn failing() -> ServerReport {
                     chain: vec![leaf],
                     failures: cert_failures.clone(),
                 }),
-                keys: None,
+                keys: Some(KeysReport {
+                    server_name: "broken.test".to_owned(),
+                    valid_until_ts: Some((T0_SIGNED - DAY) * 1000),
+                    ..KeysReport::default()
+                }),
                 version: None,
-                failures: cert_failures,
+                failures: cert_failures
+                    .into_iter()
+                    .chain([Failure::new(
+                        Stage::Keys,
+                        Reason::KeysExpired,
+                        "valid_until_ts is in the past",
+                    )])
+                    .collect(),
             },
             AddressReport {
                 address: addr("[2001:db8::7]:8448"),
@@ -330,6 +364,7 @@ fn failure_info_has_one_row_per_distinct_failure() {
             ("", "dns", "dns_nxdomain"),
             ("198.51.100.7:8448", "certificate", "cert_expired"),
             ("198.51.100.7:8448", "certificate", "cert_hostname_mismatch"),
+            ("198.51.100.7:8448", "keys", "keys_expired"),
             ("[2001:db8::7]:8448", "connect", "connection_refused"),
         ]
     );
@@ -450,6 +485,24 @@ fn app() -> (axum::Router, tokio::sync::watch::Sender<bool>) {
         registry: metrics::registry(Arc::clone(&store), &exporter()),
         store,
         ready,
+        // The API is tested in tests/api.rs; here a probe finds nothing.
+        prober: Arc::new(|name: ServerName| {
+            let now = SystemTime::now();
+            futures_util::future::ready(ServerReport {
+                server_name: name.as_str().to_owned(),
+                started_at: now,
+                finished_at: now,
+                duration: Duration::ZERO,
+                discovery: DiscoveryReport::empty(&name.hostname()),
+                addresses: Vec::new(),
+                failures: Vec::new(),
+            })
+            .boxed()
+        }),
+        servers: Arc::new(HashSet::new()),
+        interval: Duration::from_secs(60),
+        probe_unconfigured: false,
+        api_probes: tokio::sync::Semaphore::new(MAX_API_PROBES),
     };
     (router(Arc::new(state)), tx)
 }

@@ -7,10 +7,14 @@
 pub mod ca;
 pub mod dns;
 pub mod https;
+pub mod keys;
 
 pub use ca::{Leaf, TestCa, Validity, self_signed};
 pub use dns::{FakeDns, SilentDns, Zone};
 pub use https::{Behaviour, Bind, FakeServer, PortAnchor, Reply, Routes};
+pub use keys::{
+    SigningKey, key_document, matrix_routes, matrix_routes_with_keys, now_ms, sign_json,
+};
 
 /// Probe timeouts for tests: short enough that hang scenarios end quickly, long enough for a loaded CI machine.
 pub const TIMEOUTS: matrix_federation_exporter::config::Timeouts =

@@ -1,0 +1,984 @@
+//! A [`ServerReport`] shaped as the matrix-federation-tester's `/api/report` JSON, so tester UIs and scripts
+//! that read `FederationOK` work unchanged.
+//!
+//! The tester's schema (matrix-org/matrix-federation-tester, `main.go` `ServerReport`) is kept field for field:
+//! the same keys, the same nesting, `null` where Go marshals a nil pointer, slice or map. Where our data is
+//! richer than the schema, the extra facts live under one additional top-level key,
+//! [`EXTENSION_KEY`], and nowhere else. This module only reshapes data: it does no I/O and judges nothing
+//! (every verdict comes from the report).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::report::{
+    AddressReport, CertReport, Failure, KeysReport, Method, Reason, ServerReport, Stage,
+    WellKnownOutcome,
+};
+
+/// The one top-level key the tester does not have; it holds what the tester's schema cannot express.
+pub const EXTENSION_KEY: &str = "MatrixFederationExporter";
+
+/// The report as a JSON value. `serde_json` sorts object keys; use [`tester_report_pretty`] for the tester's
+/// field order.
+#[must_use]
+pub fn tester_report(report: &ServerReport) -> Value {
+    // Invariant: every field is a string, number, bool, null, sequence or string-keyed map.
+    serde_json::to_value(TesterReport::from_report(report))
+        .expect("the tester report serializes to JSON")
+}
+
+/// The report as the tester prints it: fields in Go struct order, indented by two spaces, no final newline.
+#[must_use]
+pub fn tester_report_pretty(report: &ServerReport) -> String {
+    // Invariant: as in `tester_report`.
+    serde_json::to_string_pretty(&TesterReport::from_report(report))
+        .expect("the tester report serializes to JSON")
+}
+
+// ---- the tester's schema (Go field order) ----
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct TesterReport {
+    /// Set only when discovery did not run at all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    well_known_result: WellKnownResult,
+    #[serde(rename = "DNSResult")]
+    dns_result: DnsResult,
+    connection_reports: BTreeMap<String, ConnectionReport>,
+    connection_errors: BTreeMap<String, Message>,
+    version: VersionResult,
+    #[serde(rename = "FederationOK")]
+    federation_ok: bool,
+    #[serde(rename = "MatrixFederationExporter")]
+    extension: Extension,
+}
+
+#[derive(Serialize)]
+struct WellKnownResult {
+    #[serde(rename = "m.server")]
+    m_server: String,
+    #[serde(rename = "result", skip_serializing_if = "Option::is_none")]
+    result: Option<String>,
+    #[serde(rename = "CacheExpiresAt")]
+    cache_expires_at: i64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct DnsResult {
+    #[serde(rename = "SRVSkipped")]
+    srv_skipped: bool,
+    #[serde(rename = "SRVCName")]
+    srv_cname: String,
+    #[serde(rename = "SRVRecords")]
+    srv_records: Option<Vec<SrvRecord>>,
+    #[serde(rename = "SRVError")]
+    srv_error: Option<Message>,
+    hosts: BTreeMap<String, HostResult>,
+    addrs: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct SrvRecord {
+    target: String,
+    port: u16,
+    priority: u16,
+    weight: u16,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct HostResult {
+    #[serde(rename = "CName")]
+    cname: String,
+    addrs: Vec<String>,
+    error: Option<Message>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Message {
+    message: String,
+}
+
+impl Message {
+    /// Several messages become one, in order.
+    fn joined<'a>(messages: impl IntoIterator<Item = &'a str>) -> Option<Self> {
+        let message = messages.into_iter().collect::<Vec<_>>().join("; ");
+        (!message.is_empty()).then_some(Self { message })
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ConnectionReport {
+    certificates: Vec<CertSummary>,
+    cipher: Cipher,
+    checks: Checks,
+    errors: Vec<Message>,
+    ed25519_verify_keys: Option<BTreeMap<String, String>>,
+    info: BTreeMap<String, Value>,
+    keys: Value,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct CertSummary {
+    subject_common_name: String,
+    issuer_common_name: String,
+    #[serde(rename = "SHA256Fingerprint")]
+    sha256_fingerprint: String,
+    #[serde(rename = "DNSNames")]
+    dns_names: Option<Vec<String>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Cipher {
+    version: String,
+    cipher_suite: String,
+}
+
+// The field names and their bools are the tester's schema (gomatrixserverlib `KeyChecks`).
+#[allow(clippy::struct_excessive_bools, clippy::struct_field_names)]
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Checks {
+    #[serde(rename = "AllChecksOK")]
+    all_checks_ok: bool,
+    matching_server_name: bool,
+    #[serde(rename = "FutureValidUntilTS")]
+    future_valid_until_ts: bool,
+    has_ed25519_key: bool,
+    #[serde(rename = "AllEd25519ChecksOK")]
+    all_ed25519_checks_ok: Option<bool>,
+    ed25519_checks: BTreeMap<String, Ed25519Check>,
+    valid_certificates: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Ed25519Check {
+    valid_ed25519: bool,
+    matching_signature: bool,
+}
+
+#[derive(Serialize)]
+struct VersionResult {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+// ---- our extension (snake_case, the words of our metric labels) ----
+
+#[derive(Serialize)]
+struct Extension {
+    server_name: String,
+    /// Unix seconds.
+    started_at: f64,
+    finished_at: f64,
+    duration_seconds: f64,
+    method: &'static str,
+    well_known: ExtWellKnown,
+    tls_name: String,
+    host_header: String,
+    /// More targets or addresses were found than a probe follows.
+    truncated: bool,
+    /// Seconds per discovery step (`well_known`, `srv`, `address_lookup`).
+    steps: BTreeMap<&'static str, f64>,
+    /// Every current failure; `address` is "" for server-level ones (as the `failure_info` metric).
+    failures: Vec<ExtFailure>,
+    addresses: Vec<ExtAddress>,
+}
+
+#[derive(Serialize)]
+struct ExtWellKnown {
+    outcome: &'static str,
+    delegated_server: Option<String>,
+    cache_ttl_seconds: Option<f64>,
+    hops: Vec<ExtHop>,
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ExtHop {
+    url: String,
+    status: u16,
+}
+
+#[derive(Serialize)]
+struct ExtFailure {
+    address: String,
+    stage: &'static str,
+    reason: &'static str,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct ExtAddress {
+    address: String,
+    family: &'static str,
+    target_host: String,
+    success: bool,
+    /// Seconds per phase (`connect`, `tls_handshake`, `keys`, `version`).
+    phases: BTreeMap<&'static str, f64>,
+    tls: Option<ExtTls>,
+    certificate: Option<ExtCert>,
+    keys: Option<ExtKeys>,
+    version: Option<ExtVersion>,
+}
+
+#[derive(Serialize)]
+struct ExtTls {
+    version: String,
+    cipher: String,
+}
+
+#[derive(Serialize)]
+struct ExtCert {
+    valid: bool,
+    /// The leaf's validity window, unix seconds.
+    not_before: Option<i64>,
+    not_after: Option<i64>,
+    /// The earliest `notAfter` in the presented chain.
+    chain_not_after: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct ExtKeys {
+    server_name: String,
+    /// Milliseconds since the epoch, as served.
+    valid_until_ts: Option<i64>,
+    warnings: Vec<String>,
+    old_verify_keys: Vec<ExtOldKey>,
+}
+
+#[derive(Serialize)]
+struct ExtOldKey {
+    key_id: String,
+    key: String,
+    expired_ts: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct ExtVersion {
+    name: Option<String>,
+    version: Option<String>,
+}
+
+// ---- building ----
+
+impl TesterReport {
+    fn from_report(r: &ServerReport) -> Self {
+        let d = &r.discovery;
+        // Discovery that never ran (the probe was cut before it, or no step was taken) is the tester's
+        // top-level `Error`; every other server-level failure belongs to a host or to the SRV lookup.
+        let discovery_ran =
+            d.method != Method::None || !d.steps.is_empty() || !d.targets.is_empty();
+        let error = (!discovery_ran).then(|| {
+            Message::joined(r.failures.iter().map(|f| f.message.as_str()))
+                .map_or_else(|| "discovery did not run".to_owned(), |m| m.message)
+        });
+        let mut connection_reports = BTreeMap::new();
+        let mut connection_errors = BTreeMap::new();
+        for a in &r.addresses {
+            let key = a.address.to_string();
+            match connection_error(a) {
+                Some(message) => {
+                    connection_errors.insert(key, message);
+                }
+                None => {
+                    connection_reports.insert(key, connection_report(r, a));
+                }
+            }
+        }
+        Self {
+            well_known_result: well_known_result(r),
+            dns_result: dns_result(r, discovery_ran),
+            connection_reports,
+            connection_errors,
+            version: version_result(r),
+            federation_ok: r.success(),
+            extension: extension(r),
+            error,
+        }
+    }
+}
+
+fn well_known_result(r: &ServerReport) -> WellKnownResult {
+    let wk = &r.discovery.well_known;
+    let result = match (wk.outcome, &wk.error) {
+        (WellKnownOutcome::Delegated, _) => None,
+        (_, Some(e)) => Some(e.clone()),
+        (WellKnownOutcome::Skipped, None) => Some(
+            "not looked up: the server name is an IP literal or has an explicit port".to_owned(),
+        ),
+        (outcome, None) => Some(format!("no valid .well-known ({outcome})")),
+    };
+    WellKnownResult {
+        m_server: r.discovery.delegated_server.clone().unwrap_or_default(),
+        result,
+        cache_expires_at: wk
+            .cache_ttl
+            .map_or(0, |ttl| unix_seconds(r.finished_at + ttl) as i64),
+    }
+}
+
+fn dns_result(r: &ServerReport, discovery_ran: bool) -> DnsResult {
+    let d = &r.discovery;
+    let srv_records: Vec<SrvRecord> = d
+        .targets
+        .iter()
+        .filter_map(|t| {
+            t.srv.map(|s| SrvRecord {
+                target: t.host.clone(),
+                port: t.port,
+                priority: s.priority,
+                weight: s.weight,
+            })
+        })
+        .collect();
+    let mut hosts: BTreeMap<String, HostResult> = BTreeMap::new();
+    for t in &d.targets {
+        let host = hosts.entry(t.host.clone()).or_insert_with(|| HostResult {
+            cname: String::new(),
+            addrs: Vec::new(),
+            error: None,
+        });
+        for ip in &t.addresses {
+            let ip = ip.to_string();
+            if !host.addrs.contains(&ip) {
+                host.addrs.push(ip);
+            }
+        }
+    }
+    // DNS failures name the host they are about ("A matrix.example.org.: ...", "x does not exist"); the
+    // rest (SRV lookups, invalid SRV targets) are the SRV error.
+    let mut srv_errors = Vec::new();
+    if discovery_ran {
+        for f in r.failures.iter().filter(|f| is_discovery_stage(f.stage)) {
+            match hosts
+                .iter_mut()
+                .find(|(name, _)| mentions_host(&f.message, name))
+            {
+                Some((_, host)) if f.stage == Stage::Dns => {
+                    let message = match host.error.take() {
+                        Some(m) => format!("{}; {}", m.message, f.message),
+                        None => f.message.clone(),
+                    };
+                    host.error = Some(Message { message });
+                }
+                _ => srv_errors.push(f.message.as_str()),
+            }
+        }
+    }
+    DnsResult {
+        srv_skipped: matches!(d.method, Method::IpLiteral | Method::ExplicitPort),
+        srv_cname: String::new(),
+        srv_records: (!srv_records.is_empty()).then_some(srv_records),
+        srv_error: Message::joined(srv_errors),
+        hosts,
+        addrs: r.addresses.iter().map(|a| a.address.to_string()).collect(),
+    }
+}
+
+/// The tester's `ConnectionErrors` entry: the address never completed the TLS handshake, or its key document
+/// could not be fetched (the tester fetches keys and judges the certificate in one request).
+fn connection_error(a: &AddressReport) -> Option<Message> {
+    let before_keys = a.tls.is_none();
+    let keys_fetch_failed = a.keys.is_none() && a.failures.iter().any(|f| f.stage == Stage::Keys);
+    if !before_keys && !keys_fetch_failed {
+        return None;
+    }
+    let wanted = |f: &&Failure| {
+        matches!(f.stage, Stage::Connect | Stage::Tls)
+            || (keys_fetch_failed && f.stage == Stage::Keys)
+    };
+    Some(
+        Message::joined(a.failures.iter().filter(wanted).map(|f| f.message.as_str()))
+            .unwrap_or_else(|| Message {
+                message: "the TLS handshake did not complete".to_owned(),
+            }),
+    )
+}
+
+fn connection_report(r: &ServerReport, a: &AddressReport) -> ConnectionReport {
+    let valid_certificates = a.certificate.as_ref().is_some_and(CertReport::valid);
+    let mut errors: Vec<&Failure> = a
+        .failures
+        .iter()
+        .filter(|f| matches!(f.stage, Stage::Certificate | Stage::Keys))
+        .collect();
+    for f in a.certificate.iter().flat_map(|c| &c.failures) {
+        if !errors.contains(&f) {
+            errors.push(f);
+        }
+    }
+    let (checks, ed25519_verify_keys) = match &a.keys {
+        Some(keys) => key_checks(&r.server_name, keys, a, valid_certificates),
+        // The key check is off (or produced nothing): only the certificate is judged.
+        None => (
+            Checks {
+                all_checks_ok: valid_certificates && !errors.iter().any(|f| f.stage == Stage::Keys),
+                matching_server_name: false,
+                future_valid_until_ts: false,
+                has_ed25519_key: false,
+                all_ed25519_checks_ok: None,
+                ed25519_checks: BTreeMap::new(),
+                valid_certificates,
+            },
+            None,
+        ),
+    };
+    let tls = a.tls.as_ref();
+    ConnectionReport {
+        certificates: a
+            .certificate
+            .iter()
+            .flat_map(|c| &c.chain)
+            .map(|c| CertSummary {
+                subject_common_name: common_name(&c.subject),
+                issuer_common_name: common_name(&c.issuer),
+                sha256_fingerprint: fingerprint_base64(&c.fingerprint_sha256)
+                    .unwrap_or_else(|| c.fingerprint_sha256.clone()),
+                dns_names: (!c.dns_names.is_empty()).then(|| c.dns_names.clone()),
+            })
+            .collect(),
+        cipher: Cipher {
+            version: tls.map(|t| go_tls_version(&t.version)).unwrap_or_default(),
+            cipher_suite: tls.map(|t| t.cipher.clone()).unwrap_or_default(),
+        },
+        checks,
+        errors: errors
+            .into_iter()
+            .map(|f| Message {
+                message: f.message.clone(),
+            })
+            .collect(),
+        ed25519_verify_keys,
+        info: BTreeMap::new(),
+        keys: a
+            .keys
+            .as_ref()
+            .and_then(|k| serde_json::from_str(&k.raw).ok())
+            .unwrap_or(Value::Null),
+    }
+}
+
+/// gomatrixserverlib's `CheckKeys`, read off our verdicts: the server name compared exactly, expiry as our
+/// key check judged it, and per `ed25519:` key its length and signature.
+fn key_checks(
+    server_name: &str,
+    keys: &KeysReport,
+    a: &AddressReport,
+    valid_certificates: bool,
+) -> (Checks, Option<BTreeMap<String, String>>) {
+    let matching_server_name = keys.server_name == server_name;
+    let future_valid_until_ts = keys.valid_until_ts.is_some()
+        && !a.failures.iter().any(|f| f.reason == Reason::KeysExpired);
+    let ed25519: Vec<_> = keys
+        .verify_keys
+        .iter()
+        .filter(|k| k.key_id.starts_with("ed25519:"))
+        .collect();
+    let ed25519_checks: BTreeMap<String, Ed25519Check> = ed25519
+        .iter()
+        .map(|k| {
+            (
+                k.key_id.clone(),
+                Ed25519Check {
+                    valid_ed25519: k.valid_ed25519,
+                    matching_signature: k.matching_signature,
+                },
+            )
+        })
+        .collect();
+    let has_ed25519_key = !ed25519.is_empty();
+    let all_ed25519_checks_ok = has_ed25519_key.then(|| {
+        ed25519
+            .iter()
+            .all(|k| k.valid_ed25519 && k.matching_signature)
+    });
+    let keys_ok =
+        matching_server_name && future_valid_until_ts && all_ed25519_checks_ok == Some(true);
+    let verify_keys = keys_ok.then(|| {
+        ed25519
+            .iter()
+            .map(|k| (k.key_id.clone(), k.key.clone()))
+            .collect()
+    });
+    let checks = Checks {
+        all_checks_ok: keys_ok && valid_certificates,
+        matching_server_name,
+        future_valid_until_ts,
+        has_ed25519_key,
+        all_ed25519_checks_ok,
+        ed25519_checks,
+        valid_certificates,
+    };
+    (checks, verify_keys)
+}
+
+/// The first address's server software, else the first version failure.
+fn version_result(r: &ServerReport) -> VersionResult {
+    if let Some(v) = r.addresses.iter().find_map(|a| a.version.as_ref()) {
+        return VersionResult {
+            name: v.name.clone(),
+            version: v.version.clone(),
+            error: None,
+        };
+    }
+    VersionResult {
+        name: None,
+        version: None,
+        error: r
+            .addresses
+            .iter()
+            .flat_map(|a| &a.failures)
+            .find(|f| f.stage == Stage::Version)
+            .map(|f| f.message.clone()),
+    }
+}
+
+fn extension(r: &ServerReport) -> Extension {
+    let d = &r.discovery;
+    let wk = &d.well_known;
+    let mut steps = BTreeMap::new();
+    for (step, took) in &d.steps {
+        *steps.entry(step.as_str()).or_insert(0.0) += took.as_secs_f64();
+    }
+    Extension {
+        server_name: r.server_name.clone(),
+        started_at: unix_seconds(r.started_at),
+        finished_at: unix_seconds(r.finished_at),
+        duration_seconds: r.duration.as_secs_f64(),
+        method: d.method.as_str(),
+        well_known: ExtWellKnown {
+            outcome: wk.outcome.as_str(),
+            delegated_server: d.delegated_server.clone(),
+            cache_ttl_seconds: wk.cache_ttl.as_ref().map(Duration::as_secs_f64),
+            hops: wk
+                .hops
+                .iter()
+                .map(|(url, status)| ExtHop {
+                    url: url.clone(),
+                    status: *status,
+                })
+                .collect(),
+            error: wk.error.clone(),
+        },
+        tls_name: d.tls_name.clone(),
+        host_header: d.host_header.clone(),
+        truncated: d.truncated,
+        steps,
+        failures: r
+            .all_failures()
+            .map(|(address, f)| ExtFailure {
+                address: address.map(|a| a.to_string()).unwrap_or_default(),
+                stage: f.stage.as_str(),
+                reason: f.reason.as_str(),
+                message: f.message.clone(),
+            })
+            .collect(),
+        addresses: r.addresses.iter().map(ext_address).collect(),
+    }
+}
+
+fn ext_address(a: &AddressReport) -> ExtAddress {
+    let mut phases = BTreeMap::new();
+    for (phase, took) in &a.phases {
+        *phases.entry(phase.as_str()).or_insert(0.0) += took.as_secs_f64();
+    }
+    ExtAddress {
+        address: a.address.to_string(),
+        family: a.family().as_str(),
+        target_host: a.target_host.clone(),
+        success: a.success(),
+        phases,
+        tls: a.tls.as_ref().map(|t| ExtTls {
+            version: t.version.clone(),
+            cipher: t.cipher.clone(),
+        }),
+        certificate: a.certificate.as_ref().map(|c| ExtCert {
+            valid: c.valid(),
+            not_before: c.chain.first().map(|l| l.not_before),
+            not_after: c.chain.first().map(|l| l.not_after),
+            chain_not_after: c.chain_not_after(),
+        }),
+        keys: a.keys.as_ref().map(|k| ExtKeys {
+            server_name: k.server_name.clone(),
+            valid_until_ts: k.valid_until_ts,
+            warnings: k.warnings.clone(),
+            old_verify_keys: k
+                .old_verify_keys
+                .iter()
+                .map(|o| ExtOldKey {
+                    key_id: o.key_id.clone(),
+                    key: o.key.clone(),
+                    expired_ts: o.expired_ts,
+                })
+                .collect(),
+        }),
+        version: a.version.as_ref().map(|v| ExtVersion {
+            name: v.name.clone(),
+            version: v.version.clone(),
+        }),
+    }
+}
+
+// ---- field conversions ----
+
+/// The TLS version as Go's `tls.VersionName` prints it (`TLS 1.3`); rustls's name for anything else.
+#[must_use]
+pub fn go_tls_version(rustls_name: &str) -> String {
+    match rustls_name {
+        "TLSv1_3" => "TLS 1.3",
+        "TLSv1_2" => "TLS 1.2",
+        "TLSv1_1" => "TLS 1.1",
+        "TLSv1_0" => "TLS 1.0",
+        "SSLv3" => "SSLv3",
+        other => other,
+    }
+    .to_owned()
+}
+
+/// A hex SHA-256 fingerprint (colons allowed) as unpadded standard base64, as the tester prints it. `None`
+/// when the input is not hex.
+#[must_use]
+pub fn fingerprint_base64(hex: &str) -> Option<String> {
+    let digits: Vec<u8> = hex.bytes().filter(|&b| b != b':').collect();
+    if !digits.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes = digits
+        .chunks(2)
+        .map(|pair| Some((hex_value(pair[0])? << 4) | hex_value(pair[1])?))
+        .collect::<Option<Vec<u8>>>()?;
+    Some(base64_unpadded(&bytes))
+}
+
+/// The last `CN=` value of a distinguished name as x509-parser prints it (`C=US, O=Org, CN=R11`), as Go's
+/// `pkix.Name.CommonName` keeps the last one; "" when there is none.
+#[must_use]
+pub fn common_name(dn: &str) -> String {
+    dn.split(", ")
+        .flat_map(|rdn| rdn.split(" + "))
+        .filter_map(|attr| attr.strip_prefix("CN="))
+        .last()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn base64_unpadded(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
+        // A chunk of k bytes yields k + 1 characters.
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
+/// Whether a failure message names `host` as one of its words (`A host.: ...`, `host does not exist`).
+fn mentions_host(message: &str, host: &str) -> bool {
+    message.split_whitespace().any(|word| {
+        word.trim_matches(|c: char| matches!(c, '"' | '\'' | ':' | ',' | '(' | ')'))
+            .trim_end_matches('.')
+            .eq_ignore_ascii_case(host.trim_end_matches('.'))
+    })
+}
+
+fn is_discovery_stage(stage: Stage) -> bool {
+    matches!(stage, Stage::Discovery | Stage::Dns)
+}
+
+fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+    use crate::report::{
+        AddressReport, CertFacts, DiscoveryReport, TlsFacts, VerifyKey, WellKnownReport,
+    };
+
+    #[test]
+    fn fingerprint_hex_becomes_unpadded_standard_base64() {
+        // SHA-256 of the empty string.
+        let hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert_eq!(
+            fingerprint_base64(hex).as_deref(),
+            Some("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU")
+        );
+        assert_eq!(
+            fingerprint_base64(&hex.to_uppercase()).as_deref(),
+            Some("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU")
+        );
+        assert_eq!(fingerprint_base64("e3:b0:c4").as_deref(), Some("47DE"));
+        // Every tail length: 1 and 2 leftover bytes.
+        assert_eq!(fingerprint_base64("ff").as_deref(), Some("/w"));
+        assert_eq!(fingerprint_base64("fbff").as_deref(), Some("+/8"));
+        assert_eq!(fingerprint_base64("").as_deref(), Some(""));
+        assert_eq!(fingerprint_base64("abc"), None);
+        assert_eq!(fingerprint_base64("zz"), None);
+    }
+
+    #[test]
+    fn tls_versions_are_named_as_go_prints_them() {
+        assert_eq!(go_tls_version("TLSv1_3"), "TLS 1.3");
+        assert_eq!(go_tls_version("TLSv1_2"), "TLS 1.2");
+        assert_eq!(go_tls_version("TLSv1_0"), "TLS 1.0");
+        assert_eq!(go_tls_version("DTLSv1_2"), "DTLSv1_2");
+    }
+
+    #[test]
+    fn common_name_is_the_last_cn() {
+        assert_eq!(common_name("C=US, O=Let's Encrypt, CN=R11"), "R11");
+        assert_eq!(common_name("CN=a.example + O=x"), "a.example");
+        assert_eq!(common_name("CN=first, CN=second"), "second");
+        assert_eq!(common_name("O=no cn"), "");
+        assert_eq!(common_name(""), "");
+    }
+
+    #[test]
+    fn host_mentions_are_whole_words() {
+        assert!(mentions_host(
+            "A matrix.example.org.: SERVFAIL",
+            "matrix.example.org"
+        ));
+        assert!(mentions_host("x.test does not exist (NXDOMAIN)", "x.test"));
+        assert!(!mentions_host("A b.x.test.: SERVFAIL", "x.test"));
+    }
+
+    fn report_with(address: AddressReport) -> ServerReport {
+        ServerReport {
+            server_name: "example.org".to_owned(),
+            started_at: UNIX_EPOCH,
+            finished_at: UNIX_EPOCH + Duration::from_secs(100),
+            duration: Duration::from_secs(1),
+            discovery: DiscoveryReport {
+                method: Method::DefaultPort,
+                well_known: WellKnownReport {
+                    outcome: WellKnownOutcome::NotFound,
+                    cache_ttl: Some(Duration::from_secs(3600)),
+                    hops: Vec::new(),
+                    error: Some("HTTP 404".to_owned()),
+                },
+                ..DiscoveryReport::empty("example.org")
+            },
+            addresses: vec![address],
+            failures: Vec::new(),
+        }
+    }
+
+    fn address(keys: Option<KeysReport>) -> AddressReport {
+        AddressReport {
+            address: "[2001:db8::1]:8448".parse::<SocketAddr>().unwrap(),
+            target_host: "example.org".to_owned(),
+            phases: Vec::new(),
+            tls: Some(TlsFacts {
+                version: "TLSv1_3".to_owned(),
+                cipher: "TLS13_AES_128_GCM_SHA256".to_owned(),
+            }),
+            certificate: Some(CertReport {
+                chain: vec![CertFacts {
+                    subject: "CN=example.org".to_owned(),
+                    issuer: "CN=CA".to_owned(),
+                    dns_names: Vec::new(),
+                    ip_addresses: Vec::new(),
+                    serial: "01".to_owned(),
+                    fingerprint_sha256: "00".repeat(32),
+                    not_before: 0,
+                    not_after: 1,
+                }],
+                failures: Vec::new(),
+            }),
+            keys,
+            version: None,
+            failures: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn all_ed25519_checks_ok_is_null_without_an_ed25519_key() {
+        let keys = KeysReport {
+            server_name: "example.org".to_owned(),
+            valid_until_ts: Some(1),
+            verify_keys: vec![VerifyKey {
+                key_id: "curve25519:x".to_owned(),
+                key: "abc".to_owned(),
+                valid_ed25519: false,
+                matching_signature: false,
+            }],
+            raw: "{\"server_name\":\"example.org\"}".to_owned(),
+            ..KeysReport::default()
+        };
+        let json = tester_report(&report_with(address(Some(keys))));
+        let conn = &json["ConnectionReports"]["[2001:db8::1]:8448"];
+        let checks = &conn["Checks"];
+        assert_eq!(checks["AllEd25519ChecksOK"], Value::Null);
+        assert!(
+            checks
+                .as_object()
+                .unwrap()
+                .contains_key("AllEd25519ChecksOK")
+        );
+        assert_eq!(checks["HasEd25519Key"], false);
+        assert_eq!(checks["AllChecksOK"], false);
+        assert_eq!(checks["Ed25519Checks"], serde_json::json!({}));
+        assert_eq!(conn["Ed25519VerifyKeys"], Value::Null);
+        assert_eq!(conn["Keys"]["server_name"], "example.org");
+        assert_eq!(conn["Cipher"]["Version"], "TLS 1.3");
+        assert_eq!(conn["Certificates"][0]["DNSNames"], Value::Null);
+        assert_eq!(
+            conn["Certificates"][0]["SHA256Fingerprint"],
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        );
+    }
+
+    #[test]
+    fn one_bad_signature_fails_all_ed25519_checks_and_hides_verify_keys() {
+        let key = |id: &str, ok: bool| VerifyKey {
+            key_id: id.to_owned(),
+            key: "k".to_owned(),
+            valid_ed25519: true,
+            matching_signature: ok,
+        };
+        let keys = KeysReport {
+            server_name: "example.org".to_owned(),
+            valid_until_ts: Some(1),
+            verify_keys: vec![key("ed25519:a", true), key("ed25519:b", false)],
+            ..KeysReport::default()
+        };
+        let json = tester_report(&report_with(address(Some(keys))));
+        let conn = &json["ConnectionReports"]["[2001:db8::1]:8448"];
+        assert_eq!(conn["Checks"]["AllEd25519ChecksOK"], false);
+        assert_eq!(conn["Checks"]["HasEd25519Key"], true);
+        assert_eq!(
+            conn["Checks"]["Ed25519Checks"]["ed25519:b"]["MatchingSignature"],
+            false
+        );
+        assert_eq!(conn["Ed25519VerifyKeys"], Value::Null);
+        // An unparseable raw document is `null`, not an error.
+        assert_eq!(conn["Keys"], Value::Null);
+    }
+
+    #[test]
+    fn well_known_and_dns_fields() {
+        let json = tester_report(&report_with(address(None)));
+        assert_eq!(
+            json["WellKnownResult"],
+            serde_json::json!({"m.server": "", "result": "HTTP 404", "CacheExpiresAt": 3700})
+        );
+        assert_eq!(json["DNSResult"]["SRVSkipped"], false);
+        assert_eq!(json["DNSResult"]["SRVRecords"], Value::Null);
+        assert_eq!(
+            json["DNSResult"]["Addrs"],
+            serde_json::json!(["[2001:db8::1]:8448"])
+        );
+        assert!(json.get("Error").is_none());
+        assert_eq!(json["Version"], serde_json::json!({}));
+    }
+
+    #[test]
+    fn dns_failures_go_to_their_host_and_the_rest_to_the_srv_error() {
+        let mut r = report_with(address(None));
+        r.discovery.targets = vec![crate::report::TargetReport {
+            host: "gone.example.org".to_owned(),
+            port: 8448,
+            srv: Some(crate::report::SrvInfo {
+                priority: 1,
+                weight: 2,
+            }),
+            addresses: Vec::new(),
+            via_cname: false,
+        }];
+        r.failures = vec![
+            Failure::new(
+                Stage::Discovery,
+                Reason::SrvTargetInvalid,
+                "SRV target is \".\": the service is declared unavailable",
+            ),
+            Failure::new(
+                Stage::Dns,
+                Reason::DnsNxdomain,
+                "gone.example.org does not exist (NXDOMAIN)",
+            ),
+        ];
+        let json = tester_report(&r);
+        let dns = &json["DNSResult"];
+        assert_eq!(
+            dns["Hosts"]["gone.example.org"],
+            serde_json::json!({"CName": "", "Addrs": [], "Error": {"Message": "gone.example.org does not exist (NXDOMAIN)"}})
+        );
+        assert_eq!(
+            dns["SRVError"]["Message"],
+            "SRV target is \".\": the service is declared unavailable"
+        );
+        assert_eq!(
+            dns["SRVRecords"],
+            serde_json::json!([{"Target": "gone.example.org", "Port": 8448, "Priority": 1, "Weight": 2}])
+        );
+        assert_eq!(json["FederationOK"], false);
+    }
+
+    #[test]
+    fn an_address_without_a_handshake_is_a_connection_error() {
+        let mut a = address(None);
+        a.tls = None;
+        a.certificate = None;
+        a.failures = vec![Failure::new(
+            Stage::Connect,
+            Reason::ConnectionRefused,
+            "connection refused",
+        )];
+        let json = tester_report(&report_with(a));
+        assert_eq!(json["ConnectionReports"], serde_json::json!({}));
+        assert_eq!(
+            json["ConnectionErrors"],
+            serde_json::json!({"[2001:db8::1]:8448": {"Message": "connection refused"}})
+        );
+        assert_eq!(
+            json[EXTENSION_KEY]["failures"][0]["reason"],
+            "connection_refused"
+        );
+    }
+
+    #[test]
+    fn a_probe_cut_before_discovery_is_the_top_level_error() {
+        let r = ServerReport::timed_out("example.org", UNIX_EPOCH, Duration::from_secs(5));
+        let json = tester_report(&r);
+        assert_eq!(json["Error"], "the probe did not finish within 5s");
+        assert_eq!(json["FederationOK"], false);
+        assert_eq!(json["DNSResult"]["SRVError"], Value::Null);
+    }
+}

@@ -1,0 +1,879 @@
+//! The report API (`/api/report`, `/api/federation-ok`): the federation tester's JSON and its HTTP behaviour,
+//! end to end against the hermetic world, plus a golden file of the JSON for a hand-built report.
+//!
+//! Update the golden file with `UPDATE_GOLDEN=1 cargo test --test api`.
+
+mod support;
+
+use std::collections::{BTreeSet, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use futures_util::FutureExt as _;
+use http::{HeaderMap, Method, Request};
+use http_body_util::BodyExt;
+use matrix_federation_exporter::config::{ApiConfig, Config};
+use matrix_federation_exporter::daemon::{self, Exporter};
+use matrix_federation_exporter::env::{Ports, ProbeEnv};
+use matrix_federation_exporter::http::{AppState, MAX_API_PROBES, Prober, router};
+use matrix_federation_exporter::metrics::{self, ExporterMetrics};
+use matrix_federation_exporter::report::{
+    AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, KeysReport,
+    Method as Discovery, OldVerifyKey, Phase, Reason, ServerReport, SrvInfo, Stage, Step,
+    TargetReport, TlsFacts, VerifyKey, VersionReport, WellKnownOutcome, WellKnownReport,
+};
+use matrix_federation_exporter::server_name::ServerName;
+use matrix_federation_exporter::store::Store;
+use matrix_federation_exporter::tester::{self, EXTENSION_KEY};
+use serde_json::{Value, json};
+use support::{
+    Behaviour, FakeDns, FakeServer, PortAnchor, TIMEOUTS, TestCa, Validity, Zone, matrix_routes,
+};
+use tokio::sync::{Notify, Semaphore};
+use tower::ServiceExt as _;
+
+// ---- the world ----
+
+/// good.test (healthy), bad.test (expired certificate) and other.test (healthy, not configured), each on its
+/// own loopback address at the federation port; nothing answers `.well-known`.
+struct World {
+    fed_port: u16,
+    servers: Vec<FakeServer>,
+    env: ProbeEnv,
+    _dns: FakeDns,
+    _anchors: (PortAnchor, PortAnchor),
+}
+
+impl World {
+    async fn start() -> Self {
+        let (wk, mut fed) = (PortAnchor::new(), PortAnchor::new());
+        let ca = TestCa::new("api");
+        let dns = FakeDns::start(
+            Zone::new()
+                .a("good.test", "127.0.0.2".parse().unwrap())
+                .a("bad.test", "127.0.0.3".parse().unwrap())
+                .a("other.test", "127.0.0.4".parse().unwrap()),
+        )
+        .await;
+        let mut servers = Vec::new();
+        for (ip, name, validity) in [
+            ([127, 0, 0, 2], "good.test", Validity::Valid),
+            ([127, 0, 0, 3], "bad.test", Validity::Expired),
+            ([127, 0, 0, 4], "other.test", Validity::Valid),
+        ] {
+            servers.push(
+                FakeServer::start(
+                    fed.bind(ip),
+                    Behaviour::Https {
+                        leaf: ca.leaf(&[name], validity),
+                        routes: matrix_routes(name),
+                    },
+                )
+                .await,
+            );
+        }
+        let ports = Ports {
+            well_known: wk.port,
+            federation: fed.port,
+        };
+        let env = ProbeEnv::new(&[dns.addr], ca.root_store(), ports, TIMEOUTS).unwrap();
+        Self {
+            fed_port: fed.port,
+            servers,
+            env,
+            _dns: dns,
+            _anchors: (wk, fed),
+        }
+    }
+
+    /// A running exporter for good.test and bad.test, after its first probe round.
+    async fn exporter(&self, probe_unconfigured: bool) -> Exporter {
+        let config = Config {
+            servers: vec![
+                ServerName::parse("good.test").unwrap(),
+                ServerName::parse("bad.test").unwrap(),
+            ],
+            api: ApiConfig { probe_unconfigured },
+            ..Config::default()
+        };
+        let mut exporter = daemon::start(&config, self.env.clone());
+        exporter.ready.wait_for(|r| *r).await.unwrap();
+        exporter
+    }
+
+    fn addr(&self, last_octet: u8) -> String {
+        format!("127.0.0.{last_octet}:{}", self.fed_port)
+    }
+}
+
+struct Reply {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn content_type(&self) -> &str {
+        self.headers
+            .get(http::header::CONTENT_TYPE)
+            .map_or("", |v| v.to_str().unwrap())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    fn assert_cors(&self) {
+        for (name, value) in [
+            ("access-control-allow-origin", "*"),
+            (
+                "access-control-allow-methods",
+                "GET, POST, PUT, DELETE, OPTIONS",
+            ),
+            (
+                "access-control-allow-headers",
+                "Origin, X-Requested-With, Content-Type, Accept",
+            ),
+        ] {
+            assert_eq!(
+                self.headers.get(name).map(|v| v.to_str().unwrap()),
+                Some(value),
+                "{name} on a {} answer",
+                self.status
+            );
+        }
+    }
+}
+
+async fn request(router: &axum::Router, method: Method, uri: &str) -> Reply {
+    let response = router
+        .clone()
+        .oneshot(
+            Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    }
+}
+
+async fn get(router: &axum::Router, uri: &str) -> Reply {
+    request(router, Method::GET, uri).await
+}
+
+// ---- end to end ----
+
+#[tokio::test]
+async fn report_of_a_healthy_server_is_the_testers_json_from_the_store() {
+    let world = World::start().await;
+    let exporter = world.exporter(false).await;
+    let connections = world.servers[0].connections();
+
+    let reply = get(&exporter.router, "/api/report?server_name=good.test").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.content_type(), "application/json");
+    reply.assert_cors();
+    // Indented by two spaces, in the tester's field order.
+    assert!(
+        reply
+            .body
+            .starts_with("{\n  \"WellKnownResult\": {\n    \"m.server\": \"\","),
+        "{}",
+        reply.body
+    );
+    // The stored report was fresh: no new probe.
+    assert_eq!(world.servers[0].connections(), connections);
+
+    let json = reply.json();
+    let addr = world.addr(2);
+    assert_eq!(json["FederationOK"], true);
+    assert!(json.get("Error").is_none());
+    assert_eq!(json["ConnectionErrors"], json!({}));
+    assert_eq!(json["DNSResult"]["SRVSkipped"], false);
+    assert_eq!(json["DNSResult"]["SRVRecords"], Value::Null);
+    assert_eq!(json["DNSResult"]["Addrs"], json!([addr]));
+    assert_eq!(
+        json["DNSResult"]["Hosts"],
+        json!({"good.test": {"CName": "", "Addrs": ["127.0.0.2"], "Error": null}})
+    );
+    assert_eq!(json["WellKnownResult"]["m.server"], "");
+    assert!(json["WellKnownResult"]["result"].is_string());
+
+    let reports = json["ConnectionReports"].as_object().unwrap();
+    assert_eq!(reports.keys().collect::<Vec<_>>(), [&addr]);
+    let conn = &reports[&addr];
+    let checks = &conn["Checks"];
+    for check in [
+        "AllChecksOK",
+        "MatchingServerName",
+        "FutureValidUntilTS",
+        "HasEd25519Key",
+        "AllEd25519ChecksOK",
+        "ValidCertificates",
+    ] {
+        assert_eq!(checks[check], true, "{check}: {checks}");
+    }
+    assert_eq!(
+        checks["Ed25519Checks"],
+        json!({"ed25519:fake": {"ValidEd25519": true, "MatchingSignature": true}})
+    );
+    assert_eq!(
+        conn["Ed25519VerifyKeys"]["ed25519:fake"],
+        conn["Keys"]["verify_keys"]["ed25519:fake"]["key"]
+    );
+    assert_eq!(conn["Keys"]["server_name"], "good.test");
+    assert_eq!(conn["Errors"], json!([]));
+    assert_eq!(conn["Info"], json!({}));
+    assert_eq!(conn["Cipher"]["Version"], "TLS 1.3");
+    let certs = conn["Certificates"].as_array().unwrap();
+    assert_eq!(certs[0]["SubjectCommonName"], "good.test");
+    assert_eq!(certs[0]["DNSNames"], json!(["good.test"]));
+    let fingerprint = certs[0]["SHA256Fingerprint"].as_str().unwrap();
+    assert_eq!(fingerprint.len(), 43, "unpadded base64 of 32 bytes");
+    assert_eq!(
+        json["Version"],
+        json!({"name": "FakeServer", "version": "1.0.0"})
+    );
+
+    let ours = &json[EXTENSION_KEY];
+    assert_eq!(ours["method"], "default_port");
+    assert_eq!(ours["tls_name"], "good.test");
+    assert_eq!(ours["host_header"], "good.test");
+    assert_eq!(ours["failures"], json!([]));
+    assert_eq!(ours["addresses"][0]["address"], addr);
+    assert!(
+        ours["addresses"][0]["certificate"]["not_after"]
+            .as_i64()
+            .unwrap()
+            > 1_700_000_000
+    );
+    assert!(
+        ours["addresses"][0]["phases"]["tls_handshake"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+
+    let ok = get(&exporter.router, "/api/federation-ok?server_name=good.test").await;
+    assert_eq!((ok.status, ok.body.as_str()), (200, "GOOD"));
+    assert!(ok.content_type().starts_with("text/plain"));
+    ok.assert_cors();
+}
+
+#[tokio::test]
+async fn report_of_a_server_with_an_expired_certificate_is_bad() {
+    let world = World::start().await;
+    let exporter = world.exporter(false).await;
+
+    let json = get(&exporter.router, "/api/report?server_name=bad.test")
+        .await
+        .json();
+    assert_eq!(json["FederationOK"], false);
+    let conn = &json["ConnectionReports"][world.addr(3)];
+    assert_eq!(conn["Checks"]["ValidCertificates"], false);
+    assert_eq!(conn["Checks"]["AllChecksOK"], false);
+    // The key checks themselves pass; the tester still shows the keys.
+    assert_eq!(conn["Checks"]["MatchingServerName"], true);
+    assert!(conn["Ed25519VerifyKeys"].is_object());
+    assert!(!conn["Errors"].as_array().unwrap().is_empty(), "{conn}");
+    let failures = json[EXTENSION_KEY]["failures"].as_array().unwrap();
+    assert!(
+        failures
+            .iter()
+            .any(|f| f["reason"] == "cert_expired" && f["address"] == world.addr(3)),
+        "{failures:?}"
+    );
+
+    let ok = get(&exporter.router, "/api/federation-ok?server_name=bad.test").await;
+    assert_eq!((ok.status, ok.body.as_str()), (200, "BAD"));
+}
+
+#[tokio::test]
+async fn bad_requests_answer_like_the_tester() {
+    let world = World::start().await;
+    let exporter = world.exporter(false).await;
+    for path in ["/api/report", "/api/federation-ok"] {
+        let cases = [
+            (
+                Method::GET,
+                String::new(),
+                400,
+                "Missing server_name parameter\n",
+            ),
+            (
+                Method::GET,
+                "?server_name=".to_owned(),
+                400,
+                "Missing server_name parameter\n",
+            ),
+            (
+                Method::GET,
+                "?other=good.test".to_owned(),
+                400,
+                "Missing server_name parameter\n",
+            ),
+            (Method::OPTIONS, String::new(), 200, ""),
+            (
+                Method::OPTIONS,
+                "?server_name=good.test".to_owned(),
+                200,
+                "",
+            ),
+            (
+                Method::POST,
+                "?server_name=good.test".to_owned(),
+                405,
+                "Unsupported method\n",
+            ),
+            (Method::DELETE, String::new(), 405, "Unsupported method\n"),
+            (Method::HEAD, String::new(), 405, ""),
+        ];
+        for (method, query, status, body) in cases {
+            let reply = request(&exporter.router, method.clone(), &format!("{path}{query}")).await;
+            assert_eq!(
+                (reply.status, reply.body.as_str()),
+                (status, body),
+                "{method} {path}{query}"
+            );
+            reply.assert_cors();
+        }
+
+        let invalid = get(
+            &exporter.router,
+            &format!("{path}?server_name=https%3A%2F%2Fgood.test"),
+        )
+        .await;
+        assert_eq!(invalid.status, 400);
+        assert!(
+            invalid
+                .body
+                .starts_with("Invalid server name \"https://good.test\": "),
+            "{}",
+            invalid.body
+        );
+        invalid.assert_cors();
+
+        // Not configured, and probing unconfigured names is off by default: refused without a probe.
+        let before = world.servers[2].connections();
+        let refused = get(&exporter.router, &format!("{path}?server_name=other.test")).await;
+        assert_eq!(refused.status, 403, "{}", refused.body);
+        assert!(refused.body.contains("other.test"));
+        assert!(refused.content_type().starts_with("text/plain"));
+        refused.assert_cors();
+        assert_eq!(world.servers[2].connections(), before);
+        // Server names are case-sensitive: a differently cased name is not the configured one.
+        assert_eq!(
+            get(&exporter.router, &format!("{path}?server_name=GOOD.test"))
+                .await
+                .status,
+            403
+        );
+    }
+}
+
+#[tokio::test]
+async fn unconfigured_names_are_probed_when_allowed_and_not_stored() {
+    let world = World::start().await;
+    let exporter = world.exporter(true).await;
+
+    let before = world.servers[2].connections();
+    let reply = get(&exporter.router, "/api/report?server_name=other.test").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(world.servers[2].connections() > before, "probed on demand");
+    let json = reply.json();
+    assert_eq!(json["FederationOK"], true, "{json}");
+    assert_eq!(
+        json["ConnectionReports"][world.addr(4)]["Checks"]["AllChecksOK"],
+        true
+    );
+
+    let ok = get(
+        &exporter.router,
+        "/api/federation-ok?server_name=other.test",
+    )
+    .await;
+    assert_eq!((ok.status, ok.body.as_str()), (200, "GOOD"));
+
+    // A name that does not resolve is probed too, and reported as failing.
+    let missing = get(&exporter.router, "/api/report?server_name=missing.test")
+        .await
+        .json();
+    assert_eq!(missing["FederationOK"], false);
+    assert_eq!(missing["DNSResult"]["Addrs"], json!([]));
+    assert!(
+        missing["DNSResult"]["Hosts"]["missing.test"]["Error"]["Message"].is_string(),
+        "{missing}"
+    );
+
+    // On-demand reports of unconfigured names never reach /metrics.
+    let metrics = get(&exporter.router, "/metrics").await.body;
+    assert!(metrics.contains(r#"server_name="good.test""#));
+    assert!(!metrics.contains("other.test"));
+    assert!(!metrics.contains("missing.test"));
+}
+
+// ---- freshness and the probe cap, with a scripted prober ----
+
+fn empty_report(name: &str, finished_at: SystemTime) -> ServerReport {
+    ServerReport {
+        server_name: name.to_owned(),
+        started_at: finished_at,
+        finished_at,
+        duration: Duration::ZERO,
+        discovery: DiscoveryReport::empty(name),
+        addresses: Vec::new(),
+        failures: Vec::new(),
+    }
+}
+
+fn state(store: Arc<Store>, prober: Prober, probe_unconfigured: bool, permits: usize) -> AppState {
+    AppState {
+        registry: metrics::registry(store.clone(), &ExporterMetrics::new()),
+        store,
+        ready: tokio::sync::watch::channel(true).1,
+        prober,
+        servers: Arc::new(HashSet::from(["a.test".to_owned()])),
+        interval: Duration::from_secs(60),
+        probe_unconfigured,
+        api_probes: Semaphore::new(permits),
+    }
+}
+
+/// A prober that counts its calls and reports "now".
+fn counting_prober(calls: Arc<AtomicUsize>) -> Prober {
+    Arc::new(move |name: ServerName| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        futures_util::future::ready(empty_report(name.as_str(), SystemTime::now())).boxed()
+    })
+}
+
+#[tokio::test]
+async fn a_fresh_stored_report_is_served_and_a_stale_one_is_replaced() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let store = Arc::new(Store::new());
+    let app = router(Arc::new(state(
+        store.clone(),
+        counting_prober(calls.clone()),
+        false,
+        MAX_API_PROBES,
+    )));
+
+    // Nothing stored yet: probe now, and store the result.
+    assert_eq!(
+        get(&app, "/api/federation-ok?server_name=a.test")
+            .await
+            .body,
+        "BAD"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let first = store.get("a.test").expect("stored");
+
+    // Fresh: served from the store.
+    get(&app, "/api/report?server_name=a.test").await;
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    // Older than the interval: probed again and replaced.
+    store.insert(empty_report(
+        "a.test",
+        SystemTime::now() - Duration::from_secs(61),
+    ));
+    get(&app, "/api/report?server_name=a.test").await;
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert!(store.get("a.test").unwrap().finished_at >= first.finished_at);
+}
+
+#[tokio::test]
+async fn probes_over_the_cap_get_503_not_a_queue() {
+    let release = Arc::new(Notify::new());
+    let started = Arc::new(Notify::new());
+    let prober: Prober = {
+        let (release, started) = (release.clone(), started.clone());
+        Arc::new(move |name: ServerName| {
+            let (release, started) = (release.clone(), started.clone());
+            async move {
+                started.notify_one();
+                release.notified().await;
+                empty_report(name.as_str(), SystemTime::now())
+            }
+            .boxed()
+        })
+    };
+    let app = router(Arc::new(state(Arc::new(Store::new()), prober, true, 1)));
+
+    let first = tokio::spawn({
+        let app = app.clone();
+        async move { get(&app, "/api/report?server_name=slow.test").await }
+    });
+    started.notified().await;
+    let busy = get(&app, "/api/federation-ok?server_name=other.test").await;
+    assert_eq!(
+        (busy.status, busy.body.as_str()),
+        (503, "too many probes in flight\n")
+    );
+    busy.assert_cors();
+
+    release.notify_one();
+    let first = first.await.unwrap();
+    assert_eq!(first.status, 200);
+    assert_eq!(first.json()["FederationOK"], false);
+    // The permit is back.
+    let (started2, release2) = (started.clone(), release.clone());
+    let second = tokio::spawn({
+        let app = app.clone();
+        async move { get(&app, "/api/federation-ok?server_name=other.test").await }
+    });
+    started2.notified().await;
+    release2.notify_one();
+    assert_eq!(second.await.unwrap().body, "BAD");
+}
+
+// ---- golden file ----
+
+const T0: u64 = 1_700_000_000;
+
+fn at(secs: u64, millis: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis)
+}
+
+fn ms(millis: u64) -> Duration {
+    Duration::from_millis(millis)
+}
+
+fn sock(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// A deterministic report: `.well-known` delegates to matrix.example.org, whose `_matrix-fed` SRV record has
+/// two targets. The IPv4 address is healthy (keys and version present); the IPv6 one has an expired
+/// certificate and answers 404 for the key document.
+fn golden_report() -> ServerReport {
+    let raw_keys = r#"{"old_verify_keys":{"ed25519:old":{"expired_ts":1690000000000,"key":"T2xkS2V5T2xkS2V5T2xkS2V5T2xkS2V5T2xkS2V5T2s"}},"server_name":"example.org","signatures":{"example.org":{"ed25519:a_AbCd":"c2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dQ"}},"valid_until_ts":1700086400000,"verify_keys":{"ed25519:a_AbCd":{"key":"l8Hft5qXKn1vfHrg3p4+W8gELQVo8N13JkluMfmn2sQ"}}}"#;
+    let intermediate = CertFacts {
+        subject: "C=US, O=Let's Encrypt, CN=R11".to_owned(),
+        issuer: "C=US, O=Internet Security Research Group, CN=ISRG Root X1".to_owned(),
+        dns_names: Vec::new(),
+        ip_addresses: Vec::new(),
+        serial: "8a:7d:3e:13:d6:2f:30:ef:23:86:bd:29:07:6b:34:f8".to_owned(),
+        fingerprint_sha256: "591ead729f8c4a37b0a1e0ea66b1dd9e7e6a6e4b1b0e9c7b6c9ac5d6c8a3e9f1"
+            .to_owned(),
+        not_before: 1_709_683_200,
+        not_after: 1_867_449_599,
+    };
+    let leaf = |not_after: i64| CertFacts {
+        subject: "CN=matrix.example.org".to_owned(),
+        issuer: "C=US, O=Let's Encrypt, CN=R11".to_owned(),
+        dns_names: vec!["matrix.example.org".to_owned()],
+        ip_addresses: Vec::new(),
+        serial: "04:a1:b2:c3".to_owned(),
+        fingerprint_sha256: "af430aa49dd0d0de1cf5ada6da6f3259babd7c9a509b427cc506fcbfb630de71"
+            .to_owned(),
+        not_before: not_after - 90 * 86_400,
+        not_after,
+    };
+    let tls = TlsFacts {
+        version: "TLSv1_3".to_owned(),
+        cipher: "TLS13_AES_128_GCM_SHA256".to_owned(),
+    };
+    ServerReport {
+        server_name: "example.org".to_owned(),
+        started_at: at(T0, 0),
+        finished_at: at(T0, 250),
+        duration: ms(250),
+        discovery: DiscoveryReport {
+            method: Discovery::SrvMatrixFed,
+            well_known: WellKnownReport {
+                outcome: WellKnownOutcome::Delegated,
+                cache_ttl: Some(Duration::from_secs(86_400)),
+                hops: vec![(
+                    "https://example.org/.well-known/matrix/server".to_owned(),
+                    200,
+                )],
+                error: None,
+            },
+            delegated_server: Some("matrix.example.org".to_owned()),
+            tls_name: "matrix.example.org".to_owned(),
+            host_header: "matrix.example.org".to_owned(),
+            targets: vec![
+                TargetReport {
+                    host: "fed1.example.org".to_owned(),
+                    port: 8448,
+                    srv: Some(SrvInfo {
+                        priority: 10,
+                        weight: 5,
+                    }),
+                    addresses: vec!["192.0.2.10".parse().unwrap()],
+                    via_cname: false,
+                },
+                TargetReport {
+                    host: "fed2.example.org".to_owned(),
+                    port: 8448,
+                    srv: Some(SrvInfo {
+                        priority: 20,
+                        weight: 0,
+                    }),
+                    addresses: vec!["2001:db8::20".parse().unwrap()],
+                    via_cname: true,
+                },
+            ],
+            steps: vec![
+                (Step::WellKnown, ms(40)),
+                (Step::Srv, ms(5)),
+                (Step::AddressLookup, ms(3)),
+            ],
+            truncated: false,
+        },
+        addresses: vec![
+            AddressReport {
+                address: sock("192.0.2.10:8448"),
+                target_host: "fed1.example.org".to_owned(),
+                phases: vec![
+                    (Phase::Connect, ms(12)),
+                    (Phase::TlsHandshake, ms(30)),
+                    (Phase::Keys, ms(20)),
+                    (Phase::Version, ms(8)),
+                ],
+                tls: Some(tls.clone()),
+                certificate: Some(CertReport {
+                    chain: vec![leaf(1_707_000_000), intermediate.clone()],
+                    failures: Vec::new(),
+                }),
+                keys: Some(KeysReport {
+                    server_name: "example.org".to_owned(),
+                    valid_until_ts: Some(1_700_086_400_000),
+                    verify_keys: vec![VerifyKey {
+                        key_id: "ed25519:a_AbCd".to_owned(),
+                        key: "l8Hft5qXKn1vfHrg3p4+W8gELQVo8N13JkluMfmn2sQ".to_owned(),
+                        valid_ed25519: true,
+                        matching_signature: true,
+                    }],
+                    old_verify_keys: vec![OldVerifyKey {
+                        key_id: "ed25519:old".to_owned(),
+                        key: "T2xkS2V5T2xkS2V5T2xkS2V5T2xkS2V5T2xkS2V5T2s".to_owned(),
+                        expired_ts: Some(1_690_000_000_000),
+                    }],
+                    warnings: vec![
+                        "valid_until_ts is 1 day away; the spec caps key validity at 7 days"
+                            .to_owned(),
+                    ],
+                    raw: raw_keys.to_owned(),
+                }),
+                version: Some(VersionReport {
+                    name: Some("Synapse".to_owned()),
+                    version: Some("1.120.0".to_owned()),
+                }),
+                failures: Vec::new(),
+            },
+            AddressReport {
+                address: sock("[2001:db8::20]:8448"),
+                target_host: "fed2.example.org".to_owned(),
+                phases: vec![
+                    (Phase::Connect, ms(15)),
+                    (Phase::TlsHandshake, ms(35)),
+                    (Phase::Keys, ms(9)),
+                    (Phase::Version, ms(7)),
+                ],
+                tls: Some(TlsFacts {
+                    version: "TLSv1_2".to_owned(),
+                    cipher: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".to_owned(),
+                }),
+                certificate: Some(CertReport {
+                    chain: vec![leaf(1_699_000_000), intermediate],
+                    failures: vec![Failure::new(
+                        Stage::Certificate,
+                        Reason::CertExpired,
+                        "certificate expired at 2023-11-03T08:26:40Z",
+                    )],
+                }),
+                keys: None,
+                version: None,
+                failures: vec![
+                    Failure::new(
+                        Stage::Certificate,
+                        Reason::CertExpired,
+                        "certificate expired at 2023-11-03T08:26:40Z",
+                    ),
+                    Failure::new(
+                        Stage::Keys,
+                        Reason::HttpStatus,
+                        "GET /_matrix/key/v2/server answered HTTP 404",
+                    ),
+                    Failure::new(
+                        Stage::Version,
+                        Reason::HttpStatus,
+                        "GET /_matrix/federation/v1/version answered HTTP 404",
+                    ),
+                ],
+            },
+        ],
+        failures: Vec::new(),
+    }
+}
+
+fn golden_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/report.json")
+}
+
+#[test]
+fn golden_report_json() {
+    let report = golden_report();
+    let rendered = tester::tester_report_pretty(&report) + "\n";
+    // The ordered rendering and the value are the same document.
+    assert_eq!(
+        serde_json::from_str::<Value>(&rendered).unwrap(),
+        tester::tester_report(&report)
+    );
+    let path = golden_path();
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &rendered).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
+    if expected != rendered {
+        let diff: Vec<String> = expected
+            .lines()
+            .zip(rendered.lines())
+            .enumerate()
+            .filter(|(_, (e, r))| e != r)
+            .take(20)
+            .map(|(i, (e, r))| format!("{:4} - {e}\n{:4} + {r}", i + 1, i + 1))
+            .collect();
+        panic!(
+            "{} differs (UPDATE_GOLDEN=1 accepts the new output; {} vs {} lines):\n{}",
+            path.display(),
+            expected.lines().count(),
+            rendered.lines().count(),
+            diff.join("\n")
+        );
+    }
+}
+
+fn keys_of(value: &Value) -> BTreeSet<&str> {
+    value
+        .as_object()
+        .unwrap_or_else(|| panic!("an object: {value}"))
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
+fn set<'a>(keys: &[&'a str]) -> BTreeSet<&'a str> {
+    keys.iter().copied().collect()
+}
+
+#[test]
+fn golden_file_has_exactly_the_testers_keys_plus_ours() {
+    // While `golden_report_json` rewrites the file, check what it writes.
+    let text = if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        tester::tester_report_pretty(&golden_report())
+    } else {
+        std::fs::read_to_string(golden_path()).unwrap()
+    };
+    let json: Value = serde_json::from_str(&text).unwrap();
+    // `Error` is omitempty in the tester and absent here (discovery ran).
+    assert_eq!(
+        keys_of(&json),
+        set(&[
+            "WellKnownResult",
+            "DNSResult",
+            "ConnectionReports",
+            "ConnectionErrors",
+            "Version",
+            "FederationOK",
+            EXTENSION_KEY,
+        ])
+    );
+    assert_eq!(
+        keys_of(&json["WellKnownResult"]),
+        set(&["m.server", "CacheExpiresAt"])
+    );
+    assert_eq!(
+        keys_of(&json["DNSResult"]),
+        set(&[
+            "SRVSkipped",
+            "SRVCName",
+            "SRVRecords",
+            "SRVError",
+            "Hosts",
+            "Addrs"
+        ])
+    );
+    for record in json["DNSResult"]["SRVRecords"].as_array().unwrap() {
+        assert_eq!(
+            keys_of(record),
+            set(&["Target", "Port", "Priority", "Weight"])
+        );
+    }
+    for host in json["DNSResult"]["Hosts"].as_object().unwrap().values() {
+        assert_eq!(keys_of(host), set(&["CName", "Addrs", "Error"]));
+    }
+    let reports = json["ConnectionReports"].as_object().unwrap();
+    assert_eq!(
+        reports.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["192.0.2.10:8448"]
+    );
+    for conn in reports.values() {
+        assert_eq!(
+            keys_of(conn),
+            set(&[
+                "Certificates",
+                "Cipher",
+                "Checks",
+                "Errors",
+                "Ed25519VerifyKeys",
+                "Info",
+                "Keys",
+            ])
+        );
+        assert_eq!(
+            keys_of(&conn["Checks"]),
+            set(&[
+                "AllChecksOK",
+                "MatchingServerName",
+                "FutureValidUntilTS",
+                "HasEd25519Key",
+                "AllEd25519ChecksOK",
+                "Ed25519Checks",
+                "ValidCertificates",
+            ])
+        );
+        assert_eq!(keys_of(&conn["Cipher"]), set(&["Version", "CipherSuite"]));
+        for cert in conn["Certificates"].as_array().unwrap() {
+            assert_eq!(
+                keys_of(cert),
+                set(&[
+                    "SubjectCommonName",
+                    "IssuerCommonName",
+                    "SHA256Fingerprint",
+                    "DNSNames"
+                ])
+            );
+        }
+    }
+    // The IPv6 address's key fetch failed: a connection error, in brackets as the tester writes it.
+    assert_eq!(
+        json["ConnectionErrors"],
+        json!({"[2001:db8::20]:8448": {"Message": "GET /_matrix/key/v2/server answered HTTP 404"}})
+    );
+    assert_eq!(keys_of(&json["Version"]), set(&["name", "version"]));
+    assert_eq!(json["FederationOK"], false);
+    // The sample fingerprint of the reference, from our hex.
+    assert_eq!(
+        reports["192.0.2.10:8448"]["Certificates"][0]["SHA256Fingerprint"],
+        "r0MKpJ3Q0N4c9a2m2m8yWbq9fJpQm0J8xQb8v7Yw3nE"
+    );
+}

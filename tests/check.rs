@@ -1,0 +1,306 @@
+//! The `check` subcommand end to end: the real binary against the hermetic world (fake DNS, test CA, fake
+//! homeservers on loopback), judged by its output and exit code.
+//!
+//! Discovery would use the real ports 443 and 8448, so every server name here carries an explicit port
+//! (`good.test:P`), which skips `.well-known` and SRV. The fake DNS and servers run on a tokio runtime in this
+//! process that stays alive while the child runs.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+use support::{
+    Behaviour, FakeDns, FakeServer, PortAnchor, Routes, SigningKey, TestCa, Validity, Zone,
+    key_document, matrix_routes, matrix_routes_with_keys, now_ms,
+};
+
+/// One world per test: a port `P`, and behind `<name>.test:P`:
+/// - `good` (127.0.0.2): a healthy homeserver;
+/// - `mismatch` (127.0.0.3): a certificate for `other.test` only;
+/// - `badsig` (127.0.0.4): a key document whose signature is corrupted;
+/// - `dual` (A 127.0.0.5, healthy; AAAA `::1`, where nothing listens).
+struct World {
+    port: u16,
+    dir: PathBuf,
+    config: PathBuf,
+    root: PathBuf,
+    // Field order is drop order: servers and DNS stop before their runtime.
+    _servers: Vec<FakeServer>,
+    _dns: FakeDns,
+    _anchor: PortAnchor,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl World {
+    fn start(label: &str) -> Self {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let mut anchor = PortAnchor::new();
+        let port = anchor.port;
+        // Nothing may listen on [::1]:P: the dual-stack scenario needs its IPv6 address refused.
+        drop(anchor.take_v6());
+        let ca = TestCa::new(&format!("check-{label}"));
+        let dir = std::env::temp_dir().join(format!("mfe-check-{}-{label}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let root = ca.write_root_pem(&dir);
+
+        let name = |host: &str| format!("{host}.test:{port}");
+        let key = SigningKey::generate("ed25519:fake");
+        let mut badsig: Value = serde_json::from_str(&key_document(
+            &name("badsig"),
+            &[&key],
+            now_ms() + 24 * 3_600 * 1000,
+        ))
+        .unwrap();
+        let signature = &mut badsig["signatures"][name("badsig")]["ed25519:fake"];
+        let corrupted = corrupt(signature.as_str().unwrap());
+        *signature = Value::String(corrupted);
+
+        let https = |cert_name: &str, routes: Routes| Behaviour::Https {
+            leaf: ca.leaf(&[cert_name], Validity::Valid),
+            routes,
+        };
+        let servers = [
+            (2, https("good.test", matrix_routes(&name("good")))),
+            (3, https("other.test", matrix_routes(&name("mismatch")))),
+            (
+                4,
+                https("badsig.test", matrix_routes_with_keys(badsig.to_string())),
+            ),
+            (5, https("dual.test", matrix_routes(&name("dual")))),
+        ];
+        let servers = servers
+            .into_iter()
+            .map(|(last, behaviour)| {
+                runtime.block_on(FakeServer::start(anchor.bind([127, 0, 0, last]), behaviour))
+            })
+            .collect();
+        let dns = runtime.block_on(FakeDns::start(
+            Zone::new()
+                .a("good.test", "127.0.0.2".parse().unwrap())
+                .a("mismatch.test", "127.0.0.3".parse().unwrap())
+                .a("badsig.test", "127.0.0.4".parse().unwrap())
+                .a("dual.test", "127.0.0.5".parse().unwrap())
+                .aaaa("dual.test", "::1".parse().unwrap()),
+        ));
+        let config = dir.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "dns:\n  nameservers: [\"{}\"]\ntls:\n  trust_store: webpki\nprobe:\n  timeouts:\n    \
+                 dns: 2s\n    connect: 2s\n    tls_handshake: 2s\n    well_known: 3s\n    http: 2s\n",
+                dns.addr
+            ),
+        )
+        .unwrap();
+        Self {
+            port,
+            dir,
+            config,
+            root,
+            _servers: servers,
+            _dns: dns,
+            _anchor: anchor,
+            _runtime: runtime,
+        }
+    }
+
+    /// `<host>.test:P`.
+    fn name(&self, host: &str) -> String {
+        format!("{host}.test:{}", self.port)
+    }
+
+    /// Runs `matrix-federation-exporter check ARGS... --config.file C --ca-file ROOT`: (exit code, stdout,
+    /// stderr).
+    fn check(&self, args: &[&str]) -> (i32, String, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_matrix-federation-exporter"))
+            .arg("check")
+            .args(args)
+            .arg("--config.file")
+            .arg(&self.config)
+            .arg("--ca-file")
+            .arg(&self.root)
+            .env_remove("NO_COLOR")
+            .output()
+            .unwrap();
+        let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+        (
+            output.status.code().expect("exited, not killed"),
+            text(output.stdout),
+            text(output.stderr),
+        )
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The same signature with its first byte changed (still valid base64 of 64 bytes).
+fn corrupt(signature: &str) -> String {
+    let first = if signature.starts_with('A') { "B" } else { "A" };
+    format!("{first}{}", &signature[1..])
+}
+
+fn assert_contains(text: &str, wants: &[&str]) {
+    for want in wants {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn a_healthy_server_federates_and_exits_0() {
+    let world = World::start("good");
+    let good = world.name("good");
+    let (code, out, err) = world.check(&[&good]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let port = world.port;
+    assert_contains(
+        &out,
+        &[
+            &format!("{good}: ✔ federation works"),
+            "1. explicit port: no .well-known, no SRV",
+            "2. A/AAAA good.test: 127.0.0.2",
+            &format!("certificate must name: good.test; Host header: {good}"),
+            &format!("✔ 127.0.0.2:{port} (ipv4, from good.test)"),
+            "certificate: CN=good.test",
+            "✔ valid",
+            "names:   good.test",
+            "days left)",
+            &format!("keys: server_name {good}, valid until"),
+            "✔ ed25519:fake signature verifies",
+            "version: FakeServer 1.0.0",
+        ],
+    );
+    assert!(!out.contains("fix:"), "{out}");
+    assert!(
+        !out.contains('\x1b'),
+        "no colour when stdout is not a terminal:\n{out}"
+    );
+}
+
+#[test]
+fn a_certificate_for_another_name_fails_with_the_fix() {
+    let world = World::start("mismatch");
+    let mismatch = world.name("mismatch");
+    let (code, out, err) = world.check(&[&mismatch]);
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    assert_contains(
+        &out,
+        &[
+            &format!("{mismatch}: ✘ federation fails"),
+            "names:   other.test",
+            "✘ certificate/cert_hostname_mismatch:",
+            "fix: certificate names other.test but must name mismatch.test: get a certificate that includes \
+             mismatch.test",
+        ],
+    );
+}
+
+#[test]
+fn a_corrupted_key_signature_fails() {
+    let world = World::start("badsig");
+    let badsig = world.name("badsig");
+    let (code, out, err) = world.check(&[&badsig]);
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    assert_contains(
+        &out,
+        &[
+            &format!("{badsig}: ✘ federation fails"),
+            "✔ valid",
+            "✘ ed25519:fake signature does not verify",
+            "✘ keys/keys_bad_signature:",
+            "fix: a signing key's signature over the key document does not verify",
+        ],
+    );
+}
+
+#[test]
+fn a_dead_ipv6_address_fails_a_dual_stack_server_and_is_named() {
+    let world = World::start("dual");
+    let dual = world.name("dual");
+    let (code, out, err) = world.check(&[&dual]);
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    let port = world.port;
+    assert_contains(
+        &out,
+        &[
+            &format!("{dual}: ✘ federation fails"),
+            "2 addresses · 1 failing",
+            &format!("✔ 127.0.0.5:{port} (ipv4, from dual.test)"),
+            &format!("✘ [::1]:{port} (ipv6, from dual.test)"),
+            // Refused on a host with IPv6 loopback, unreachable without: either way the fix names the record.
+            "remove the AAAA record for dual.test",
+        ],
+    );
+}
+
+#[test]
+fn one_failing_name_of_two_fails_the_run_and_order_is_kept() {
+    let world = World::start("two");
+    let (good, mismatch) = (world.name("good"), world.name("mismatch"));
+    let (code, out, err) = world.check(&[&mismatch, &good]);
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    let first = out
+        .find(&format!("{mismatch}: ✘"))
+        .expect("mismatch report");
+    let second = out.find(&format!("{good}: ✔")).expect("good report");
+    assert!(first < second, "argument order:\n{out}");
+    assert!(
+        out.ends_with(&format!("✘ 1 of 2 servers federate; failing: {mismatch}\n")),
+        "{out}"
+    );
+}
+
+#[test]
+fn json_is_always_an_array_of_tester_reports() {
+    let world = World::start("json");
+    let (good, mismatch) = (world.name("good"), world.name("mismatch"));
+    let (code, out, err) = world.check(&["--json", &good, &mismatch]);
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    let reports: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let ok: Vec<&Value> = reports.iter().map(|r| &r["FederationOK"]).collect();
+    assert_eq!(ok, [&Value::Bool(true), &Value::Bool(false)], "{out}");
+
+    let (code, out, err) = world.check(&[&good, "--json"]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let reports: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(reports.len(), 1, "one name is still an array:\n{out}");
+    assert_eq!(reports[0]["FederationOK"], Value::Bool(true));
+}
+
+#[test]
+fn usage_errors_exit_2_with_the_reason() {
+    let world = World::start("usage");
+    let (code, out, err) = world.check(&["bad name!"]);
+    assert_eq!((code, out.as_str()), (2, ""), "stderr:\n{err}");
+    assert_contains(
+        &err,
+        &["'bad name!'", "' ' at byte 3 is not allowed in a DNS name"],
+    );
+
+    let (code, out, err) = world.check(&[&world.name("good"), "example.org:99999"]);
+    assert_eq!((code, out.as_str()), (2, ""), "stderr:\n{err}");
+    assert_contains(&err, &["port \"99999\" is not a number from 1 to 65535"]);
+
+    let (code, out, err) = world.check(&[]);
+    assert_eq!((code, out.as_str()), (2, ""), "stderr:\n{err}");
+    assert_contains(&err, &["required", "<NAME>"]);
+
+    let (code, _, err) = world.check(&["--no-such-flag", &world.name("good")]);
+    assert_eq!(code, 2, "stderr:\n{err}");
+
+    let bad_config = world.dir.join("bad.yml");
+    std::fs::write(&bad_config, "probe:\n  concurrency: 0\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_matrix-federation-exporter"))
+        .args(["check", &world.name("good"), "--config.file"])
+        .arg(&bad_config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(2), "stderr:\n{err}");
+    assert_contains(&err, &["bad.yml", "probe.concurrency"]);
+}
