@@ -243,7 +243,7 @@ fn assert_keys_healthy(keys: &KeysReport, signing: &SigningSeed) {
         .verify_keys
         .iter()
         .find(|k| k.key_id == KEY_ID)
-        .unwrap_or_else(|| panic!("no {} in {keys:#?}", KEY_ID));
+        .unwrap_or_else(|| panic!("no {KEY_ID} in {keys:#?}"));
     assert_eq!(ours.key, signing.public_base64(), "{keys:#?}");
     assert!(ours.valid_ed25519 && ours.matching_signature, "{keys:#?}");
     let now_ms = i64::try_from(
@@ -257,6 +257,8 @@ fn assert_keys_healthy(keys: &KeysReport, signing: &SigningSeed) {
         keys.valid_until_ts.is_some_and(|ts| ts > now_ms),
         "valid_until_ts not in the future: {keys:#?}"
     );
+    // Synapse's default `key_refresh_interval` (1 day) is within the spec's advice (1 hour to 7 days).
+    assert!(keys.warnings.is_empty(), "{keys:#?}");
 }
 
 /// `signatures["synapse.test"][key_id]` of a served key document.
