@@ -54,6 +54,7 @@ pub fn start(config: &Config, env: ProbeEnv) -> Exporter {
     let store = Arc::new(Store::new());
     let exporter = ExporterMetrics::new();
     exporter.config_loaded(true, SystemTime::now());
+    exporter.set_probe_interval(config.probe.interval);
     let (ready_tx, ready) = watch::channel(false);
     let schedule = Schedule {
         interval: config.probe.interval,

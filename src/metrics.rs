@@ -69,6 +69,10 @@ pub const CONFIG_RELOAD_SUCCESS_TIMESTAMP: Desc = gauge(
     "matrix_federation_exporter_config_last_reload_success_timestamp_seconds",
     "When the configuration was last loaded successfully, in Unix seconds.",
 );
+pub const PROBE_INTERVAL: Desc = gauge(
+    "matrix_federation_exporter_probe_interval_seconds",
+    "The configured probe interval, in seconds (for staleness alerts).",
+);
 
 // Per server.
 pub const PROBE_SUCCESS: Desc = gauge(
@@ -160,6 +164,7 @@ pub const RENDERED: &[&Desc] = &[
     &PROBES_TOTAL,
     &CONFIG_RELOAD_SUCCESSFUL,
     &CONFIG_RELOAD_SUCCESS_TIMESTAMP,
+    &PROBE_INTERVAL,
     &PROBE_SUCCESS,
     &PROBE_DURATION,
     &PROBE_TIMESTAMP,
@@ -260,6 +265,7 @@ pub struct ExporterMetrics {
     probes: ProbeCounters,
     reload_successful: Gauge<f64, AtomicU64>,
     reload_success_timestamp: Gauge<f64, AtomicU64>,
+    probe_interval: Gauge<f64, AtomicU64>,
 }
 
 impl ExporterMetrics {
@@ -286,6 +292,11 @@ impl ExporterMetrics {
         }
     }
 
+    /// Records the probe interval in force.
+    pub fn set_probe_interval(&self, interval: std::time::Duration) {
+        self.probe_interval.set(interval.as_secs_f64());
+    }
+
     /// Registers these metrics (and `build_info`) with `registry`.
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
@@ -307,6 +318,11 @@ impl ExporterMetrics {
             family_name(&CONFIG_RELOAD_SUCCESS_TIMESTAMP),
             registry_help(&CONFIG_RELOAD_SUCCESS_TIMESTAMP),
             self.reload_success_timestamp.clone(),
+        );
+        registry.register(
+            family_name(&PROBE_INTERVAL),
+            registry_help(&PROBE_INTERVAL),
+            self.probe_interval.clone(),
         );
     }
 }
