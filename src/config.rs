@@ -13,6 +13,7 @@ use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
 
 use crate::server_name::ServerName;
+use crate::shard::Shard;
 
 /// Default probe interval.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -23,6 +24,8 @@ pub const DEFAULT_JITTER: Duration = Duration::from_secs(6);
 pub const DEFAULT_CONCURRENCY: usize = 64;
 /// Upper bound on `probe.concurrency`: far above any sensible value, low enough to catch typos.
 pub const MAX_CONCURRENCY: usize = 100_000;
+/// Default `probe.max_concurrent_probes`: most `GET /probe` requests probing at once.
+pub const DEFAULT_MAX_CONCURRENT_PROBES: usize = 16;
 /// Port used for a `dns.nameservers` entry written without one.
 pub const DEFAULT_NAMESERVER_PORT: u16 = 53;
 
@@ -37,6 +40,10 @@ pub struct Config {
     pub dns: DnsConfig,
     pub tls: TlsConfig,
     pub api: ApiConfig,
+    /// Globs of Prometheus `file_sd` files with more servers (see `targets.rs`), relative to the config file.
+    pub target_files: Vec<String>,
+    /// Probe only the servers in this shard (`--shard i/n`; not a config-file key). `None` probes them all.
+    pub shard: Option<Shard>,
 }
 
 /// The report API (`/api/report`, `/api/federation-ok`).
@@ -82,6 +89,43 @@ impl Config {
     /// Parses and validates YAML text. Relative `tls.ca_files` are resolved against the current directory.
     pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
         parse(text, Path::new("")).map_err(|kind| ConfigError { file: None, kind })
+    }
+}
+
+/// Where the configuration comes from: the config file and what the command line adds. Loading it again is a
+/// reload (SIGHUP, `POST /-/reload`), so the command line keeps applying.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Source {
+    pub file: Option<PathBuf>,
+    /// `--target` names, added to `servers` (duplicates of it are ignored).
+    pub targets: Vec<ServerName>,
+    /// `--ca-file` PEMs, added to `tls.ca_files`.
+    pub ca_files: Vec<PathBuf>,
+    /// `--shard i/n`.
+    pub shard: Option<Shard>,
+}
+
+impl Source {
+    /// Reads the file (or the defaults) and applies the command line. Errors name the file or the flag.
+    pub fn load(&self) -> anyhow::Result<Config> {
+        use anyhow::Context as _;
+        let mut config = match &self.file {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        for path in &self.ca_files {
+            check_ca_file(path).with_context(|| format!("--ca-file {:?}", path.display().to_string()))?;
+            if !config.tls.ca_files.contains(path) {
+                config.tls.ca_files.push(path.clone());
+            }
+        }
+        for name in &self.targets {
+            if !config.servers.contains(name) {
+                config.servers.push(name.clone());
+            }
+        }
+        config.shard = self.shard;
+        Ok(config)
     }
 }
 
@@ -171,7 +215,53 @@ pub struct ProbeConfig {
     pub concurrency: usize,
     pub timeouts: Timeouts,
     pub checks: Checks,
+    /// `GET /probe`: the longest one probe may take, whatever the scrape timeout says. `None` means the probe
+    /// deadline (`ProbeEnv::probe_deadline`), which also cuts any longer value.
+    pub max_timeout: Option<Duration>,
+    /// `GET /probe`: most probes running at once (at least 1); a request over the cap gets 503.
+    pub max_concurrent_probes: usize,
+    /// `GET /probe`: the server names it may probe, each pattern matching a whole name. Empty allows every name.
+    pub allowed_targets: Vec<TargetPattern>,
 }
+
+/// A `probe.allowed_targets` entry: a regular expression (`regex-lite` syntax) that must match the whole server
+/// name, port included. Two patterns are equal when their text is.
+#[derive(Clone, Debug)]
+pub struct TargetPattern {
+    pattern: String,
+    regex: regex_lite::Regex,
+}
+
+impl TargetPattern {
+    /// Compiles `pattern`, anchored at both ends.
+    pub fn new(pattern: &str) -> Result<Self, regex_lite::Error> {
+        let regex = regex_lite::Regex::new(&format!(r"\A(?:{pattern})\z"))?;
+        Ok(Self {
+            pattern: pattern.to_owned(),
+            regex,
+        })
+    }
+
+    /// The pattern as written.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.pattern
+    }
+
+    /// Whether the pattern matches all of `name`.
+    #[must_use]
+    pub fn is_match(&self, name: &str) -> bool {
+        self.regex.is_match(name)
+    }
+}
+
+impl PartialEq for TargetPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.pattern == other.pattern
+    }
+}
+
+impl Eq for TargetPattern {}
 
 /// Per-stage timeouts. Every network await in a probe runs under one of these.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -231,6 +321,9 @@ impl Default for ProbeConfig {
             concurrency: DEFAULT_CONCURRENCY,
             timeouts: Timeouts::default(),
             checks: Checks::default(),
+            max_timeout: None,
+            max_concurrent_probes: DEFAULT_MAX_CONCURRENT_PROBES,
+            allowed_targets: Vec::new(),
         }
     }
 }
@@ -246,6 +339,7 @@ struct RawConfig {
     dns: Option<RawDns>,
     tls: Option<RawTls>,
     api: Option<RawApi>,
+    target_files: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -271,6 +365,10 @@ struct RawProbe {
     concurrency: Option<usize>,
     timeouts: Option<RawTimeouts>,
     checks: Option<RawChecks>,
+    #[serde(default, with = "humantime_serde")]
+    max_timeout: Option<Duration>,
+    max_concurrent_probes: Option<usize>,
+    allowed_targets: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -344,6 +442,15 @@ impl RawConfig {
 
         let probe = self.probe.unwrap_or_default().validate()?;
 
+        let mut target_files = Vec::new();
+        for (i, glob) in self.target_files.unwrap_or_default().iter().enumerate() {
+            let full = base.join(glob).to_string_lossy().into_owned();
+            glob::Pattern::new(&full).map_err(|e| {
+                invalid(format!("target_files[{i}]"), format!("invalid glob {glob:?}: {e}"))
+            })?;
+            target_files.push(full);
+        }
+
         let raw_nameservers = self.dns.and_then(|d| d.nameservers).unwrap_or_default();
         let mut nameservers = Vec::with_capacity(raw_nameservers.len());
         for (i, text) in raw_nameservers.iter().enumerate() {
@@ -382,6 +489,8 @@ impl RawConfig {
                 trust_store,
                 ca_files,
             },
+            target_files,
+            shard: None,
             api: ApiConfig {
                 probe_unconfigured: self.api.and_then(|a| a.probe_unconfigured).unwrap_or(false),
             },
@@ -455,12 +564,45 @@ impl RawProbe {
             keys: c.keys.unwrap_or(true),
             version: c.version.unwrap_or(true),
         };
+
+        if self.max_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(invalid("probe.max_timeout", "must be greater than 0"));
+        }
+        let max_concurrent_probes = self
+            .max_concurrent_probes
+            .unwrap_or(defaults.max_concurrent_probes);
+        if !(1..=MAX_CONCURRENCY).contains(&max_concurrent_probes) {
+            return Err(invalid(
+                "probe.max_concurrent_probes",
+                format!("{max_concurrent_probes} is not between 1 and {MAX_CONCURRENCY}"),
+            ));
+        }
+        let raw_patterns = self.allowed_targets.unwrap_or_default();
+        let mut allowed_targets = Vec::with_capacity(raw_patterns.len());
+        for (i, pattern) in raw_patterns.iter().enumerate() {
+            let compiled = TargetPattern::new(pattern).map_err(|e| {
+                let reason = e
+                    .to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                invalid(
+                    format!("probe.allowed_targets[{i}]"),
+                    format!("invalid regular expression {pattern:?}: {reason}"),
+                )
+            })?;
+            allowed_targets.push(compiled);
+        }
+
         Ok(ProbeConfig {
             interval,
             jitter,
             concurrency,
             timeouts,
             checks,
+            max_timeout: self.max_timeout,
+            max_concurrent_probes,
+            allowed_targets,
         })
     }
 }

@@ -1,36 +1,50 @@
-//! Daemon mode: wires config, probe environment, scheduler, store and HTTP server together, and stops them all
-//! on SIGTERM or Ctrl-C.
+//! Daemon mode: wires config, probe environment, scheduler, store and HTTP routes together; reloads them on
+//! SIGHUP, `POST /-/reload` and target-file changes; stops them all on SIGTERM or Ctrl-C.
 //!
-//! This is the only place that knows all the parts; each part stays ignorant of the others.
+//! This is the only place that knows all the parts; each part stays ignorant of the others. A reload builds
+//! the new parts first and swaps them in only when everything loaded, so a bad config leaves the old one in
+//! force.
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 use futures_util::FutureExt as _;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Mutex, Semaphore, watch};
+use tower::ServiceExt as _;
 
-use crate::config::Config;
+use crate::config::{Config, Source};
 use crate::env::ProbeEnv;
-use crate::http::{self, AppState, Prober};
+use crate::http::{self, AppState, ProbeEndpoint};
 use crate::metrics::{self, ExporterMetrics};
 use crate::probe::probe_server;
 use crate::report::ServerReport;
-use crate::scheduler::{Schedule, Scheduler};
+use crate::scheduler::{OnReport, Prober, Schedule, Scheduler};
+use crate::server_name::ServerName;
 use crate::store::Store;
+use crate::targets::{self, Target};
+use crate::webconfig::{self, WebConfig};
 
-/// Runs the exporter until SIGTERM or Ctrl-C.
-pub async fn run(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
-    let env = ProbeEnv::from_config(&config)?;
-    let exporter = start(&config, env);
+/// How often the target files are checked for changes (size, modification time, the set of matching files).
+pub const TARGET_FILES_POLL: Duration = Duration::from_secs(2);
+
+/// Runs the exporter from `source` until SIGTERM or Ctrl-C, reloading on SIGHUP, `POST /-/reload` and
+/// target-file changes.
+pub async fn run(source: Source, listen: SocketAddr, web: Option<WebConfig>) -> anyhow::Result<()> {
+    let exporter = start_reloadable(source, Box::new(ProbeEnv::from_config))?;
     let listener = bind(listen).await?;
-    tracing::info!(address = %listener.local_addr()?, servers = config.servers.len(), "listening");
-    axum::serve(listener, exporter.router.clone())
-        .with_graceful_shutdown(shutdown_signal())
+    tracing::info!(address = %listener.local_addr()?, "listening");
+    let _hup = tokio::spawn(reload_on_sighup(exporter.clone()));
+    let _watch = tokio::spawn(reload_on_target_file_change(exporter.clone()));
+    webconfig::serve(listener, exporter.router.clone(), web, shutdown_signal())
         .await
         .context("HTTP server failed")?;
     drop(exporter);
@@ -38,76 +52,293 @@ pub async fn run(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A running exporter: the probe loops and the routes that show their results. Dropping it stops probing.
+/// Builds the probe environment for a config (production: [`ProbeEnv::from_config`]; tests remap ports).
+pub type MakeEnv = Box<dyn Fn(&Config) -> anyhow::Result<ProbeEnv> + Send + Sync>;
+
+/// A running exporter: the probe loops and the routes that show their results. Cloning shares it; dropping the
+/// last clone stops probing.
+#[derive(Clone)]
 pub struct Exporter {
+    /// Every route; it always serves the routes of the configuration in force.
     pub router: Router,
-    /// Turns true once every configured server has been probed once.
+    /// Turns true once every server configured at start has been probed once.
     pub ready: watch::Receiver<bool>,
-    _scheduler: Scheduler,
+    inner: Arc<Inner>,
 }
 
-/// Starts probing every configured server on its schedule through `env`, and builds the routes. Split from
-/// [`run`] so tests can drive the whole exporter against the hermetic world without binding a port.
+struct Inner {
+    store: Arc<Store>,
+    metrics: ExporterMetrics,
+    ready: watch::Receiver<bool>,
+    /// The routes of the configuration in force (rebuilt on reload).
+    routes: RwLock<Router>,
+    /// The configuration in force; the lock also makes reloads one at a time.
+    running: Mutex<Running>,
+    /// Where a reload reads the configuration; `None` when started from a fixed config.
+    source: Option<(Source, MakeEnv)>,
+}
+
+struct Running {
+    config: Config,
+    scheduler: Scheduler,
+    signature: targets::Signature,
+}
+
+/// Starts probing `config.servers` through `env` and builds the routes, without reload (tests drive the whole
+/// exporter this way against the hermetic world; target files are read by [`start_reloadable`]).
 #[must_use]
 pub fn start(config: &Config, env: ProbeEnv) -> Exporter {
-    let env = Arc::new(env);
+    let targets: Vec<Target> = config
+        .servers
+        .iter()
+        .map(|name| Target {
+            name: name.clone(),
+            labels: targets::Labels::new(),
+        })
+        .collect();
+    launch(config.clone(), &targets, env, None)
+}
+
+/// Loads the configuration and the target files from `source`, builds the environment with `make_env`, and
+/// starts probing. Reloads read `source` again. Errors name the file, key or flag (exit code 2 at start).
+pub fn start_reloadable(source: Source, make_env: MakeEnv) -> anyhow::Result<Exporter> {
+    let config = source.load()?;
+    let targets = targets::resolve(&config)?;
+    let env = make_env(&config)?;
+    Ok(launch(config, &targets, env, Some((source, make_env))))
+}
+
+fn launch(
+    config: Config,
+    targets: &[Target],
+    env: ProbeEnv,
+    source: Option<(Source, MakeEnv)>,
+) -> Exporter {
     let store = Arc::new(Store::new());
-    let exporter = ExporterMetrics::new();
-    exporter.config_loaded(true, SystemTime::now());
-    exporter.set_probe_interval(config.probe.interval);
+    let metrics = ExporterMetrics::new();
     let (ready_tx, ready) = watch::channel(false);
-    let schedule = Schedule {
+    let targets = in_shard(&config, targets);
+    store.configure(&targets);
+    let names: Vec<ServerName> = targets.iter().map(|t| t.name.clone()).collect();
+    let env = Arc::new(env);
+    let prober = prober(env.clone(), metrics.clone());
+    let on_report: OnReport = {
+        let (store, metrics) = (store.clone(), metrics.clone());
+        Arc::new(move |report: ServerReport| {
+            metrics.record_probe(report.success());
+            log_state_change(&store, &report);
+            store.insert(report);
+        })
+    };
+    let scheduler = Scheduler::start(
+        &names,
+        schedule(&config, &env),
+        prober.clone(),
+        on_report,
+        ready_tx,
+    );
+    metrics.config_loaded(true, SystemTime::now());
+    metrics.set_probe_interval(config.probe.interval);
+    metrics.set_servers(names.len());
+    let routes = routes(&config, &names, &env, prober, &store, &metrics, &ready);
+    let signature = targets::signature(&config);
+    let inner = Arc::new(Inner {
+        store,
+        metrics,
+        ready: ready.clone(),
+        routes: RwLock::new(routes),
+        running: Mutex::new(Running {
+            config,
+            scheduler,
+            signature,
+        }),
+        source,
+    });
+    let dispatch = {
+        let inner = inner.clone();
+        tower::service_fn(move |request: Request| {
+            let routes = inner
+                .routes
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            async move { routes.oneshot(request).await }
+        })
+    };
+    let router = Router::new()
+        .route("/-/reload", post(reload_handler).put(reload_handler))
+        .with_state(inner.clone())
+        .fallback_service(dispatch);
+    Exporter {
+        router,
+        ready,
+        inner,
+    }
+}
+
+impl Exporter {
+    /// Reads the configuration and the target files again and applies them: removed servers vanish from
+    /// `/metrics` at once, new servers are probed at once, the others keep their results. On any error the
+    /// configuration in force stays, `config_last_reload_successful` turns 0, and the error is returned.
+    pub async fn reload(&self) -> anyhow::Result<()> {
+        let inner = &self.inner;
+        let mut running = inner.running.lock().await;
+        let result = self.reload_locked(&mut running);
+        inner
+            .metrics
+            .config_loaded(result.is_ok(), SystemTime::now());
+        match &result {
+            Ok(()) => tracing::info!(servers = running.scheduler.len(), "configuration reloaded"),
+            Err(e) => {
+                tracing::error!("reload failed, the previous configuration stays in force: {e:#}")
+            }
+        }
+        result
+    }
+
+    fn reload_locked(&self, running: &mut Running) -> anyhow::Result<()> {
+        let inner = &self.inner;
+        let (source, make_env) = inner
+            .source
+            .as_ref()
+            .context("this exporter was started without a config source, so it cannot reload")?;
+        let config = source.load()?;
+        let targets = in_shard(&config, &targets::resolve(&config)?);
+        let env = Arc::new(make_env(&config)?);
+        // Everything loaded: from here on nothing fails, so the swap is all or nothing.
+        let names: Vec<ServerName> = targets.iter().map(|t| t.name.clone()).collect();
+        let prober = prober(env.clone(), inner.metrics.clone());
+        inner.store.configure(&targets);
+        running
+            .scheduler
+            .update(&names, schedule(&config, &env), prober.clone());
+        let routes = routes(
+            &config,
+            &names,
+            &env,
+            prober,
+            &inner.store,
+            &inner.metrics,
+            &inner.ready,
+        );
+        *inner.routes.write().unwrap_or_else(PoisonError::into_inner) = routes;
+        inner.metrics.set_probe_interval(config.probe.interval);
+        inner.metrics.set_servers(names.len());
+        running.signature = targets::signature(&config);
+        running.config = config;
+        Ok(())
+    }
+
+    /// Whether the target files changed since the configuration in force was loaded.
+    async fn target_files_changed(&self) -> bool {
+        let running = self.inner.running.lock().await;
+        !running.config.target_files.is_empty()
+            && targets::signature(&running.config) != running.signature
+    }
+}
+
+/// `POST /-/reload` (and PUT, as Prometheus accepts): 200 when the new configuration is in force, else 500 with
+/// the reason.
+async fn reload_handler(State(inner): State<Arc<Inner>>) -> Response {
+    let exporter = Exporter {
+        router: Router::new(),
+        ready: inner.ready.clone(),
+        inner,
+    };
+    match exporter.reload().await {
+        Ok(()) => (StatusCode::OK, "configuration reloaded\n").into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reload failed: {e:#}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn reload_on_sighup(exporter: Exporter) {
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot listen for SIGHUP, reload with POST /-/reload instead: {e}");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP received, reloading");
+        // The outcome is logged and exported by `reload`.
+        let _ = exporter.reload().await;
+    }
+}
+
+/// Polls the target files and reloads when they change, without a signal.
+async fn reload_on_target_file_change(exporter: Exporter) {
+    let mut tick = tokio::time::interval(TARGET_FILES_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if exporter.target_files_changed().await {
+            tracing::info!("target files changed, reloading");
+            let _ = exporter.reload().await;
+        }
+    }
+}
+
+/// With `--shard i/n`, this exporter probes (and serves on the API) only the servers of its shard.
+fn in_shard(config: &Config, targets: &[Target]) -> Vec<Target> {
+    targets
+        .iter()
+        .filter(|t| config.shard.is_none_or(|shard| shard.contains(&t.name)))
+        .cloned()
+        .collect()
+}
+
+fn schedule(config: &Config, env: &ProbeEnv) -> Schedule {
+    Schedule {
         interval: config.probe.interval,
         jitter: config.probe.jitter,
         concurrency: config.probe.concurrency,
         deadline: env.probe_deadline(),
-    };
-    let prober = api_prober(env.clone());
-    let scheduler = {
-        let (store, exporter) = (store.clone(), exporter.clone());
-        Scheduler::start(
-            config.servers.clone(),
-            schedule,
-            move |name| {
-                let env = env.clone();
-                async move { probe_server(&env, &name).await }
-            },
-            move |report| {
-                exporter.record_probe(report.success());
-                store.insert(report);
-            },
-            ready_tx,
-        )
-    };
+    }
+}
+
+/// The routes of one configuration, over the shared store and metrics.
+fn routes(
+    config: &Config,
+    names: &[ServerName],
+    env: &ProbeEnv,
+    prober: Prober,
+    store: &Arc<Store>,
+    metrics: &ExporterMetrics,
+    ready: &watch::Receiver<bool>,
+) -> Router {
     let state = AppState {
-        registry: metrics::registry(store.clone(), &exporter),
-        store,
+        registry: metrics::registry(store.clone(), metrics),
+        store: store.clone(),
         ready: ready.clone(),
         prober,
         servers: Arc::new(
-            config
-                .servers
+            names
                 .iter()
-                .map(|name| name.as_str().to_owned())
+                .map(|n| n.as_str().to_owned())
                 .collect::<HashSet<_>>(),
         ),
         interval: config.probe.interval,
         probe_unconfigured: config.api.probe_unconfigured,
         api_probes: Semaphore::new(http::MAX_API_PROBES),
+        exporter: metrics.clone(),
+        probe: ProbeEndpoint::new(&config.probe, env.probe_deadline()),
     };
-    Exporter {
-        router: http::router(Arc::new(state)),
-        ready,
-        _scheduler: scheduler,
-    }
+    http::router(Arc::new(state))
 }
 
-/// On-demand probes for the report API: `probe_server` through the shared `env`, cut at the same deadline as
-/// scheduled probes.
-fn api_prober(env: Arc<ProbeEnv>) -> Prober {
+/// Every probe (scheduled, `/probe`, the report API): `probe_server` through the shared `env`, cut at the
+/// probe deadline, and counted in `probes_in_flight` while it runs (or until cancelled).
+fn prober(env: Arc<ProbeEnv>, metrics: ExporterMetrics) -> Prober {
     Arc::new(move |name| {
         let env = env.clone();
+        let in_flight = metrics.probe_started();
         async move {
+            let _in_flight = in_flight;
             let started_at = SystemTime::now();
             let deadline = env.probe_deadline();
             match tokio::time::timeout(deadline, probe_server(&env, &name)).await {
@@ -117,6 +348,28 @@ fn api_prober(env: Arc<ProbeEnv>) -> Prober {
         }
         .boxed()
     })
+}
+
+/// One log line when a server's state changes (ok ↔ failing, or a different first reason), none per probe.
+fn log_state_change(store: &Store, report: &ServerReport) {
+    let reason = |r: &ServerReport| r.all_failures().next().map(|(_, f)| (f.stage, f.reason));
+    let previous = store.get(&report.server_name);
+    let was = previous.as_deref().map(|p| (p.success(), reason(p)));
+    let now = (report.success(), reason(report));
+    if was == Some(now) {
+        return;
+    }
+    match reason(report) {
+        None => tracing::info!(server_name = %report.server_name, "federation ok"),
+        Some((stage, why)) => {
+            let message = report
+                .all_failures()
+                .next()
+                .map(|(_, f)| f.message.as_str())
+                .unwrap_or_default();
+            tracing::warn!(server_name = %report.server_name, %stage, reason = %why, message, "federation failing");
+        }
+    }
 }
 
 /// Binds `addr`; `[::]:port` falls back to `0.0.0.0:port` on hosts without IPv6.

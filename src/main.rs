@@ -15,12 +15,14 @@ use std::time::SystemTime;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use futures_util::StreamExt as _;
-use matrix_federation_exporter::config::{self, Config, TrustStore};
+use matrix_federation_exporter::config::{Config, Source, TrustStore};
 use matrix_federation_exporter::env::ProbeEnv;
 use matrix_federation_exporter::probe::probe_server;
 use matrix_federation_exporter::report::ServerReport;
 use matrix_federation_exporter::server_name::ServerName;
-use matrix_federation_exporter::{check, daemon, tester};
+use matrix_federation_exporter::shard::Shard;
+use matrix_federation_exporter::webconfig::WebConfig;
+use matrix_federation_exporter::{check, daemon, targets, tester};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::filter::{LevelFilter, Targets};
@@ -59,6 +61,11 @@ struct Cli {
     )]
     listen_address: String,
 
+    /// Prometheus exporter-toolkit web config (YAML): TLS (`tls_server_config`) and basic auth
+    /// (`basic_auth_users`) for the listener. A bad file is a config error.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    web_config_file: Option<PathBuf>,
+
     /// Only log messages at this level or more severe.
     #[arg(long = "log.level", value_name = "LEVEL", value_enum, default_value_t = LogLevel::Info)]
     log_level: LogLevel,
@@ -70,6 +77,11 @@ struct Cli {
     /// Load and validate the configuration, print what would be probed, and exit.
     #[arg(long = "check-config")]
     check_config: bool,
+
+    /// Probe only shard I of N (counting from 0): the servers whose stable hash of the name falls in it. N
+    /// exporters with shards 0/N to N-1/N split one server list with no coordination.
+    #[arg(long = "shard", value_name = "I/N")]
+    shard: Option<Shard>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,7 +165,13 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
     init_logging(cli.log_level, cli.log_format)?;
-    let (config, listen) = settings(cli).map_err(UsageError)?;
+    let (source, config, listen) = settings(cli).map_err(UsageError)?;
+    let web = cli
+        .web_config_file
+        .as_deref()
+        .map(WebConfig::load)
+        .transpose()
+        .map_err(|e| UsageError(e.into()))?;
 
     if cli.check_config {
         let mut out = describe(cli, &config, listen);
@@ -180,37 +198,33 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(daemon::run(config, listen))
+    runtime.block_on(daemon::run(source, listen, web))
 }
 
-/// The validated settings from the command line and config file: every usage and config error comes from here.
-fn settings(cli: &Cli) -> anyhow::Result<(Config, SocketAddr)> {
+/// The validated settings from the command line, config file and target files: every usage and config error
+/// comes from here. The source is kept so that a reload reads the same file and flags again.
+fn settings(cli: &Cli) -> anyhow::Result<(Source, Config, SocketAddr)> {
     let listen = parse_listen_address(&cli.listen_address)
         .with_context(|| format!("--web.listen-address {:?}", cli.listen_address))?;
-    let mut config = load_config(cli.config_file.as_deref(), &cli.ca_files)?;
+    let mut targets = Vec::with_capacity(cli.targets.len());
     for target in &cli.targets {
-        let name = ServerName::parse(target).with_context(|| format!("--target {target:?}"))?;
-        if !config.servers.contains(&name) {
-            config.servers.push(name);
-        }
+        targets.push(ServerName::parse(target).with_context(|| format!("--target {target:?}"))?);
     }
-    Ok((config, listen))
+    let source = Source {
+        file: cli.config_file.clone(),
+        targets,
+        ca_files: cli.ca_files.clone(),
+        shard: cli.shard,
+    };
+    let config = source.load()?;
+    // The target files must be readable at start too; a reload that breaks them keeps the old list.
+    targets::resolve(&config)?;
+    Ok((source, config, listen))
 }
 
 /// The config file (or the defaults) with the `--ca-file` PEMs added to `tls.ca_files`.
 fn load_config(file: Option<&Path>, ca_files: &[PathBuf]) -> anyhow::Result<Config> {
-    let mut config = match file {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
-    for path in ca_files {
-        config::check_ca_file(path)
-            .with_context(|| format!("--ca-file {:?}", path.display().to_string()))?;
-        if !config.tls.ca_files.contains(path) {
-            config.tls.ca_files.push(path.clone());
-        }
-    }
-    Ok(config)
+    Source { file: file.map(Path::to_owned), ca_files: ca_files.to_vec(), ..Source::default() }.load()
 }
 
 /// `check NAME...`: probes every name once (at most `probe.concurrency` at a time), prints the reports in
@@ -305,6 +319,11 @@ fn describe(cli: &Cli, config: &Config, listen: SocketAddr) -> String {
         None => line("config file", &"none (defaults)"),
     }
     line("servers", &config.servers.len());
+    let in_shard = |name: &ServerName| config.shard.is_none_or(|shard| shard.contains(name));
+    if let Some(shard) = config.shard {
+        let mine = config.servers.iter().filter(|name| in_shard(name)).count();
+        line("shard", &format_args!("{shard} ({mine} of these servers)"));
+    }
     line("probe.interval", &d(p.interval));
     line("probe.jitter", &d(p.jitter));
     line("probe.concurrency", &p.concurrency);
@@ -335,7 +354,7 @@ fn describe(cli: &Cli, config: &Config, listen: SocketAddr) -> String {
     }
     let _ = writeln!(out, "web.listen-address: {listen}");
     let _ = writeln!(out, "would probe:");
-    for server in &config.servers {
+    for server in config.servers.iter().filter(|name| in_shard(name)) {
         let _ = writeln!(out, "  {server}");
     }
     out.truncate(out.trim_end().len());

@@ -4,23 +4,24 @@
 //! One lightweight tokio task per server (no OS thread per server, no unbounded queue: a task waits on a
 //! semaphore, not in a channel). The first round runs at once, limited only by the semaphore, which spreads
 //! later rounds across the interval by itself; random jitter keeps servers from falling into lockstep.
-//! Dropping the [`Scheduler`] stops every task. The probe is a function argument, so the timing logic is
-//! tested with paused time and no network.
+//! A reload adds and removes loops without disturbing the others. Dropping the [`Scheduler`] stops every task.
+//! The probe is a function argument, so the timing logic is tested with paused time and no network.
 
-use std::future::Future;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
+use futures_util::future::BoxFuture;
 use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinSet;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::report::ServerReport;
 use crate::server_name::ServerName;
 
 /// When and how much to probe.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Schedule {
     pub interval: Duration,
     pub jitter: Duration,
@@ -29,72 +30,132 @@ pub struct Schedule {
     pub deadline: Duration,
 }
 
-/// The running probe loops. Dropping it stops them.
+/// Probes one server name once.
+pub type Prober = Arc<dyn Fn(ServerName) -> BoxFuture<'static, ServerReport> + Send + Sync>;
+/// Receives every finished report.
+pub type OnReport = Arc<dyn Fn(ServerReport) + Send + Sync>;
+
+/// What every loop reads at the start of each round, so a reload takes effect from the next round on.
+struct Plan {
+    schedule: Schedule,
+    semaphore: Arc<Semaphore>,
+    probe: Prober,
+}
+
+/// The running probe loops, one per server. Dropping it stops them.
 pub struct Scheduler {
-    _tasks: JoinSet<()>,
+    plan: Arc<RwLock<Arc<Plan>>>,
+    on_report: OnReport,
+    loops: HashMap<ServerName, AbortOnDrop>,
+}
+
+/// Aborts its task when dropped (removed servers stop at once).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Scheduler {
-    /// Starts one loop per server. `probe` runs one probe; `on_report` receives every report (the store and
-    /// the probe counters). `ready` turns true once every server has been probed once.
-    pub fn start<P, F, R>(
-        servers: Vec<ServerName>,
+    /// Starts one loop per server; each probes at once, then every `interval ± jitter`. `on_report` receives
+    /// every report (the store and the probe counters). `ready` turns true once every one of these servers has
+    /// been probed once.
+    pub fn start(
+        servers: &[ServerName],
         schedule: Schedule,
-        probe: P,
-        on_report: R,
+        probe: Prober,
+        on_report: OnReport,
         ready: watch::Sender<bool>,
-    ) -> Self
-    where
-        P: Fn(ServerName) -> F + Send + Sync + 'static,
-        F: Future<Output = ServerReport> + Send + 'static,
-        R: Fn(ServerReport) + Send + Sync + 'static,
-    {
-        let semaphore = Arc::new(Semaphore::new(schedule.concurrency.max(1)));
-        let probe = Arc::new(probe);
-        let on_report = Arc::new(on_report);
+    ) -> Self {
+        let plan = Arc::new(RwLock::new(Arc::new(Plan::new(schedule, probe))));
+        let mut scheduler = Self {
+            plan,
+            on_report,
+            loops: HashMap::new(),
+        };
         let first_round_left = Arc::new(AtomicUsize::new(servers.len()));
         let ready = Arc::new(ready);
         if servers.is_empty() {
             ready.send_replace(true);
         }
-        let mut tasks = JoinSet::new();
         for name in servers {
-            let (semaphore, probe, on_report) =
-                (semaphore.clone(), probe.clone(), on_report.clone());
-            let (first_round_left, ready) = (first_round_left.clone(), ready.clone());
-            tasks.spawn(async move {
-                let mut first = true;
-                loop {
-                    let round_start = Instant::now();
-                    let report = {
-                        // Invariant: the semaphore is never closed.
-                        let _permit = semaphore
-                            .acquire()
-                            .await
-                            .expect("the semaphore is never closed");
-                        run_one(&*probe, &name, schedule.deadline).await
-                    };
-                    on_report(report);
-                    if first {
-                        first = false;
-                        if first_round_left.fetch_sub(1, Ordering::AcqRel) == 1 {
-                            ready.send_replace(true);
-                        }
-                    }
-                    tokio::time::sleep_until(round_start + next_delay(schedule)).await;
+            let (left, ready) = (first_round_left.clone(), ready.clone());
+            scheduler.spawn(name.clone(), move || {
+                if left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    ready.send_replace(true);
                 }
             });
         }
-        Self { _tasks: tasks }
+        scheduler
+    }
+
+    /// Applies a reload: loops of removed servers stop now, new servers are probed now, and the servers that
+    /// stay keep their rhythm and use the new schedule and probe from their next round on.
+    pub fn update(&mut self, servers: &[ServerName], schedule: Schedule, probe: Prober) {
+        let plan = Arc::new(Plan::new(schedule, probe));
+        *self.plan.write().unwrap_or_else(PoisonError::into_inner) = plan;
+        let keep: HashSet<&ServerName> = servers.iter().collect();
+        self.loops.retain(|name, _| keep.contains(name));
+        for name in servers {
+            if !self.loops.contains_key(name) {
+                self.spawn(name.clone(), || {});
+            }
+        }
+    }
+
+    /// How many servers have a probe loop.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.loops.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.loops.is_empty()
+    }
+
+    fn spawn(&mut self, name: ServerName, after_first: impl FnOnce() + Send + 'static) {
+        let (plan, on_report) = (self.plan.clone(), self.on_report.clone());
+        let key = name.clone();
+        let task = tokio::spawn(async move {
+            let mut after_first = Some(after_first);
+            loop {
+                let round_start = Instant::now();
+                let current = plan.read().unwrap_or_else(PoisonError::into_inner).clone();
+                let report = {
+                    // Invariant: the semaphore is never closed.
+                    let _permit = current
+                        .semaphore
+                        .acquire()
+                        .await
+                        .expect("the semaphore is never closed");
+                    run_one(&current.probe, &name, current.schedule.deadline).await
+                };
+                on_report(report);
+                if let Some(f) = after_first.take() {
+                    f();
+                }
+                tokio::time::sleep_until(round_start + next_delay(current.schedule)).await;
+            }
+        });
+        self.loops.insert(key, AbortOnDrop(task));
+    }
+}
+
+impl Plan {
+    fn new(schedule: Schedule, probe: Prober) -> Self {
+        Self {
+            schedule,
+            semaphore: Arc::new(Semaphore::new(schedule.concurrency.max(1))),
+            probe,
+        }
     }
 }
 
 /// One probe under its deadline; a probe that outlives it becomes a `timeout` report.
-async fn run_one<P, F>(probe: &P, name: &ServerName, deadline: Duration) -> ServerReport
-where
-    P: Fn(ServerName) -> F,
-    F: Future<Output = ServerReport>,
-{
+async fn run_one(probe: &Prober, name: &ServerName, deadline: Duration) -> ServerReport {
     let started_at = SystemTime::now();
     if let Ok(report) = tokio::time::timeout(deadline, probe(name.clone())).await {
         report
@@ -119,6 +180,7 @@ fn next_delay(schedule: Schedule) -> Duration {
 mod tests {
     use super::*;
     use crate::report::{DiscoveryReport, Reason};
+    use futures_util::FutureExt as _;
     use std::sync::Mutex;
     use std::sync::atomic::AtomicUsize;
 
@@ -133,6 +195,20 @@ mod tests {
             addresses: Vec::new(),
             failures: Vec::new(),
         }
+    }
+
+    /// A prober from an async closure.
+    fn prober<F, Fut>(f: F) -> Prober
+    where
+        F: Fn(ServerName) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ServerReport> + Send + 'static,
+    {
+        Arc::new(move |name| f(name).boxed())
+    }
+
+    fn collect(into: &Arc<Mutex<Vec<String>>>) -> OnReport {
+        let into = into.clone();
+        Arc::new(move |rep: ServerReport| into.lock().unwrap().push(rep.server_name))
     }
 
     fn names(n: usize) -> Vec<ServerName> {
@@ -157,9 +233,9 @@ mod tests {
         let (f, m) = (in_flight.clone(), max_seen.clone());
         let r = reports.clone();
         let _s = Scheduler::start(
-            names(10),
+            &names(10),
             SCHEDULE,
-            move |name| {
+            prober(move |name| {
                 let (f, m) = (f.clone(), m.clone());
                 async move {
                     let now = f.fetch_add(1, Ordering::SeqCst) + 1;
@@ -168,8 +244,8 @@ mod tests {
                     f.fetch_sub(1, Ordering::SeqCst);
                     report(name.as_str())
                 }
-            },
-            move |rep| r.lock().unwrap().push(rep.server_name),
+            }),
+            collect(&r),
             ready_tx,
         );
         assert!(!*ready.borrow());
@@ -197,16 +273,16 @@ mod tests {
         let c = calls.clone();
         let r = reports.clone();
         let _s = Scheduler::start(
-            names(1),
+            &names(1),
             SCHEDULE,
-            move |name| {
+            prober(move |name| {
                 c.fetch_add(1, Ordering::SeqCst);
                 async move {
                     std::future::pending::<()>().await;
                     report(name.as_str())
                 }
-            },
-            move |rep| r.lock().unwrap().push(rep),
+            }),
+            Arc::new(move |rep: ServerReport| r.lock().unwrap().push(rep)),
             ready_tx,
         );
         ready.wait_for(|r| *r).await.unwrap();
@@ -231,10 +307,10 @@ mod tests {
     async fn no_servers_is_ready_at_once_and_dropping_stops_probing() {
         let (ready_tx, ready) = watch::channel(false);
         let s = Scheduler::start(
-            Vec::new(),
+            &[],
             SCHEDULE,
-            |n: ServerName| async move { report(n.as_str()) },
-            |_| {},
+            prober(|n: ServerName| async move { report(n.as_str()) }),
+            Arc::new(|_| {}),
             ready_tx,
         );
         assert!(*ready.borrow());
@@ -244,19 +320,55 @@ mod tests {
         let c = calls.clone();
         let (ready_tx, mut ready) = watch::channel(false);
         let s = Scheduler::start(
-            names(2),
+            &names(2),
             SCHEDULE,
-            move |n: ServerName| {
+            prober(move |n: ServerName| {
                 c.fetch_add(1, Ordering::SeqCst);
                 async move { report(n.as_str()) }
-            },
-            |_| {},
+            }),
+            Arc::new(|_| {}),
             ready_tx,
         );
         ready.wait_for(|r| *r).await.unwrap();
         drop(s);
         tokio::time::sleep(Duration::from_secs(600)).await;
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn update_adds_and_removes_loops_and_keeps_the_others() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, mut ready) = watch::channel(false);
+        let prober = || prober(|n: ServerName| async move { report(n.as_str()) });
+        let mut s = Scheduler::start(&names(2), SCHEDULE, prober(), collect(&seen), ready_tx);
+        ready.wait_for(|r| *r).await.unwrap();
+        assert_eq!(*seen.lock().unwrap(), ["s0.example", "s1.example"]);
+        seen.lock().unwrap().clear();
+
+        // s1 goes, s2 comes: s2 is probed at once, s0 keeps its rhythm, s1 stops.
+        let next = [
+            names(1)[0].clone(),
+            ServerName::parse("s2.example").unwrap(),
+        ];
+        s.update(&next, SCHEDULE, prober());
+        assert_eq!(s.len(), 2);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["s2.example"],
+            "only the new server is probed at once"
+        );
+        // s0's next two rounds come at most 2 × 66 s after its first.
+        tokio::time::sleep(Duration::from_secs(140)).await;
+        let seen = seen.lock().unwrap();
+        assert!(
+            seen.iter().all(|n| n != "s1.example"),
+            "a removed server is never probed again: {seen:?}"
+        );
+        assert!(
+            seen.iter().filter(|n| *n == "s0.example").count() >= 2,
+            "{seen:?}"
+        );
     }
 
     #[test]

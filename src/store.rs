@@ -4,15 +4,19 @@
 //! This module only keeps reports; it does not probe, schedule or render. Readers get `Arc`s, so a scrape never
 //! copies a report and never holds the lock while encoding.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::report::ServerReport;
+use crate::targets::{Labels, Target};
 
 /// The latest report per server name. Thread-safe; cheap to read.
 #[derive(Debug, Default)]
 pub struct Store {
     reports: RwLock<BTreeMap<String, Arc<ServerReport>>>,
+    /// The configured servers and their extra labels, once `configure` was called. A report of a server not in
+    /// it is not stored: a probe that finishes just after its server was removed must not bring it back.
+    servers: RwLock<Option<HashMap<String, Arc<Labels>>>>,
 }
 
 impl Store {
@@ -21,10 +25,42 @@ impl Store {
         Self::default()
     }
 
-    /// Stores `report` as the latest one for its server name, replacing any earlier one.
+    /// Stores `report` as the latest one for its server name, replacing any earlier one. A report of a server
+    /// that is not configured (see [`Store::configure`]) is dropped.
     pub fn insert(&self, report: ServerReport) {
-        let report = Arc::new(report);
-        self.write().insert(report.server_name.clone(), report);
+        // Held while writing, so `configure` cannot remove the server between the check and the insert.
+        let servers = self.servers.read().unwrap_or_else(PoisonError::into_inner);
+        if servers
+            .as_ref()
+            .is_none_or(|servers| servers.contains_key(&report.server_name))
+        {
+            let report = Arc::new(report);
+            self.write().insert(report.server_name.clone(), report);
+        }
+    }
+
+    /// Makes `targets` the configured servers: their labels are used from now on, and the reports of every
+    /// other server are dropped at once (their series vanish from the next scrape).
+    pub fn configure(&self, targets: &[Target]) {
+        let servers: HashMap<String, Arc<Labels>> = targets
+            .iter()
+            .map(|t| (t.name.as_str().to_owned(), Arc::new(t.labels.clone())))
+            .collect();
+        // Both locks, in the same order as `insert`, so the two views never disagree.
+        let mut current = self.servers.write().unwrap_or_else(PoisonError::into_inner);
+        self.write().retain(|name, _| servers.contains_key(name));
+        *current = Some(servers);
+    }
+
+    /// The extra labels of `server_name` (empty when it has none or is unknown).
+    #[must_use]
+    pub fn labels(&self, server_name: &str) -> Arc<Labels> {
+        self.servers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .and_then(|s| s.get(server_name).cloned())
+            .unwrap_or_default()
     }
 
     /// Drops the reports of servers not in `keep` (servers removed from the configuration).
@@ -66,6 +102,32 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn configure_drops_removed_servers_and_refuses_their_late_reports() {
+        use crate::server_name::ServerName;
+        let store = Store::new();
+        store.insert(report("a.test", 1));
+        store.insert(report("b.test", 1));
+        let target = |n: &str| Target {
+            name: ServerName::parse(n).unwrap(),
+            labels: [("team".to_owned(), n.to_owned())].into(),
+        };
+        store.configure(&[target("a.test"), target("c.test")]);
+        assert!(store.get("b.test").is_none());
+        store.insert(report("b.test", 2));
+        assert!(
+            store.get("b.test").is_none(),
+            "a removed server's late report is dropped"
+        );
+        store.insert(report("c.test", 2));
+        assert!(store.get("c.test").is_some());
+        assert_eq!(
+            store.labels("a.test").get("team").map(String::as_str),
+            Some("a.test")
+        );
+        assert!(store.labels("zzz.test").is_empty());
+    }
+
     use std::time::{Duration, SystemTime};
 
     use super::*;

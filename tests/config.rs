@@ -25,7 +25,7 @@ const BAD: &[Bad] = &[
         name: "unknown top-level key",
         yaml: "servers: []\ntargets: [matrix.org]\n",
         files: &[],
-        want: "line 2 column 1: unknown field `targets`, expected one of servers, probe, dns, tls, api",
+        want: "line 2 column 1: unknown field `targets`, expected one of servers, probe, dns, tls, api, target_files",
     },
     Bad {
         name: "unknown nested key",

@@ -1,0 +1,305 @@
+//! The list of servers to probe: the config's `servers` plus every server in the `target_files`
+//! (Prometheus `file_sd` format), each with the extra labels its file gives it.
+//!
+//! A `file_sd` file is a JSON or YAML list of `{targets: [NAME, ...], labels: {NAME: VALUE, ...}}`. This module
+//! reads files; it does not watch them (`daemon.rs` polls their signatures) and does not probe.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::Deserialize;
+
+use crate::config::Config;
+use crate::server_name::ServerName;
+
+/// The largest target file read (a file this size holds hundreds of thousands of names).
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Label names that our own series already carry, or that Prometheus sets itself: a target file may not use
+/// them, or its label would silently replace ours.
+pub const RESERVED_LABELS: &[&str] = &[
+    "server_name",
+    "address",
+    "family",
+    "method",
+    "well_known",
+    "delegated_server",
+    "tls_name",
+    "host_header",
+    "step",
+    "phase",
+    "result",
+    "stage",
+    "reason",
+    "subject",
+    "issuer",
+    "dns_names",
+    "serial",
+    "fingerprint_sha256",
+    "version",
+    "cipher",
+    "key_id",
+    "key",
+    "name",
+    "revision",
+    "job",
+    "instance",
+];
+
+/// One server to probe and the extra labels of its series (empty for servers from the config).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub name: ServerName,
+    pub labels: Labels,
+}
+
+/// Extra labels, sorted by name.
+pub type Labels = BTreeMap<String, String>;
+
+/// Why the target list could not be built. One line: the file (or glob), where in it, and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetsError {
+    #[error("target_files[{index}]: glob {glob:?} matches no file")]
+    NoMatch { index: usize, glob: String },
+    #[error("target_files[{index}]: glob {glob:?}: {message}")]
+    Glob {
+        index: usize,
+        glob: String,
+        message: String,
+    },
+    #[error("{}: {message}", .file.display())]
+    File { file: PathBuf, message: String },
+    #[error("{}: [{group}].targets[{target}]: invalid server name {text:?}: {message}", .file.display())]
+    Name {
+        file: PathBuf,
+        group: usize,
+        target: usize,
+        text: String,
+        message: String,
+    },
+    #[error("{}: [{group}].labels: {message}", .file.display())]
+    Label {
+        file: PathBuf,
+        group: usize,
+        message: String,
+    },
+    #[error("{}: [{group}].targets[{target}]: server {name:?} is already listed in {first}", .file.display())]
+    Duplicate {
+        file: PathBuf,
+        group: usize,
+        target: usize,
+        name: String,
+        first: String,
+    },
+}
+
+/// Every server of `config`: its `servers` first, then each target file's, in glob and file-name order.
+pub fn resolve(config: &Config) -> Result<Vec<Target>, TargetsError> {
+    let mut targets: Vec<Target> = config
+        .servers
+        .iter()
+        .map(|name| Target {
+            name: name.clone(),
+            labels: Labels::new(),
+        })
+        .collect();
+    let mut origin: BTreeMap<String, String> = config
+        .servers
+        .iter()
+        .map(|n| (n.as_str().to_owned(), "servers".to_owned()))
+        .collect();
+    for path in files(config)? {
+        read_file(&path, &mut targets, &mut origin)?;
+    }
+    Ok(targets)
+}
+
+/// The files the globs match now, in order, without duplicates.
+pub fn files(config: &Config) -> Result<Vec<PathBuf>, TargetsError> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for (index, pattern) in config.target_files.iter().enumerate() {
+        let glob_error = |message: String| TargetsError::Glob {
+            index,
+            glob: pattern.clone(),
+            message,
+        };
+        let mut matched: Vec<PathBuf> = Vec::new();
+        for entry in glob::glob(pattern).map_err(|e| glob_error(e.to_string()))? {
+            matched.push(entry.map_err(|e| glob_error(e.to_string()))?);
+        }
+        if matched.is_empty() {
+            return Err(TargetsError::NoMatch {
+                index,
+                glob: pattern.clone(),
+            });
+        }
+        matched.sort();
+        for path in matched {
+            if !out.contains(&path) {
+                out.push(path);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What identifies the current state of the target files (paths, sizes, modification times): when it changes,
+/// the list must be read again. A glob error gives an empty signature (the reload reports the error).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Signature(Vec<(PathBuf, u64, Option<SystemTime>)>);
+
+#[must_use]
+pub fn signature(config: &Config) -> Signature {
+    let files = files(config).unwrap_or_default();
+    Signature(
+        files
+            .into_iter()
+            .map(|path| {
+                let meta = std::fs::metadata(&path).ok();
+                let len = meta.as_ref().map_or(0, std::fs::Metadata::len);
+                let modified = meta.and_then(|m| m.modified().ok());
+                (path, len, modified)
+            })
+            .collect(),
+    )
+}
+
+/// One `file_sd` group.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Group {
+    targets: Vec<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+fn read_file(
+    path: &Path,
+    targets: &mut Vec<Target>,
+    origin: &mut BTreeMap<String, String>,
+) -> Result<(), TargetsError> {
+    let file_error = |message: String| TargetsError::File {
+        file: path.to_owned(),
+        message,
+    };
+    let len = std::fs::metadata(path)
+        .map_err(|e| file_error(format!("cannot read: {e}")))?
+        .len();
+    if len > MAX_FILE_BYTES {
+        return Err(file_error(format!(
+            "{len} bytes is more than the {MAX_FILE_BYTES} bytes a target file may have"
+        )));
+    }
+    let text =
+        std::fs::read_to_string(path).map_err(|e| file_error(format!("cannot read: {e}")))?;
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let groups: Vec<Group> = if text.trim().is_empty() {
+        Vec::new()
+    } else if is_json {
+        serde_json::from_str(&text)
+            .map_err(|e| file_error(format!("not a file_sd JSON list: {e}")))?
+    } else {
+        serde_saphyr::from_str(&text)
+            .map_err(|e| file_error(format!("not a file_sd YAML list: {}", one_line(&e))))?
+    };
+    for (group, g) in groups.into_iter().enumerate() {
+        for name in g.labels.keys() {
+            check_label(name).map_err(|message| TargetsError::Label {
+                file: path.to_owned(),
+                group,
+                message,
+            })?;
+        }
+        for (target, text) in g.targets.iter().enumerate() {
+            let name = ServerName::parse(text).map_err(|e| TargetsError::Name {
+                file: path.to_owned(),
+                group,
+                target,
+                text: text.clone(),
+                message: e.to_string(),
+            })?;
+            let here = format!("{}: [{group}].targets[{target}]", path.display());
+            if let Some(first) = origin.get(name.as_str()) {
+                return Err(TargetsError::Duplicate {
+                    file: path.to_owned(),
+                    group,
+                    target,
+                    name: text.clone(),
+                    first: first.clone(),
+                });
+            }
+            origin.insert(name.as_str().to_owned(), here);
+            targets.push(Target {
+                name,
+                labels: g.labels.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`), not reserved (`__*`) and not one of ours.
+fn check_label(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!(
+            "{name:?} is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)"
+        ));
+    }
+    if name.starts_with("__") {
+        return Err(format!(
+            "{name:?}: label names starting with \"__\" are reserved for Prometheus"
+        ));
+    }
+    if RESERVED_LABELS.contains(&name) {
+        return Err(format!(
+            "{name:?} clashes with a label the exporter sets itself; rename it"
+        ));
+    }
+    Ok(())
+}
+
+fn one_line(e: &impl fmt::Display) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_names_are_checked() {
+        assert!(check_label("team").is_ok());
+        assert!(check_label("_x9").is_ok());
+        assert!(
+            check_label("9x")
+                .unwrap_err()
+                .contains("not a valid label name")
+        );
+        assert!(
+            check_label("a-b")
+                .unwrap_err()
+                .contains("not a valid label name")
+        );
+        assert!(
+            check_label("")
+                .unwrap_err()
+                .contains("not a valid label name")
+        );
+        assert!(
+            check_label("__meta")
+                .unwrap_err()
+                .contains("reserved for Prometheus")
+        );
+        assert!(check_label("reason").unwrap_err().contains("clashes"));
+        assert!(check_label("instance").unwrap_err().contains("clashes"));
+    }
+}
