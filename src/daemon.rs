@@ -43,7 +43,7 @@ pub async fn run(source: Source, listen: SocketAddr, web: Option<WebConfig>) -> 
     let listener = bind(listen).await?;
     tracing::info!(address = %listener.local_addr()?, "listening");
     let _hup = tokio::spawn(reload_on_sighup(exporter.clone()));
-    let _watch = tokio::spawn(reload_on_target_file_change(exporter.clone()));
+    let _watch = exporter.watch_target_files();
     webconfig::serve(listener, exporter.router.clone(), web, shutdown_signal())
         .await
         .context("HTTP server failed")?;
@@ -227,6 +227,24 @@ impl Exporter {
         running.signature = targets::signature(&config);
         running.config = config;
         Ok(())
+    }
+
+    /// Changes whenever a probe result is stored (tests wait on it instead of sleeping).
+    #[must_use]
+    pub fn reports(&self) -> watch::Receiver<u64> {
+        self.inner.store.subscribe()
+    }
+
+    /// The latest report of `server_name`, if it is configured and was probed.
+    #[must_use]
+    pub fn report(&self, server_name: &str) -> Option<Arc<ServerReport>> {
+        self.inner.store.get(server_name)
+    }
+
+    /// Polls the target files every [`TARGET_FILES_POLL`] and reloads when they change, without a signal
+    /// (`run` starts this).
+    pub fn watch_target_files(&self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(reload_on_target_file_change(self.clone()))
     }
 
     /// Whether the target files changed since the configuration in force was loaded.

@@ -1,28 +1,33 @@
-//! HTTP routes: `/metrics` (content-negotiated), a small HTML landing page, the `/-/healthy` and `/-/ready`
-//! lifecycle endpoints, and the federation tester's API (`/api/report`, `/api/federation-ok`).
+//! HTTP routes: `/metrics` (content-negotiated), the HTML status page (`/`, `/server/{name}`; see `status.rs`),
+//! the `/-/healthy` and `/-/ready` lifecycle endpoints, and the federation tester's API (`/api/report`,
+//! `/api/federation-ok`).
 //!
 //! Most handlers only read shared state (the registry, the store, the readiness flag). The API handlers may
 //! also run one probe through [`AppState::prober`] when the stored report is stale or absent; at most
-//! [`MAX_API_PROBES`] of those run at once. Binding the listener and shutdown belong to the daemon.
+//! [`MAX_API_PROBES`] of those run at once. `GET /probe?target=NAME` (the `blackbox_exporter` multi-target
+//! convention) always runs one fresh probe through the same prober, under the limits of [`ProbeEndpoint`], and
+//! renders that report alone. Binding the listener and shutdown belong to the daemon.
 
 use std::collections::HashSet;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::http::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
 use axum::http::{HeaderMap, Method, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use futures_util::future::BoxFuture;
 use prometheus_client::registry::Registry;
 use tokio::sync::{Semaphore, watch};
 
-use crate::metrics::{self, Format};
+use crate::config::{ProbeConfig, TargetPattern};
+use crate::metrics::{self, ExporterMetrics, Format};
 use crate::report::ServerReport;
 use crate::server_name::ServerName;
+use crate::status;
 use crate::store::Store;
 use crate::tester;
 
@@ -50,6 +55,60 @@ pub struct AppState {
     pub probe_unconfigured: bool,
     /// Permits for on-demand API probes ([`MAX_API_PROBES`] in production).
     pub api_probes: Semaphore,
+    /// The exporter's own metrics (`/metrics` records its render time here).
+    pub exporter: ExporterMetrics,
+    /// `GET /probe`: its timeout cap, allowlist and permits.
+    pub probe: ProbeEndpoint,
+}
+
+/// Subtracted from the scrape timeout Prometheus sends (`X-Prometheus-Scrape-Timeout-Seconds`), so that the
+/// answer arrives before Prometheus gives up (`blackbox_exporter`'s default `--timeout-offset`).
+pub const PROBE_TIMEOUT_MARGIN: Duration = Duration::from_millis(500);
+
+/// The limits of `GET /probe`, from the `probe.max_timeout`, `probe.max_concurrent_probes` and
+/// `probe.allowed_targets` config keys. A reload builds new routes, and with them a new `ProbeEndpoint`.
+#[derive(Debug)]
+pub struct ProbeEndpoint {
+    max_timeout: Duration,
+    allowed_targets: Vec<TargetPattern>,
+    max_concurrent: usize,
+    permits: Semaphore,
+}
+
+impl ProbeEndpoint {
+    /// The limits of `config`; `deadline` is the probe deadline of the environment the prober uses, which
+    /// caps `probe.max_timeout` and is the timeout cap when that is not set.
+    #[must_use]
+    pub fn new(config: &ProbeConfig, deadline: Duration) -> Self {
+        Self {
+            max_timeout: config.max_timeout.map_or(deadline, |t| t.min(deadline)),
+            allowed_targets: config.allowed_targets.clone(),
+            max_concurrent: config.max_concurrent_probes,
+            permits: Semaphore::new(config.max_concurrent_probes),
+        }
+    }
+
+    /// The timeout cap in force (`probe.max_timeout`, at most the probe deadline).
+    #[must_use]
+    pub fn max_timeout(&self) -> Duration {
+        self.max_timeout
+    }
+
+    /// Whether `probe.allowed_targets` lets `/probe` probe `name` (an empty list allows every name).
+    #[must_use]
+    pub fn allows(&self, name: &str) -> bool {
+        self.allowed_targets.is_empty() || self.allowed_targets.iter().any(|p| p.is_match(name))
+    }
+}
+
+/// How long `/probe` lets one probe run: the scrape timeout minus [`PROBE_TIMEOUT_MARGIN`] (but at least half
+/// the scrape timeout, for scrape timeouts under a second), capped at `max`; `max` without a scrape timeout.
+#[must_use]
+pub fn probe_timeout(scrape_timeout: Option<Duration>, max: Duration) -> Duration {
+    match scrape_timeout {
+        Some(t) if !t.is_zero() => t.saturating_sub(PROBE_TIMEOUT_MARGIN).max(t / 2).min(max),
+        _ => max,
+    }
 }
 
 impl fmt::Debug for AppState {
@@ -62,6 +121,8 @@ impl fmt::Debug for AppState {
             .field("interval", &self.interval)
             .field("probe_unconfigured", &self.probe_unconfigured)
             .field("api_probes", &self.api_probes)
+            .field("exporter", &self.exporter)
+            .field("probe", &self.probe)
             .finish_non_exhaustive()
     }
 }
@@ -69,8 +130,10 @@ impl fmt::Debug for AppState {
 /// The exporter's routes. Unknown paths answer 404.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/", get(index))
+        .route("/", get(status::index))
+        .route("/server/{name}", get(status::server))
         .route("/metrics", get(metrics_handler))
+        .route("/probe", get(probe_handler))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         // Every method reaches these handlers: the tester answers OPTIONS with 200 and others with 405.
@@ -82,13 +145,105 @@ pub fn router(state: Arc<AppState>) -> Router {
 async fn metrics_handler(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let format = Format::from_accept(headers.get(ACCEPT).and_then(|v| v.to_str().ok()));
     // Rendering 10,000 servers takes a CPU-bound ~0.2 s; keep it off the async workers that run probes.
-    match tokio::task::spawn_blocking(move || metrics::encode(&state.registry, format)).await {
+    let render = move || {
+        let started = Instant::now();
+        let body = metrics::encode(&state.registry, format);
+        // Shown by the next scrape: this one's body is already written.
+        state.exporter.set_scrape_duration(started.elapsed());
+        body
+    };
+    match tokio::task::spawn_blocking(render).await {
         Ok(body) => ([(CONTENT_TYPE, format.content_type())], body).into_response(),
         Err(err) => {
             tracing::error!("rendering /metrics failed: {err}");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
+}
+
+/// `GET /probe?target=NAME`: one fresh probe of NAME, rendered alone, with no exporter metrics and nothing
+/// stored. 400 for a missing or invalid name (or scrape-timeout header), 403 for a name that
+/// `probe.allowed_targets` does not allow, 503 when `probe.max_concurrent_probes` probes are already running.
+/// A probe cut at its timeout still answers 200, with `probe_success` 0 and a `timeout` failure.
+async fn probe_handler(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let format = Format::from_accept(headers.get(ACCEPT).and_then(|v| v.to_str().ok()));
+    let raw = query
+        .and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "target")
+                .map(|(_, v)| v.into_owned())
+        })
+        .unwrap_or_default();
+    if raw.is_empty() {
+        return text_error(StatusCode::BAD_REQUEST, "Missing target parameter");
+    }
+    let name = match ServerName::parse(&raw) {
+        Ok(name) => name,
+        Err(e) => {
+            return text_error(
+                StatusCode::BAD_REQUEST,
+                &format!("Invalid target {raw:?}: {e}"),
+            );
+        }
+    };
+    let endpoint = &state.probe;
+    if !endpoint.allows(name.as_str()) {
+        return text_error(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "Target {name} is not allowed: it matches no pattern in probe.allowed_targets"
+            ),
+        );
+    }
+    let scrape_timeout = match headers.get(SCRAPE_TIMEOUT_HEADER) {
+        None => None,
+        Some(value) => match parse_seconds(value) {
+            Some(timeout) => Some(timeout),
+            None => {
+                return text_error(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "Invalid {SCRAPE_TIMEOUT_HEADER} header {value:?}: expected a number of seconds"
+                    ),
+                );
+            }
+        },
+    };
+    let timeout = probe_timeout(scrape_timeout, endpoint.max_timeout);
+    let Ok(_permit) = endpoint.permits.try_acquire() else {
+        tracing::debug!(server_name = %name, "/probe refused: too many probes in flight");
+        return text_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "Too many /probe requests in flight (probe.max_concurrent_probes is {}); try again later",
+                endpoint.max_concurrent
+            ),
+        );
+    };
+    tracing::debug!(server_name = %name, timeout = ?timeout, "probing for /probe");
+    let started_at = SystemTime::now();
+    let report =
+        if let Ok(report) = tokio::time::timeout(timeout, (state.prober)(name.clone())).await {
+            report
+        } else {
+            tracing::debug!(server_name = %name, "/probe cut at its timeout");
+            ServerReport::timed_out(name.as_str(), started_at, timeout)
+        };
+    let body = metrics::encode_reports_only(&[Arc::new(report)], format);
+    ([(CONTENT_TYPE, format.content_type())], body).into_response()
+}
+
+/// Sent by Prometheus with every scrape: the scrape timeout in seconds.
+const SCRAPE_TIMEOUT_HEADER: &str = "x-prometheus-scrape-timeout-seconds";
+
+/// A non-negative, finite number of seconds.
+fn parse_seconds(value: &HeaderValue) -> Option<Duration> {
+    let seconds: f64 = value.to_str().ok()?.trim().parse().ok()?;
+    Duration::try_from_secs_f64(seconds).ok()
 }
 
 async fn healthy() -> &'static str {
@@ -104,10 +259,6 @@ async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str)
             "not ready: first probe round running",
         )
     }
-}
-
-async fn index(State(state): State<Arc<AppState>>) -> Html<String> {
-    Html(landing_page(&state.store))
 }
 
 /// `GET /api/report?server_name=NAME`: the tester's JSON report.
@@ -263,68 +414,4 @@ fn with_cors(mut response: Response) -> Response {
         );
     }
     response
-}
-
-// ---- helpers ----
-
-fn landing_page(store: &Store) -> String {
-    let reports = store.snapshot();
-    let mut page = String::with_capacity(1024 + 128 * reports.len());
-    page.push_str(concat!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">",
-        "<title>Matrix Federation Exporter</title></head>\n<body>\n<h1>Matrix Federation Exporter</h1>\n",
-        "<p><a href=\"/metrics\">Metrics</a></p>\n",
-    ));
-    if reports.is_empty() {
-        page.push_str("<p>No probe has finished yet.</p>\n");
-    } else {
-        page.push_str("<table>\n<tr><th>server</th><th>status</th><th>failures</th></tr>\n");
-        for r in &reports {
-            let status = if r.success() { "ok" } else { "failing" };
-            page.push_str("<tr><td>");
-            push_escaped(&mut page, &r.server_name);
-            // Stage and reason are closed label values: no escaping needed.
-            let _ = write!(page, "</td><td>{status}</td><td>");
-            for (i, (_, f)) in r.all_failures().enumerate() {
-                let sep = if i == 0 { "" } else { ", " };
-                let _ = write!(page, "{sep}{}/{}", f.stage.as_str(), f.reason.as_str());
-            }
-            page.push_str("</td></tr>\n");
-        }
-        page.push_str("</table>\n");
-    }
-    page.push_str("</body>\n</html>\n");
-    page
-}
-
-fn push_escaped(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escapes_html() {
-        let mut out = String::new();
-        push_escaped(&mut out, "<a href='x'>&\"</a>");
-        assert_eq!(out, "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;");
-    }
-
-    #[test]
-    fn empty_store_page() {
-        let page = landing_page(&Store::new());
-        assert!(page.contains("<a href=\"/metrics\">"));
-        assert!(page.contains("No probe has finished yet."));
-    }
 }

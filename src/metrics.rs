@@ -26,6 +26,7 @@ use crate::report::{
     AddressReport, CertFacts, CertReport, Phase, Reason, ServerReport, Stage, Step,
 };
 use crate::store::Store;
+use crate::targets::Labels;
 
 /// A metric family: the name as it appears on samples (the contract name), its help text and its type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +73,18 @@ pub const CONFIG_RELOAD_SUCCESS_TIMESTAMP: Desc = gauge(
 pub const PROBE_INTERVAL: Desc = gauge(
     "matrix_federation_exporter_probe_interval_seconds",
     "The configured probe interval, in seconds (for staleness alerts).",
+);
+pub const PROBES_IN_FLIGHT: Desc = gauge(
+    "matrix_federation_exporter_probes_in_flight",
+    "Server probes running now: scheduled, /probe and report API.",
+);
+pub const SERVERS: Desc = gauge(
+    "matrix_federation_exporter_servers",
+    "Server names this exporter probes on its schedule (after sharding).",
+);
+pub const SCRAPE_DURATION: Desc = gauge(
+    "matrix_federation_exporter_scrape_duration_seconds",
+    "How long rendering the previous /metrics answer took, in seconds.",
 );
 
 // Per server.
@@ -165,6 +178,9 @@ pub const RENDERED: &[&Desc] = &[
     &CONFIG_RELOAD_SUCCESSFUL,
     &CONFIG_RELOAD_SUCCESS_TIMESTAMP,
     &PROBE_INTERVAL,
+    &PROBES_IN_FLIGHT,
+    &SERVERS,
+    &SCRAPE_DURATION,
     &PROBE_SUCCESS,
     &PROBE_DURATION,
     &PROBE_TIMESTAMP,
@@ -259,6 +275,17 @@ pub fn encode(registry: &Registry, format: Format) -> String {
     out
 }
 
+/// Renders the per-server families of `reports` alone, in `format`: no exporter metrics, no store (`/probe`).
+#[must_use]
+pub fn encode_reports_only(reports: &[Arc<ServerReport>], format: Format) -> String {
+    let mut registry = Registry::default();
+    let none = Arc::new(Labels::new());
+    registry.register_collector(Box::new(ReportsCollector {
+        reports: reports.iter().map(|r| (r.clone(), none.clone())).collect(),
+    }));
+    encode(&registry, format)
+}
+
 /// The exporter's own metrics. Cloning shares the underlying values.
 #[derive(Clone, Debug, Default)]
 pub struct ExporterMetrics {
@@ -266,6 +293,9 @@ pub struct ExporterMetrics {
     reload_successful: Gauge<f64, AtomicU64>,
     reload_success_timestamp: Gauge<f64, AtomicU64>,
     probe_interval: Gauge<f64, AtomicU64>,
+    probes_in_flight: Gauge,
+    servers: Gauge,
+    scrape_duration: Gauge<f64, AtomicU64>,
 }
 
 impl ExporterMetrics {
@@ -297,6 +327,23 @@ impl ExporterMetrics {
         self.probe_interval.set(interval.as_secs_f64());
     }
 
+    /// Counts one probe as in flight until the returned guard is dropped (also when the probe is cancelled).
+    #[must_use = "the probe counts as in flight only while the guard lives"]
+    pub fn probe_started(&self) -> ProbeInFlight {
+        self.probes_in_flight.inc();
+        ProbeInFlight(self.probes_in_flight.clone())
+    }
+
+    /// Records how many servers are probed on the schedule (at start and at every reload).
+    pub fn set_servers(&self, count: usize) {
+        self.servers.set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// Records how long rendering a `/metrics` answer took (shown by the next scrape).
+    pub fn set_scrape_duration(&self, took: Duration) {
+        self.scrape_duration.set(took.as_secs_f64());
+    }
+
     /// Registers these metrics (and `build_info`) with `registry`.
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
@@ -324,6 +371,31 @@ impl ExporterMetrics {
             registry_help(&PROBE_INTERVAL),
             self.probe_interval.clone(),
         );
+        registry.register(
+            family_name(&PROBES_IN_FLIGHT),
+            registry_help(&PROBES_IN_FLIGHT),
+            self.probes_in_flight.clone(),
+        );
+        registry.register(
+            family_name(&SERVERS),
+            registry_help(&SERVERS),
+            self.servers.clone(),
+        );
+        registry.register(
+            family_name(&SCRAPE_DURATION),
+            registry_help(&SCRAPE_DURATION),
+            self.scrape_duration.clone(),
+        );
+    }
+}
+
+/// One probe in flight ([`ExporterMetrics::probe_started`]); dropping it ends the count.
+#[derive(Debug)]
+pub struct ProbeInFlight(Gauge);
+
+impl Drop for ProbeInFlight {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -335,7 +407,19 @@ pub struct StoreCollector {
 
 impl Collector for StoreCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
-        encode_reports(&mut encoder, &self.store.snapshot())
+        encode_reports(&mut encoder, &self.store.snapshot_labeled())
+    }
+}
+
+/// Renders a fixed list of reports (one `/probe` answer).
+#[derive(Debug)]
+struct ReportsCollector {
+    reports: Vec<Row>,
+}
+
+impl Collector for ReportsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        encode_reports(&mut encoder, &self.reports)
     }
 }
 
@@ -388,68 +472,71 @@ fn flag(b: bool) -> f64 {
     if b { 1.0 } else { 0.0 }
 }
 
+/// A report and its server's extra labels (from a target file), which every series of the server carries.
+type Row = (Arc<ServerReport>, Arc<Labels>);
+
 /// Each family is one pass over the reports, so that all its samples are contiguous (`OpenMetrics` requires it).
-fn encode_reports(enc: &mut DescriptorEncoder, reports: &[Arc<ServerReport>]) -> fmt::Result {
+fn encode_reports(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
     let mut fam = FamilyWriter::new(enc, &PROBE_SUCCESS);
-    for r in reports {
-        fam.gauge(&server(r), flag(r.success()))?;
+    for (r, extra) in reports {
+        fam.gauge(&server(r, extra), flag(r.success()))?;
     }
     let mut fam = FamilyWriter::new(enc, &PROBE_DURATION);
-    for r in reports {
-        fam.gauge(&server(r), r.duration.as_secs_f64())?;
+    for (r, extra) in reports {
+        fam.gauge(&server(r, extra), r.duration.as_secs_f64())?;
     }
     let mut fam = FamilyWriter::new(enc, &PROBE_TIMESTAMP);
-    for r in reports {
-        fam.gauge(&server(r), unix_seconds(r.finished_at))?;
+    for (r, extra) in reports {
+        fam.gauge(&server(r, extra), unix_seconds(r.finished_at))?;
     }
     let mut fam = FamilyWriter::new(enc, &DISCOVERY_INFO);
-    for r in reports {
+    for (r, extra) in reports {
         let d = &r.discovery;
-        fam.info(&[
-            ("server_name", r.server_name.as_str()),
-            ("method", d.method.as_str()),
-            ("well_known", d.well_known.outcome.as_str()),
-            (
-                "delegated_server",
-                d.delegated_server.as_deref().unwrap_or(""),
-            ),
-            ("tls_name", d.tls_name.as_str()),
-            ("host_header", d.host_header.as_str()),
-        ])?;
+        fam.info(&(
+            server(r, extra),
+            [
+                ("method", d.method.as_str()),
+                ("well_known", d.well_known.outcome.as_str()),
+                (
+                    "delegated_server",
+                    d.delegated_server.as_deref().unwrap_or(""),
+                ),
+                ("tls_name", d.tls_name.as_str()),
+                ("host_header", d.host_header.as_str()),
+            ],
+        ))?;
     }
     let mut fam = FamilyWriter::new(enc, &WELL_KNOWN_CACHE_TTL);
-    for r in reports {
+    for (r, extra) in reports {
         if let Some(ttl) = r.discovery.well_known.cache_ttl {
-            fam.gauge(&server(r), ttl.as_secs_f64())?;
+            fam.gauge(&server(r, extra), ttl.as_secs_f64())?;
         }
     }
     let mut fam = FamilyWriter::new(enc, &RESOLUTION_DURATION);
-    for r in reports {
+    for (r, extra) in reports {
         for (step, secs) in summed(Step::ALL, &r.discovery.steps) {
-            fam.gauge(&(server(r), [("step", step.as_str())]), secs)?;
+            fam.gauge(&(server(r, extra), [("step", step.as_str())]), secs)?;
         }
     }
     let mut fam = FamilyWriter::new(enc, &ADDRESSES);
-    for r in reports {
+    for (r, extra) in reports {
         let ok = r.addresses.iter().filter(|a| a.success()).count();
         let failed = r.addresses.len() - ok;
-        fam.gauge(&(server(r), [("result", "ok")]), ok as f64)?;
-        fam.gauge(&(server(r), [("result", "failed")]), failed as f64)?;
+        fam.gauge(&(server(r, extra), [("result", "ok")]), ok as f64)?;
+        fam.gauge(&(server(r, extra), [("result", "failed")]), failed as f64)?;
     }
     encode_address_families(enc, reports)?;
     encode_failures(enc, reports)
 }
 
-fn encode_address_families(
-    enc: &mut DescriptorEncoder,
-    reports: &[Arc<ServerReport>],
-) -> fmt::Result {
+fn encode_address_families(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
     let addresses = || {
-        reports.iter().flat_map(|r| {
+        reports.iter().flat_map(|(r, extra)| {
             r.addresses.iter().map(move |a| {
                 (
                     AddressLabels {
                         server_name: &r.server_name,
+                        extra,
                         address: a.address,
                         family: a.family().as_str(),
                     },
@@ -547,11 +634,11 @@ fn encode_address_families(
     Ok(())
 }
 
-fn encode_failures(enc: &mut DescriptorEncoder, reports: &[Arc<ServerReport>]) -> fmt::Result {
+fn encode_failures(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
     let mut fam = FamilyWriter::new(enc, &FAILURE_INFO);
     // Reused across servers: one allocation per scrape, not one per server.
     let mut seen: Vec<(Option<SocketAddr>, Stage, Reason)> = Vec::new();
-    for r in reports {
+    for (r, extra) in reports {
         seen.clear();
         for (address, failure) in r.all_failures() {
             let key = (address, failure.stage, failure.reason);
@@ -559,12 +646,14 @@ fn encode_failures(enc: &mut DescriptorEncoder, reports: &[Arc<ServerReport>]) -
                 continue;
             }
             seen.push(key);
-            fam.info(&[
-                ("server_name", Shown::Str(&r.server_name)),
-                ("address", address.map_or(Shown::Str(""), Shown::Addr)),
-                ("stage", Shown::Str(failure.stage.as_str())),
-                ("reason", Shown::Str(failure.reason.as_str())),
-            ])?;
+            fam.info(&(
+                server(r, extra),
+                [
+                    ("address", address.map_or(Shown::Str(""), Shown::Addr)),
+                    ("stage", Shown::Str(failure.stage.as_str())),
+                    ("reason", Shown::Str(failure.reason.as_str())),
+                ],
+            ))?;
         }
     }
     Ok(())
@@ -575,8 +664,28 @@ fn leaf(a: &AddressReport) -> Option<&CertFacts> {
     a.certificate.as_ref().and_then(|c| c.chain.first())
 }
 
-fn server(r: &ServerReport) -> [(&'static str, &str); 1] {
-    [("server_name", r.server_name.as_str())]
+fn server<'a>(r: &'a ServerReport, extra: &'a Labels) -> ServerLabels<'a> {
+    ServerLabels {
+        server_name: &r.server_name,
+        extra,
+    }
+}
+
+/// `server_name` and the server's extra labels: the start of every per-server label set.
+#[derive(Clone, Copy)]
+struct ServerLabels<'a> {
+    server_name: &'a str,
+    extra: &'a Labels,
+}
+
+impl EncodeLabelSet for ServerLabels<'_> {
+    fn encode(&self, enc: &mut LabelSetEncoder) -> fmt::Result {
+        ("server_name", self.server_name).encode(enc.encode_label())?;
+        for (name, value) in self.extra {
+            (name.as_str(), value.as_str()).encode(enc.encode_label())?;
+        }
+        Ok(())
+    }
 }
 
 /// The total duration per label value, in the label enum's declaration order (a step that ran several times,
@@ -642,13 +751,18 @@ impl<'a, 'e> FamilyWriter<'a, 'e> {
 #[derive(Clone, Copy)]
 struct AddressLabels<'a> {
     server_name: &'a str,
+    extra: &'a Labels,
     address: SocketAddr,
     family: &'static str,
 }
 
 impl EncodeLabelSet for AddressLabels<'_> {
     fn encode(&self, enc: &mut LabelSetEncoder) -> fmt::Result {
-        ("server_name", self.server_name).encode(enc.encode_label())?;
+        ServerLabels {
+            server_name: self.server_name,
+            extra: self.extra,
+        }
+        .encode(enc)?;
         ("address", Shown::Addr(self.address)).encode(enc.encode_label())?;
         ("family", self.family).encode(enc.encode_label())
     }
@@ -779,6 +893,55 @@ mod tests {
         );
         // An empty store renders no per-server families at all.
         assert!(!text.contains("matrix_federation_probe_success"), "{text}");
+    }
+
+    #[test]
+    fn in_flight_guard_servers_and_scrape_duration() {
+        let exporter = ExporterMetrics::new();
+        let render = || {
+            encode(
+                &registry(Arc::new(Store::new()), &exporter),
+                Format::Text004,
+            )
+        };
+        let first = exporter.probe_started();
+        let second = exporter.probe_started();
+        exporter.set_servers(3);
+        exporter.set_scrape_duration(Duration::from_millis(250));
+        let text = render();
+        assert!(
+            text.contains("matrix_federation_exporter_probes_in_flight 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("matrix_federation_exporter_servers 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("matrix_federation_exporter_scrape_duration_seconds 0.25\n"),
+            "{text}"
+        );
+        drop((first, second));
+        assert!(render().contains("matrix_federation_exporter_probes_in_flight 0\n"));
+    }
+
+    #[test]
+    fn reports_only_renders_no_exporter_metrics() {
+        let now = SystemTime::now();
+        let report = Arc::new(ServerReport::timed_out(
+            "a.test",
+            now,
+            Duration::from_secs(2),
+        ));
+        let text = encode_reports_only(&[report], Format::OpenMetrics);
+        assert!(
+            text.contains("matrix_federation_probe_success{server_name=\"a.test\"} 0.0\n"),
+            "{text}"
+        );
+        assert!(text.contains("reason=\"timeout\""), "{text}");
+        assert!(!text.contains("matrix_federation_exporter_"), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+        assert_eq!(encode_reports_only(&[], Format::Text004), "");
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub struct Store {
     /// The configured servers and their extra labels, once `configure` was called. A report of a server not in
     /// it is not stored: a probe that finishes just after its server was removed must not bring it back.
     servers: RwLock<Option<HashMap<String, Arc<Labels>>>>,
+    /// Counts stored reports, so a waiter can learn that a new one arrived.
+    inserted: tokio::sync::watch::Sender<u64>,
 }
 
 impl Store {
@@ -36,6 +38,7 @@ impl Store {
         {
             let report = Arc::new(report);
             self.write().insert(report.server_name.clone(), report);
+            self.inserted.send_modify(|n| *n += 1);
         }
     }
 
@@ -50,6 +53,12 @@ impl Store {
         let mut current = self.servers.write().unwrap_or_else(PoisonError::into_inner);
         self.write().retain(|name, _| servers.contains_key(name));
         *current = Some(servers);
+    }
+
+    /// Changes whenever a report is stored.
+    #[must_use]
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inserted.subscribe()
     }
 
     /// The extra labels of `server_name` (empty when it has none or is unknown).
@@ -71,6 +80,23 @@ impl Store {
     #[must_use]
     pub fn get(&self, server_name: &str) -> Option<Arc<ServerReport>> {
         self.read().get(server_name).cloned()
+    }
+
+    /// Every report with its server's extra labels, sorted by server name. Clones `Arc`s only.
+    #[must_use]
+    pub fn snapshot_labeled(&self) -> Vec<(Arc<ServerReport>, Arc<Labels>)> {
+        let servers = self.servers.read().unwrap_or_else(PoisonError::into_inner);
+        let none = Arc::new(Labels::new());
+        self.read()
+            .values()
+            .map(|r| {
+                let labels = servers
+                    .as_ref()
+                    .and_then(|s| s.get(&r.server_name).cloned())
+                    .unwrap_or_else(|| none.clone());
+                (r.clone(), labels)
+            })
+            .collect()
     }
 
     /// Every report, sorted by server name. Clones `Arc`s only.

@@ -16,10 +16,10 @@ use axum::body::Body;
 use futures_util::FutureExt as _;
 use http::{HeaderMap, Method, Request};
 use http_body_util::BodyExt;
-use matrix_federation_exporter::config::{ApiConfig, Config};
+use matrix_federation_exporter::config::{ApiConfig, Config, ProbeConfig};
 use matrix_federation_exporter::daemon::{self, Exporter};
 use matrix_federation_exporter::env::{Ports, ProbeEnv};
-use matrix_federation_exporter::http::{AppState, MAX_API_PROBES, Prober, router};
+use matrix_federation_exporter::http::{AppState, MAX_API_PROBES, ProbeEndpoint, Prober, router};
 use matrix_federation_exporter::metrics::{self, ExporterMetrics};
 use matrix_federation_exporter::report::{
     AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, KeysReport,
@@ -450,6 +450,8 @@ fn state(store: Arc<Store>, prober: Prober, probe_unconfigured: bool, permits: u
         interval: Duration::from_secs(60),
         probe_unconfigured,
         api_probes: Semaphore::new(permits),
+        exporter: ExporterMetrics::new(),
+        probe: ProbeEndpoint::new(&ProbeConfig::default(), Duration::from_secs(30)),
     }
 }
 

@@ -13,7 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use futures_util::FutureExt as _;
-use matrix_federation_exporter::http::{AppState, MAX_API_PROBES, router};
+use matrix_federation_exporter::config::ProbeConfig;
+use matrix_federation_exporter::http::{AppState, MAX_API_PROBES, ProbeEndpoint, router};
 use matrix_federation_exporter::metrics::{self, ExporterMetrics, Format};
 use matrix_federation_exporter::report::{
     AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, Family, KeysReport, Method,
@@ -503,6 +504,8 @@ fn app() -> (axum::Router, tokio::sync::watch::Sender<bool>) {
         interval: Duration::from_secs(60),
         probe_unconfigured: false,
         api_probes: tokio::sync::Semaphore::new(MAX_API_PROBES),
+        exporter: exporter(),
+        probe: ProbeEndpoint::new(&ProbeConfig::default(), Duration::from_secs(30)),
     };
     (router(Arc::new(state)), tx)
 }
@@ -562,12 +565,21 @@ async fn landing_page_lists_servers_escaped() {
     assert_eq!(status, StatusCode::OK);
     assert!(content_type.starts_with("text/html"), "{content_type}");
     assert!(body.contains("<a href=\"/metrics\">"));
-    assert!(body.contains("<td>example.org</td><td>ok</td>"), "{body}");
+    // One row per server with its status (the status page itself is tested in tests/status.rs).
     assert!(
-        body.contains("<td>broken.test</td><td>failing</td>"),
+        body.contains("data-server=\"example.org\" data-status=\"ok\""),
         "{body}"
     );
-    assert!(body.contains("certificate/cert_expired"), "{body}");
+    assert!(
+        body.contains("data-server=\"broken.test\" data-status=\"failing\""),
+        "{body}"
+    );
+    // The first failure in the row, every failure on the server's page.
+    assert!(body.contains("<code>dns/dns_nxdomain</code>"), "{body}");
+    assert!(body.contains("+5 more"), "{body}");
+    let (status, _, detail) = get(&app, "/server/broken.test", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(detail.contains("certificate/cert_expired"), "{detail}");
     assert!(body.contains("evil&lt;b&gt;&amp;.test"), "{body}");
     assert!(!body.contains("evil<b>"), "{body}");
 }

@@ -101,6 +101,7 @@ async fn exporter_judges_a_real_synapse_healthy() {
         why()
     );
     assert!(address.tls.is_some(), "{}", why());
+    eprintln!("negotiated with Synapse: {:?}", address.tls);
     for phase in [
         Phase::Connect,
         Phase::TlsHandshake,

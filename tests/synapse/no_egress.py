@@ -1,4 +1,5 @@
-"""Runs Synapse's homeserver with a guard that refuses every network operation not aimed at loopback.
+"""Runs Synapse's homeserver with a guard that refuses every network operation not aimed at loopback, for as
+long as the process that started it (the test) lives.
 
 Usage: python no_egress.py EGRESS_LOG -- <arguments of synapse.app.homeserver>
 
@@ -7,12 +8,18 @@ socket module (which is how Twisted, and so Synapse, reaches the network). Anyth
 address or a Unix socket is appended to EGRESS_LOG and refused with PermissionError, so it never leaves the
 machine; tests/synapse.rs fails when EGRESS_LOG is not empty. The homeserver config already turns every
 outbound feature off: this is the proof that it did.
+
+The test kills Synapse when it ends, even when it panics; should the test process itself be killed, Synapse
+notices that its parent is gone within a second and exits too, so no homeserver outlives its test.
 """
 
 import ipaddress
+import os
 import runpy
 import socket
 import sys
+import threading
+import time
 
 if len(sys.argv) < 3 or sys.argv[2] != "--":
     sys.exit("usage: no_egress.py EGRESS_LOG -- <homeserver arguments>")
@@ -75,6 +82,13 @@ def _hook(event, args):
         _refuse(event, args[0])
 
 
+def _exit_with_parent(parent):
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
+
+
+threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
 _OWN_HOSTNAME = socket.gethostname()
 sys.addaudithook(_hook)
 runpy.run_module("synapse.app.homeserver", run_name="__main__", alter_sys=True)

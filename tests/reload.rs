@@ -1,0 +1,212 @@
+//! Reload without restart: `POST /-/reload` and target-file changes add and remove servers (and their series),
+//! keep the results of the others, and a bad config leaves the old one in force with the reload gauge at 0.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::body::Body;
+use http::Request;
+use http_body_util::BodyExt;
+use matrix_federation_exporter::config::Source;
+use matrix_federation_exporter::daemon::{self, Exporter};
+use matrix_federation_exporter::env::{Ports, ProbeEnv};
+use support::{Behaviour, FakeDns, FakeServer, PortAnchor, TIMEOUTS, TestCa, Validity, Zone, keys};
+use tower::ServiceExt;
+
+/// Three healthy homeservers (`a.test`, `b.test`, `c.test` on one explicit port) and a config directory.
+struct World {
+    port: u16,
+    dir: PathBuf,
+    root: PathBuf,
+    dns: FakeDns,
+    ca: TestCa,
+    _servers: Vec<FakeServer>,
+    _anchor: PortAnchor,
+}
+
+impl World {
+    async fn start(label: &str) -> World {
+        let mut anchor = PortAnchor::new();
+        let port = anchor.port;
+        let ca = TestCa::new(label);
+        let names = ["a.test", "b.test", "c.test"];
+        let mut zone = Zone::new();
+        let mut servers = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let ip = std::net::Ipv4Addr::new(127, 0, 0, 2 + u8::try_from(i).unwrap());
+            zone = zone.a(name, ip);
+            let behaviour = Behaviour::Https {
+                leaf: ca.leaf(&[name], Validity::Valid),
+                routes: keys::matrix_routes(&format!("{name}:{port}")),
+            };
+            servers.push(FakeServer::start(anchor.bind(ip), behaviour).await);
+        }
+        let dns = FakeDns::start(zone).await;
+        let dir = std::env::temp_dir().join(format!("mfe-reload-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let root = ca.write_root_pem(&dir);
+        World { port, dir, root, dns, ca, _servers: servers, _anchor: anchor }
+    }
+
+    fn name(&self, host: &str) -> String {
+        format!("{host}:{}", self.port)
+    }
+
+    /// Writes the config file with these servers (and target-file globs) and returns its path.
+    fn write_config(&self, servers: &[&str], target_files: &[&str]) -> PathBuf {
+        let list = |items: Vec<String>| format!("[{}]", items.join(", "));
+        let servers = list(servers.iter().map(|s| format!("\"{}\"", self.name(s))).collect());
+        let globs = list(target_files.iter().map(|g| format!("\"{g}\"")).collect());
+        let text = format!(
+            "servers: {servers}\ntarget_files: {globs}\nprobe:\n  interval: 1h\n\
+             dns:\n  nameservers: [\"{}\"]\ntls:\n  trust_store: webpki\n  ca_files: [\"{}\"]\n",
+            self.dns.addr,
+            self.root.display()
+        );
+        let path = self.dir.join("config.yml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn start_exporter(&self, config: &Path) -> Exporter {
+        let source = Source { file: Some(config.to_owned()), ..Source::default() };
+        let roots = self.ca.root_store();
+        let make_env = Box::new(move |c: &matrix_federation_exporter::config::Config| {
+            // The config's resolver and roots, with the spec ports left alone (every name has an explicit port).
+            let mut env = ProbeEnv::new(&c.dns.nameservers, roots.clone(), Ports::default(), TIMEOUTS)?;
+            env.checks = c.probe.checks;
+            Ok(env)
+        });
+        daemon::start_reloadable(source, make_env).unwrap()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn request(exporter: &Exporter, method: &str, path: &str) -> (u16, String) {
+    let request = Request::builder().method(method).uri(path).body(Body::empty()).unwrap();
+    let response = exporter.router.clone().oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+/// Waits (bounded) until `server_name` has a report.
+async fn probed(exporter: &Exporter, server_name: &str) {
+    let mut changes = exporter.reports();
+    let wait = changes.wait_for(|_| exporter.report(server_name).is_some());
+    tokio::time::timeout(Duration::from_secs(20), wait)
+        .await
+        .unwrap_or_else(|_| panic!("{server_name} was never probed"))
+        .unwrap();
+}
+
+fn series_of(metrics: &str, server_name: &str) -> usize {
+    let needle = format!("server_name=\"{server_name}\"");
+    metrics.lines().filter(|l| l.contains(&needle)).count()
+}
+
+#[tokio::test]
+async fn reload_adds_and_removes_servers_and_a_bad_config_keeps_the_old_one() {
+    let world = World::start("api").await;
+    let config = world.write_config(&["a.test", "b.test"], &[]);
+    let exporter = world.start_exporter(&config);
+    let mut ready = exporter.ready.clone();
+    tokio::time::timeout(Duration::from_secs(20), ready.wait_for(|r| *r)).await.unwrap().unwrap();
+    let (a, b, c) = (world.name("a.test"), world.name("b.test"), world.name("c.test"));
+    let (_, m) = request(&exporter, "GET", "/metrics").await;
+    assert!(series_of(&m, &a) > 10 && series_of(&m, &b) > 10, "{m}");
+    let a_before = exporter.report(&a).unwrap();
+
+    // b goes, c comes.
+    world.write_config(&["a.test", "c.test"], &[]);
+    let (status, body) = request(&exporter, "POST", "/-/reload").await;
+    assert_eq!(status, 200, "{body}");
+    let (_, m) = request(&exporter, "GET", "/metrics").await;
+    assert_eq!(series_of(&m, &b), 0, "removed at once\n{m}");
+    assert!(m.contains("matrix_federation_exporter_config_last_reload_successful 1"), "{m}");
+    probed(&exporter, &c).await;
+    let (_, m) = request(&exporter, "GET", "/metrics").await;
+    assert!(series_of(&m, &c) > 10, "{m}");
+    // a kept its result (its hourly probe did not run again).
+    assert!(std::sync::Arc::ptr_eq(&a_before, &exporter.report(&a).unwrap()));
+
+    // A bad config is refused: 500 with the reason, the old list stays, the gauge says so.
+    std::fs::write(&config, "servers: [\"https://a.test\"]\n").unwrap();
+    let (status, body) = request(&exporter, "POST", "/-/reload").await;
+    assert_eq!(status, 500);
+    assert!(body.contains("servers[0]") && body.contains("invalid server name"), "{body}");
+    let (_, m) = request(&exporter, "GET", "/metrics").await;
+    assert!(m.contains("matrix_federation_exporter_config_last_reload_successful 0"), "{m}");
+    assert!(series_of(&m, &a) > 10 && series_of(&m, &c) > 10, "the old configuration stays\n{m}");
+    // PUT works as well (as for Prometheus), GET does not reload.
+    world.write_config(&["a.test"], &[]);
+    assert_eq!(request(&exporter, "GET", "/-/reload").await.0, 405);
+    assert_eq!(request(&exporter, "PUT", "/-/reload").await.0, 200);
+    let (_, m) = request(&exporter, "GET", "/metrics").await;
+    assert_eq!(series_of(&m, &c), 0);
+    assert!(m.contains("matrix_federation_exporter_config_last_reload_successful 1"), "{m}");
+}
+
+#[tokio::test]
+async fn a_target_file_edit_is_picked_up_without_a_signal_and_its_labels_are_added() {
+    let world = World::start("files").await;
+    let targets = world.dir.join("targets");
+    std::fs::create_dir_all(&targets).unwrap();
+    let file = targets.join("team.json");
+    let (a, b) = (world.name("a.test"), world.name("b.test"));
+    std::fs::write(&file, format!(r#"[{{"targets": ["{a}"], "labels": {{"team": "blue"}}}}]"#)).unwrap();
+    let config = world.write_config(&[], &["targets/*.json"]);
+    let exporter = world.start_exporter(&config);
+    let watcher = exporter.watch_target_files();
+    probed(&exporter, &a).await;
+    let (_, m) = request(&exporter, "GET", "/metrics").await;
+    assert!(
+        m.contains(&format!(r#"matrix_federation_probe_success{{server_name="{a}",team="blue"}} 1"#)),
+        "{m}"
+    );
+
+    // Edit the file: b comes with its own label, a goes. No signal, no request.
+    std::fs::write(&file, format!(r#"[{{"targets": ["{b}"], "labels": {{"team": "green"}}}}]"#)).unwrap();
+    probed(&exporter, &b).await;
+    let (_, m) = request(&exporter, "GET", "/metrics").await;
+    assert_eq!(series_of(&m, &a), 0, "{m}");
+    assert!(m.contains(&format!(r#"server_name="{b}",team="green""#)), "{m}");
+    watcher.abort();
+}
+
+#[tokio::test]
+async fn bad_target_files_are_refused_with_a_precise_message() {
+    let world = World::start("bad").await;
+    let dir = world.dir.join("t");
+    std::fs::create_dir_all(&dir).unwrap();
+    let a = world.name("a.test");
+    let cases: &[(&str, String, &str)] = &[
+        ("nothing.json", String::new(), "matches no file"),
+        ("broken.json", "[{\"targets\": [".to_owned(), "not a file_sd JSON list"),
+        ("clash.json", format!(r#"[{{"targets": ["{a}"], "labels": {{"reason": "x"}}}}]"#), "clashes"),
+        ("dup.json", format!(r#"[{{"targets": ["{a}", "{a}"]}}]"#), "is already listed"),
+        ("name.yml", "- targets: [\"https://x.test\"]\n".to_owned(), "[0].targets[0]: invalid server name"),
+    ];
+    for (file, content, want) in cases {
+        if !content.is_empty() {
+            std::fs::write(dir.join(file), content).unwrap();
+        }
+        let config = world.write_config(&[], &[&format!("t/{file}")]);
+        let source = Source { file: Some(config), ..Source::default() };
+        let error = match daemon::start_reloadable(source, Box::new(ProbeEnv::from_config)) {
+            Ok(_) => panic!("{file} was accepted"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(error.contains(want), "{file}: {error}");
+        assert!(error.contains(file), "{file}: the message names the file: {error}");
+        let _ = std::fs::remove_file(dir.join(file));
+    }
+}
