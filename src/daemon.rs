@@ -190,7 +190,7 @@ impl Exporter {
         match &result {
             Ok(()) => tracing::info!(servers = running.scheduler.len(), "configuration reloaded"),
             Err(e) => {
-                tracing::error!("reload failed, the previous configuration stays in force: {e:#}")
+                tracing::error!("reload failed, the previous configuration stays in force: {e:#}");
             }
         }
         result
@@ -242,7 +242,8 @@ impl Exporter {
     }
 
     /// Polls the target files every [`TARGET_FILES_POLL`] and reloads when they change, without a signal
-    /// (`run` starts this).
+    /// (`run` starts this). The task keeps the exporter alive until it is aborted.
+    #[must_use]
     pub fn watch_target_files(&self) -> tokio::task::JoinHandle<()> {
         tokio::spawn(reload_on_target_file_change(self.clone()))
     }

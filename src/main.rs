@@ -165,7 +165,7 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
     init_logging(cli.log_level, cli.log_format)?;
-    let (source, config, listen) = settings(cli).map_err(UsageError)?;
+    let (source, config, targets, listen) = settings(cli).map_err(UsageError)?;
     let web = cli
         .web_config_file
         .as_deref()
@@ -174,7 +174,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         .map_err(|e| UsageError(e.into()))?;
 
     if cli.check_config {
-        let mut out = describe(cli, &config, listen);
+        let mut out = describe(cli, &config, &targets, listen);
         out.push('\n');
         std::io::stdout()
             .lock()
@@ -183,7 +183,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    if config.servers.is_empty() {
+    if targets.is_empty() {
         tracing::warn!(
             "no servers to probe: give --target or `servers` in --config.file; /metrics will be empty"
         );
@@ -191,7 +191,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         listen = %listen,
-        servers = config.servers.len(),
+        servers = targets.len(),
         "starting matrix-federation-exporter"
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -203,7 +203,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
 
 /// The validated settings from the command line, config file and target files: every usage and config error
 /// comes from here. The source is kept so that a reload reads the same file and flags again.
-fn settings(cli: &Cli) -> anyhow::Result<(Source, Config, SocketAddr)> {
+fn settings(cli: &Cli) -> anyhow::Result<(Source, Config, Vec<targets::Target>, SocketAddr)> {
     let listen = parse_listen_address(&cli.listen_address)
         .with_context(|| format!("--web.listen-address {:?}", cli.listen_address))?;
     let mut targets = Vec::with_capacity(cli.targets.len());
@@ -218,13 +218,18 @@ fn settings(cli: &Cli) -> anyhow::Result<(Source, Config, SocketAddr)> {
     };
     let config = source.load()?;
     // The target files must be readable at start too; a reload that breaks them keeps the old list.
-    targets::resolve(&config)?;
-    Ok((source, config, listen))
+    let targets = targets::resolve(&config)?;
+    Ok((source, config, targets, listen))
 }
 
 /// The config file (or the defaults) with the `--ca-file` PEMs added to `tls.ca_files`.
 fn load_config(file: Option<&Path>, ca_files: &[PathBuf]) -> anyhow::Result<Config> {
-    Source { file: file.map(Path::to_owned), ca_files: ca_files.to_vec(), ..Source::default() }.load()
+    Source {
+        file: file.map(Path::to_owned),
+        ca_files: ca_files.to_vec(),
+        ..Source::default()
+    }
+    .load()
 }
 
 /// `check NAME...`: probes every name once (at most `probe.concurrency` at a time), prints the reports in
@@ -305,7 +310,7 @@ fn parse_listen_address(text: &str) -> anyhow::Result<SocketAddr> {
 }
 
 /// The `--check-config` report: what would be probed, and with which effective settings.
-fn describe(cli: &Cli, config: &Config, listen: SocketAddr) -> String {
+fn describe(cli: &Cli, config: &Config, targets: &[targets::Target], listen: SocketAddr) -> String {
     let d = humantime::format_duration;
     let p = &config.probe;
     let t = &p.timeouts;
@@ -318,10 +323,11 @@ fn describe(cli: &Cli, config: &Config, listen: SocketAddr) -> String {
         Some(path) => line("config file", &path.display()),
         None => line("config file", &"none (defaults)"),
     }
-    line("servers", &config.servers.len());
+    line("servers", &targets.len());
+    line("target_files", &config.target_files.join(", "));
     let in_shard = |name: &ServerName| config.shard.is_none_or(|shard| shard.contains(name));
     if let Some(shard) = config.shard {
-        let mine = config.servers.iter().filter(|name| in_shard(name)).count();
+        let mine = targets.iter().filter(|t| in_shard(&t.name)).count();
         line("shard", &format_args!("{shard} ({mine} of these servers)"));
     }
     line("probe.interval", &d(p.interval));
@@ -354,8 +360,17 @@ fn describe(cli: &Cli, config: &Config, listen: SocketAddr) -> String {
     }
     let _ = writeln!(out, "web.listen-address: {listen}");
     let _ = writeln!(out, "would probe:");
-    for server in config.servers.iter().filter(|name| in_shard(name)) {
-        let _ = writeln!(out, "  {server}");
+    for target in targets.iter().filter(|t| in_shard(&t.name)) {
+        let labels: Vec<String> = target
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect();
+        if labels.is_empty() {
+            let _ = writeln!(out, "  {}", target.name);
+        } else {
+            let _ = writeln!(out, "  {} {{{}}}", target.name, labels.join(", "));
+        }
     }
     out.truncate(out.trim_end().len());
     out

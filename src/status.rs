@@ -843,7 +843,11 @@ impl fmt::Display for Expiry {
 /// `<time>` with a relative text (`12 s ago`) and the absolute UTC time as its title.
 fn time_tag(t: SystemTime, now: SystemTime) -> String {
     let secs = unix(t);
-    let delta = unix(now) - secs;
+    // The exact difference, in whole seconds towards zero (not a difference of two rounded timestamps).
+    let delta = match now.duration_since(t) {
+        Ok(ago) => i64::try_from(ago.as_secs()).unwrap_or(i64::MAX),
+        Err(ahead) => -i64::try_from(ahead.duration().as_secs()).unwrap_or(i64::MAX),
+    };
     let rel = |n: i64| match n {
         0..60 => format!("{n} s"),
         60..3_600 => format!("{} min", n / 60),
