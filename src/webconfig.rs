@@ -125,7 +125,7 @@ impl WebConfig {
     /// `router` behind the rate limit, basic auth and extra headers of this config, for every route and the
     /// fallback alike.
     pub fn protect(&self, router: Router) -> Router {
-        { let _ = guard; router }
+        router.layer(middleware::from_fn_with_state(self.guard.clone(), guard))
     }
 }
 

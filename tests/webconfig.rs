@@ -634,6 +634,19 @@ fn client_ca_and_leaf() -> (String, Leaf) {
 // ---------------------------------------------------------------------------------------------------------------
 // The real binary
 
+/// The exporter process, killed if the test fails before stopping it (a leaked child would also keep the test
+/// harness's output pipe open).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 #[test]
 fn the_binary_serves_tls_with_basic_auth_and_stops_on_sigterm() {
     let dir = TempDir::new("binary");
@@ -651,15 +664,18 @@ fn the_binary_serves_tls_with_basic_auth_and_stops_on_sigterm() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_matrix-federation-exporter"))
-        .args(["--config.file", config.to_str().unwrap()])
-        .args(["--web.listen-address", &listen.to_string()])
-        .args(["--web.config.file", web.to_str().unwrap()])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_matrix-federation-exporter"))
+            .args(["--config.file", config.to_str().unwrap()])
+            .args(["--web.listen-address", &listen.to_string()])
+            .args(["--web.config.file", web.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
 
-    let stderr = child.stderr.take().unwrap();
+    let stderr = child.0.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -671,9 +687,8 @@ fn the_binary_serves_tls_with_basic_auth_and_stops_on_sigterm() {
     // Wait (bounded) until the port accepts connections.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(listen).is_err() {
-        let exited = child.try_wait().unwrap();
+        let exited = child.0.try_wait().unwrap();
         if exited.is_some() || std::time::Instant::now() > deadline {
-            let _ = child.kill();
             let log: Vec<String> = rx.try_iter().collect();
             panic!("not listening ({exited:?}); log:\n{}", log.join("\n"));
         }
@@ -702,11 +717,11 @@ fn the_binary_serves_tls_with_basic_auth_and_stops_on_sigterm() {
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
 
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let exit = child.wait().unwrap();
+    let exit = child.0.wait().unwrap();
     assert_eq!(exit.code(), Some(0), "clean exit on SIGTERM");
 }
 
