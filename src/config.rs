@@ -103,6 +103,8 @@ pub struct Source {
     pub ca_files: Vec<PathBuf>,
     /// `--shard i/n`.
     pub shard: Option<Shard>,
+    /// `--probe.allow-private-addresses`: sets `probe.allow_private_addresses` whatever the file says.
+    pub allow_private_addresses: bool,
 }
 
 impl Source {
@@ -125,6 +127,9 @@ impl Source {
             }
         }
         config.shard = self.shard;
+        if self.allow_private_addresses {
+            config.probe.allow_private_addresses = true;
+        }
         Ok(config)
     }
 }
@@ -222,6 +227,11 @@ pub struct ProbeConfig {
     pub max_concurrent_probes: usize,
     /// `GET /probe`: the server names it may probe, each pattern matching a whole name. Empty allows every name.
     pub allowed_targets: Vec<TargetPattern>,
+    /// Probe addresses in the ranges default-configured peers refuse (loopback, private, link-local, CGNAT,
+    /// documentation, reserved, multicast, unspecified; see `addresses.rs`) as if they were public, for a
+    /// private federation. Off (the default): such addresses are not probed, and a server with nothing else
+    /// fails with `address_not_public`.
+    pub allow_private_addresses: bool,
 }
 
 /// A `probe.allowed_targets` entry: a regular expression (`regex-lite` syntax) that must match the whole server
@@ -324,6 +334,7 @@ impl Default for ProbeConfig {
             max_timeout: None,
             max_concurrent_probes: DEFAULT_MAX_CONCURRENT_PROBES,
             allowed_targets: Vec::new(),
+            allow_private_addresses: false,
         }
     }
 }
@@ -369,6 +380,7 @@ struct RawProbe {
     max_timeout: Option<Duration>,
     max_concurrent_probes: Option<usize>,
     allowed_targets: Option<Vec<String>>,
+    allow_private_addresses: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -603,6 +615,7 @@ impl RawProbe {
             max_timeout: self.max_timeout,
             max_concurrent_probes,
             allowed_targets,
+            allow_private_addresses: self.allow_private_addresses.unwrap_or(false),
         })
     }
 }
@@ -635,6 +648,12 @@ fn parse_nameserver(text: &str) -> Option<SocketAddr> {
 /// serde-saphyr's message, without its source snippet and location suffix, on one line; the location goes in
 /// front as `line L column C: `.
 fn yaml_error(err: &serde_saphyr::Error) -> ConfigErrorKind {
+    let (line, column, message) = yaml_parts(err);
+    ConfigErrorKind::Yaml { line, column, message }
+}
+
+/// A YAML error as its line, column and one-line message (shared by every YAML file the exporter reads).
+pub(crate) fn yaml_parts(err: &serde_saphyr::Error) -> (Option<u64>, Option<u64>, String) {
     struct NoLocation;
     impl serde_saphyr::Localizer for NoLocation {
         fn attach_location<'a>(
@@ -656,14 +675,11 @@ fn yaml_error(err: &serde_saphyr::Error) -> ConfigErrorKind {
     let location = err
         .location()
         .filter(|l| *l != serde_saphyr::Location::UNKNOWN);
-    ConfigErrorKind::Yaml {
-        line: location.map(|l| l.line()),
-        column: location.map(|l| l.column()),
-        message,
-    }
+    (location.map(|l| l.line()), location.map(|l| l.column()), message)
 }
 
-fn position_prefix(line: Option<u64>, column: Option<u64>) -> String {
+/// `line L column C: ` (or less, as far as the position is known).
+pub(crate) fn position_prefix(line: Option<u64>, column: Option<u64>) -> String {
     match (line, column) {
         (Some(line), Some(column)) => format!("line {line} column {column}: "),
         (Some(line), None) => format!("line {line}: "),
@@ -755,6 +771,27 @@ mod tests {
         .map(|s| s.parse().unwrap())
         .collect();
         assert_eq!(c.dns.nameservers, want);
+    }
+
+    #[test]
+    fn allow_private_addresses_comes_from_the_file_or_the_flag() {
+        assert!(!Config::default().probe.allow_private_addresses);
+        let on = Config::from_yaml("probe:\n  allow_private_addresses: true\n").unwrap();
+        assert!(on.probe.allow_private_addresses);
+        let dir = std::env::temp_dir().join(format!("mfe-config-private-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("config.yml");
+        std::fs::write(&file, "probe:\n  allow_private_addresses: false\n").unwrap();
+        let mut source = Source {
+            file: Some(file),
+            ..Source::default()
+        };
+        assert!(!source.load().unwrap().probe.allow_private_addresses);
+        // The flag wins over the file, and keeps applying on every load (a reload reads the source again).
+        source.allow_private_addresses = true;
+        assert!(source.load().unwrap().probe.allow_private_addresses);
+        assert!(source.load().unwrap().probe.allow_private_addresses);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

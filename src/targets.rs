@@ -5,7 +5,6 @@
 //! reads files; it does not watch them (`daemon.rs` polls their signatures) and does not probe.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -194,17 +193,43 @@ fn read_file(
     }
     let text =
         std::fs::read_to_string(path).map_err(|e| file_error(format!("cannot read: {e}")))?;
+    parse_text(path, &text, targets, origin)
+}
+
+/// The targets of one `file_sd` file's `text` alone (JSON when `path` ends in `.json`, else YAML), judged as a
+/// reload judges them; `path` only names the file in errors. For tests and fuzzing.
+pub fn parse_file(path: &Path, text: &str) -> Result<Vec<Target>, TargetsError> {
+    let mut targets = Vec::new();
+    parse_text(path, text, &mut targets, &mut BTreeMap::new())?;
+    Ok(targets)
+}
+
+/// Adds the groups of one target file's `text` to `targets`; `origin` says where each name seen so far is listed.
+fn parse_text(
+    path: &Path,
+    text: &str,
+    targets: &mut Vec<Target>,
+    origin: &mut BTreeMap<String, String>,
+) -> Result<(), TargetsError> {
+    let file_error = |message: String| TargetsError::File {
+        file: path.to_owned(),
+        message,
+    };
     let is_json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     let groups: Vec<Group> = if text.trim().is_empty() {
         Vec::new()
     } else if is_json {
-        serde_json::from_str(&text)
+        serde_json::from_str(text)
             .map_err(|e| file_error(format!("not a file_sd JSON list: {e}")))?
     } else {
-        serde_saphyr::from_str(&text)
-            .map_err(|e| file_error(format!("not a file_sd YAML list: {}", one_line(&e))))?
+        serde_saphyr::from_str(text)
+            .map_err(|e| {
+                let (line, column, message) = crate::config::yaml_parts(&e);
+                let at = crate::config::position_prefix(line, column);
+                file_error(format!("{at}not a file_sd YAML list: {message}"))
+            })?
     };
     for (group, g) in groups.into_iter().enumerate() {
         for name in g.labels.keys() {
@@ -267,9 +292,6 @@ fn check_label(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn one_line(e: &impl fmt::Display) -> String {
-    e.to_string().lines().next().unwrap_or_default().to_owned()
-}
 
 #[cfg(test)]
 mod tests {

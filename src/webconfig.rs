@@ -213,7 +213,7 @@ pub enum WebConfigErrorKind {
     #[error("cannot read: {0}")]
     Read(std::io::Error),
     /// YAML syntax, an unknown key or a value of the wrong type, as reported by the YAML parser.
-    #[error("{}{message}", position_prefix(*.line, *.column))]
+    #[error("{}{message}", crate::config::position_prefix(*.line, *.column))]
     Yaml {
         line: Option<u64>,
         column: Option<u64>,
@@ -237,42 +237,10 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> WebConfigError
     }
 }
 
-fn position_prefix(line: Option<u64>, column: Option<u64>) -> String {
-    match (line, column) {
-        (Some(line), Some(column)) => format!("line {line} column {column}: "),
-        (Some(line), None) => format!("line {line}: "),
-        _ => String::new(),
-    }
-}
-
-/// serde-saphyr's message, without its source snippet and location suffix, on one line (as in `config.rs`).
+/// serde-saphyr's message on one line, as for the main config.
 fn yaml_error(err: &serde_saphyr::Error) -> WebConfigErrorKind {
-    struct NoLocation;
-    impl serde_saphyr::Localizer for NoLocation {
-        fn attach_location<'a>(
-            &self,
-            base: std::borrow::Cow<'a, str>,
-            _: serde_saphyr::Location,
-        ) -> std::borrow::Cow<'a, str> {
-            base
-        }
-    }
-    let formatter = serde_saphyr::DefaultMessageFormatter.with_localizer(&NoLocation);
-    let mut options = serde_saphyr::RenderOptions::new(&formatter);
-    options.snippets = serde_saphyr::SnippetMode::Off;
-    let message = err
-        .render_with_options(options)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    let location = err
-        .location()
-        .filter(|l| *l != serde_saphyr::Location::UNKNOWN);
-    WebConfigErrorKind::Yaml {
-        line: location.map(|l| l.line()),
-        column: location.map(|l| l.column()),
-        message,
-    }
+    let (line, column, message) = crate::config::yaml_parts(err);
+    WebConfigErrorKind::Yaml { line, column, message }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
