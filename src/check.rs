@@ -9,8 +9,8 @@ use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::report::{
-    AddressReport, CertFacts, Failure, Family, KeysReport, Method, Phase, Reason, ServerReport,
-    Stage, Step, TargetReport, WellKnownOutcome,
+    AddressReport, CertFacts, Failure, Family, KeysReport, Method, Phase, Reason, RefusedAddress,
+    ServerReport, ServerWarning, Stage, Step, TargetReport, Warning, WellKnownOutcome,
 };
 
 /// The whole report of one server: verdict, discovery path, every address, and each failure with its fix.
@@ -27,12 +27,18 @@ pub fn render(report: &ServerReport, now: SystemTime, colour: bool) -> String {
         p.bad("✘ federation fails")
     };
     let failing = report.addresses.iter().filter(|a| !a.success()).count();
+    let refused = report.discovery.refused.len();
     let _ = writeln!(out, "{}: {verdict}", p.bold(&report.server_name));
     let _ = writeln!(
         out,
-        "  {} · {} failing · probe took {}",
+        "  {} · {} failing{} · probe took {}",
         count(report.addresses.len(), "address", "addresses"),
         failing,
+        if refused > 0 {
+            format!(" · {refused} not probed (peers refuse them)")
+        } else {
+            String::new()
+        },
         ms(report.duration),
     );
 
@@ -64,15 +70,64 @@ pub fn render(report: &ServerReport, now: SystemTime, colour: bool) -> String {
     for failure in &report.failures {
         write_failure(&mut out, &p, failure, report, None);
     }
+    let warnings = report.warnings();
+    for warning in warnings.iter().filter(|w| w.address.is_none()) {
+        write_warning(&mut out, &p, warning);
+    }
 
     let _ = writeln!(out, "\n{}", p.bold("Addresses"));
-    if report.addresses.is_empty() {
+    if report.addresses.is_empty() && d.refused.is_empty() {
         let _ = writeln!(out, "  none: discovery found nothing to connect to");
     }
     for address in &report.addresses {
         write_address(&mut out, &p, report, address, now);
     }
+    for r in &d.refused {
+        write_refused(&mut out, &p, r, &warnings);
+    }
     out
+}
+
+/// An address the public-federation view left unprobed, with its warning (when some other address was probed).
+fn write_refused(out: &mut String, p: &Paint, r: &RefusedAddress, warnings: &[ServerWarning]) {
+    let _ = writeln!(
+        out,
+        "  {} {} ({}, from {}) · {}: not probed, default-configured peers refuse it",
+        p.warn("⚠"),
+        p.bold(&r.address.to_string()),
+        r.family(),
+        r.target_host,
+        r.class()
+    );
+    for warning in warnings.iter().filter(|w| w.address == Some(r.address)) {
+        write_warning(out, p, warning);
+    }
+}
+
+fn write_warning(out: &mut String, p: &Paint, warning: &ServerWarning) {
+    let _ = writeln!(
+        out,
+        "      {} {}",
+        p.warn(&format!("⚠ warning/{}:", warning.warning)),
+        warning.message
+    );
+    let _ = writeln!(out, "        fix: {}", warning_hint(warning.warning));
+}
+
+/// What to do about a warning, in plain words.
+#[must_use]
+pub fn warning_hint(warning: Warning) -> &'static str {
+    match warning {
+        Warning::AddressNotPublic => {
+            "default-configured peers skip this address and use the others: remove it from public DNS (often \
+             an internal address leaking through split-horizon DNS); if it is there on purpose for a private \
+             federation, set probe.allow_private_addresses"
+        }
+        Warning::SrvTargetCname => {
+            "point the SRV record at the canonical host name (the name the CNAME leads to), which has the A/AAAA \
+             records"
+        }
+    }
 }
 
 /// Several reports in argument order, a blank line apart, then (for more than one) a one-line summary.
@@ -231,6 +286,12 @@ pub fn hint(failure: &Failure, report: &ServerReport, address: Option<&AddressRe
         Reason::KeysExpired => "the key document's valid_until_ts is missing or in the past: the homeserver \
              does not refresh it; check its clock and restart it"
             .to_owned(),
+        Reason::AddressNotPublic => format!(
+            "peers with a default configuration refuse loopback, private, link-local, CGNAT, documentation and \
+             other reserved addresses (Synapse's ip_range_blacklist): publish public A/AAAA records for \
+             {host} (check with a public resolver if your network answers differently); to monitor a private \
+             federation, set probe.allow_private_addresses (--probe.allow-private-addresses)"
+        ),
     }
 }
 
@@ -408,12 +469,18 @@ fn write_address(
     } else {
         p.bad("✘")
     };
+    let class = a.class();
     let _ = writeln!(
         out,
-        "  {mark} {} ({}, from {})",
+        "  {mark} {} ({}, from {}){}",
         p.bold(&a.address.to_string()),
         a.family(),
-        a.target_host
+        a.target_host,
+        if class.is_public() {
+            String::new()
+        } else {
+            format!(" · {class}")
+        }
     );
 
     let phases: Vec<String> = a
@@ -601,7 +668,8 @@ fn date(secs: i64) -> String {
         .replacen('T', " ", 1)
 }
 
-fn unix(t: SystemTime) -> i64 {
+/// Unix seconds (negative before 1970).
+pub(crate) fn unix(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
@@ -609,7 +677,7 @@ fn unix(t: SystemTime) -> i64 {
 }
 
 /// Milliseconds, with one decimal under 10 ms.
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     let millis = d.as_secs_f64() * 1000.0;
     if millis < 10.0 {
         format!("{millis:.1} ms")
@@ -618,7 +686,8 @@ fn ms(d: Duration) -> String {
     }
 }
 
-fn count(n: usize, one: &str, many: &str) -> String {
+/// `1 address`, `3 addresses`.
+pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
     if n == 1 {
         format!("1 {one}")
     } else {
@@ -764,6 +833,7 @@ mod tests {
                     (Step::AddressLookup, Duration::from_millis(2)),
                 ],
                 truncated: false,
+                refused: Vec::new(),
             },
             addresses: vec![v4, v6],
             failures: Vec::new(),
@@ -837,6 +907,7 @@ mod tests {
                     (Step::AddressLookup, Duration::from_millis(2)),
                 ],
                 truncated: false,
+                refused: Vec::new(),
             },
             addresses: vec![a],
             failures: Vec::new(),
@@ -945,6 +1016,87 @@ mod tests {
                 "none: discovery found nothing to connect to",
             ],
         );
+    }
+
+    fn refused(addr: &str, host: &str) -> RefusedAddress {
+        RefusedAddress {
+            address: addr.parse().unwrap(),
+            target_host: host.to_owned(),
+        }
+    }
+
+    #[test]
+    fn only_refused_addresses_fail_with_the_fix_and_are_listed() {
+        let mut report = delegated_ok();
+        report.addresses.clear();
+        report.discovery.refused = vec![
+            refused("10.0.0.5:443", "matrix.example.org"),
+            refused("[::1]:443", "matrix.example.org"),
+        ];
+        report.failures = vec![Failure::new(
+            Stage::Discovery,
+            Reason::AddressNotPublic,
+            "unreachable for default-configured peers: every address is in a range Synapse refuses",
+        )];
+        let text = render(&report, now(), false);
+        assert_contains(
+            &text,
+            &[
+                "example.org: ✘ federation fails",
+                "0 addresses · 0 failing · 2 not probed (peers refuse them)",
+                "✘ discovery/address_not_public: unreachable for default-configured peers",
+                "fix: peers with a default configuration refuse loopback, private",
+                "publish public A/AAAA records for matrix.example.org",
+                "set probe.allow_private_addresses (--probe.allow-private-addresses)",
+                "⚠ 10.0.0.5:443 (ipv4, from matrix.example.org) · private: not probed, default-configured \
+                 peers refuse it",
+                "⚠ [::1]:443 (ipv6, from matrix.example.org) · loopback: not probed",
+            ],
+        );
+        assert!(!text.contains("none: discovery found nothing"), "{text}");
+        assert!(
+            !text.contains("warning/"),
+            "all refused is a failure, not warnings:\n{text}"
+        );
+    }
+
+    #[test]
+    fn warnings_do_not_fail_and_come_with_a_fix() {
+        let mut report = delegated_ok();
+        report.discovery.refused = vec![refused("192.168.1.7:443", "matrix.example.org")];
+        report.discovery.targets[0].srv = Some(SrvInfo {
+            priority: 0,
+            weight: 0,
+        });
+        let text = render(&report, now(), false);
+        assert_contains(
+            &text,
+            &[
+                "example.org: ✔ federation works",
+                "1 address · 0 failing · 1 not probed (peers refuse them)",
+                "⚠ warning/srv_target_cname: SRV target matrix.example.org is a CNAME",
+                "fix: point the SRV record at the canonical host name",
+                "⚠ 192.168.1.7:443 (ipv4, from matrix.example.org) · private: not probed",
+                "⚠ warning/address_not_public: 192.168.1.7:443 (from matrix.example.org) is a private address",
+                "fix: default-configured peers skip this address and use the others",
+            ],
+        );
+    }
+
+    #[test]
+    fn non_public_probed_addresses_show_their_class() {
+        let text = render(&srv_mismatch(), now(), false);
+        assert_contains(
+            &text,
+            &[
+                "✘ 203.0.113.5:8448 (ipv4, from matrix.example.com) · documentation\n",
+                "✘ [2001:db8::5]:8448 (ipv6, from matrix.example.com) · documentation\n",
+            ],
+        );
+        let mut public = delegated_ok();
+        public.addresses[0].address = "8.8.8.8:443".parse().unwrap();
+        let text = render(&public, now(), false);
+        assert_contains(&text, &["✔ 8.8.8.8:443 (ipv4, from matrix.example.org)\n"]);
     }
 
     #[test]

@@ -171,24 +171,9 @@ async fn probe_handler(
     RawQuery(query): RawQuery,
 ) -> Response {
     let format = Format::from_accept(headers.get(ACCEPT).and_then(|v| v.to_str().ok()));
-    let raw = query
-        .and_then(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k == "target")
-                .map(|(_, v)| v.into_owned())
-        })
-        .unwrap_or_default();
-    if raw.is_empty() {
-        return text_error(StatusCode::BAD_REQUEST, "Missing target parameter");
-    }
-    let name = match ServerName::parse(&raw) {
+    let name = match server_name_param(query.as_deref(), "target", "target") {
         Ok(name) => name,
-        Err(e) => {
-            return text_error(
-                StatusCode::BAD_REQUEST,
-                &format!("Invalid target {raw:?}: {e}"),
-            );
-        }
+        Err(response) => return response,
     };
     let endpoint = &state.probe;
     if !endpoint.allows(name.as_str()) {
@@ -307,29 +292,38 @@ async fn api(
     if method != Method::GET {
         return text_error(StatusCode::METHOD_NOT_ALLOWED, "Unsupported method");
     }
-    let raw = query
-        .and_then(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k == "server_name")
-                .map(|(_, v)| v.into_owned())
-        })
-        .unwrap_or_default();
-    if raw.is_empty() {
-        return text_error(StatusCode::BAD_REQUEST, "Missing server_name parameter");
-    }
-    let name = match ServerName::parse(&raw) {
+    let name = match server_name_param(query, "server_name", "server name") {
         Ok(name) => name,
-        Err(e) => {
-            return text_error(
-                StatusCode::BAD_REQUEST,
-                &format!("Invalid server name {raw:?}: {e}"),
-            );
-        }
+        Err(response) => return response,
     };
     match current_report(state, name).await {
         Ok(report) => render(&report),
         Err(response) => response,
     }
+}
+
+/// The server name in query parameter `key`, or the 400 answer: "Missing KEY parameter" or
+/// "Invalid WHAT "...": reason".
+fn server_name_param(query: Option<&str>, key: &str, what: &str) -> Result<ServerName, Response> {
+    let raw = query
+        .and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.into_owned())
+        })
+        .unwrap_or_default();
+    if raw.is_empty() {
+        return Err(text_error(
+            StatusCode::BAD_REQUEST,
+            &format!("Missing {key} parameter"),
+        ));
+    }
+    ServerName::parse(&raw).map_err(|e| {
+        text_error(
+            StatusCode::BAD_REQUEST,
+            &format!("Invalid {what} {raw:?}: {e}"),
+        )
+    })
 }
 
 /// The stored report of a configured server while it is fresh; otherwise a new probe (stored for configured

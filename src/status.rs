@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::http::header::{CONTENT_TYPE, HeaderName};
 use axum::response::{IntoResponse, Response};
 
-use crate::check;
+use crate::check::{self, count, ms, unix};
 use crate::http::AppState;
 use crate::report::{
     AddressReport, CertFacts, Failure, KeysReport, Method, ServerReport, WellKnownOutcome,
@@ -402,7 +402,7 @@ pub fn server_page(name: &str, report: Option<&ServerReport>, now: SystemTime) -
         "<p class=\"meta\">Probed {} · took {} · {} · {failing} failing</p></header>\n<main>\n",
         time_tag(r.finished_at, now),
         ms(r.duration),
-        plural(r.addresses.len(), "address", "addresses"),
+        count(r.addresses.len(), "address", "addresses"),
     );
 
     let total = all_failures(r).count();
@@ -824,13 +824,13 @@ impl fmt::Display for Expiry {
                 if ago == 0 {
                     "expired today".to_owned()
                 } else {
-                    format!("expired {} ago", plural(ago as usize, "day", "days"))
+                    format!("expired {} ago", count(ago as usize, "day", "days"))
                 },
             )
         } else if days < WARN_DAYS {
-            ("warn", plural(days as usize, "day", "days"))
+            ("warn", count(days as usize, "day", "days"))
         } else {
-            ("ok", plural(days as usize, "day", "days"))
+            ("ok", count(days as usize, "day", "days"))
         };
         write!(
             f,
@@ -874,30 +874,6 @@ fn at(secs: i64) -> SystemTime {
 fn date(secs: i64) -> String {
     let s = humantime::format_rfc3339_seconds(at(secs)).to_string();
     format!("{} UTC", s.trim_end_matches('Z').replacen('T', " ", 1))
-}
-
-fn unix(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-    }
-}
-
-fn ms(d: Duration) -> String {
-    let millis = d.as_secs_f64() * 1000.0;
-    if millis < 10.0 {
-        format!("{millis:.1} ms")
-    } else {
-        format!("{} ms", d.as_millis())
-    }
-}
-
-fn plural(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
-    }
 }
 
 /// The detail page of `name`: `/server/` and the name percent-encoded (IPv6 literals hold `[`, `]` and `:`).
