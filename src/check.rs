@@ -1077,7 +1077,7 @@ mod tests {
                 "⚠ warning/srv_target_cname: SRV target matrix.example.org is a CNAME",
                 "fix: point the SRV record at the canonical host name",
                 "⚠ 192.168.1.7:443 (ipv4, from matrix.example.org) · private: not probed",
-                "⚠ warning/address_not_public: 192.168.1.7:443 (from matrix.example.org) is a private address",
+                "⚠ warning/address_not_public: 192.168.1.7:443 (from matrix.example.org) is not public (private)",
                 "fix: default-configured peers skip this address and use the others",
             ],
         );

@@ -5,15 +5,23 @@
 //! is a [`Method`]; the quoted sentences live on its variants. Unlike Synapse, which stops at the first
 //! address that connects, discovery keeps **every** SRV target and every A and AAAA address, because a peer
 //! may pick any of them. This module decides and resolves; it does not connect to federation endpoints.
+//!
+//! In the public-federation view (`ProbeEnv::allow_private_addresses` false, the default of the config),
+//! addresses that default-configured peers refuse (Synapse's `ip_range_blacklist`, see `addresses.rs`) are
+//! not endpoints: they go to `DiscoveryReport::refused`, and when nothing else is left that is the
+//! `address_not_public` failure.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use futures_util::future::join_all;
 
+use crate::addresses;
 use crate::dns::{Answer, DnsFailure, SrvRecord};
 use crate::env::ProbeEnv;
-use crate::report::{DiscoveryReport, Failure, Method, Reason, SrvInfo, Stage, Step, TargetReport};
+use crate::report::{
+    DiscoveryReport, Failure, Method, Reason, RefusedAddress, SrvInfo, Stage, Step, TargetReport,
+};
 use crate::server_name::{Host, ServerName};
 use crate::well_known;
 
@@ -221,12 +229,25 @@ async fn resolve_targets(env: &ProbeEnv, targets: Vec<Target>, d: &mut Discovery
             Host::Ip(ip) => ip.to_string(),
         };
         for ip in &ips {
+            let address = SocketAddr::new(*ip, target.port);
+            if !env.allow_private_addresses && addresses::refused_by_default(*ip) {
+                // A default-configured peer never connects here, so the public view does not either.
+                if d.report.refused.len() == MAX_ADDRESSES {
+                    d.report.truncated = true;
+                } else {
+                    d.report.refused.push(RefusedAddress {
+                        address,
+                        target_host: host.clone(),
+                    });
+                }
+                continue;
+            }
             if d.endpoints.len() == MAX_ADDRESSES {
                 d.report.truncated = true;
                 break;
             }
             d.endpoints.push(Endpoint {
-                address: SocketAddr::new(*ip, target.port),
+                address,
                 target_host: host.clone(),
             });
         }
@@ -238,6 +259,26 @@ async fn resolve_targets(env: &ProbeEnv, targets: Vec<Target>, d: &mut Discovery
             via_cname,
         });
     }
+    if d.endpoints.is_empty() && !d.report.refused.is_empty() {
+        d.failures.push(not_public(&d.report.refused));
+    }
+}
+
+/// The `address_not_public` failure: every address discovery found is one peers refuse.
+fn not_public(refused: &[RefusedAddress]) -> Failure {
+    let list = refused
+        .iter()
+        .map(|r| format!("{} ({})", r.address, r.class()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Failure::new(
+        Stage::Discovery,
+        Reason::AddressNotPublic,
+        format!(
+            "unreachable for default-configured peers: every address is in a range Synapse refuses \
+             (ip_range_blacklist): {list}"
+        ),
+    )
 }
 
 /// The A and AAAA answers of one target, with its failures classified.
@@ -286,5 +327,176 @@ async fn resolve_one(env: &ProbeEnv, target: &Target) -> Resolved {
         via_cname: found.via_cname,
         truncated: found.truncated,
         failures,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Timeouts;
+    use crate::env::Ports;
+    use crate::report::{AddressClass, ServerReport, Warning};
+
+    /// An environment whose resolver is never asked: every target below is an IP literal.
+    fn env(allow_private_addresses: bool) -> ProbeEnv {
+        let unused_dns: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let mut env = ProbeEnv::new(
+            &[unused_dns],
+            rustls::RootCertStore::empty(),
+            Ports::default(),
+            Timeouts::default(),
+        )
+        .unwrap();
+        env.allow_private_addresses = allow_private_addresses;
+        env
+    }
+
+    /// Runs the address step on IP-literal targets only: no DNS, no connection.
+    async fn resolve(env: &ProbeEnv, ips: &[&str]) -> Discovery {
+        let mut d = Discovery {
+            report: DiscoveryReport::empty("mixed.example"),
+            failures: Vec::new(),
+            endpoints: Vec::new(),
+        };
+        let targets = ips
+            .iter()
+            .map(|ip| Target {
+                host: Host::Ip(ip.parse().unwrap()),
+                port: 8448,
+                srv: None,
+            })
+            .collect();
+        resolve_targets(env, targets, &mut d).await;
+        d
+    }
+
+    fn endpoints(d: &Discovery) -> Vec<String> {
+        d.endpoints.iter().map(|e| e.address.to_string()).collect()
+    }
+
+    fn refused(d: &Discovery) -> Vec<(String, AddressClass)> {
+        d.report
+            .refused
+            .iter()
+            .map(|r| (r.address.to_string(), r.class()))
+            .collect()
+    }
+
+    const MIXED: &[&str] = &["10.0.0.5", "8.8.8.8", "fd00::5", "2001:4860::1"];
+
+    #[tokio::test]
+    async fn the_public_view_leaves_refused_addresses_unprobed() {
+        let d = resolve(&env(false), MIXED).await;
+        assert_eq!(endpoints(&d), ["8.8.8.8:8448", "[2001:4860::1]:8448"]);
+        assert_eq!(
+            refused(&d),
+            [
+                ("10.0.0.5:8448".to_owned(), AddressClass::Private),
+                ("[fd00::5]:8448".to_owned(), AddressClass::Private),
+            ]
+        );
+        assert!(d.failures.is_empty(), "{:?}", d.failures);
+
+        // Warnings need a probed address; a report without one has none.
+        let report = ServerReport {
+            addresses: Vec::new(),
+            discovery: d.report,
+            ..ServerReport::timed_out(
+                "mixed.example",
+                std::time::UNIX_EPOCH,
+                std::time::Duration::ZERO,
+            )
+        };
+        assert!(
+            report.warnings().is_empty(),
+            "no address probed: no warning"
+        );
+    }
+
+    #[tokio::test]
+    async fn mixed_addresses_give_one_warning_per_refused_address() {
+        let d = resolve(&env(false), MIXED).await;
+        let probed = d
+            .endpoints
+            .iter()
+            .map(|e| crate::report::AddressReport {
+                address: e.address,
+                target_host: e.target_host.clone(),
+                phases: Vec::new(),
+                tls: None,
+                certificate: None,
+                keys: None,
+                version: None,
+                failures: Vec::new(),
+            })
+            .collect();
+        let report = ServerReport {
+            server_name: "mixed.example".to_owned(),
+            started_at: std::time::UNIX_EPOCH,
+            finished_at: std::time::UNIX_EPOCH,
+            duration: std::time::Duration::ZERO,
+            discovery: d.report,
+            addresses: probed,
+            failures: d.failures,
+        };
+        assert!(report.success(), "a warning does not fail the probe");
+        let warnings = report.warnings();
+        let got: Vec<_> = warnings
+            .iter()
+            .map(|w| (w.warning, w.address.map(|a| a.to_string())))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Warning::AddressNotPublic, Some("10.0.0.5:8448".to_owned())),
+                (Warning::AddressNotPublic, Some("[fd00::5]:8448".to_owned())),
+            ]
+        );
+        assert!(
+            warnings[0].message.contains("is not public (private)"),
+            "{}",
+            warnings[0].message
+        );
+    }
+
+    #[tokio::test]
+    async fn only_refused_addresses_fail_discovery() {
+        let d = resolve(
+            &env(false),
+            &["127.0.0.1", "::1", "100.64.1.1", "::ffff:192.168.1.1"],
+        )
+        .await;
+        assert!(d.endpoints.is_empty());
+        assert_eq!(d.report.refused.len(), 4);
+        let reasons: Vec<_> = d.failures.iter().map(|f| (f.stage, f.reason)).collect();
+        assert_eq!(reasons, [(Stage::Discovery, Reason::AddressNotPublic)]);
+        let message = &d.failures[0].message;
+        for part in [
+            "127.0.0.1:8448 (loopback)",
+            "[::1]:8448 (loopback)",
+            "100.64.1.1:8448 (cgnat)",
+            "[::ffff:192.168.1.1]:8448 (private)",
+        ] {
+            assert!(message.contains(part), "{part}: {message}");
+        }
+    }
+
+    #[tokio::test]
+    async fn allowing_private_addresses_probes_everything() {
+        let d = resolve(&env(true), MIXED).await;
+        assert_eq!(endpoints(&d).len(), MIXED.len());
+        assert!(d.report.refused.is_empty() && d.failures.is_empty());
+        let d = resolve(&env(true), &["127.0.0.1"]).await;
+        assert_eq!(endpoints(&d), ["127.0.0.1:8448"]);
+        assert!(d.failures.is_empty());
+    }
+
+    #[tokio::test]
+    async fn refused_addresses_are_capped_too() {
+        let many: Vec<String> = (0..40).map(|i| format!("10.0.0.{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let d = resolve(&env(false), &many).await;
+        assert_eq!(d.report.refused.len(), MAX_ADDRESSES);
+        assert!(d.report.truncated);
     }
 }

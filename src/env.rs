@@ -39,6 +39,11 @@ pub struct ProbeEnv {
     pub timeouts: Timeouts,
     /// Which Matrix-level checks run on every address.
     pub checks: Checks,
+    /// Whether addresses that default-configured peers refuse (loopback, private, link-local, CGNAT, ...; see
+    /// `addresses.rs`) are probed like public ones (`probe.allow_private_addresses`). When false, the public
+    /// federation view: discovery and `.well-known` leave them out, and a server with nothing else fails with
+    /// `address_not_public`.
+    pub allow_private_addresses: bool,
 }
 
 impl ProbeEnv {
@@ -52,11 +57,14 @@ impl ProbeEnv {
             config.probe.timeouts,
         )?;
         env.checks = config.probe.checks;
+        env.allow_private_addresses = config.probe.allow_private_addresses;
         Ok(env)
     }
 
     /// An environment with explicit parts and every check on (tests and benchmarks use this with loopback
-    /// fakes).
+    /// fakes). Private addresses are allowed: the hermetic test world lives on `127.0.0.0/8` and `::1`, which the
+    /// public-federation view would refuse. [`ProbeEnv::from_config`] follows the config instead (default: not
+    /// allowed); set `allow_private_addresses` to false to test the public view.
     pub fn new(
         nameservers: &[std::net::SocketAddr],
         roots: RootCertStore,
@@ -71,6 +79,7 @@ impl ProbeEnv {
             ports,
             timeouts,
             checks: Checks::default(),
+            allow_private_addresses: true,
         })
     }
 

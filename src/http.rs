@@ -173,7 +173,7 @@ async fn probe_handler(
     let format = Format::from_accept(headers.get(ACCEPT).and_then(|v| v.to_str().ok()));
     let name = match server_name_param(query.as_deref(), "target", "target") {
         Ok(name) => name,
-        Err(response) => return response,
+        Err(message) => return text_error(StatusCode::BAD_REQUEST, &message),
     };
     let endpoint = &state.probe;
     if !endpoint.allows(name.as_str()) {
@@ -294,7 +294,7 @@ async fn api(
     }
     let name = match server_name_param(query, "server_name", "server name") {
         Ok(name) => name,
-        Err(response) => return response,
+        Err(message) => return text_error(StatusCode::BAD_REQUEST, &message),
     };
     match current_report(state, name).await {
         Ok(report) => render(&report),
@@ -302,9 +302,9 @@ async fn api(
     }
 }
 
-/// The server name in query parameter `key`, or the 400 answer: "Missing KEY parameter" or
+/// The server name in query parameter `key`, or the text of the 400 answer: "Missing KEY parameter" or
 /// "Invalid WHAT "...": reason".
-fn server_name_param(query: Option<&str>, key: &str, what: &str) -> Result<ServerName, Response> {
+fn server_name_param(query: Option<&str>, key: &str, what: &str) -> Result<ServerName, String> {
     let raw = query
         .and_then(|q| {
             url::form_urlencoded::parse(q.as_bytes())
@@ -313,17 +313,9 @@ fn server_name_param(query: Option<&str>, key: &str, what: &str) -> Result<Serve
         })
         .unwrap_or_default();
     if raw.is_empty() {
-        return Err(text_error(
-            StatusCode::BAD_REQUEST,
-            &format!("Missing {key} parameter"),
-        ));
+        return Err(format!("Missing {key} parameter"));
     }
-    ServerName::parse(&raw).map_err(|e| {
-        text_error(
-            StatusCode::BAD_REQUEST,
-            &format!("Invalid {what} {raw:?}: {e}"),
-        )
-    })
+    ServerName::parse(&raw).map_err(|e| format!("Invalid {what} {raw:?}: {e}"))
 }
 
 /// The stored report of a configured server while it is fresh; otherwise a new probe (stored for configured

@@ -22,6 +22,7 @@
 //! assert!(ServerName::parse("https://example.org").is_err());
 //! ```
 
+pub mod addresses;
 pub mod cert;
 pub mod check;
 pub mod client;

@@ -82,6 +82,12 @@ struct Cli {
     /// exporters with shards 0/N to N-1/N split one server list with no coordination.
     #[arg(long = "shard", value_name = "I/N")]
     shard: Option<Shard>,
+
+    /// Probe loopback, private, link-local, CGNAT and other addresses that default-configured peers refuse
+    /// (Synapse's `ip_range_blacklist`), for a private federation. Sets `probe.allow_private_addresses`, also
+    /// across reloads.
+    #[arg(long = "probe.allow-private-addresses")]
+    allow_private_addresses: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,6 +118,11 @@ struct CheckArgs {
     /// A PEM file of extra trusted CAs, in addition to the config file's `tls.ca_files` (repeatable).
     #[arg(long = "ca-file", value_name = "PEM")]
     ca_files: Vec<PathBuf>,
+
+    /// Probe addresses that default-configured peers refuse (loopback, private, ...), for a private
+    /// federation. Sets `probe.allow_private_addresses`.
+    #[arg(long = "probe.allow-private-addresses")]
+    allow_private_addresses: bool,
 
     /// Only log messages at this level or more severe (logs go to stderr).
     #[arg(long = "log.level", value_name = "LEVEL", value_enum, default_value_t = LogLevel::Warn)]
@@ -215,6 +226,7 @@ fn settings(cli: &Cli) -> anyhow::Result<(Source, Config, Vec<targets::Target>, 
         targets,
         ca_files: cli.ca_files.clone(),
         shard: cli.shard,
+        allow_private_addresses: cli.allow_private_addresses,
     };
     let config = source.load()?;
     // The target files must be readable at start too; a reload that breaks them keeps the old list.
@@ -222,11 +234,17 @@ fn settings(cli: &Cli) -> anyhow::Result<(Source, Config, Vec<targets::Target>, 
     Ok((source, config, targets, listen))
 }
 
-/// The config file (or the defaults) with the `--ca-file` PEMs added to `tls.ca_files`.
-fn load_config(file: Option<&Path>, ca_files: &[PathBuf]) -> anyhow::Result<Config> {
+/// The config file (or the defaults) with the `--ca-file` PEMs added to `tls.ca_files` and
+/// `--probe.allow-private-addresses` applied.
+fn load_config(
+    file: Option<&Path>,
+    ca_files: &[PathBuf],
+    allow_private_addresses: bool,
+) -> anyhow::Result<Config> {
     Source {
         file: file.map(Path::to_owned),
         ca_files: ca_files.to_vec(),
+        allow_private_addresses,
         ..Source::default()
     }
     .load()
@@ -236,7 +254,12 @@ fn load_config(file: Option<&Path>, ca_files: &[PathBuf]) -> anyhow::Result<Conf
 /// argument order, and picks the exit code: 0 when every name federates, 1 when any does not.
 fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     init_logging(args.log_level, LogFormat::Logfmt)?;
-    let config = load_config(args.config_file.as_deref(), &args.ca_files).map_err(UsageError)?;
+    let config = load_config(
+        args.config_file.as_deref(),
+        &args.ca_files,
+        args.allow_private_addresses,
+    )
+    .map_err(UsageError)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -338,6 +361,7 @@ fn describe(cli: &Cli, config: &Config, targets: &[targets::Target], listen: Soc
     line("probe.timeouts.tls_handshake", &d(t.tls_handshake));
     line("probe.timeouts.well_known", &d(t.well_known));
     line("probe.timeouts.http", &d(t.http));
+    line("probe.allow_private_addresses", &p.allow_private_addresses);
     if config.dns.nameservers.is_empty() {
         line("dns.nameservers", &"system (/etc/resolv.conf)");
     } else {

@@ -23,7 +23,8 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 use crate::report::{
-    AddressReport, CertFacts, CertReport, Phase, Reason, ServerReport, Stage, Step,
+    AddressClass, AddressReport, CertFacts, CertReport, Family, Phase, Reason, ServerReport, Stage,
+    Step, Warning,
 };
 use crate::store::Store;
 use crate::targets::Labels;
@@ -118,6 +119,10 @@ pub const ADDRESSES: Desc = gauge(
 );
 
 // Per address.
+pub const ADDRESS_INFO: Desc = info(
+    "matrix_federation_address_info",
+    "One series per resolved address, probed or refused, with the range it falls in; always 1.",
+);
 pub const ADDRESS_SUCCESS: Desc = gauge(
     "matrix_federation_address_success",
     "1 if this address passed every enabled check (connect, TLS, certificate, keys, version), else 0.",
@@ -170,6 +175,10 @@ pub const FAILURE_INFO: Desc = info(
     "matrix_federation_failure_info",
     "One series per current failure with its stage and reason (address empty for server-level); absent when healthy.",
 );
+pub const WARNING_INFO: Desc = info(
+    "matrix_federation_warning_info",
+    "One series per current warning (address empty when it is about no address); warnings never fail a probe.",
+);
 
 /// Every family this module renders, in output order.
 pub const RENDERED: &[&Desc] = &[
@@ -188,6 +197,7 @@ pub const RENDERED: &[&Desc] = &[
     &WELL_KNOWN_CACHE_TTL,
     &RESOLUTION_DURATION,
     &ADDRESSES,
+    &ADDRESS_INFO,
     &ADDRESS_SUCCESS,
     &CONNECTION_DURATION,
     &CERT_VALID,
@@ -201,6 +211,7 @@ pub const RENDERED: &[&Desc] = &[
     &SIGNING_KEY_INFO,
     &SERVER_VERSION_INFO,
     &FAILURE_INFO,
+    &WARNING_INFO,
 ];
 
 /// The exporter version (`version` label of `build_info`).
@@ -525,8 +536,51 @@ fn encode_reports(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
         fam.gauge(&(server(r, extra), [("result", "ok")]), ok as f64)?;
         fam.gauge(&(server(r, extra), [("result", "failed")]), failed as f64)?;
     }
+    encode_address_info(enc, reports)?;
     encode_address_families(enc, reports)?;
-    encode_failures(enc, reports)
+    encode_failures(enc, reports)?;
+    encode_warnings(enc, reports)
+}
+
+/// `address_info{class}`: every probed address, then every address the public-federation view refused.
+fn encode_address_info(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+    let mut fam = FamilyWriter::new(enc, &ADDRESS_INFO);
+    for (r, extra) in reports {
+        let probed = r.addresses.iter().map(|a| a.address);
+        let refused = r.discovery.refused.iter().map(|a| a.address);
+        for address in probed.chain(refused) {
+            let labels = AddressLabels {
+                server_name: &r.server_name,
+                extra,
+                address,
+                family: Family::of(address.ip()).as_str(),
+            };
+            fam.info(&(labels, [("class", AddressClass::of(address.ip()).as_str())]))?;
+        }
+    }
+    Ok(())
+}
+
+fn encode_warnings(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+    let mut fam = FamilyWriter::new(enc, &WARNING_INFO);
+    let mut seen: Vec<(Option<SocketAddr>, Warning)> = Vec::new();
+    for (r, extra) in reports {
+        seen.clear();
+        for (warning, address) in r.warning_labels() {
+            if seen.contains(&(address, warning)) {
+                continue;
+            }
+            seen.push((address, warning));
+            fam.info(&(
+                server(r, extra),
+                [
+                    ("address", address.map_or(Shown::Str(""), Shown::Addr)),
+                    ("warning", Shown::Str(warning.as_str())),
+                ],
+            ))?;
+        }
+    }
+    Ok(())
 }
 
 fn encode_address_families(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {

@@ -45,6 +45,67 @@ impl ServerReport {
                 .flat_map(|a| a.failures.iter().map(move |f| (Some(a.address), f))),
         )
     }
+
+    /// Things that do not fail the probe but deserve a look, derived from discovery: every SRV target that
+    /// resolved through a CNAME, then (when some address was probed) every address left unprobed because
+    /// default-configured peers refuse it. When every address is refused, that is the `address_not_public`
+    /// failure instead.
+    #[must_use]
+    pub fn warnings(&self) -> Vec<ServerWarning> {
+        self.warning_sources()
+            .map(|(warning, address, host)| {
+                let message = match (warning, address) {
+                    (Warning::AddressNotPublic, Some(address)) => format!(
+                        "{address} (from {host}) is not public ({}): default-configured peers refuse it and \
+                         use the other addresses; it was not probed",
+                        AddressClass::of(address.ip())
+                    ),
+                    _ => format!(
+                        "SRV target {host} is a CNAME; RFC 2782 and the spec say an SRV target may not be an \
+                         alias (most resolvers follow it, some peers may not)"
+                    ),
+                };
+                ServerWarning {
+                    warning,
+                    address,
+                    message,
+                }
+            })
+            .collect()
+    }
+
+    /// The label values of [`ServerReport::warnings`], in the same order, without formatting a message.
+    pub fn warning_labels(&self) -> impl Iterator<Item = (Warning, Option<SocketAddr>)> + '_ {
+        self.warning_sources().map(|(w, address, _)| (w, address))
+    }
+
+    /// Each warning with its address and the host it is about.
+    fn warning_sources(&self) -> impl Iterator<Item = (Warning, Option<SocketAddr>, &str)> + '_ {
+        let d = &self.discovery;
+        let cnames = d
+            .targets
+            .iter()
+            .filter(|t| t.srv.is_some() && t.via_cname)
+            .map(|t| (Warning::SrvTargetCname, None, t.host.as_str()));
+        let some_probed = !self.addresses.is_empty();
+        let refused = d.refused.iter().filter(move |_| some_probed).map(|r| {
+            (
+                Warning::AddressNotPublic,
+                Some(r.address),
+                r.target_host.as_str(),
+            )
+        });
+        cnames.chain(refused)
+    }
+}
+
+/// A finding that does not fail the probe, with a closed [`Warning`] label and a message for humans.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerWarning {
+    pub warning: Warning,
+    /// The address it is about, `None` when it is about the server or a target host.
+    pub address: Option<SocketAddr>,
+    pub message: String,
 }
 
 impl ServerReport {
@@ -87,6 +148,9 @@ pub struct DiscoveryReport {
     pub steps: Vec<(Step, Duration)>,
     /// Set when more targets or addresses were found than a probe follows (`MAX_TARGETS`, `MAX_ADDRESSES`).
     pub truncated: bool,
+    /// Addresses discovery found but did not probe, because default-configured peers refuse them (the
+    /// public-federation view; always empty with `probe.allow_private_addresses`). In discovery order.
+    pub refused: Vec<RefusedAddress>,
 }
 
 impl DiscoveryReport {
@@ -102,7 +166,28 @@ impl DiscoveryReport {
             targets: Vec::new(),
             steps: Vec::new(),
             truncated: false,
+            refused: Vec::new(),
         }
+    }
+}
+
+/// An address in a range that default-configured peers refuse (Synapse's `ip_range_blacklist`), left unprobed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefusedAddress {
+    pub address: SocketAddr,
+    /// The host this address was resolved from.
+    pub target_host: String,
+}
+
+impl RefusedAddress {
+    #[must_use]
+    pub fn class(&self) -> AddressClass {
+        AddressClass::of(self.address.ip())
+    }
+
+    #[must_use]
+    pub fn family(&self) -> Family {
+        Family::of(self.address.ip())
     }
 }
 
@@ -177,6 +262,12 @@ impl AddressReport {
     #[must_use]
     pub fn family(&self) -> Family {
         Family::of(self.address.ip())
+    }
+
+    /// The range the address falls in (see `addresses.rs`).
+    #[must_use]
+    pub fn class(&self) -> AddressClass {
+        AddressClass::of(self.address.ip())
     }
 }
 
@@ -379,6 +470,9 @@ label_enum! {
         TlsError => "tls_error",
         /// The host of the well-known URL did not resolve.
         DnsError => "dns_error",
+        /// Not fetched: every address of the well-known host is in a range default-configured peers refuse
+        /// (Synapse's `ip_range_blacklist`; see the `class` label). Never with `probe.allow_private_addresses`.
+        AddressNotPublic => "address_not_public",
     }
 }
 
@@ -484,5 +578,64 @@ label_enum! {
         KeysNoEd25519Key => "keys_no_ed25519_key",
         /// The key document's `valid_until_ts` is in the past, or missing.
         KeysExpired => "keys_expired",
+        /// Every resolved address is in a range that default-configured peers refuse (Synapse's
+        /// `ip_range_blacklist`: loopback, private, link-local, CGNAT, documentation, reserved, multicast,
+        /// unspecified), so the server is unreachable for them; none was probed. Never reported with
+        /// `probe.allow_private_addresses`.
+        AddressNotPublic => "address_not_public",
+    }
+}
+
+label_enum! {
+    /// The range an address falls in (the `class` label). Every value but `public` is in Synapse's default
+    /// `ip_range_blacklist`, which peers refuse to connect to; `addresses.rs` has the exact ranges.
+    AddressClass {
+        /// Outside every range below: peers connect to it.
+        Public => "public",
+        /// `127.0.0.0/8`, `::1`.
+        Loopback => "loopback",
+        /// RFC 1918 (`10.0.0.0/8`, `172.16.0.0/12`, `192.168.0.0/16`), IPv6 ULA `fc00::/7` and the deprecated
+        /// site-local `fec0::/10`.
+        Private => "private",
+        /// `169.254.0.0/16`, `fe80::/10`.
+        LinkLocal => "link_local",
+        /// Carrier-grade NAT, `100.64.0.0/10`.
+        Cgnat => "cgnat",
+        /// TEST-NET-1 to 3 (`192.0.2.0/24`, `198.51.100.0/24`, `203.0.113.0/24`), `2001:db8::/32`.
+        Documentation => "documentation",
+        /// Other special-purpose IPv4 ranges Synapse refuses: `192.0.0.0/24` (IETF protocol assignments),
+        /// `192.88.99.0/24` (former 6to4 relay anycast), `198.18.0.0/15` (benchmarking).
+        Reserved => "reserved",
+        /// `224.0.0.0/4`, `ff00::/8`.
+        Multicast => "multicast",
+        /// `0.0.0.0` and `::`.
+        Unspecified => "unspecified",
+    }
+}
+
+impl AddressClass {
+    /// The class of `ip`; IPv4-mapped, IPv4-compatible and 6to4 IPv6 addresses take the class of the IPv4
+    /// address they embed.
+    #[must_use]
+    pub fn of(ip: IpAddr) -> Self {
+        crate::addresses::classify(ip)
+    }
+
+    /// Whether peers with a default configuration connect to addresses of this class.
+    #[must_use]
+    pub const fn is_public(self) -> bool {
+        matches!(self, AddressClass::Public)
+    }
+}
+
+label_enum! {
+    /// What a warning is about (the `warning` label). Warnings never fail a probe.
+    Warning {
+        /// Some, not all, resolved addresses are in ranges default-configured peers refuse (see `class`); they
+        /// were not probed and peers use the others. One warning per such address.
+        AddressNotPublic => "address_not_public",
+        /// An SRV target resolved through a CNAME. The spec: "The target of an SRV record may not be a CNAME"
+        /// (RFC 2782); most resolvers follow it anyway.
+        SrvTargetCname => "srv_target_cname",
     }
 }

@@ -14,8 +14,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::report::{
-    AddressReport, CertReport, Failure, KeysReport, Method, Reason, ServerReport, Stage,
-    WellKnownOutcome,
+    AddressReport, CertReport, Failure, KeysReport, Method, Reason, RefusedAddress, ServerReport,
+    Stage, WellKnownOutcome,
 };
 
 /// The one top-level key the tester does not have; it holds what the tester's schema cannot express.
@@ -198,7 +198,26 @@ struct Extension {
     steps: BTreeMap<&'static str, f64>,
     /// Every current failure; `address` is "" for server-level ones (as the `failure_info` metric).
     failures: Vec<ExtFailure>,
+    /// Every current warning (as the `warning_info` metric); warnings never clear `FederationOK`.
+    warnings: Vec<ExtWarning>,
     addresses: Vec<ExtAddress>,
+    /// Addresses left unprobed because default-configured peers refuse them (public-federation view).
+    refused_addresses: Vec<ExtRefused>,
+}
+
+#[derive(Serialize)]
+struct ExtWarning {
+    address: String,
+    warning: &'static str,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct ExtRefused {
+    address: String,
+    family: &'static str,
+    class: &'static str,
+    target_host: String,
 }
 
 #[derive(Serialize)]
@@ -228,6 +247,8 @@ struct ExtFailure {
 struct ExtAddress {
     address: String,
     family: &'static str,
+    /// The range the address falls in (`public`, `loopback`, `private`, ...).
+    class: &'static str,
     target_host: String,
     success: bool,
     /// Seconds per phase (`connect`, `tls_handshake`, `keys`, `version`).
@@ -291,6 +312,18 @@ impl TesterReport {
         });
         let mut connection_reports = BTreeMap::new();
         let mut connection_errors = BTreeMap::new();
+        // When every address is refused, each one is a connection a default-configured peer will not make.
+        for refused in refused_errors(r) {
+            connection_errors.insert(
+                refused.address.to_string(),
+                Message {
+                    message: format!(
+                        "not contacted: default-configured peers refuse this address ({})",
+                        refused.class()
+                    ),
+                },
+            );
+        }
         for a in &r.addresses {
             let key = a.address.to_string();
             match connection_error(a) {
@@ -366,7 +399,10 @@ fn dns_result(r: &ServerReport, discovery_ran: bool) -> DnsResult {
     // rest (SRV lookups, invalid SRV targets) are the SRV error.
     let mut srv_errors = Vec::new();
     if discovery_ran {
-        for f in r.failures.iter().filter(|f| is_discovery_stage(f.stage)) {
+        // `address_not_public` is told per address, in `ConnectionErrors`.
+        let about_hosts =
+            |f: &&Failure| is_discovery_stage(f.stage) && f.reason != Reason::AddressNotPublic;
+        for f in r.failures.iter().filter(about_hosts) {
             match hosts
                 .iter_mut()
                 .find(|(name, _)| mentions_host(&f.message, name))
@@ -388,8 +424,24 @@ fn dns_result(r: &ServerReport, discovery_ran: bool) -> DnsResult {
         srv_records: (!srv_records.is_empty()).then_some(srv_records),
         srv_error: Message::joined(srv_errors),
         hosts,
-        addrs: r.addresses.iter().map(|a| a.address.to_string()).collect(),
+        addrs: r
+            .addresses
+            .iter()
+            .map(|a| a.address)
+            .chain(refused_errors(r).map(|a| a.address))
+            .map(|a| a.to_string())
+            .collect(),
     }
+}
+
+/// The refused addresses that are connection errors: all of them when nothing else was probed (the
+/// `address_not_public` failure); none when some address was probed (then they are only warnings).
+fn refused_errors(r: &ServerReport) -> impl Iterator<Item = &RefusedAddress> {
+    let all_refused = r
+        .failures
+        .iter()
+        .any(|f| f.reason == Reason::AddressNotPublic);
+    r.discovery.refused.iter().filter(move |_| all_refused)
 }
 
 /// The tester's `ConnectionErrors` entry: the address never completed the TLS handshake, or its key document
@@ -590,7 +642,26 @@ fn extension(r: &ServerReport) -> Extension {
                 message: f.message.clone(),
             })
             .collect(),
+        warnings: r
+            .warnings()
+            .into_iter()
+            .map(|w| ExtWarning {
+                address: w.address.map(|a| a.to_string()).unwrap_or_default(),
+                warning: w.warning.as_str(),
+                message: w.message,
+            })
+            .collect(),
         addresses: r.addresses.iter().map(ext_address).collect(),
+        refused_addresses: d
+            .refused
+            .iter()
+            .map(|a| ExtRefused {
+                address: a.address.to_string(),
+                family: a.family().as_str(),
+                class: a.class().as_str(),
+                target_host: a.target_host.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -602,6 +673,7 @@ fn ext_address(a: &AddressReport) -> ExtAddress {
     ExtAddress {
         address: a.address.to_string(),
         family: a.family().as_str(),
+        class: a.class().as_str(),
         target_host: a.target_host.clone(),
         success: a.success(),
         phases,
@@ -971,6 +1043,54 @@ mod tests {
             json[EXTENSION_KEY]["failures"][0]["reason"],
             "connection_refused"
         );
+    }
+
+    #[test]
+    fn refused_addresses_are_connection_errors_only_when_nothing_else_was_probed() {
+        let refused = crate::report::RefusedAddress {
+            address: "10.0.0.5:8448".parse().unwrap(),
+            target_host: "example.org".to_owned(),
+        };
+        let mut all = report_with(address(None));
+        all.addresses.clear();
+        all.discovery.refused = vec![refused.clone()];
+        all.failures = vec![Failure::new(
+            Stage::Discovery,
+            Reason::AddressNotPublic,
+            "unreachable for default-configured peers",
+        )];
+        let json = tester_report(&all);
+        assert_eq!(json["FederationOK"], false);
+        assert_eq!(
+            json["ConnectionErrors"],
+            serde_json::json!({"10.0.0.5:8448": {"Message": "not contacted: default-configured peers refuse this address (private)"}})
+        );
+        assert_eq!(
+            json["DNSResult"]["Addrs"],
+            serde_json::json!(["10.0.0.5:8448"])
+        );
+        assert_eq!(json["DNSResult"]["SRVError"], Value::Null);
+        let ext = &json[EXTENSION_KEY];
+        assert_eq!(
+            ext["refused_addresses"],
+            serde_json::json!([{"address": "10.0.0.5:8448", "family": "ipv4", "class": "private", "target_host": "example.org"}])
+        );
+        assert_eq!(ext["warnings"], serde_json::json!([]));
+        assert_eq!(ext["failures"][0]["reason"], "address_not_public");
+
+        let mut mixed = report_with(address(None));
+        mixed.discovery.refused = vec![refused];
+        let json = tester_report(&mixed);
+        assert_eq!(json["ConnectionErrors"], serde_json::json!({}));
+        assert_eq!(
+            json["DNSResult"]["Addrs"],
+            serde_json::json!(["[2001:db8::1]:8448"])
+        );
+        let ext = &json[EXTENSION_KEY];
+        assert_eq!(ext["warnings"][0]["warning"], "address_not_public");
+        assert_eq!(ext["warnings"][0]["address"], "10.0.0.5:8448");
+        assert_eq!(ext["addresses"][0]["class"], "documentation");
+        assert_eq!(ext["refused_addresses"][0]["class"], "private");
     }
 
     #[test]

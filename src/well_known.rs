@@ -172,6 +172,11 @@ async fn fetch(
     Ok((name, cache_ttl(&response.headers, SystemTime::now())))
 }
 
+/// [`parse_body`] for tests and fuzzing: the delegated server name, or the outcome and the words for humans.
+pub fn judge_body(body: &[u8]) -> Result<ServerName, (WellKnownOutcome, String)> {
+    parse_body(body).map_err(|bad| (bad.outcome, bad.message))
+}
+
 /// Judges a 200 body: JSON whatever the Content-Type ("servers parsing the response should assume that the
 /// body is JSON regardless of type"), with a string `m.server` in the server-name grammar.
 fn parse_body(body: &[u8]) -> Result<ServerName, Bad> {
@@ -214,6 +219,7 @@ async fn get_once(env: &ProbeEnv, url: &Url) -> Result<crate::client::Response, 
             ));
         }
     };
+    let ips = public_only(env, &host, ips)?;
     let port = url.port().unwrap_or(env.ports.well_known);
     let mut last_error = String::from("no address to connect to");
     let mut tcp = None;
@@ -264,6 +270,29 @@ fn get_error(e: &GetError) -> Bad {
         GetError::Http(_) => WellKnownOutcome::HttpError,
     };
     Bad::new(outcome, e.to_string())
+}
+
+/// In the public-federation view, the addresses a default-configured peer would connect to (Synapse wraps its
+/// well-known agent in the same `ip_range_blacklist` as federation); an error when none is left.
+fn public_only(env: &ProbeEnv, host: &str, ips: Vec<IpAddr>) -> Result<Vec<IpAddr>, Bad> {
+    if env.allow_private_addresses {
+        return Ok(ips);
+    }
+    let (public, refused): (Vec<IpAddr>, Vec<IpAddr>) = ips
+        .into_iter()
+        .partition(|ip| !crate::addresses::refused_by_default(*ip));
+    if public.is_empty() {
+        let list = refused
+            .iter()
+            .map(|ip| format!("{ip} ({})", crate::addresses::classify(*ip)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(Bad::new(
+            WellKnownOutcome::AddressNotPublic,
+            format!("{host}: every address is in a range default-configured peers refuse: {list}"),
+        ));
+    }
+    Ok(public)
 }
 
 /// A and AAAA of `host`; an error only when neither gives an address.

@@ -637,6 +637,7 @@ fn golden_report() -> ServerReport {
                 (Step::AddressLookup, ms(3)),
             ],
             truncated: false,
+            refused: Vec::new(),
         },
         addresses: vec![
             AddressReport {

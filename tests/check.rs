@@ -88,7 +88,8 @@ impl World {
         std::fs::write(
             &config,
             format!(
-                "dns:\n  nameservers: [\"{}\"]\ntls:\n  trust_store: webpki\nprobe:\n  timeouts:\n    \
+                "dns:\n  nameservers: [\"{}\"]\ntls:\n  trust_store: webpki\nprobe:\n  \
+                 allow_private_addresses: true\n  timeouts:\n    \
                  dns: 2s\n    connect: 2s\n    tls_handshake: 2s\n    well_known: 3s\n    http: 2s\n",
                 dns.addr
             ),
@@ -270,6 +271,75 @@ fn json_is_always_an_array_of_tester_reports() {
     let reports: Vec<Value> = serde_json::from_str(&out).unwrap();
     assert_eq!(reports.len(), 1, "one name is still an array:\n{out}");
     assert_eq!(reports[0]["FederationOK"], Value::Bool(true));
+}
+
+/// Without `probe.allow_private_addresses`, a server on loopback is unreachable for default-configured peers;
+/// `--probe.allow-private-addresses` turns the public-federation view off.
+#[test]
+fn the_public_view_refuses_loopback_unless_allowed() {
+    let world = World::start("public");
+    let good = world.name("good");
+    let public = world.dir.join("public.yml");
+    let text = std::fs::read_to_string(&world.config).unwrap();
+    let text = text.replace(
+        "allow_private_addresses: true",
+        "allow_private_addresses: false",
+    );
+    std::fs::write(&public, text).unwrap();
+    let run = |extra: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_matrix-federation-exporter"))
+            .args(["check", &good, "--config.file"])
+            .arg(&public)
+            .arg("--ca-file")
+            .arg(&world.root)
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            output.status.code().expect("exited"),
+            String::from_utf8(output.stdout).unwrap(),
+        )
+    };
+
+    let (code, out) = run(&[]);
+    assert_eq!(code, 1, "{out}");
+    let port = world.port;
+    assert_contains(
+        &out,
+        &[
+            &format!("{good}: ✘ federation fails"),
+            "0 addresses · 0 failing · 1 not probed (peers refuse them)",
+            "✘ discovery/address_not_public: unreachable for default-configured peers",
+            &format!("127.0.0.2:{port} (loopback)"),
+            "fix: peers with a default configuration refuse loopback",
+            "set probe.allow_private_addresses (--probe.allow-private-addresses)",
+            &format!("⚠ 127.0.0.2:{port} (ipv4, from good.test) · loopback: not probed"),
+        ],
+    );
+
+    let (code, out) = run(&["--json"]);
+    assert_eq!(code, 1, "{out}");
+    let reports: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let report = &reports[0];
+    assert_eq!(report["FederationOK"], false);
+    let key = format!("127.0.0.2:{port}");
+    assert_eq!(
+        report["ConnectionErrors"][&key]["Message"],
+        "not contacted: default-configured peers refuse this address (loopback)"
+    );
+    let ext = &report["MatrixFederationExporter"];
+    assert_eq!(ext["refused_addresses"][0]["class"], "loopback");
+    assert_eq!(ext["failures"][0]["reason"], "address_not_public");
+
+    let (code, out) = run(&["--probe.allow-private-addresses"]);
+    assert_eq!(code, 0, "{out}");
+    assert_contains(
+        &out,
+        &[
+            &format!("{good}: ✔ federation works"),
+            &format!("✔ 127.0.0.2:{port} (ipv4, from good.test) · loopback"),
+        ],
+    );
 }
 
 #[test]

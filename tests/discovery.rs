@@ -15,7 +15,9 @@ use std::time::{Duration, SystemTime};
 use matrix_federation_exporter::config::{Checks, Timeouts};
 use matrix_federation_exporter::env::{Ports, ProbeEnv};
 use matrix_federation_exporter::probe::probe_server;
-use matrix_federation_exporter::report::{Method, Reason, ServerReport, WellKnownOutcome};
+use matrix_federation_exporter::report::{
+    AddressClass, Method, Reason, ServerReport, Warning, WellKnownOutcome,
+};
 use matrix_federation_exporter::server_name::ServerName;
 use support::{
     Behaviour, FakeDns, FakeServer, Leaf, PortAnchor, Reply, Routes, SilentDns, TIMEOUTS, TestCa,
@@ -1068,6 +1070,201 @@ scenarios! {
     };
 
 }
+
+/// Runs `s` in the public-federation view (the config's default, `probe.allow_private_addresses: false`), where
+/// the loopback world is an address range peers refuse: nothing may be contacted, neither `.well-known` nor any
+/// federation server.
+async fn run_public(s: &Scenario) -> ServerReport {
+    let world = World::start(s.server_name, s.zone, s.servers).await;
+    let name = ServerName::parse(&subst(s.server_name, &world.ports)).unwrap();
+    let mut env = world.env(TIMEOUTS);
+    env.allow_private_addresses = false;
+    let report = probe_server(&env, &name).await;
+    check(&world, s, &report);
+    for (p, server) in &world.servers {
+        assert_eq!(
+            server.connections(),
+            0,
+            "the public view connected to a refused {p:?} server\n{report:#?}"
+        );
+    }
+    assert!(!report.discovery.refused.is_empty(), "{report:#?}");
+    for r in &report.discovery.refused {
+        assert_eq!(r.class(), AddressClass::Loopback, "{report:#?}");
+    }
+    // Every address is refused: a failure, not warnings.
+    assert!(report.warnings().is_empty(), "{report:#?}");
+    report
+}
+
+macro_rules! public_scenarios {
+    ($($name:ident: $s:expr;)+) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                static S: Scenario = $s;
+                run_public(&S).await;
+            }
+        )+
+    };
+}
+
+public_scenarios! {
+    // A name on loopback only: its well-known is not fetched and its address is not probed; peers refuse both.
+    public_view_refuses_a_loopback_only_server: Scenario {
+        server_name: "private.test",
+        zone: &[Rec::A("private.test", "127.0.0.2"), Rec::Aaaa("private.test", "::1")],
+        servers: &[
+            Srv("127.0.0.2", P::Wk, Serve::WellKnown(Cert::Good(&["private.test"], VALID), WkReply::Json(r#"{"m.server":"private.test:{x1}"}"#))),
+            Srv("127.0.0.2", P::Fed, Serve::Matrix(Cert::Good(&["private.test"], VALID))),
+        ],
+        want: Want {
+            method: Method::DefaultPort, well_known: WellKnownOutcome::AddressNotPublic, delegated: None,
+            tls_name: "private.test", host_header: "private.test",
+            addresses: &[], server_failures: &[Reason::AddressNotPublic],
+        },
+    };
+
+    // An IP literal in a refused range.
+    public_view_refuses_a_loopback_ip_literal: Scenario {
+        server_name: "127.0.0.2:{x1}",
+        zone: &[],
+        servers: &[Srv("127.0.0.2", P::X1, Serve::Matrix(Cert::Good(&["127.0.0.2"], VALID)))],
+        want: Want {
+            method: Method::IpLiteral, well_known: WellKnownOutcome::Skipped, delegated: None,
+            tls_name: "127.0.0.2", host_header: "127.0.0.2:{x1}",
+            addresses: &[], server_failures: &[Reason::AddressNotPublic],
+        },
+    };
+
+    // Every SRV target resolves to loopback.
+    public_view_refuses_loopback_srv_targets: Scenario {
+        server_name: "srvpriv.test",
+        zone: &[
+            Rec::Srv("_matrix-fed._tcp.srvpriv.test", 10, 0, P::X1, "t1.srvpriv.test"),
+            Rec::Srv("_matrix-fed._tcp.srvpriv.test", 20, 0, P::X2, "t2.srvpriv.test"),
+            Rec::A("t1.srvpriv.test", "127.0.0.3"),
+            Rec::A("t2.srvpriv.test", "127.0.0.4"),
+        ],
+        servers: &[
+            Srv("127.0.0.3", P::X1, Serve::Matrix(Cert::Good(&["srvpriv.test"], VALID))),
+            Srv("127.0.0.4", P::X2, Serve::Matrix(Cert::Good(&["srvpriv.test"], VALID))),
+        ],
+        want: Want {
+            method: Method::SrvMatrixFed, well_known: WellKnownOutcome::DnsError, delegated: None,
+            tls_name: "srvpriv.test", host_header: "srvpriv.test",
+            addresses: &[], server_failures: &[Reason::AddressNotPublic],
+        },
+    };
+}
+
+/// The failure names every refused address with its class.
+#[tokio::test]
+async fn the_address_not_public_failure_names_each_address() {
+    static S: Scenario = Scenario {
+        server_name: "named.test:{x1}",
+        zone: &[
+            Rec::A("named.test", "127.0.0.2"),
+            Rec::Aaaa("named.test", "::1"),
+        ],
+        servers: &[],
+        want: Want {
+            method: Method::ExplicitPort,
+            well_known: WellKnownOutcome::Skipped,
+            delegated: None,
+            tls_name: "named.test",
+            host_header: "named.test:{x1}",
+            addresses: &[],
+            server_failures: &[Reason::AddressNotPublic],
+        },
+    };
+    let report = run_public(&S).await;
+    let message = &report.failures[0].message;
+    assert!(message.contains("(loopback)"), "{message}");
+    assert!(message.contains("[::1]:"), "{message}");
+    let refused: Vec<String> = report
+        .discovery
+        .refused
+        .iter()
+        .map(|r| r.address.ip().to_string())
+        .collect();
+    assert_eq!(
+        refused,
+        ["::1", "127.0.0.2"],
+        "IPv6 first, as discovery orders them"
+    );
+}
+
+/// An SRV target that is a CNAME is followed (most resolvers do) and warned about: "The target of an SRV record
+/// may not be a CNAME".
+#[tokio::test]
+async fn an_srv_target_that_is_a_cname_is_a_warning() {
+    static S: Scenario = Scenario {
+        server_name: "srvcname.test",
+        zone: &[
+            Rec::Srv(
+                "_matrix-fed._tcp.srvcname.test",
+                10,
+                0,
+                P::X1,
+                "alias.srvcname.test",
+            ),
+            Rec::Cname("alias.srvcname.test", "real.srvcname.test"),
+            Rec::A("real.srvcname.test", "127.0.0.3"),
+        ],
+        servers: &[Srv(
+            "127.0.0.3",
+            P::X1,
+            Serve::Matrix(Cert::Good(&["srvcname.test"], VALID)),
+        )],
+        want: Want {
+            method: Method::SrvMatrixFed,
+            well_known: WellKnownOutcome::DnsError,
+            delegated: None,
+            tls_name: "srvcname.test",
+            host_header: "srvcname.test",
+            addresses: &[("127.0.0.3:{x1}", OK)],
+            server_failures: &[],
+        },
+    };
+    let report = run(&S).await;
+    assert!(report.success(), "a warning does not fail the probe");
+    let warnings = report.warnings();
+    let got: Vec<_> = warnings.iter().map(|w| (w.warning, w.address)).collect();
+    assert_eq!(got, [(Warning::SrvTargetCname, None)], "{report:#?}");
+    assert!(
+        warnings[0].message.contains("alias.srvcname.test"),
+        "{}",
+        warnings[0].message
+    );
+    // The server name itself may be a CNAME: only SRV targets are warned about.
+    assert!(
+        run(&NAME_IS_A_CNAME).await.warnings().is_empty(),
+        "a CNAME that is not an SRV target"
+    );
+}
+
+static NAME_IS_A_CNAME: Scenario = Scenario {
+    server_name: "alias2.test",
+    zone: &[
+        Rec::Cname("alias2.test", "real2.test"),
+        Rec::A("real2.test", "127.0.0.2"),
+    ],
+    servers: &[Srv(
+        "127.0.0.2",
+        P::Fed,
+        Serve::Matrix(Cert::Good(&["alias2.test"], VALID)),
+    )],
+    want: Want {
+        method: Method::DefaultPort,
+        well_known: WellKnownOutcome::ConnectionFailed,
+        delegated: None,
+        tls_name: "alias2.test",
+        host_header: "alias2.test",
+        addresses: &[("127.0.0.2:{fed}", OK)],
+        server_failures: &[],
+    },
+};
 
 /// A DNS server that never answers: SRV lookups time out, which fails discovery.
 #[tokio::test]

@@ -306,6 +306,8 @@ fn the_binary_serves_metrics_and_stops_on_sigterm() {
             config.to_str().unwrap(),
             "--web.listen-address",
             &listen.to_string(),
+            // The world is on loopback, which the public-federation view refuses.
+            "--probe.allow-private-addresses",
         ])
         .args(["--log.level", "debug"])
         .stderr(Stdio::piped())

@@ -17,9 +17,9 @@ use matrix_federation_exporter::config::ProbeConfig;
 use matrix_federation_exporter::http::{AppState, MAX_API_PROBES, ProbeEndpoint, router};
 use matrix_federation_exporter::metrics::{self, ExporterMetrics, Format};
 use matrix_federation_exporter::report::{
-    AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, Family, KeysReport, Method,
-    Phase, Reason, ServerReport, SrvInfo, Stage, Step, TargetReport, TlsFacts, VerifyKey,
-    VersionReport, WellKnownOutcome, WellKnownReport,
+    AddressClass, AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, Family,
+    KeysReport, Method, Phase, Reason, RefusedAddress, ServerReport, SrvInfo, Stage, Step,
+    TargetReport, TlsFacts, VerifyKey, VersionReport, Warning, WellKnownOutcome, WellKnownReport,
 };
 use matrix_federation_exporter::server_name::ServerName;
 use matrix_federation_exporter::store::Store;
@@ -149,6 +149,7 @@ fn healthy() -> ServerReport {
             }],
             steps: vec![(Step::WellKnown, ms(120)), (Step::AddressLookup, ms(15))],
             truncated: false,
+            refused: Vec::new(),
         },
         addresses: vec![address("192.0.2.10:443"), address("[2001:db8::10]:443")],
         failures: Vec::new(),
@@ -156,8 +157,8 @@ fn healthy() -> ServerReport {
 }
 
 /// `broken.test` has three `_matrix-fed` SRV targets: two do not exist (one server-level DNS failure, reported
-/// twice), the third has an IPv4 address with an expired certificate for the wrong name and an IPv6 address that
-/// refuses connections.
+/// twice), the third (a CNAME) has an IPv4 address with an expired certificate for the wrong name, an IPv6 address
+/// that refuses connections, and a private address the public-federation view refused.
 fn failing() -> ServerReport {
     let t0 = T0_SIGNED;
     let mut leaf = cert(
@@ -212,13 +213,17 @@ fn failing() -> ServerReport {
             targets: vec![
                 srv_target("a.broken.test", Vec::new()),
                 srv_target("b.broken.test", Vec::new()),
-                srv_target(
-                    "c.broken.test",
-                    vec![
-                        "198.51.100.7".parse().expect("ip"),
-                        "2001:db8::7".parse().expect("ip"),
-                    ],
-                ),
+                TargetReport {
+                    via_cname: true,
+                    ..srv_target(
+                        "c.broken.test",
+                        vec![
+                            "198.51.100.7".parse().expect("ip"),
+                            "2001:db8::7".parse().expect("ip"),
+                            "10.0.0.7".parse().expect("ip"),
+                        ],
+                    )
+                },
             ],
             steps: vec![
                 (Step::WellKnown, ms(50)),
@@ -228,6 +233,10 @@ fn failing() -> ServerReport {
                 (Step::AddressLookup, ms(5)),
             ],
             truncated: false,
+            refused: vec![RefusedAddress {
+                address: addr("10.0.0.7:8448"),
+                target_host: "c.broken.test".to_owned(),
+            }],
         },
         addresses: vec![
             AddressReport {
@@ -455,6 +464,69 @@ fn metrics_md_matches_the_rendered_output() {
     expect("family", Family::ALL.iter().map(|v| v.as_str()).collect());
     expect("stage", Stage::ALL.iter().map(|v| v.as_str()).collect());
     expect("reason", Reason::ALL.iter().map(|v| v.as_str()).collect());
+    expect(
+        "class",
+        AddressClass::ALL.iter().map(|v| v.as_str()).collect(),
+    );
+    expect("warning", Warning::ALL.iter().map(|v| v.as_str()).collect());
+}
+
+#[test]
+fn address_classes_and_warnings_have_their_rows() {
+    let samples = parse_004(&render(
+        &store_with([healthy(), failing()]),
+        Format::Text004,
+    ))
+    .expect("valid exposition");
+    let rows = |name: &str, labels: &[&str]| -> Vec<Vec<String>> {
+        samples
+            .iter()
+            .filter(|s| s.name == name)
+            .map(|s| {
+                labels
+                    .iter()
+                    .map(|l| s.label(l).unwrap_or("?").to_owned())
+                    .collect()
+            })
+            .collect()
+    };
+    let own = |rows: &[&[&str]]| -> Vec<Vec<String>> {
+        rows.iter()
+            .map(|r| r.iter().map(|&v| v.to_owned()).collect())
+            .collect()
+    };
+    // Servers in name order; every probed address, then every refused one, with its range.
+    assert_eq!(
+        rows(
+            "matrix_federation_address_info",
+            &["server_name", "address", "family", "class"]
+        ),
+        own(&[
+            &["broken.test", "198.51.100.7:8448", "ipv4", "documentation"],
+            &["broken.test", "[2001:db8::7]:8448", "ipv6", "documentation"],
+            &["broken.test", "10.0.0.7:8448", "ipv4", "private"],
+            &["example.org", "192.0.2.10:443", "ipv4", "documentation"],
+            &["example.org", "[2001:db8::10]:443", "ipv6", "documentation"],
+        ])
+    );
+    // A refused address with others probed is a warning, not a failure; so is an SRV target that is a CNAME.
+    assert_eq!(
+        rows(
+            "matrix_federation_warning_info",
+            &["server_name", "address", "warning"]
+        ),
+        own(&[
+            &["broken.test", "", "srv_target_cname"],
+            &["broken.test", "10.0.0.7:8448", "address_not_public"],
+        ])
+    );
+    // A refused address has no per-address check series.
+    assert!(
+        !samples
+            .iter()
+            .any(|s| s.name == "matrix_federation_address_success"
+                && s.label("address") == Some("10.0.0.7:8448"))
+    );
 }
 
 #[test]

@@ -61,7 +61,7 @@ impl World {
         let servers = list(servers.iter().map(|s| format!("\"{}\"", self.name(s))).collect());
         let globs = list(target_files.iter().map(|g| format!("\"{g}\"")).collect());
         let text = format!(
-            "servers: {servers}\ntarget_files: {globs}\nprobe:\n  interval: 1h\n\
+            "servers: {servers}\ntarget_files: {globs}\nprobe:\n  interval: 1h\n  allow_private_addresses: true\n\
              dns:\n  nameservers: [\"{}\"]\ntls:\n  trust_store: webpki\n  ca_files: [\"{}\"]\n",
             self.dns.addr,
             self.root.display()
@@ -78,6 +78,8 @@ impl World {
             // The config's resolver and roots, with the spec ports left alone (every name has an explicit port).
             let mut env = ProbeEnv::new(&c.dns.nameservers, roots.clone(), Ports::default(), TIMEOUTS)?;
             env.checks = c.probe.checks;
+            // The world is on loopback: the config must allow it, as the daemon's `ProbeEnv::from_config` would.
+            env.allow_private_addresses = c.probe.allow_private_addresses;
             Ok(env)
         });
         daemon::start_reloadable(source, make_env).unwrap()
@@ -153,6 +155,47 @@ async fn reload_adds_and_removes_servers_and_a_bad_config_keeps_the_old_one() {
     let (_, m) = request(&exporter, "GET", "/metrics").await;
     assert_eq!(series_of(&m, &c), 0);
     assert!(m.contains("matrix_federation_exporter_config_last_reload_successful 1"), "{m}");
+}
+
+/// `--probe.allow-private-addresses` (`Source::allow_private_addresses`) overrides the file at start and on every
+/// reload; without it the file's `false` puts the loopback world out of reach (`address_not_public`).
+#[tokio::test]
+async fn the_allow_private_addresses_flag_survives_a_reload() {
+    let world = World::start("private").await;
+    let (a, b) = (world.name("a.test"), world.name("b.test"));
+    let write = |servers: &[&str]| {
+        let path = world.write_config(servers, &[]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("allow_private_addresses: true", "allow_private_addresses: false"))
+            .unwrap();
+        path
+    };
+    let config = write(&["a.test"]);
+    let start = |flag: bool| {
+        let source = Source { file: Some(config.clone()), allow_private_addresses: flag, ..Source::default() };
+        // As the daemon builds it: the config's resolver, roots and flag, the spec ports (names have a port).
+        daemon::start_reloadable(source, Box::new(ProbeEnv::from_config)).unwrap()
+    };
+    let success = |server: &str, value: u8| format!("matrix_federation_probe_success{{server_name=\"{server}\"}} {value}");
+
+    let public = start(false);
+    probed(&public, &a).await;
+    let (_, m) = request(&public, "GET", "/metrics").await;
+    assert!(m.contains(&success(&a, 0)), "{m}");
+    assert!(m.contains("reason=\"address_not_public\""), "{m}");
+    drop(public);
+
+    let exporter = start(true);
+    probed(&exporter, &a).await;
+    let (_, m) = request(&exporter, "GET", "/metrics").await;
+    assert!(m.contains(&success(&a, 1)), "{m}");
+    write(&["a.test", "b.test"]);
+    let (status, body) = request(&exporter, "POST", "/-/reload").await;
+    assert_eq!(status, 200, "{body}");
+    probed(&exporter, &b).await;
+    let (_, m) = request(&exporter, "GET", "/metrics").await;
+    assert!(m.contains(&success(&b, 1)), "the flag still applies after the reload\n{m}");
+    assert!(m.contains("class=\"loopback\""), "{m}");
 }
 
 #[tokio::test]

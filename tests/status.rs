@@ -135,6 +135,7 @@ fn healthy(name: &str, days: i64, probed_secs_ago: u64) -> ServerReport {
                 (Step::AddressLookup, Duration::from_millis(1)),
             ],
             truncated: false,
+            refused: Vec::new(),
         },
         addresses: vec![address(
             "198.51.100.7:8448",

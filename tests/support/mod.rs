@@ -6,6 +6,7 @@
 
 pub mod ca;
 pub mod dns;
+pub mod evil;
 pub mod https;
 pub mod keys;
 

@@ -1,0 +1,188 @@
+//! The exporter side of `bench/compare`: the real daemon (`daemon::start`: scheduler, store, routes) over the
+//! benchmark world, with the spec ports 443 and 8448 remapped to the world's ports, one probe round at
+//! concurrency 64, then `/metrics` served on 127.0.0.1 for timing. It exists only for benchmarks, so the
+//! exporter needs no hidden production flag.
+//!
+//! `cargo run --release --example bench_exporter -- --world /tmp/world.json [--limit K] [--concurrency C]`
+//!
+//! It talks to its driver in lines, so the driver can read this process's CPU time and peak RSS from `/proc`
+//! between the phases: it prints `{"event":"loaded",…}` and waits for `go` on stdin, runs the round, prints
+//! `{"event":"round",…}` (serving `/metrics` on the printed address from then on), and exits on `quit` or
+//! at the end of stdin. Logs (our crate at info, as the binary's default) go to stderr.
+
+use std::io::BufRead as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use matrix_federation_exporter::config::{Config, ProbeConfig, Timeouts, TrustStore};
+use matrix_federation_exporter::daemon;
+use matrix_federation_exporter::env::{ProbeEnv, Ports};
+use matrix_federation_exporter::server_name::ServerName;
+use matrix_federation_exporter::tls;
+use matrix_federation_exporter::webconfig;
+use serde_json::{Value, json};
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+struct Args {
+    world: PathBuf,
+    limit: Option<usize>,
+    concurrency: usize,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        world: PathBuf::from("bench-world.json"),
+        limit: None,
+        concurrency: 64,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .unwrap_or_else(|| panic!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--world" => args.world = PathBuf::from(value()),
+            "--limit" => args.limit = Some(value().parse().expect("--limit K")),
+            "--concurrency" => args.concurrency = value().parse().expect("--concurrency C"),
+            other => panic!(
+                "unknown argument {other}; usage: bench_exporter --world FILE [--limit K] [--concurrency C]"
+            ),
+        }
+    }
+    args
+}
+
+/// One line from stdin (None at its end), read off the async workers.
+async fn command() -> Option<String> {
+    tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        match std::io::stdin().lock().read_line(&mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(line.trim().to_owned()),
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+fn say(event: &Value) {
+    println!("{event}");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = args();
+    // As the binary's default: our crate at info, the libraries at warn, to stderr.
+    tracing_subscriber::registry()
+        .with(
+            Targets::new()
+                .with_default(LevelFilter::WARN)
+                .with_target("matrix_federation_exporter", LevelFilter::INFO),
+        )
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(std::io::stderr),
+        )
+        .init();
+
+    let world: Value = serde_json::from_slice(&std::fs::read(&args.world)?)?;
+    let text = |key: &str| {
+        world[key]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("world file: no {key}"))
+    };
+    let port = |key: &str| {
+        world[key]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or_else(|| anyhow::anyhow!("world file: no {key}"))
+    };
+    let dns: SocketAddr = text("dns")?.parse()?;
+    let ports = Ports {
+        well_known: port("well_known_port")?,
+        federation: port("federation_port")?,
+    };
+    let mut servers = world["names"]
+        .as_array()
+        .ok_or_else(|| anyhow::anyhow!("world file: no names"))?
+        .iter()
+        .map(|n| ServerName::parse(n.as_str().unwrap_or_default()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("world file: bad name: {e}"))?;
+    if let Some(limit) = args.limit {
+        servers.truncate(limit);
+    }
+
+    // As in production: the system trust store plus the CA file (here the world's root).
+    let roots = tls::load_roots(TrustStore::System, &[PathBuf::from(text("ca_file")?)])?;
+    let timeouts = Timeouts::default();
+    let env = ProbeEnv::new(&[dns], roots, ports, timeouts)?;
+    let config = Config {
+        servers: servers.clone(),
+        probe: ProbeConfig {
+            // One round: the next one would start only after the benchmark is over.
+            interval: Duration::from_secs(24 * 3600),
+            jitter: Duration::ZERO,
+            concurrency: args.concurrency,
+            timeouts,
+            ..ProbeConfig::default()
+        },
+        ..Config::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let listen = listener.local_addr()?;
+    say(&json!({ "event": "loaded", "servers": servers.len(), "listen": listen.to_string() }));
+    if command().await.as_deref() != Some("go") {
+        return Ok(());
+    }
+
+    let start = Instant::now();
+    let mut exporter = daemon::start(&config, env);
+    exporter.ready.wait_for(|ready| *ready).await?;
+    let wall = start.elapsed();
+
+    let mut ok = 0usize;
+    let mut reasons = std::collections::BTreeMap::<String, usize>::new();
+    for name in &servers {
+        match exporter.report(name.as_str()) {
+            Some(r) if r.success() => ok += 1,
+            Some(r) => {
+                let why = r.all_failures().next().map_or_else(
+                    || "no failure recorded".to_owned(),
+                    |(_, f)| format!("{}/{}", f.stage, f.reason),
+                );
+                *reasons.entry(why).or_default() += 1;
+            }
+            None => *reasons.entry("no report".to_owned()).or_default() += 1,
+        }
+    }
+    let server = tokio::spawn(webconfig::serve(
+        listener,
+        exporter.router.clone(),
+        None,
+        std::future::pending(),
+    ));
+    say(&json!({
+        "event": "round",
+        "servers": servers.len(),
+        "wall_s": wall.as_secs_f64(),
+        "ok": ok,
+        "failed": servers.len() - ok,
+        "failures": reasons,
+    }));
+    while let Some(line) = command().await {
+        if line == "quit" {
+            break;
+        }
+    }
+    server.abort();
+    drop(exporter);
+    Ok(())
+}

@@ -1,0 +1,230 @@
+//! The benchmark world: N Matrix server names served from loopback by this one process, until it is killed
+//! (or `--max-seconds` pass). `bench/compare` starts it; the exporter and blackbox_exporter then probe it.
+//!
+//! `cargo run --release --example bench_world -- --servers 2000 --out /tmp/world.json`
+//!
+//! It reuses the hermetic test world (`tests/support`): fake DNS (hickory-server), the test CA (rcgen), fake
+//! HTTPS homeservers with signed key documents, and the port anchors. Of the names:
+//! - 80 % are direct: `dN.bench.test` has an A record, its homeserver listens on the federation port, and
+//!   nothing listens on the well-known port (the lookup is refused at once, as for a homeserver host without
+//!   a web server);
+//! - 10 % are delegated by `.well-known`: `wN.bench.test` serves `{"m.server": …}` on the well-known port,
+//!   naming `hN.bench.test` (with the federation port for even N, bare for odd N, which then goes through the
+//!   SRV lookups to the default port);
+//! - 10 % are delegated by SRV: `_matrix-fed._tcp.sN.bench.test` points at `tN.bench.test` on a third port.
+//!
+//! Every federation endpoint has its own certificate from the test CA (valid for the name it must present and
+//! for its own IP address, so blackbox_exporter can verify it when probing `ip:port`) and its own ed25519 key
+//! and signed key document naming the server. Every homeserver has its own loopback address 127.20.x.y; the
+//! three ports are held on 127.0.0.1 and ::1 by port anchors, so no other process can take them there.
+//!
+//! The world file (`--out`, JSON) tells the probers what they need: the DNS address, the ports, the CA root,
+//! the names, and for each name the `ip:port` of its federation endpoint (blackbox's target).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use support::{Behaviour, FakeDns, FakeServer, PortAnchor, Routes, TestCa, Validity, Zone};
+
+/// Names live under this zone (the fake DNS serves only `test.`).
+const ZONE: &str = "bench.test";
+
+struct Args {
+    servers: usize,
+    out: PathBuf,
+    max_seconds: u64,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        servers: 2000,
+        out: PathBuf::from("bench-world.json"),
+        max_seconds: 3600,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .unwrap_or_else(|| panic!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--servers" => args.servers = value().parse().expect("--servers N"),
+            "--out" => args.out = PathBuf::from(value()),
+            "--max-seconds" => args.max_seconds = value().parse().expect("--max-seconds S"),
+            other => panic!(
+                "unknown argument {other}; usage: bench_world [--servers N] [--out FILE] [--max-seconds S]"
+            ),
+        }
+    }
+    assert!(
+        (1..=20_000).contains(&args.servers),
+        "--servers must be 1..=20000"
+    );
+    args
+}
+
+/// The k-th homeserver address: 127.20.x.y, never 127.0.0.1 (the anchors' address) nor a .0 or .255 host.
+fn ip(k: usize) -> IpAddr {
+    let (hi, lo) = (k / 250, k % 250 + 1);
+    let hi = u8::try_from(hi).expect("fewer than 64,000 addresses");
+    let lo = u8::try_from(lo).expect("lo < 251");
+    IpAddr::V4(Ipv4Addr::new(127, 20, hi, lo))
+}
+
+/// What one name is and where its federation endpoint listens.
+enum Kind {
+    Direct,
+    WellKnown { host: String, explicit_port: bool },
+    Srv { target: String },
+}
+
+#[tokio::main]
+async fn main() {
+    let args = args();
+    let started = Instant::now();
+    let ca = TestCa::new("bench");
+    let dir = args
+        .out
+        .parent()
+        .map_or_else(|| PathBuf::from("."), PathBuf::from);
+    let ca_path = std::fs::canonicalize(ca.write_root_pem(&dir)).expect("CA path");
+
+    // Each anchor holds its port on 127.0.0.1 and ::1; the homeservers bind 127.20.x.y on the same port.
+    let wk = PortAnchor::new();
+    let fed = PortAnchor::new();
+    let srv = PortAnchor::new();
+
+    let mut zone = Zone::new();
+    let mut servers: Vec<FakeServer> = Vec::with_capacity(args.servers * 11 / 10);
+    let mut names = Vec::with_capacity(args.servers);
+    let mut targets = Vec::with_capacity(args.servers);
+    let mut next_ip = 0usize;
+    let mut take_ip = || {
+        let a = ip(next_ip);
+        next_ip += 1;
+        a
+    };
+    let (mut direct, mut delegated, mut by_srv) = (0usize, 0usize, 0usize);
+    for i in 0..args.servers {
+        let kind = match i % 10 {
+            8 => Kind::WellKnown {
+                host: format!("h{i}.{ZONE}"),
+                explicit_port: (i / 10) % 2 == 0,
+            },
+            9 => Kind::Srv {
+                target: format!("t{i}.{ZONE}"),
+            },
+            _ => Kind::Direct,
+        };
+        let name = match kind {
+            Kind::Direct => format!("d{i}.{ZONE}"),
+            Kind::WellKnown { .. } => format!("w{i}.{ZONE}"),
+            Kind::Srv { .. } => format!("s{i}.{ZONE}"),
+        };
+        // (the name the certificate must hold, the endpoint's address and port, and whose keys it serves)
+        let (tls_name, endpoint) = match &kind {
+            Kind::Direct => {
+                direct += 1;
+                let a = take_ip();
+                zone = zone.a(&name, v4(a));
+                (name.clone(), SocketAddr::new(a, fed.port))
+            }
+            Kind::WellKnown {
+                host,
+                explicit_port,
+            } => {
+                delegated += 1;
+                let (front, back) = (take_ip(), take_ip());
+                zone = zone.a(&name, v4(front)).a(host, v4(back));
+                let m_server = if *explicit_port {
+                    format!("{host}:{}", fed.port)
+                } else {
+                    host.clone()
+                };
+                // The well-known front: its own certificate for the server name, and the delegation.
+                servers.push(
+                    FakeServer::start(
+                        SocketAddr::new(front, wk.port),
+                        Behaviour::Https {
+                            leaf: ca.leaf(&[&name], Validity::Valid),
+                            routes: Routes::new()
+                                .well_known_json(&json!({ "m.server": m_server }).to_string()),
+                        },
+                    )
+                    .await,
+                );
+                (host.clone(), SocketAddr::new(back, fed.port))
+            }
+            Kind::Srv { target } => {
+                by_srv += 1;
+                let a = take_ip();
+                zone = zone
+                    .srv(&format!("_matrix-fed._tcp.{name}"), 10, 5, srv.port, target)
+                    .a(target, v4(a));
+                (name.clone(), SocketAddr::new(a, srv.port))
+            }
+        };
+        // The federation endpoint: a certificate for the spec's TLS name (plus its own IP, for blackbox) and a
+        // key document signed by a fresh key, naming the server.
+        let ip_text = endpoint.ip().to_string();
+        servers.push(
+            FakeServer::start(
+                endpoint,
+                Behaviour::Https {
+                    leaf: ca.leaf(&[&tls_name, &ip_text], Validity::Valid),
+                    routes: support::matrix_routes(&name),
+                },
+            )
+            .await,
+        );
+        targets.push(json!({ "name": name, "address": endpoint.to_string(), "tls_name": tls_name }));
+        names.push(name);
+    }
+    let dns = FakeDns::start(zone).await;
+
+    let world = json!({
+        "servers": args.servers,
+        "direct": direct,
+        "well_known": delegated,
+        "srv": by_srv,
+        "dns": dns.addr.to_string(),
+        "well_known_port": wk.port,
+        "federation_port": fed.port,
+        "srv_port": srv.port,
+        "ca_file": ca_path,
+        "names": names,
+        "targets": targets,
+        "pid": std::process::id(),
+    });
+    let tmp = args.out.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&world).expect("world JSON"))
+        .expect("write the world file");
+    std::fs::rename(&tmp, &args.out).expect("publish the world file");
+    eprintln!(
+        "bench_world: {} names ({direct} direct, {delegated} well-known, {by_srv} SRV) on {} listeners, DNS {}, \
+         ready after {:.1} s; world file {}",
+        args.servers,
+        servers.len(),
+        dns.addr,
+        started.elapsed().as_secs_f64(),
+        args.out.display()
+    );
+
+    // Serve until killed, but never longer than --max-seconds.
+    tokio::time::sleep(Duration::from_secs(args.max_seconds)).await;
+    eprintln!("bench_world: --max-seconds reached, exiting");
+    drop((servers, dns, wk, fed, srv));
+}
+
+fn v4(ip: IpAddr) -> Ipv4Addr {
+    match ip {
+        IpAddr::V4(v4) => v4,
+        IpAddr::V6(_) => unreachable!("the world uses IPv4 loopback addresses"),
+    }
+}
