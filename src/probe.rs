@@ -165,8 +165,12 @@ async fn matrix_checks(
             )
             .await;
         report.phases.push((Phase::Keys, start.elapsed()));
-        // A request that timed out or broke leaves no connection to send the next one on.
-        let broken = matches!(response, Err(GetError::Timeout(_) | GetError::Http(_)));
+        // A request that timed out or broke leaves no connection to send the next one on; neither does a body cut
+        // at the cap (the unread rest closes the connection, and the version check would fail for our cap).
+        let broken = matches!(
+            response,
+            Err(GetError::Timeout(_) | GetError::Http(_) | GetError::TooLarge(_))
+        );
         match ok_response(Stage::Keys, response) {
             Ok(body) => {
                 let (keys, failures) =

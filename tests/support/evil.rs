@@ -34,6 +34,8 @@ use super::https::Bind;
 pub const MAX_STREAM: u64 = 1 << 30;
 /// The largest request head (or TLS first flight from the client) an evil server reads before answering.
 const MAX_REQUEST: usize = 64 * 1024;
+/// A huge body is written this much at a time.
+const PIECE: usize = 64 * 1024;
 
 /// How an [`EvilServer`] treats each accepted connection.
 #[derive(Clone, Debug)]
@@ -313,7 +315,6 @@ async fn huge_body<S: AsyncWrite + Unpin>(
     };
     let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{framing}\r\n\r\n");
     send(stream, head.as_bytes(), counters).await?;
-    const PIECE: usize = 64 * 1024;
     let mut piece = vec![b'a'; PIECE];
     let start = br#"{"m.server":""#;
     piece[..start.len()].copy_from_slice(start);
@@ -507,6 +508,145 @@ fn question_end(msg: &[u8]) -> Option<usize> {
     }
     let end = i + 4;
     (end <= msg.len()).then_some(end)
+}
+
+/// A name server on 127.0.0.1 (UDP, and TCP on the same port) that answers every SRV query with `records`
+/// SRV records (`10 0 <port> t<i>.<the queried name minus its first two labels>`), and every other query with
+/// NOERROR and no records. Over UDP the answer is only the question with the TC bit set, so the resolver
+/// retries over TCP; there the answer carries as many records as fit in one DNS message (64 KiB), with the
+/// TC bit set if that is fewer than `records`, as an authoritative server does. Built by hand so that a
+/// flood of records costs nothing to set up. Stops on drop.
+pub struct SrvFloodDns {
+    pub addr: SocketAddr,
+    answered: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+/// The largest DNS message over TCP (its length prefix is 16 bits).
+const MAX_DNS_MESSAGE: usize = 65_535;
+
+impl SrvFloodDns {
+    pub async fn start(records: usize, port: u16) -> Self {
+        let udp = UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind SRV flood DNS UDP");
+        let addr = udp.local_addr().expect("UDP local addr");
+        let tcp = TcpListener::bind(addr)
+            .await
+            .expect("bind SRV flood DNS TCP on the UDP port");
+        let answered = Arc::new(AtomicUsize::new(0));
+        let count = answered.clone();
+        let task = tokio::spawn(async move {
+            let mut conns = JoinSet::new();
+            let mut buf = [0u8; 1500];
+            while count.load(Ordering::SeqCst) < MAX_DNS_ANSWERS {
+                tokio::select! {
+                    r = udp.recv_from(&mut buf) => {
+                        let Ok((n, from)) = r else { break };
+                        count.fetch_add(1, Ordering::SeqCst);
+                        if let Some(answer) = srv_flood_answer(&buf[..n], records, port, true)
+                            && from.ip().is_loopback()
+                        {
+                            let _ = udp.send_to(&answer, from).await;
+                        }
+                    }
+                    r = tcp.accept() => {
+                        let Ok((stream, _)) = r else { break };
+                        let count = count.clone();
+                        while conns.try_join_next().is_some() {}
+                        conns.spawn(async move {
+                            let serve = serve_srv_flood_tcp(stream, records, port, &count);
+                            let _ = tokio::time::timeout(Duration::from_secs(30), serve).await;
+                        });
+                    }
+                }
+            }
+        });
+        Self {
+            addr,
+            answered,
+            task,
+        }
+    }
+
+    /// Queries answered so far (UDP and TCP).
+    pub fn answered(&self) -> usize {
+        self.answered.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for SrvFloodDns {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A few length-prefixed queries on one TCP connection, each answered in full.
+async fn serve_srv_flood_tcp(
+    mut stream: TcpStream,
+    records: usize,
+    port: u16,
+    count: &AtomicUsize,
+) -> io::Result<()> {
+    for _ in 0..16 {
+        let len = usize::from(stream.read_u16().await?);
+        let mut query = vec![0u8; len];
+        stream.read_exact(&mut query).await?;
+        count.fetch_add(1, Ordering::SeqCst);
+        let Some(answer) = srv_flood_answer(&query, records, port, false) else {
+            return Ok(());
+        };
+        let len = u16::try_from(answer.len()).expect("answers fit one DNS message");
+        stream.write_u16(len).await?;
+        stream.write_all(&answer).await?;
+    }
+    Ok(())
+}
+
+/// The answer to `query`: see [`SrvFloodDns`]. None for a query that is not one question.
+fn srv_flood_answer(query: &[u8], records: usize, port: u16, udp: bool) -> Option<Vec<u8>> {
+    let end = question_end(query)?;
+    let qtype = u16::from_be_bytes([query[end - 4], query[end - 3]]);
+    let mut out = query[..end].to_vec();
+    // QR, opcode 0, AA, RD copied; RA; NOERROR. One question, no records yet.
+    out[2] = 0x84 | (query[2] & 0x01);
+    out[3] = 0x80;
+    out[6..12].fill(0);
+    if qtype != 33 {
+        return Some(out);
+    }
+    if udp {
+        out[2] |= 0x02;
+        return Some(out);
+    }
+    // The targets' parent: the queried name after its first two labels (`_matrix-fed._tcp.`).
+    let mut parent = 12;
+    for _ in 0..2 {
+        parent += 1 + usize::from(*query.get(parent)?);
+    }
+    let parent = u16::try_from(parent).ok()?;
+    let mut sent = 0usize;
+    for i in 0..records {
+        let label = format!("t{i}");
+        let label_len = u8::try_from(label.len()).expect("short label");
+        let rdlength = 6 + 1 + label.len() + 2;
+        if out.len() + 12 + rdlength > MAX_DNS_MESSAGE {
+            // What does not fit is left out, and the answer says so.
+            out[2] |= 0x02;
+            break;
+        }
+        // Owner: a pointer to the question's name. SRV, IN, TTL 300.
+        out.extend_from_slice(&[0xc0, 0x0c, 0, 33, 0, 1, 0, 0, 0x01, 0x2c]);
+        out.extend_from_slice(&u16::try_from(rdlength).expect("short rdata").to_be_bytes());
+        out.extend_from_slice(&[0, 10, 0, 0]);
+        out.extend_from_slice(&port.to_be_bytes());
+        out.push(label_len);
+        out.extend_from_slice(label.as_bytes());
+        out.extend_from_slice(&(0xc000 | parent).to_be_bytes());
+        sent += 1;
+    }
+    out[6..8].copy_from_slice(&u16::try_from(sent).expect("fits one message").to_be_bytes());
+    Some(out)
 }
 
 /// A leaf for `names` presented with `n - 1` further CA certificates that all share the leaf issuer's name, each
