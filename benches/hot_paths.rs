@@ -5,7 +5,7 @@
 //! - rendering `/metrics` for 10,000 servers (`metrics::encode` over a store of hand-built reports).
 //!
 //! `cargo bench --bench hot_paths` (add `-- --quick` for a short run). The end-to-end figures, against
-//! blackbox_exporter, come from `bench/compare` (see BENCHMARKS.md).
+//! `blackbox_exporter`, come from `bench/compare` (see BENCHMARKS.md).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -17,8 +17,8 @@ use std::time::{Duration, SystemTime};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use matrix_federation_exporter::metrics::{self, ExporterMetrics, Format};
 use matrix_federation_exporter::report::{
-    AddressReport, CertFacts, CertReport, DiscoveryReport, KeysReport, Method, Phase,
-    ServerReport, Step, TlsFacts, VerifyKey, VersionReport, WellKnownOutcome, WellKnownReport,
+    AddressReport, CertFacts, CertReport, DiscoveryReport, KeysReport, Method, Phase, ServerReport,
+    Step, TlsFacts, VerifyKey, VersionReport, WellKnownOutcome, WellKnownReport,
 };
 use matrix_federation_exporter::store::Store;
 use matrix_federation_exporter::tls::TlsClient;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use matrix_federation_exporter::config::{Config, ProbeConfig, Timeouts, TrustStore};
 use matrix_federation_exporter::daemon;
-use matrix_federation_exporter::env::{ProbeEnv, Ports};
+use matrix_federation_exporter::env::{Ports, ProbeEnv};
 use matrix_federation_exporter::server_name::ServerName;
 use matrix_federation_exporter::tls;
 use matrix_federation_exporter::webconfig;
@@ -25,6 +25,16 @@ use serde_json::{Value, json};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
+
+/// The parts of the world file (written by `bench_world`) that the exporter reads.
+#[derive(serde::Deserialize)]
+struct World {
+    dns: SocketAddr,
+    well_known_port: u16,
+    federation_port: u16,
+    ca_file: PathBuf,
+    names: Vec<String>,
+}
 
 struct Args {
     world: PathBuf,
@@ -40,10 +50,7 @@ fn args() -> Args {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .unwrap_or_else(|| panic!("{flag} needs a value"))
-        };
+        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
             "--world" => args.world = PathBuf::from(value()),
             "--limit" => args.limit = Some(value().parse().expect("--limit K")),
@@ -91,29 +98,16 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
 
-    let world: Value = serde_json::from_slice(&std::fs::read(&args.world)?)?;
-    let text = |key: &str| {
-        world[key]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| anyhow::anyhow!("world file: no {key}"))
-    };
-    let port = |key: &str| {
-        world[key]
-            .as_u64()
-            .and_then(|p| u16::try_from(p).ok())
-            .ok_or_else(|| anyhow::anyhow!("world file: no {key}"))
-    };
-    let dns: SocketAddr = text("dns")?.parse()?;
+    // Only what the exporter needs: the world file's per-target list is for blackbox and is never parsed.
+    let world: World = serde_json::from_slice(&std::fs::read(&args.world)?)?;
     let ports = Ports {
-        well_known: port("well_known_port")?,
-        federation: port("federation_port")?,
+        well_known: world.well_known_port,
+        federation: world.federation_port,
     };
-    let mut servers = world["names"]
-        .as_array()
-        .ok_or_else(|| anyhow::anyhow!("world file: no names"))?
+    let mut servers = world
+        .names
         .iter()
-        .map(|n| ServerName::parse(n.as_str().unwrap_or_default()))
+        .map(|n| ServerName::parse(n))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("world file: bad name: {e}"))?;
     if let Some(limit) = args.limit {
@@ -121,11 +115,13 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // As in production: the system trust store plus the CA file (here the world's root).
-    let roots = tls::load_roots(TrustStore::System, &[PathBuf::from(text("ca_file")?)])?;
+    let roots = tls::load_roots(TrustStore::System, &[world.ca_file])?;
     let timeouts = Timeouts::default();
-    let env = ProbeEnv::new(&[dns], roots, ports, timeouts)?;
+    let env = ProbeEnv::new(&[world.dns], roots, ports, timeouts)?;
+    drop(world.names);
+    let count = servers.len();
     let config = Config {
-        servers: servers.clone(),
+        servers,
         probe: ProbeConfig {
             // One round: the next one would start only after the benchmark is over.
             interval: Duration::from_secs(24 * 3600),
@@ -138,7 +134,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let listen = listener.local_addr()?;
-    say(&json!({ "event": "loaded", "servers": servers.len(), "listen": listen.to_string() }));
+    say(&json!({ "event": "loaded", "servers": count, "listen": listen.to_string() }));
     if command().await.as_deref() != Some("go") {
         return Ok(());
     }
@@ -150,7 +146,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut ok = 0usize;
     let mut reasons = std::collections::BTreeMap::<String, usize>::new();
-    for name in &servers {
+    for name in &config.servers {
         match exporter.report(name.as_str()) {
             Some(r) if r.success() => ok += 1,
             Some(r) => {
@@ -163,6 +159,8 @@ async fn main() -> anyhow::Result<()> {
             None => *reasons.entry("no report".to_owned()).or_default() += 1,
         }
     }
+    // The daemon keeps its own copy of the configuration, as in production; this one is the benchmark's.
+    drop(config);
     let server = tokio::spawn(webconfig::serve(
         listener,
         exporter.router.clone(),
@@ -171,10 +169,10 @@ async fn main() -> anyhow::Result<()> {
     ));
     say(&json!({
         "event": "round",
-        "servers": servers.len(),
+        "servers": count,
         "wall_s": wall.as_secs_f64(),
         "ok": ok,
-        "failed": servers.len() - ok,
+        "failed": count - ok,
         "failures": reasons,
     }));
     while let Some(line) = command().await {

@@ -1,5 +1,5 @@
 //! The benchmark world: N Matrix server names served from loopback by this one process, until it is killed
-//! (or `--max-seconds` pass). `bench/compare` starts it; the exporter and blackbox_exporter then probe it.
+//! (or `--max-seconds` pass). `bench/compare` starts it; the exporter and `blackbox_exporter` then probe it.
 //!
 //! `cargo run --release --example bench_world -- --servers 2000 --out /tmp/world.json`
 //!
@@ -14,9 +14,9 @@
 //! - 10 % are delegated by SRV: `_matrix-fed._tcp.sN.bench.test` points at `tN.bench.test` on a third port.
 //!
 //! Every federation endpoint has its own certificate from the test CA (valid for the name it must present and
-//! for its own IP address, so blackbox_exporter can verify it when probing `ip:port`) and its own ed25519 key
-//! and signed key document naming the server. Every homeserver has its own loopback address 127.20.x.y; the
-//! three ports are held on 127.0.0.1 and ::1 by port anchors, so no other process can take them there.
+//! for its own IP address, so `blackbox_exporter` can verify it when probing `ip:port`) and its own ed25519 key
+//! and signed key document naming the server. Every homeserver has its own loopback address `127.20.x.y`; the
+//! three ports are held on `127.0.0.1` and `::1` by port anchors, so no other process can take them there.
 //!
 //! The world file (`--out`, JSON) tells the probers what they need: the DNS address, the ports, the CA root,
 //! the names, and for each name the `ip:port` of its federation endpoint (blackbox's target).
@@ -49,10 +49,7 @@ fn args() -> Args {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .unwrap_or_else(|| panic!("{flag} needs a value"))
-        };
+        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
             "--servers" => args.servers = value().parse().expect("--servers N"),
             "--out" => args.out = PathBuf::from(value()),
@@ -183,7 +180,8 @@ async fn main() {
             )
             .await,
         );
-        targets.push(json!({ "name": name, "address": endpoint.to_string(), "tls_name": tls_name }));
+        targets
+            .push(json!({ "name": name, "address": endpoint.to_string(), "tls_name": tls_name }));
         names.push(name);
     }
     let dns = FakeDns::start(zone).await;

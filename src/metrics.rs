@@ -22,6 +22,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
+use crate::prerendered::{Prerendered, address_head};
 use crate::report::{
     AddressClass, AddressReport, CertFacts, CertReport, Family, Phase, Reason, ServerReport, Stage,
     Step, Warning,
@@ -276,14 +277,19 @@ impl Format {
 #[must_use]
 pub fn encode(registry: &Registry, format: Format) -> String {
     let mut out = String::with_capacity(64 * 1024);
-    let result = match format {
-        Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, registry),
-        Format::Text004 => prometheus_client::encoding::prometheus_text::encode(&mut out, registry),
-    };
     // Invariant: writing to a String cannot fail, and neither the encoders nor our collector create errors of
     // their own (they only forward the writer's).
-    result.expect("encoding metrics into a String cannot fail");
+    encode_into(registry, format, &mut out).expect("encoding metrics into a String cannot fail");
     out
+}
+
+/// Renders `registry` in `format` into `out` as it goes (`/metrics` streams it in chunks, so the whole text
+/// never sits in memory). Fails only when `out` does.
+pub fn encode_into(registry: &Registry, format: Format, out: &mut impl fmt::Write) -> fmt::Result {
+    match format {
+        Format::OpenMetrics => prometheus_client::encoding::text::encode(out, registry),
+        Format::Text004 => prometheus_client::encoding::prometheus_text::encode(out, registry),
+    }
 }
 
 /// Renders the per-server families of `reports` alone, in `format`: no exporter metrics, no store (`/probe`).
@@ -584,20 +590,19 @@ fn encode_warnings(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result 
 }
 
 fn encode_address_families(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
-    let addresses = || {
-        reports.iter().flat_map(|(r, extra)| {
-            r.addresses.iter().map(move |a| {
-                (
-                    AddressLabels {
-                        server_name: &r.server_name,
-                        extra,
-                        address: a.address,
-                        family: a.family().as_str(),
-                    },
-                    a,
-                )
-            })
+    // Each address's label set, rendered once for all the families below (see `prerendered.rs`).
+    let heads: Vec<(String, &AddressReport)> = reports
+        .iter()
+        .flat_map(|(r, extra)| {
+            r.addresses
+                .iter()
+                .map(move |a| (address_head(&r.server_name, extra, a.address), a))
         })
+        .collect();
+    let addresses = || {
+        heads
+            .iter()
+            .map(|(head, a)| (Prerendered::new(head, a.family().as_str()), *a))
     };
     let mut fam = FamilyWriter::new(enc, &ADDRESS_SUCCESS);
     for (labels, a) in addresses() {

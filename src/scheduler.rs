@@ -131,7 +131,9 @@ impl Scheduler {
                         .acquire()
                         .await
                         .expect("the semaphore is never closed");
-                    run_one(&current.probe, &name, current.schedule.deadline).await
+                    // Boxed: the probe's state lives on the heap only while it runs, so the loop that waits
+                    // out the interval (one per server) stays small.
+                    Box::pin(run_one(&current.probe, &name, current.schedule.deadline)).await
                 };
                 on_report(report);
                 if let Some(f) = after_first.take() {

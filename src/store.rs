@@ -29,7 +29,9 @@ impl Store {
 
     /// Stores `report` as the latest one for its server name, replacing any earlier one. A report of a server
     /// that is not configured (see [`Store::configure`]) is dropped.
-    pub fn insert(&self, report: ServerReport) {
+    pub fn insert(&self, mut report: ServerReport) {
+        // Kept for a whole interval: return the spare capacity first.
+        crate::compact::shrink(&mut report);
         // Held while writing, so `configure` cannot remove the server between the check and the insert.
         let servers = self.servers.read().unwrap_or_else(PoisonError::into_inner);
         if servers

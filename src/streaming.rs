@@ -3,9 +3,14 @@
 //! whole, and the first bytes leave while the rest is still being rendered.
 //!
 //! The writer blocks when the reader is [`DEPTH`] chunks behind (backpressure), and fails with [`fmt::Error`]
-//! once the reader is gone (the client hung up), which stops the render.
+//! once the reader is gone (the client hung up), which stops the render. A writer dropped before
+//! [`ChunkWriter::finish`] (a failed or panicked render) ends the stream with an error, so the client sees a
+//! broken answer rather than a complete-looking truncated one.
 
 use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -21,31 +26,47 @@ pub const DEPTH: usize = 4;
 pub struct ChunkWriter {
     buf: String,
     tx: mpsc::Sender<Bytes>,
+    finished: Arc<AtomicBool>,
 }
 
 /// A writer and the stream of chunks it produces (for `axum::body::Body::from_stream`).
-#[must_use]
 pub fn channel() -> (
     ChunkWriter,
-    impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static,
+    impl Stream<Item = io::Result<Bytes>> + Send + 'static,
 ) {
     let (tx, rx) = mpsc::channel(DEPTH);
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (Ok(chunk), rx))
+    let finished = Arc::new(AtomicBool::new(false));
+    let done = finished.clone();
+    let stream = futures_util::stream::unfold(Some(rx), move |rx| {
+        let done = done.clone();
+        async move {
+            let mut rx = rx?;
+            match rx.recv().await {
+                Some(chunk) => Some((Ok(chunk), Some(rx))),
+                None if done.load(Ordering::Acquire) => None,
+                None => Some((
+                    Err(io::Error::other("the answer stopped before its end")),
+                    None,
+                )),
+            }
+        }
     });
     (
         ChunkWriter {
             buf: String::with_capacity(CHUNK),
             tx,
+            finished,
         },
         stream,
     )
 }
 
 impl ChunkWriter {
-    /// Sends what is buffered. Fails when the reader is gone.
+    /// Sends what is buffered and marks the stream complete. Fails when the reader is gone.
     pub fn finish(mut self) -> fmt::Result {
-        self.send()
+        self.send()?;
+        self.finished.store(true, Ordering::Release);
+        Ok(())
     }
 
     fn send(&mut self) -> fmt::Result {
@@ -93,6 +114,22 @@ mod tests {
         assert!(chunks.iter().all(|c| c.len() <= CHUNK));
         let all: Vec<u8> = chunks.concat();
         assert_eq!(all, "0123456789abcdef".repeat(100_000).as_bytes());
+    }
+
+    #[tokio::test]
+    async fn a_writer_dropped_unfinished_ends_the_stream_with_an_error() {
+        let (mut writer, stream) = channel();
+        let writing = tokio::task::spawn_blocking(move || {
+            writer.write_str(&"x".repeat(CHUNK))?;
+            writer.write_str("y")?;
+            drop(writer);
+            fmt::Result::Ok(())
+        });
+        let items: Vec<io::Result<Bytes>> = stream.collect().await;
+        writing.await.unwrap().unwrap();
+        assert_eq!(items.len(), 2, "one chunk, then the error");
+        assert!(items[0].is_ok());
+        assert!(items[1].is_err());
     }
 
     #[tokio::test]

@@ -331,15 +331,21 @@ fn the_binary_serves_metrics_and_stops_on_sigterm() {
             Err(e) => panic!("no probe finished ({e}); log so far:\n{}", seen.join("\n")),
         }
     }
-    let metrics = http_get(listen, "/metrics");
-    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
-    assert!(
-        metrics.contains(&format!(
-            r#"matrix_federation_probe_success{{server_name="127.0.0.2:{}"}} 1"#,
-            anchor.port
-        )),
-        "{metrics}"
+    // The probe logs "probe finished" just before its report is stored: ask again (bounded) until it is.
+    let success = format!(
+        r#"matrix_federation_probe_success{{server_name="127.0.0.2:{}"}} 1"#,
+        anchor.port
     );
+    let mut metrics = http_get(listen, "/metrics");
+    for _ in 0..50 {
+        if metrics.contains(&success) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        metrics = http_get(listen, "/metrics");
+    }
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(metrics.contains(&success), "{metrics}");
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -3,6 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use matrix_federation_exporter::config::Config;
+use matrix_federation_exporter::server_name::ServerName;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -10,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     };
     match Config::from_yaml(text) {
         Ok(config) => {
-            let mut names: Vec<&str> = config.servers.iter().map(|s| s.as_str()).collect();
+            let mut names: Vec<&str> = config.servers.iter().map(ServerName::as_str).collect();
             let n = names.len();
             names.sort_unstable();
             names.dedup();
