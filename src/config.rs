@@ -116,7 +116,8 @@ impl Source {
             None => Config::default(),
         };
         for path in &self.ca_files {
-            check_ca_file(path).with_context(|| format!("--ca-file {:?}", path.display().to_string()))?;
+            check_ca_file(path)
+                .with_context(|| format!("--ca-file {:?}", path.display().to_string()))?;
             if !config.tls.ca_files.contains(path) {
                 config.tls.ca_files.push(path.clone());
             }
@@ -458,7 +459,10 @@ impl RawConfig {
         for (i, glob) in self.target_files.unwrap_or_default().iter().enumerate() {
             let full = base.join(glob).to_string_lossy().into_owned();
             glob::Pattern::new(&full).map_err(|e| {
-                invalid(format!("target_files[{i}]"), format!("invalid glob {glob:?}: {e}"))
+                invalid(
+                    format!("target_files[{i}]"),
+                    format!("invalid glob {glob:?}: {e}"),
+                )
             })?;
             target_files.push(full);
         }
@@ -649,7 +653,11 @@ fn parse_nameserver(text: &str) -> Option<SocketAddr> {
 /// front as `line L column C: `.
 fn yaml_error(err: &serde_saphyr::Error) -> ConfigErrorKind {
     let (line, column, message) = yaml_parts(err);
-    ConfigErrorKind::Yaml { line, column, message }
+    ConfigErrorKind::Yaml {
+        line,
+        column,
+        message,
+    }
 }
 
 /// A YAML error as its line, column and one-line message (shared by every YAML file the exporter reads).
@@ -675,7 +683,11 @@ pub(crate) fn yaml_parts(err: &serde_saphyr::Error) -> (Option<u64>, Option<u64>
     let location = err
         .location()
         .filter(|l| *l != serde_saphyr::Location::UNKNOWN);
-    (location.map(|l| l.line()), location.map(|l| l.column()), message)
+    (
+        location.map(|l| l.line()),
+        location.map(|l| l.column()),
+        message,
+    )
 }
 
 /// `line L column C: ` (or less, as far as the position is known).

@@ -224,12 +224,11 @@ fn parse_text(
         serde_json::from_str(text)
             .map_err(|e| file_error(format!("not a file_sd JSON list: {e}")))?
     } else {
-        serde_saphyr::from_str(text)
-            .map_err(|e| {
-                let (line, column, message) = crate::config::yaml_parts(&e);
-                let at = crate::config::position_prefix(line, column);
-                file_error(format!("{at}not a file_sd YAML list: {message}"))
-            })?
+        serde_saphyr::from_str(text).map_err(|e| {
+            let (line, column, message) = crate::config::yaml_parts(&e);
+            let at = crate::config::position_prefix(line, column);
+            file_error(format!("{at}not a file_sd YAML list: {message}"))
+        })?
     };
     for (group, g) in groups.into_iter().enumerate() {
         for name in g.labels.keys() {
@@ -291,7 +290,6 @@ fn check_label(name: &str) -> Result<(), String> {
     }
     Ok(())
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -240,7 +240,11 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> WebConfigError
 /// serde-saphyr's message on one line, as for the main config.
 fn yaml_error(err: &serde_saphyr::Error) -> WebConfigErrorKind {
     let (line, column, message) = crate::config::yaml_parts(err);
-    WebConfigErrorKind::Yaml { line, column, message }
+    WebConfigErrorKind::Yaml {
+        line,
+        column,
+        message,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -48,7 +48,15 @@ impl World {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let root = ca.write_root_pem(&dir);
-        World { port, dir, root, dns, ca, _servers: servers, _anchor: anchor }
+        World {
+            port,
+            dir,
+            root,
+            dns,
+            ca,
+            _servers: servers,
+            _anchor: anchor,
+        }
     }
 
     fn name(&self, host: &str) -> String {
@@ -58,7 +66,12 @@ impl World {
     /// Writes the config file with these servers (and target-file globs) and returns its path.
     fn write_config(&self, servers: &[&str], target_files: &[&str]) -> PathBuf {
         let list = |items: Vec<String>| format!("[{}]", items.join(", "));
-        let servers = list(servers.iter().map(|s| format!("\"{}\"", self.name(s))).collect());
+        let servers = list(
+            servers
+                .iter()
+                .map(|s| format!("\"{}\"", self.name(s)))
+                .collect(),
+        );
         let globs = list(target_files.iter().map(|g| format!("\"{g}\"")).collect());
         let text = format!(
             "servers: {servers}\ntarget_files: {globs}\nprobe:\n  interval: 1h\n  allow_private_addresses: true\n\
@@ -72,11 +85,19 @@ impl World {
     }
 
     fn start_exporter(&self, config: &Path) -> Exporter {
-        let source = Source { file: Some(config.to_owned()), ..Source::default() };
+        let source = Source {
+            file: Some(config.to_owned()),
+            ..Source::default()
+        };
         let roots = self.ca.root_store();
         let make_env = Box::new(move |c: &matrix_federation_exporter::config::Config| {
             // The config's resolver and roots, with the spec ports left alone (every name has an explicit port).
-            let mut env = ProbeEnv::new(&c.dns.nameservers, roots.clone(), Ports::default(), TIMEOUTS)?;
+            let mut env = ProbeEnv::new(
+                &c.dns.nameservers,
+                roots.clone(),
+                Ports::default(),
+                TIMEOUTS,
+            )?;
             env.checks = c.probe.checks;
             // The world is on loopback: the config must allow it, as the daemon's `ProbeEnv::from_config` would.
             env.allow_private_addresses = c.probe.allow_private_addresses;
@@ -93,7 +114,11 @@ impl Drop for World {
 }
 
 async fn request(exporter: &Exporter, method: &str, path: &str) -> (u16, String) {
-    let request = Request::builder().method(method).uri(path).body(Body::empty()).unwrap();
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .body(Body::empty())
+        .unwrap();
     let response = exporter.router.clone().oneshot(request).await.unwrap();
     let status = response.status().as_u16();
     let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -121,8 +146,15 @@ async fn reload_adds_and_removes_servers_and_a_bad_config_keeps_the_old_one() {
     let config = world.write_config(&["a.test", "b.test"], &[]);
     let exporter = world.start_exporter(&config);
     let mut ready = exporter.ready.clone();
-    tokio::time::timeout(Duration::from_secs(20), ready.wait_for(|r| *r)).await.unwrap().unwrap();
-    let (a, b, c) = (world.name("a.test"), world.name("b.test"), world.name("c.test"));
+    tokio::time::timeout(Duration::from_secs(20), ready.wait_for(|r| *r))
+        .await
+        .unwrap()
+        .unwrap();
+    let (a, b, c) = (
+        world.name("a.test"),
+        world.name("b.test"),
+        world.name("c.test"),
+    );
     let (_, m) = request(&exporter, "GET", "/metrics").await;
     assert!(series_of(&m, &a) > 10 && series_of(&m, &b) > 10, "{m}");
     let a_before = exporter.report(&a).unwrap();
@@ -133,28 +165,46 @@ async fn reload_adds_and_removes_servers_and_a_bad_config_keeps_the_old_one() {
     assert_eq!(status, 200, "{body}");
     let (_, m) = request(&exporter, "GET", "/metrics").await;
     assert_eq!(series_of(&m, &b), 0, "removed at once\n{m}");
-    assert!(m.contains("matrix_federation_exporter_config_last_reload_successful 1"), "{m}");
+    assert!(
+        m.contains("matrix_federation_exporter_config_last_reload_successful 1"),
+        "{m}"
+    );
     probed(&exporter, &c).await;
     let (_, m) = request(&exporter, "GET", "/metrics").await;
     assert!(series_of(&m, &c) > 10, "{m}");
     // a kept its result (its hourly probe did not run again).
-    assert!(std::sync::Arc::ptr_eq(&a_before, &exporter.report(&a).unwrap()));
+    assert!(std::sync::Arc::ptr_eq(
+        &a_before,
+        &exporter.report(&a).unwrap()
+    ));
 
     // A bad config is refused: 500 with the reason, the old list stays, the gauge says so.
     std::fs::write(&config, "servers: [\"https://a.test\"]\n").unwrap();
     let (status, body) = request(&exporter, "POST", "/-/reload").await;
     assert_eq!(status, 500);
-    assert!(body.contains("servers[0]") && body.contains("invalid server name"), "{body}");
+    assert!(
+        body.contains("servers[0]") && body.contains("invalid server name"),
+        "{body}"
+    );
     let (_, m) = request(&exporter, "GET", "/metrics").await;
-    assert!(m.contains("matrix_federation_exporter_config_last_reload_successful 0"), "{m}");
-    assert!(series_of(&m, &a) > 10 && series_of(&m, &c) > 10, "the old configuration stays\n{m}");
+    assert!(
+        m.contains("matrix_federation_exporter_config_last_reload_successful 0"),
+        "{m}"
+    );
+    assert!(
+        series_of(&m, &a) > 10 && series_of(&m, &c) > 10,
+        "the old configuration stays\n{m}"
+    );
     // PUT works as well (as for Prometheus), GET does not reload.
     world.write_config(&["a.test"], &[]);
     assert_eq!(request(&exporter, "GET", "/-/reload").await.0, 405);
     assert_eq!(request(&exporter, "PUT", "/-/reload").await.0, 200);
     let (_, m) = request(&exporter, "GET", "/metrics").await;
     assert_eq!(series_of(&m, &c), 0);
-    assert!(m.contains("matrix_federation_exporter_config_last_reload_successful 1"), "{m}");
+    assert!(
+        m.contains("matrix_federation_exporter_config_last_reload_successful 1"),
+        "{m}"
+    );
 }
 
 /// `--probe.allow-private-addresses` (`Source::allow_private_addresses`) overrides the file at start and on every
@@ -166,17 +216,29 @@ async fn the_allow_private_addresses_flag_survives_a_reload() {
     let write = |servers: &[&str]| {
         let path = world.write_config(servers, &[]);
         let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, text.replace("allow_private_addresses: true", "allow_private_addresses: false"))
-            .unwrap();
+        std::fs::write(
+            &path,
+            text.replace(
+                "allow_private_addresses: true",
+                "allow_private_addresses: false",
+            ),
+        )
+        .unwrap();
         path
     };
     let config = write(&["a.test"]);
     let start = |flag: bool| {
-        let source = Source { file: Some(config.clone()), allow_private_addresses: flag, ..Source::default() };
+        let source = Source {
+            file: Some(config.clone()),
+            allow_private_addresses: flag,
+            ..Source::default()
+        };
         // As the daemon builds it: the config's resolver, roots and flag, the spec ports (names have a port).
         daemon::start_reloadable(source, Box::new(ProbeEnv::from_config)).unwrap()
     };
-    let success = |server: &str, value: u8| format!("matrix_federation_probe_success{{server_name=\"{server}\"}} {value}");
+    let success = |server: &str, value: u8| {
+        format!("matrix_federation_probe_success{{server_name=\"{server}\"}} {value}")
+    };
 
     let public = start(false);
     probed(&public, &a).await;
@@ -194,7 +256,10 @@ async fn the_allow_private_addresses_flag_survives_a_reload() {
     assert_eq!(status, 200, "{body}");
     probed(&exporter, &b).await;
     let (_, m) = request(&exporter, "GET", "/metrics").await;
-    assert!(m.contains(&success(&b, 1)), "the flag still applies after the reload\n{m}");
+    assert!(
+        m.contains(&success(&b, 1)),
+        "the flag still applies after the reload\n{m}"
+    );
     assert!(m.contains("class=\"loopback\""), "{m}");
 }
 
@@ -205,23 +270,36 @@ async fn a_target_file_edit_is_picked_up_without_a_signal_and_its_labels_are_add
     std::fs::create_dir_all(&targets).unwrap();
     let file = targets.join("team.json");
     let (a, b) = (world.name("a.test"), world.name("b.test"));
-    std::fs::write(&file, format!(r#"[{{"targets": ["{a}"], "labels": {{"team": "blue"}}}}]"#)).unwrap();
+    std::fs::write(
+        &file,
+        format!(r#"[{{"targets": ["{a}"], "labels": {{"team": "blue"}}}}]"#),
+    )
+    .unwrap();
     let config = world.write_config(&[], &["targets/*.json"]);
     let exporter = world.start_exporter(&config);
     let watcher = exporter.watch_target_files();
     probed(&exporter, &a).await;
     let (_, m) = request(&exporter, "GET", "/metrics").await;
     assert!(
-        m.contains(&format!(r#"matrix_federation_probe_success{{server_name="{a}",team="blue"}} 1"#)),
+        m.contains(&format!(
+            r#"matrix_federation_probe_success{{server_name="{a}",team="blue"}} 1"#
+        )),
         "{m}"
     );
 
     // Edit the file: b comes with its own label, a goes. No signal, no request.
-    std::fs::write(&file, format!(r#"[{{"targets": ["{b}"], "labels": {{"team": "green"}}}}]"#)).unwrap();
+    std::fs::write(
+        &file,
+        format!(r#"[{{"targets": ["{b}"], "labels": {{"team": "green"}}}}]"#),
+    )
+    .unwrap();
     probed(&exporter, &b).await;
     let (_, m) = request(&exporter, "GET", "/metrics").await;
     assert_eq!(series_of(&m, &a), 0, "{m}");
-    assert!(m.contains(&format!(r#"server_name="{b}",team="green""#)), "{m}");
+    assert!(
+        m.contains(&format!(r#"server_name="{b}",team="green""#)),
+        "{m}"
+    );
     watcher.abort();
 }
 
@@ -233,23 +311,45 @@ async fn bad_target_files_are_refused_with_a_precise_message() {
     let a = world.name("a.test");
     let cases: &[(&str, String, &str)] = &[
         ("nothing.json", String::new(), "matches no file"),
-        ("broken.json", "[{\"targets\": [".to_owned(), "not a file_sd JSON list"),
-        ("clash.json", format!(r#"[{{"targets": ["{a}"], "labels": {{"reason": "x"}}}}]"#), "clashes"),
-        ("dup.json", format!(r#"[{{"targets": ["{a}", "{a}"]}}]"#), "is already listed"),
-        ("name.yml", "- targets: [\"https://x.test\"]\n".to_owned(), "[0].targets[0]: invalid server name"),
+        (
+            "broken.json",
+            "[{\"targets\": [".to_owned(),
+            "not a file_sd JSON list",
+        ),
+        (
+            "clash.json",
+            format!(r#"[{{"targets": ["{a}"], "labels": {{"reason": "x"}}}}]"#),
+            "clashes",
+        ),
+        (
+            "dup.json",
+            format!(r#"[{{"targets": ["{a}", "{a}"]}}]"#),
+            "is already listed",
+        ),
+        (
+            "name.yml",
+            "- targets: [\"https://x.test\"]\n".to_owned(),
+            "[0].targets[0]: invalid server name",
+        ),
     ];
     for (file, content, want) in cases {
         if !content.is_empty() {
             std::fs::write(dir.join(file), content).unwrap();
         }
         let config = world.write_config(&[], &[&format!("t/{file}")]);
-        let source = Source { file: Some(config), ..Source::default() };
+        let source = Source {
+            file: Some(config),
+            ..Source::default()
+        };
         let error = match daemon::start_reloadable(source, Box::new(ProbeEnv::from_config)) {
             Ok(_) => panic!("{file} was accepted"),
             Err(e) => format!("{e:#}"),
         };
         assert!(error.contains(want), "{file}: {error}");
-        assert!(error.contains(file), "{file}: the message names the file: {error}");
+        assert!(
+            error.contains(file),
+            "{file}: the message names the file: {error}"
+        );
         let _ = std::fs::remove_file(dir.join(file));
     }
 }
