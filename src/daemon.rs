@@ -181,52 +181,7 @@ impl Exporter {
     /// `/metrics` at once, new servers are probed at once, the others keep their results. On any error the
     /// configuration in force stays, `config_last_reload_successful` turns 0, and the error is returned.
     pub async fn reload(&self) -> anyhow::Result<()> {
-        let inner = &self.inner;
-        let mut running = inner.running.lock().await;
-        let result = self.reload_locked(&mut running);
-        inner
-            .metrics
-            .config_loaded(result.is_ok(), SystemTime::now());
-        match &result {
-            Ok(()) => tracing::info!(servers = running.scheduler.len(), "configuration reloaded"),
-            Err(e) => {
-                tracing::error!("reload failed, the previous configuration stays in force: {e:#}");
-            }
-        }
-        result
-    }
-
-    fn reload_locked(&self, running: &mut Running) -> anyhow::Result<()> {
-        let inner = &self.inner;
-        let (source, make_env) = inner
-            .source
-            .as_ref()
-            .context("this exporter was started without a config source, so it cannot reload")?;
-        let config = source.load()?;
-        let targets = in_shard(&config, &targets::resolve(&config)?);
-        let env = Arc::new(make_env(&config)?);
-        // Everything loaded: from here on nothing fails, so the swap is all or nothing.
-        let names: Vec<ServerName> = targets.iter().map(|t| t.name.clone()).collect();
-        let prober = prober(env.clone(), inner.metrics.clone());
-        inner.store.configure(&targets);
-        running
-            .scheduler
-            .update(&names, schedule(&config, &env), prober.clone());
-        let routes = routes(
-            &config,
-            &names,
-            &env,
-            prober,
-            &inner.store,
-            &inner.metrics,
-            &inner.ready,
-        );
-        *inner.routes.write().unwrap_or_else(PoisonError::into_inner) = routes;
-        inner.metrics.set_probe_interval(config.probe.interval);
-        inner.metrics.set_servers(names.len());
-        running.signature = targets::signature(&config);
-        running.config = config;
-        Ok(())
+        self.inner.reload().await
     }
 
     /// Changes whenever a probe result is stored (tests wait on it instead of sleeping).
@@ -256,15 +211,59 @@ impl Exporter {
     }
 }
 
+impl Inner {
+    /// See [`Exporter::reload`]; reloads run one at a time.
+    async fn reload(&self) -> anyhow::Result<()> {
+        let mut running = self.running.lock().await;
+        let result = self.reload_locked(&mut running);
+        self.metrics
+            .config_loaded(result.is_ok(), SystemTime::now());
+        match &result {
+            Ok(()) => tracing::info!(servers = running.scheduler.len(), "configuration reloaded"),
+            Err(e) => {
+                tracing::error!("reload failed, the previous configuration stays in force: {e:#}");
+            }
+        }
+        result
+    }
+
+    fn reload_locked(&self, running: &mut Running) -> anyhow::Result<()> {
+        let (source, make_env) = self
+            .source
+            .as_ref()
+            .context("this exporter was started without a config source, so it cannot reload")?;
+        let config = source.load()?;
+        let targets = in_shard(&config, &targets::resolve(&config)?);
+        let env = Arc::new(make_env(&config)?);
+        // Everything loaded: from here on nothing fails, so the swap is all or nothing.
+        let names: Vec<ServerName> = targets.iter().map(|t| t.name.clone()).collect();
+        let prober = prober(env.clone(), self.metrics.clone());
+        self.store.configure(&targets);
+        running
+            .scheduler
+            .update(&names, schedule(&config, &env), prober.clone());
+        let routes = routes(
+            &config,
+            &names,
+            &env,
+            prober,
+            &self.store,
+            &self.metrics,
+            &self.ready,
+        );
+        *self.routes.write().unwrap_or_else(PoisonError::into_inner) = routes;
+        self.metrics.set_probe_interval(config.probe.interval);
+        self.metrics.set_servers(names.len());
+        running.signature = targets::signature(&config);
+        running.config = config;
+        Ok(())
+    }
+}
+
 /// `POST /-/reload` (and PUT, as Prometheus accepts): 200 when the new configuration is in force, else 500 with
 /// the reason.
 async fn reload_handler(State(inner): State<Arc<Inner>>) -> Response {
-    let exporter = Exporter {
-        router: Router::new(),
-        ready: inner.ready.clone(),
-        inner,
-    };
-    match exporter.reload().await {
+    match inner.reload().await {
         Ok(()) => (StatusCode::OK, "configuration reloaded\n").into_response(),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
