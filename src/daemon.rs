@@ -126,8 +126,13 @@ fn launch(
         let (store, metrics) = (store.clone(), metrics.clone());
         Arc::new(move |report: ServerReport| {
             metrics.record_probe(report.success());
-            log_state_change(&store, &report);
+            let name = report.server_name.clone();
+            let previous = store.get(&name);
             store.insert(report);
+            // Logged once the report is stored (and served), and only for a server still configured.
+            if let Some(current) = store.get(&name) {
+                log_state_change(previous.as_deref(), &current);
+            }
         })
     };
     let scheduler = Scheduler::start(
@@ -369,10 +374,9 @@ fn prober(env: Arc<ProbeEnv>, metrics: ExporterMetrics) -> Prober {
 }
 
 /// One log line when a server's state changes (ok ↔ failing, or a different first reason), none per probe.
-fn log_state_change(store: &Store, report: &ServerReport) {
+fn log_state_change(previous: Option<&ServerReport>, report: &ServerReport) {
     let reason = |r: &ServerReport| r.all_failures().next().map(|(_, f)| (f.stage, f.reason));
-    let previous = store.get(&report.server_name);
-    let was = previous.as_deref().map(|p| (p.success(), reason(p)));
+    let was = previous.map(|p| (p.success(), reason(p)));
     let now = (report.success(), reason(report));
     if was == Some(now) {
         return;
