@@ -69,6 +69,8 @@ for target in "${TARGETS[@]}"; do
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
   rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -n 1)
   cov=$(echo "$last" | grep -oE 'cov: [0-9]+' | grep -oE '[0-9]+')
+  # The instrumented edges of the binary (what `cov` counts out of).
+  edges=$(sed -n 's/.*(\([0-9]*\) inline 8-bit counters).*/\1/p' "$log" | head -n 1)
   ft=$(echo "$last" | grep -oE 'ft: [0-9]+' | grep -oE '[0-9]+')
   corp=$(echo "$last" | grep -oE 'corp: [0-9]+' | grep -oE '[0-9]+')
   if [ "$rc" -eq 0 ]; then
@@ -77,8 +79,9 @@ for target in "${TARGETS[@]}"; do
     result="CRASH (exit $rc; see fuzz/$log and fuzz/artifacts/$target)"
     failed+=("$target")
   fi
-  line=$(printf '%-16s %6ss  execs %-11s %6s/s  cov %-6s ft %-6s corpus %-6s peak RSS %s MB  %s' \
-    "$target" "$took" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "${rss:-?}" "$result")
+  line=$(printf '%-16s %6ss  execs %-11s %6s/s  cov %-5s of %-6s ft %-6s corpus %-6s peak RSS %s MB  %s' \
+    "$target" "$took" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${edges:-?}" "${ft:-?}" "${corp:-?}" "${rss:-?}" \
+    "$result")
   echo "$line"
   summary+=("$line")
 done

@@ -221,8 +221,13 @@ fn parse_text(
     let groups: Vec<Group> = if text.trim().is_empty() {
         Vec::new()
     } else if is_json {
-        serde_json::from_str(text)
-            .map_err(|e| file_error(format!("not a file_sd JSON list: {e}")))?
+        serde_json::from_str(text).map_err(|e| {
+            // serde_json quotes an unknown key as it is, and a key may hold a line break.
+            file_error(format!(
+                "not a file_sd JSON list: {}",
+                one_line(&e.to_string())
+            ))
+        })?
     } else {
         serde_saphyr::from_str(text).map_err(|e| {
             let (line, column, message) = crate::config::yaml_parts(&e);
@@ -264,6 +269,20 @@ fn parse_text(
         }
     }
     Ok(())
+}
+
+/// `message` with its control characters and Unicode line separators escaped (`\n`, `\u{1b}`), so that an
+/// error quoting the file's text stays one line.
+fn one_line(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for c in message.chars() {
+        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`), not reserved (`__*`) and not one of ours.

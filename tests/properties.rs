@@ -830,7 +830,7 @@ proptest! {
                 let names: HashSet<&str> = found.iter().map(|t| t.name.as_str()).collect();
                 prop_assert_eq!(names.len(), found.len());
             }
-            Err(e) => prop_assert!(!e.to_string().contains('\n'), "{e}"),
+            Err(e) => prop_assert!(!e.to_string().contains(['\n', '\r']), "{e:?}"),
         }
     }
 
@@ -873,12 +873,21 @@ proptest! {
     }
 
     #[test]
+    fn unknown_keys_in_target_files_give_one_line_errors(key in nasty(), json in any::<bool>()) {
+        prop_assume!(key != "targets" && key != "labels");
+        let text = yaml_printable(&serde_json::to_string(&json!([{ "targets": [], key: [] }])).unwrap());
+        let path = Path::new(if json { "t.json" } else { "t.yml" });
+        let error = targets::parse_file(path, &text).expect_err("unknown key").to_string();
+        prop_assert!(!error.contains(['\n', '\r']), "{error:?}");
+    }
+
+    #[test]
     fn any_text_is_a_config_or_a_one_line_error(
         text in prop_oneof![any::<String>(), nasty(), "[-\\[\\]{}:,\" \n\ta-z0-9.#&*!|>]{0,120}"],
     ) {
         match Config::from_yaml(&text) {
             Ok(_) => {}
-            Err(e) => prop_assert!(!e.to_string().contains('\n'), "{e}"),
+            Err(e) => prop_assert!(!e.to_string().contains(['\n', '\r']), "{e:?}"),
         }
     }
 }
@@ -1292,3 +1301,34 @@ fn info_labels_with_any_text_render_parseable_exposition() {
 }
 
 // ---- regressions found by fuzzing (fuzz/, docs/fuzzing.md) ----
+
+/// fuzz `target_file`, 2026-11-30: a JSON target file whose group has an unknown key holding a line break
+/// (`"t\nx"`) gave a two-line error, because `serde_json` quotes the key as it is. Target-file errors are one line
+/// (the reload log, `check-config`); the key's control characters are now escaped.
+#[test]
+fn target_file_json_error_with_line_break_in_key_is_one_line() {
+    // The fuzzer's input (its first byte chose JSON), then the smallest such file.
+    let found =
+        r#"[{"targets\\\\\\}\\\nu"l\\\\\\\\\\\\\\\\\\\\\ta\\\\t\\\\\\\\~a\\s\\\\\\]\\\\\\\}\"#;
+    for text in [
+        found,
+        "[{\"t\\nx\": []}]",
+        "[{\"t\\u2028\\r\\u001b[31mx\": []}]",
+    ] {
+        let error = targets::parse_file(Path::new("t.json"), text)
+            .expect_err("not a file_sd list")
+            .to_string();
+        assert!(
+            !error.contains(['\n', '\r', '\u{1b}', '\u{2028}']),
+            "{error:?}"
+        );
+        assert!(
+            error.starts_with("t.json: not a file_sd JSON list: "),
+            "{error}"
+        );
+    }
+    let error = targets::parse_file(Path::new("t.json"), "[{\"t\\nx\": []}]")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("unknown field `t\\nx`"), "{error}");
+}

@@ -17,6 +17,9 @@ fuzz_target!(|data: &[u8]| {
             names.dedup();
             assert_eq!(names.len(), n, "duplicate servers accepted");
         }
-        Err(e) => assert!(!e.to_string().contains('\n'), "multi-line error: {e}"),
+        Err(e) => assert!(
+            !e.to_string().contains(['\n', '\r']),
+            "multi-line error: {e:?}"
+        ),
     }
 });

@@ -34,6 +34,9 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
-        Err(e) => assert!(!e.to_string().contains('\n'), "multi-line error: {e}"),
+        Err(e) => assert!(
+            !e.to_string().contains(['\n', '\r']),
+            "multi-line error: {e:?}"
+        ),
     }
 });
