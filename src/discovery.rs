@@ -57,7 +57,7 @@ pub async fn discover(env: &ProbeEnv, name: &ServerName) -> Discovery {
         // Step 3: "If the hostname is not an IP literal, a regular HTTPS request is made to
         // https://<hostname>/.well-known/matrix/server".
         (Host::Dns(hostname), None) => {
-            let wk = well_known::lookup(env, hostname).await;
+            let wk = well_known::lookup(env, &hostname).await;
             d.report.steps.push((Step::WellKnown, wk.duration));
             d.report.well_known = wk.report;
             match wk.delegated {
@@ -72,11 +72,11 @@ pub async fn discover(env: &ProbeEnv, name: &ServerName) -> Discovery {
                         (Host::Ip(_), _) | (Host::Dns(_), Some(_)) => {
                             direct(env, &delegated, &mut d)
                         }
-                        (Host::Dns(h), None) => srv_steps(env, h, &mut d).await,
+                        (Host::Dns(h), None) => srv_steps(env, &h, &mut d).await,
                     }
                 }
                 // "If the response is invalid ... skip to step 4."
-                None => srv_steps(env, hostname, &mut d).await,
+                None => srv_steps(env, &hostname, &mut d).await,
             }
         }
     };
@@ -100,7 +100,7 @@ fn direct(env: &ProbeEnv, name: &ServerName, d: &mut Discovery) -> Vec<Target> {
     // "... together with the given port number, or 8448 if no port is given."
     let port = name.port().unwrap_or(env.ports.federation);
     vec![Target {
-        host: name.host().clone(),
+        host: name.host(),
         port,
         srv: None,
     }]
@@ -174,7 +174,7 @@ fn srv_targets(mut records: Vec<SrvRecord>, d: &mut Discovery) -> Vec<Target> {
             continue;
         }
         let host = match ServerName::parse(&r.target) {
-            Ok(n) if n.port().is_none() => n.host().clone(),
+            Ok(n) if n.port().is_none() => n.host(),
             _ => {
                 d.failures.push(Failure::new(
                     Stage::Discovery,

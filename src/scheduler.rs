@@ -1,20 +1,24 @@
 //! Periodic probing: every server once at start, then every `interval ± jitter`, at most `concurrency`
 //! probes in flight, each cut at a deadline.
 //!
-//! One lightweight tokio task per server (no OS thread per server, no unbounded queue: a task waits on a
-//! semaphore, not in a channel). The first round runs at once, limited only by the semaphore, which spreads
-//! later rounds across the interval by itself; random jitter keeps servers from falling into lockstep.
-//! A reload adds and removes loops without disturbing the others. Dropping the [`Scheduler`] stops every task.
-//! The probe is a function argument, so the timing logic is tested with paused time and no network.
+//! One driver task keeps every idle server in a queue ordered by when it is due, and starts a probe task for
+//! the earliest one once it is due and a permit of the semaphore is free; the probe task hands the server back
+//! when it ends. So a server costs one queue entry while it waits (a name and an instant), not a task of its
+//! own, and the tasks that exist at any time are the probes in flight. No server is probed twice at once; a
+//! probe that runs longer than the interval makes its next round start as soon as it ends. The first round
+//! runs at once, limited only by the semaphore, which spreads later rounds across the interval by itself;
+//! random jitter keeps servers from falling into lockstep. A reload adds and removes servers without
+//! disturbing the others. Dropping the [`Scheduler`] stops the driver and every probe in flight. The probe is
+//! a function argument, so the timing logic is tested with paused time and no network.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures_util::future::BoxFuture;
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::task::{AbortHandle, Id, JoinError, JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use crate::report::ServerReport;
@@ -35,21 +39,21 @@ pub type Prober = Arc<dyn Fn(ServerName) -> BoxFuture<'static, ServerReport> + S
 /// Receives every finished report.
 pub type OnReport = Arc<dyn Fn(ServerReport) + Send + Sync>;
 
-/// What every loop reads at the start of each round, so a reload takes effect from the next round on.
+/// What a probe starts with, so a reload takes effect from each server's next round on.
 struct Plan {
     schedule: Schedule,
     semaphore: Arc<Semaphore>,
     probe: Prober,
 }
 
-/// The running probe loops, one per server. Dropping it stops them.
+/// The running schedule. Dropping it stops every probe.
 pub struct Scheduler {
-    plan: Arc<RwLock<Arc<Plan>>>,
-    on_report: OnReport,
-    loops: HashMap<ServerName, AbortOnDrop>,
+    updates: mpsc::UnboundedSender<(Vec<ServerName>, Arc<Plan>)>,
+    servers: usize,
+    _driver: AbortOnDrop,
 }
 
-/// Aborts its task when dropped (removed servers stop at once).
+/// Aborts its task when dropped.
 struct AbortOnDrop(JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
@@ -59,9 +63,9 @@ impl Drop for AbortOnDrop {
 }
 
 impl Scheduler {
-    /// Starts one loop per server; each probes at once, then every `interval ± jitter`. `on_report` receives
-    /// every report (the store and the probe counters). `ready` turns true once every one of these servers has
-    /// been probed once.
+    /// Probes every server at once, then every `interval ± jitter`. `on_report` receives every report (the
+    /// store and the probe counters). `ready` turns true once every one of these servers has been probed once
+    /// (or removed by a reload before it was).
     pub fn start(
         servers: &[ServerName],
         schedule: Schedule,
@@ -69,81 +73,209 @@ impl Scheduler {
         on_report: OnReport,
         ready: watch::Sender<bool>,
     ) -> Self {
-        let plan = Arc::new(RwLock::new(Arc::new(Plan::new(schedule, probe))));
-        let mut scheduler = Self {
-            plan,
+        let (updates, commands) = mpsc::unbounded_channel();
+        let mut driver = Driver {
+            plan: Arc::new(Plan::new(schedule, probe)),
             on_report,
-            loops: HashMap::new(),
+            waiting: BinaryHeap::new(),
+            configured: HashSet::new(),
+            running: JoinSet::new(),
+            in_flight: HashMap::new(),
+            first_round: servers.iter().cloned().collect(),
+            ready,
+            sequence: 0,
         };
-        let first_round_left = Arc::new(AtomicUsize::new(servers.len()));
-        let ready = Arc::new(ready);
-        if servers.is_empty() {
-            ready.send_replace(true);
+        driver.set_servers(servers);
+        driver.check_ready();
+        let servers = driver.configured.len();
+        Self {
+            updates,
+            servers,
+            _driver: AbortOnDrop(tokio::spawn(driver.run(commands))),
         }
-        for name in servers {
-            let (left, ready) = (first_round_left.clone(), ready.clone());
-            scheduler.spawn(name.clone(), move || {
-                if left.fetch_sub(1, Ordering::AcqRel) == 1 {
-                    ready.send_replace(true);
-                }
-            });
-        }
-        scheduler
     }
 
-    /// Applies a reload: loops of removed servers stop now, new servers are probed now, and the servers that
-    /// stay keep their rhythm and use the new schedule and probe from their next round on.
+    /// Applies a reload: removed servers stop now (a probe in flight is cut), new servers are probed now, and
+    /// the servers that stay keep their rhythm and use the new schedule and probe from their next round on.
     pub fn update(&mut self, servers: &[ServerName], schedule: Schedule, probe: Prober) {
+        self.servers = servers.iter().collect::<HashSet<_>>().len();
         let plan = Arc::new(Plan::new(schedule, probe));
-        *self.plan.write().unwrap_or_else(PoisonError::into_inner) = plan;
-        let keep: HashSet<&ServerName> = servers.iter().collect();
-        self.loops.retain(|name, _| keep.contains(name));
-        for name in servers {
-            if !self.loops.contains_key(name) {
-                self.spawn(name.clone(), || {});
-            }
-        }
+        // The driver lives as long as `self`, so it is there to receive.
+        let _ = self.updates.send((servers.to_vec(), plan));
     }
 
-    /// How many servers have a probe loop.
+    /// How many servers are scheduled.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.loops.len()
+        self.servers
     }
 
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.loops.is_empty()
+        self.servers == 0
+    }
+}
+
+/// A server waiting for its next round. Ordered by `at`, then by `sequence` (the order it was queued in), so
+/// servers due at the same instant go in configuration order.
+struct Due {
+    at: Instant,
+    sequence: u64,
+    name: ServerName,
+}
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.sequence) == (other.at, other.sequence)
+    }
+}
+
+impl Eq for Due {}
+
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Due {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.sequence).cmp(&(other.at, other.sequence))
+    }
+}
+
+/// The driver task's state. Every server is in exactly one place: `waiting` or `in_flight`.
+struct Driver {
+    plan: Arc<Plan>,
+    on_report: OnReport,
+    /// Idle servers, earliest due first.
+    waiting: BinaryHeap<Reverse<Due>>,
+    configured: HashSet<ServerName>,
+    /// The probe tasks in flight; dropping the set aborts them.
+    running: JoinSet<()>,
+    /// Each task in flight: its server, when that server is due next, and a handle to cut it.
+    in_flight: HashMap<Id, (ServerName, Instant, AbortHandle)>,
+    /// The servers of the first round not yet probed; `ready` turns true when it is empty.
+    first_round: HashSet<ServerName>,
+    ready: watch::Sender<bool>,
+    sequence: u64,
+}
+
+impl Driver {
+    async fn run(mut self, mut updates: mpsc::UnboundedReceiver<(Vec<ServerName>, Arc<Plan>)>) {
+        loop {
+            let next = self.waiting.peek().map(|Reverse(due)| due.at);
+            tokio::select! {
+                biased;
+                update = updates.recv() => match update {
+                    Some((servers, plan)) => {
+                        self.plan = plan;
+                        self.set_servers(&servers);
+                        self.check_ready();
+                    }
+                    // The `Scheduler` is gone (it aborts this task too).
+                    None => return,
+                },
+                Some(ended) = self.running.join_next_with_id(), if !self.running.is_empty() => {
+                    self.ended(ended);
+                }
+                permit = due_permit(next, self.plan.semaphore.clone()), if next.is_some() => {
+                    if let Some(Reverse(due)) = self.waiting.pop() {
+                        self.start_probe(due, permit);
+                    }
+                }
+            }
+        }
     }
 
-    fn spawn(&mut self, name: ServerName, after_first: impl FnOnce() + Send + 'static) {
-        let (plan, on_report) = (self.plan.clone(), self.on_report.clone());
-        let key = name.clone();
-        let task = tokio::spawn(async move {
-            let mut after_first = Some(after_first);
-            loop {
-                let round_start = Instant::now();
-                let current = plan.read().unwrap_or_else(PoisonError::into_inner).clone();
-                let report = {
-                    // Invariant: the semaphore is never closed.
-                    let _permit = current
-                        .semaphore
-                        .acquire()
-                        .await
-                        .expect("the semaphore is never closed");
-                    // Boxed: the probe's state lives on the heap only while it runs, so the loop that waits
-                    // out the interval (one per server) stays small.
-                    Box::pin(run_one(&current.probe, &name, current.schedule.deadline)).await
-                };
-                on_report(report);
-                if let Some(f) = after_first.take() {
-                    f();
-                }
-                tokio::time::sleep_until(round_start + next_delay(current.schedule)).await;
+    /// Makes `servers` the configured set: the removed ones leave the queue and their probes are cut; the new
+    /// ones are due now, in the order given.
+    fn set_servers(&mut self, servers: &[ServerName]) {
+        let keep: HashSet<ServerName> = servers.iter().cloned().collect();
+        self.waiting.retain(|Reverse(due)| keep.contains(&due.name));
+        self.first_round.retain(|name| keep.contains(name));
+        let mut flying = HashSet::new();
+        for (name, _, abort) in self.in_flight.values() {
+            if !keep.contains(name) {
+                abort.abort();
             }
-        });
-        self.loops.insert(key, AbortOnDrop(task));
+            flying.insert(name.clone());
+        }
+        let old = std::mem::replace(&mut self.configured, keep);
+        let now = Instant::now();
+        let mut queued = HashSet::new();
+        for name in servers {
+            // A server in flight is queued again when its probe ends (see `ended`).
+            if !old.contains(name) && !flying.contains(name) && queued.insert(name) {
+                self.queue(name.clone(), now);
+            }
+        }
     }
+
+    fn queue(&mut self, name: ServerName, at: Instant) {
+        self.sequence += 1;
+        self.waiting.push(Reverse(Due {
+            at,
+            sequence: self.sequence,
+            name,
+        }));
+    }
+
+    /// Starts one probe of `due.name` holding `permit`; the server's next round is due `interval ± jitter`
+    /// after this one was due.
+    fn start_probe(&mut self, due: Due, permit: OwnedSemaphorePermit) {
+        let plan = self.plan.clone();
+        let on_report = self.on_report.clone();
+        let name = due.name.clone();
+        let abort = self.running.spawn(async move {
+            let report = {
+                let _permit = permit;
+                run_one(&plan.probe, &name, plan.schedule.deadline).await
+            };
+            on_report(report);
+        });
+        let next = due.at + next_delay(self.plan.schedule);
+        self.in_flight.insert(abort.id(), (due.name, next, abort));
+    }
+
+    /// A probe task ended: its server waits for its next round, if it is still configured. A probe that was
+    /// cut because a reload removed its server, which a later reload brought back, is due now; one that
+    /// panicked keeps its rhythm.
+    fn ended(&mut self, ended: Result<(Id, ()), JoinError>) {
+        let (id, cut) = match ended {
+            Ok((id, ())) => (id, false),
+            Err(e) => (e.id(), e.is_cancelled()),
+        };
+        let Some((name, next, _)) = self.in_flight.remove(&id) else {
+            return;
+        };
+        if self.first_round.remove(&name) {
+            self.check_ready();
+        }
+        if self.configured.contains(&name) {
+            let at = if cut { Instant::now() } else { next };
+            self.queue(name, at);
+        }
+    }
+
+    fn check_ready(&mut self) {
+        if self.first_round.is_empty() && !*self.ready.borrow() {
+            self.first_round = HashSet::new();
+            self.ready.send_replace(true);
+        }
+    }
+}
+
+/// Waits until `at`, then for a permit.
+async fn due_permit(at: Option<Instant>, semaphore: Arc<Semaphore>) -> OwnedSemaphorePermit {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at).await;
+    }
+    // Invariant: the semaphore is never closed.
+    semaphore
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed")
 }
 
 impl Plan {
@@ -183,8 +315,9 @@ mod tests {
     use super::*;
     use crate::report::{DiscoveryReport, Reason};
     use futures_util::FutureExt as _;
+    use std::collections::HashMap;
     use std::sync::Mutex;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn report(name: &str) -> ServerReport {
         let now = SystemTime::now();
@@ -371,6 +504,137 @@ mod tests {
             seen.iter().filter(|n| *n == "s0.example").count() >= 2,
             "{seen:?}"
         );
+    }
+
+    /// Counts probes per server and the most that ran at once for any one server.
+    #[derive(Default)]
+    struct Calls {
+        started: Mutex<HashMap<String, usize>>,
+        running: Mutex<HashMap<String, usize>>,
+        max_same_server: AtomicUsize,
+    }
+
+    /// A prober that takes `took` per probe (forever for names starting with "hang", a panic for names
+    /// starting with "panic") and counts into `calls`.
+    fn counting(calls: &Arc<Calls>, took: Duration) -> Prober {
+        let calls = calls.clone();
+        prober(move |name: ServerName| {
+            let calls = calls.clone();
+            async move {
+                let key = name.as_str().to_owned();
+                *calls
+                    .started
+                    .lock()
+                    .unwrap()
+                    .entry(key.clone())
+                    .or_default() += 1;
+                let now = {
+                    let mut running = calls.running.lock().unwrap();
+                    let n = running.entry(key.clone()).or_default();
+                    *n += 1;
+                    *n
+                };
+                calls.max_same_server.fetch_max(now, Ordering::SeqCst);
+                if key.starts_with("hang") {
+                    std::future::pending::<()>().await;
+                }
+                assert!(!key.starts_with("panic"), "a probe that panics");
+                tokio::time::sleep(took).await;
+                *calls.running.lock().unwrap().get_mut(&key).unwrap() -= 1;
+                report(&key)
+            }
+        })
+    }
+
+    fn started(calls: &Calls, name: &str) -> usize {
+        calls
+            .started
+            .lock()
+            .unwrap()
+            .get(name)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_probe_is_never_doubled_and_duplicates_are_probed_once() {
+        let calls = Arc::new(Calls::default());
+        let (ready_tx, mut ready) = watch::channel(false);
+        let twice = [names(1)[0].clone(), names(1)[0].clone()];
+        let schedule = Schedule {
+            deadline: Duration::from_secs(1000),
+            ..SCHEDULE
+        };
+        let s = Scheduler::start(
+            &twice,
+            schedule,
+            // Longer than the interval, within the deadline.
+            counting(&calls, Duration::from_secs(100)),
+            Arc::new(|_| {}),
+            ready_tx,
+        );
+        assert_eq!(s.len(), 1);
+        ready.wait_for(|r| *r).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(450)).await;
+        assert_eq!(calls.max_same_server.load(Ordering::SeqCst), 1);
+        // Back to back from then on: one probe every 100 s.
+        let n = started(&calls, "s0.example");
+        assert!((4..=6).contains(&n), "{n}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn removing_a_server_cuts_its_probe_and_bringing_it_back_probes_it_at_once() {
+        let calls = Arc::new(Calls::default());
+        let reports = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, mut ready) = watch::channel(false);
+        let hang = ServerName::parse("hang.example").unwrap();
+        let other = names(1);
+        let both = [hang.clone(), other[0].clone()];
+        let schedule = Schedule {
+            deadline: Duration::from_secs(1000),
+            ..SCHEDULE
+        };
+        let mut s = Scheduler::start(
+            &both,
+            schedule,
+            counting(&calls, Duration::from_secs(1)),
+            collect(&reports),
+            ready_tx,
+        );
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!*ready.borrow(), "hang.example has not been probed yet");
+        s.update(&other, schedule, counting(&calls, Duration::from_secs(1)));
+        // Removed before its first probe ended: the first round is complete without it.
+        ready.wait_for(|r| *r).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            calls.running.lock().unwrap()["hang.example"],
+            1,
+            "it was cut, not ended"
+        );
+        s.update(&both, schedule, counting(&calls, Duration::from_secs(1)));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(started(&calls, "hang.example"), 2, "probed again at once");
+        assert!(
+            reports.lock().unwrap().iter().all(|n| n != "hang.example"),
+            "a cut probe reports nothing"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_probe_keeps_its_server_scheduled() {
+        let calls = Arc::new(Calls::default());
+        let (ready_tx, mut ready) = watch::channel(false);
+        let _s = Scheduler::start(
+            &[ServerName::parse("panic.example").unwrap()],
+            SCHEDULE,
+            counting(&calls, Duration::from_secs(1)),
+            Arc::new(|_| {}),
+            ready_tx,
+        );
+        ready.wait_for(|r| *r).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(140)).await;
+        assert_eq!(started(&calls, "panic.example"), 3);
     }
 
     #[test]

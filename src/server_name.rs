@@ -19,6 +19,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// The host part of a server name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -29,10 +30,14 @@ pub enum Host {
 }
 
 /// A valid Matrix server name: `hostname[:port]`.
+///
+/// Cheap to clone (one shared string): the configuration, the scheduler and the probes each hold a copy of
+/// every name, which at ten thousand servers is worth keeping small.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ServerName {
-    raw: String,
-    host: Host,
+    raw: Arc<str>,
+    /// The IP of an IP literal; `None` for a DNS name (then the host is `raw` up to the port).
+    ip: Option<IpAddr>,
     port: Option<u16>,
 }
 
@@ -73,9 +78,19 @@ impl ServerName {
         &self.raw
     }
 
+    /// The host part.
     #[must_use]
-    pub fn host(&self) -> &Host {
-        &self.host
+    pub fn host(&self) -> Host {
+        match self.ip {
+            Some(ip) => Host::Ip(ip),
+            None => Host::Dns(self.dns_host().to_owned()),
+        }
+    }
+
+    /// A DNS name's host part as written (the whole name before `:port`).
+    fn dns_host(&self) -> &str {
+        // A DNS name has no ':' of its own.
+        self.raw.split(':').next().unwrap_or_default()
     }
 
     #[must_use]
@@ -87,9 +102,9 @@ impl ServerName {
     /// (IPv6 without brackets).
     #[must_use]
     pub fn hostname(&self) -> String {
-        match &self.host {
-            Host::Dns(d) => d.clone(),
-            Host::Ip(ip) => ip.to_string(),
+        match self.ip {
+            Some(ip) => ip.to_string(),
+            None => self.dns_host().to_owned(),
         }
     }
 }
@@ -112,7 +127,7 @@ impl FromStr for ServerName {
         if s.len() > 255 + 8 {
             return Err(ServerNameError::TooLong(s.len()));
         }
-        let (host, rest) = if let Some(inner) = s.strip_prefix('[') {
+        let (ip, rest) = if let Some(inner) = s.strip_prefix('[') {
             let end = inner.find(']').ok_or(ServerNameError::UnclosedBracket)?;
             let text = &inner[..end];
             let valid_chars = text.len() >= 2
@@ -124,7 +139,7 @@ impl FromStr for ServerName {
                 Ok(ip) if valid_chars => ip,
                 _ => return Err(ServerNameError::BadIpv6(text.to_owned())),
             };
-            (Host::Ip(IpAddr::V6(ip)), &inner[end + 1..])
+            (Some(IpAddr::V6(ip)), &inner[end + 1..])
         } else {
             if s.parse::<Ipv6Addr>().is_ok() {
                 return Err(ServerNameError::UnbracketedIpv6(s.to_owned()));
@@ -141,14 +156,15 @@ impl FromStr for ServerName {
             Some(parse_port(digits)?)
         };
         Ok(Self {
-            raw: s.to_owned(),
-            host,
+            raw: s.into(),
+            ip,
             port,
         })
     }
 }
 
-fn parse_ipv4_or_dns(text: &str) -> Result<Host, ServerNameError> {
+/// An IPv4 literal (`Some`) or a DNS name (`None`), or why `text` is neither.
+fn parse_ipv4_or_dns(text: &str) -> Result<Option<IpAddr>, ServerNameError> {
     if text.is_empty() {
         return Err(ServerNameError::Empty);
     }
@@ -165,7 +181,7 @@ fn parse_ipv4_or_dns(text: &str) -> Result<Host, ServerNameError> {
     if ipv4_shape {
         let octets: Option<Vec<u8>> = parts.iter().map(|p| p.parse::<u8>().ok()).collect();
         return match octets.as_deref() {
-            Some(&[a, b, c, d]) => Ok(Host::Ip(IpAddr::V4(Ipv4Addr::new(a, b, c, d)))),
+            Some(&[a, b, c, d]) => Ok(Some(IpAddr::V4(Ipv4Addr::new(a, b, c, d)))),
             _ => Err(ServerNameError::BadIpv4(text.to_owned())),
         };
     }
@@ -175,7 +191,7 @@ fn parse_ipv4_or_dns(text: &str) -> Result<Host, ServerNameError> {
     {
         return Err(ServerNameError::BadDnsChar { ch, at });
     }
-    Ok(Host::Dns(text.to_owned()))
+    Ok(None)
 }
 
 fn parse_port(digits: &str) -> Result<u16, ServerNameError> {
@@ -222,7 +238,7 @@ mod tests {
         ];
         for (text, host, port) in cases {
             let n = ServerName::parse(text).unwrap();
-            assert_eq!(n.host(), host, "{text}");
+            assert_eq!(&n.host(), host, "{text}");
             assert_eq!(n.port(), *port, "{text}");
             assert_eq!(n.as_str(), *text);
             assert_eq!(n.to_string(), *text);

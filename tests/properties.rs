@@ -150,7 +150,7 @@ proptest! {
             None => host_text,
         };
         let name = ServerName::parse(&text).map_err(|e| TestCaseError::fail(format!("{text:?}: {e}")))?;
-        prop_assert_eq!(name.host(), &host);
+        prop_assert_eq!(name.host(), host);
         prop_assert_eq!(name.port(), port);
         assert_round_trip(&text, &name);
     }
