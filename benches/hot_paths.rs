@@ -101,11 +101,11 @@ fn report(i: usize) -> ServerReport {
             (Phase::Version, Duration::from_micros(14_321)),
         ],
         tls: Some(TlsFacts {
-            version: "TLSv1_3".to_owned(),
-            cipher: "TLS13_AES_128_GCM_SHA256".to_owned(),
+            version: "TLSv1_3".into(),
+            cipher: "TLS13_AES_128_GCM_SHA256".into(),
         }),
         certificate: Some(CertReport {
-            chain: vec![leaf.clone(), intermediate.clone()],
+            chain: vec![leaf.clone().into(), intermediate.clone().into()],
             failures: Vec::new(),
         }),
         keys: Some(KeysReport {

@@ -31,11 +31,11 @@ fn report(i: usize) -> ServerReport {
             (Phase::TlsHandshake, Duration::from_millis(30)),
         ],
         tls: Some(TlsFacts {
-            version: "TLSv1_3".to_owned(),
-            cipher: "TLS13_AES_128_GCM_SHA256".to_owned(),
+            version: "TLSv1_3".into(),
+            cipher: "TLS13_AES_128_GCM_SHA256".into(),
         }),
         certificate: Some(CertReport {
-            chain: vec![leaf.clone(), leaf.clone()],
+            chain: vec![leaf.clone().into(), leaf.clone().into()],
             failures: Vec::new(),
         }),
         keys: None,

@@ -302,7 +302,7 @@ fn hostname_mismatch(report: &ServerReport, address: Option<&AddressReport>) -> 
     let leaf = address
         .and_then(|a| a.certificate.as_ref())
         .and_then(|c| c.chain.first());
-    let names = leaf.map(cert_names).unwrap_or_default();
+    let names = leaf.map(|l| cert_names(l)).unwrap_or_default();
     let holds = if names.is_empty() {
         "the certificate names no host".to_owned()
     } else {
@@ -774,8 +774,8 @@ mod tests {
         v4.phases
             .push((Phase::TlsHandshake, Duration::from_millis(23)));
         v4.tls = Some(TlsFacts {
-            version: "TLSv1_3".to_owned(),
-            cipher: "TLS13_AES_256_GCM_SHA384".to_owned(),
+            version: "TLSv1_3".into(),
+            cipher: "TLS13_AES_256_GCM_SHA384".into(),
         });
         let mismatch = Failure::new(
             Stage::Certificate,
@@ -783,7 +783,7 @@ mod tests {
             "certificate not valid for name \"example.org\"",
         );
         v4.certificate = Some(CertReport {
-            chain: vec![leaf(&["matrix.example.com"], NOW + 30 * DAY + 3_600)],
+            chain: vec![leaf(&["matrix.example.com"], NOW + 30 * DAY + 3_600).into()],
             failures: vec![mismatch.clone()],
         });
         v4.failures.push(mismatch);
@@ -849,13 +849,13 @@ mod tests {
             (Phase::Version, Duration::from_millis(3)),
         ]);
         a.tls = Some(TlsFacts {
-            version: "TLSv1_3".to_owned(),
-            cipher: "TLS13_AES_128_GCM_SHA256".to_owned(),
+            version: "TLSv1_3".into(),
+            cipher: "TLS13_AES_128_GCM_SHA256".into(),
         });
         a.certificate = Some(CertReport {
             chain: vec![
-                leaf(&["matrix.example.org"], NOW + 62 * DAY),
-                leaf(&[], NOW + 20 * DAY),
+                leaf(&["matrix.example.org"], NOW + 62 * DAY).into(),
+                leaf(&[], NOW + 20 * DAY).into(),
             ],
             failures: Vec::new(),
         });
@@ -978,7 +978,7 @@ mod tests {
     fn expired_certificates_and_bad_keys_read_plainly() {
         let mut report = delegated_ok();
         let a = &mut report.addresses[0];
-        a.certificate.as_mut().unwrap().chain[0].not_after = NOW - 3 * DAY - 10;
+        a.certificate.as_mut().unwrap().chain.get_mut(0).map(std::sync::Arc::make_mut).unwrap().not_after = NOW - 3 * DAY - 10;
         let keys = a.keys.as_mut().unwrap();
         keys.verify_keys[0].matching_signature = false;
         keys.warnings
@@ -1127,7 +1127,7 @@ mod tests {
     fn hostname_mismatch_hints_follow_the_discovery_path() {
         let failure = Failure::new(Stage::Certificate, Reason::CertHostnameMismatch, "x");
         let mut report = delegated_ok();
-        report.addresses[0].certificate.as_mut().unwrap().chain[0].dns_names =
+        report.addresses[0].certificate.as_mut().unwrap().chain.get_mut(0).map(std::sync::Arc::make_mut).unwrap().dns_names =
             vec!["example.org".to_owned()];
         let text = hint(&failure, &report, Some(&report.addresses[0]));
         assert_eq!(
@@ -1138,7 +1138,7 @@ mod tests {
 
         report.discovery.delegated_server = None;
         report.discovery.method = Method::ExplicitPort;
-        report.addresses[0].certificate.as_mut().unwrap().chain[0].dns_names = Vec::new();
+        report.addresses[0].certificate.as_mut().unwrap().chain.get_mut(0).map(std::sync::Arc::make_mut).unwrap().dns_names = Vec::new();
         let text = hint(&failure, &report, Some(&report.addresses[0]));
         assert_eq!(
             text,
@@ -1149,7 +1149,7 @@ mod tests {
         report.discovery.method = Method::IpLiteral;
         report.discovery.tls_name = "198.51.100.7".to_owned();
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        report.addresses[0].certificate.as_mut().unwrap().chain[0].ip_addresses = vec![ip];
+        report.addresses[0].certificate.as_mut().unwrap().chain.get_mut(0).map(std::sync::Arc::make_mut).unwrap().ip_addresses = vec![ip];
         let text = hint(&failure, &report, Some(&report.addresses[0]));
         assert!(
             text.starts_with(

@@ -650,8 +650,8 @@ fn encode_address_families(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt:
             fam.info(&(
                 labels,
                 [
-                    ("version", tls.version.as_str()),
-                    ("cipher", tls.cipher.as_str()),
+                    ("version", &*tls.version),
+                    ("cipher", &*tls.cipher),
                 ],
             ))?;
         }
@@ -720,7 +720,7 @@ fn encode_failures(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result 
 
 /// The leaf (first presented) certificate, when the handshake got that far.
 fn leaf(a: &AddressReport) -> Option<&CertFacts> {
-    a.certificate.as_ref().and_then(|c| c.chain.first())
+    a.certificate.as_ref().and_then(|c| c.chain.first()).map(|c| &**c)
 }
 
 fn server<'a>(r: &'a ServerReport, extra: &'a Labels) -> ServerLabels<'a> {

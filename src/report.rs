@@ -5,8 +5,10 @@
 //! [`Failure`] with a closed [`Stage`] and [`Reason`]; the free-text `message` is for humans (logs, JSON,
 //! CLI) and never becomes a label value.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// The result of probing one server name once.
@@ -274,16 +276,17 @@ impl AddressReport {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsFacts {
     /// For example `TLSv1_3`.
-    pub version: String,
+    pub version: Cow<'static, str>,
     /// For example `TLS13_AES_256_GCM_SHA384`.
-    pub cipher: String,
+    pub cipher: Cow<'static, str>,
 }
 
 /// The certificate chain a server presented and how a federating peer would judge it.
 #[derive(Clone, Debug)]
 pub struct CertReport {
     /// The presented chain, leaf first. Certificates that did not parse are left out (and make it invalid).
-    pub chain: Vec<CertFacts>,
+    /// Shared: reports of servers with the same intermediate hold one copy of its facts.
+    pub chain: Vec<Arc<CertFacts>>,
     /// Chain, name and validity-window failures (stage `certificate`); empty when the certificate is valid.
     pub failures: Vec<Failure>,
 }

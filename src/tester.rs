@@ -508,7 +508,7 @@ fn connection_report(r: &ServerReport, a: &AddressReport) -> ConnectionReport {
             .collect(),
         cipher: Cipher {
             version: tls.map(|t| go_tls_version(&t.version)).unwrap_or_default(),
-            cipher_suite: tls.map(|t| t.cipher.clone()).unwrap_or_default(),
+            cipher_suite: tls.map(|t| t.cipher.to_string()).unwrap_or_default(),
         },
         checks,
         errors: errors
@@ -678,8 +678,8 @@ fn ext_address(a: &AddressReport) -> ExtAddress {
         success: a.success(),
         phases,
         tls: a.tls.as_ref().map(|t| ExtTls {
-            version: t.version.clone(),
-            cipher: t.cipher.clone(),
+            version: t.version.to_string(),
+            cipher: t.cipher.to_string(),
         }),
         certificate: a.certificate.as_ref().map(|c| ExtCert {
             valid: c.valid(),
@@ -878,11 +878,11 @@ mod tests {
             target_host: "example.org".to_owned(),
             phases: Vec::new(),
             tls: Some(TlsFacts {
-                version: "TLSv1_3".to_owned(),
-                cipher: "TLS13_AES_128_GCM_SHA256".to_owned(),
+                version: "TLSv1_3".into(),
+                cipher: "TLS13_AES_128_GCM_SHA256".into(),
             }),
             certificate: Some(CertReport {
-                chain: vec![CertFacts {
+                chain: vec![std::sync::Arc::new(CertFacts {
                     subject: "CN=example.org".to_owned(),
                     issuer: "CN=CA".to_owned(),
                     dns_names: Vec::new(),
@@ -891,7 +891,7 @@ mod tests {
                     fingerprint_sha256: "00".repeat(32),
                     not_before: 0,
                     not_after: 1,
-                }],
+                })],
                 failures: Vec::new(),
             }),
             keys,

@@ -7,6 +7,7 @@
 //! gets its own closed [`Reason`]. Session resumption is off: a resumed handshake presents no certificate.
 //! This module opens no sockets; callers hand it a connected `TcpStream`.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -33,6 +34,8 @@ pub struct TlsClient {
     connector: TlsConnector,
     roots: Arc<RootCertStore>,
     algorithms: WebPkiSupportedAlgorithms,
+    /// Intermediate certificates' facts, kept once however many servers present them.
+    shared: Arc<crate::cert::SharedFacts>,
 }
 
 /// What a completed handshake yields: the stream for HTTP, the negotiated parameters and the chain.
@@ -66,6 +69,7 @@ impl TlsClient {
             connector: TlsConnector::from(Arc::new(config)),
             roots: Arc::new(roots),
             algorithms,
+            shared: Arc::default(),
         }
     }
 
@@ -104,13 +108,18 @@ impl TlsClient {
                 Ok(Ok(stream)) => stream,
             };
         let (_, conn) = stream.get_ref();
+        // The names of known versions and suites are static; an unknown one is spelled out.
         let facts = TlsFacts {
-            version: conn
-                .protocol_version()
-                .map_or_else(String::new, |v| format!("{v:?}")),
-            cipher: conn
-                .negotiated_cipher_suite()
-                .map_or_else(String::new, |s| format!("{:?}", s.suite())),
+            version: conn.protocol_version().map_or(Cow::Borrowed(""), |v| {
+                v.as_str()
+                    .map_or_else(|| Cow::Owned(format!("{v:?}")), Cow::Borrowed)
+            }),
+            cipher: conn.negotiated_cipher_suite().map_or(Cow::Borrowed(""), |s| {
+                let suite = s.suite();
+                suite
+                    .as_str()
+                    .map_or_else(|| Cow::Owned(format!("{suite:?}")), Cow::Borrowed)
+            }),
         };
         let chain = conn
             .peer_certificates()
@@ -127,9 +136,15 @@ impl TlsClient {
     #[must_use]
     pub fn judge(&self, chain: &[CertificateDer<'_>], name: &str, now: SystemTime) -> CertReport {
         let mut failures = Vec::new();
-        let mut facts: Vec<CertFacts> = Vec::with_capacity(chain.len());
+        let mut facts: Vec<Arc<CertFacts>> = Vec::with_capacity(chain.len());
         for (i, der) in chain.iter().enumerate() {
-            match crate::cert::facts(der) {
+            // The leaf is the server's own; the rest are shared by every server of the same CA.
+            let parsed = if i == 0 {
+                crate::cert::facts(der).map(Arc::new)
+            } else {
+                self.shared.facts(der)
+            };
+            match parsed {
                 Ok(f) => facts.push(f),
                 Err(e) => failures.push(cert_failure(
                     Reason::CertInvalid,

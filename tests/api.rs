@@ -587,8 +587,8 @@ fn golden_report() -> ServerReport {
         not_after,
     };
     let tls = TlsFacts {
-        version: "TLSv1_3".to_owned(),
-        cipher: "TLS13_AES_128_GCM_SHA256".to_owned(),
+        version: "TLSv1_3".into(),
+        cipher: "TLS13_AES_128_GCM_SHA256".into(),
     };
     ServerReport {
         server_name: "example.org".to_owned(),
@@ -651,7 +651,7 @@ fn golden_report() -> ServerReport {
                 ],
                 tls: Some(tls.clone()),
                 certificate: Some(CertReport {
-                    chain: vec![leaf(1_707_000_000), intermediate.clone()],
+                    chain: vec![leaf(1_707_000_000).into(), intermediate.clone().into()],
                     failures: Vec::new(),
                 }),
                 keys: Some(KeysReport {
@@ -690,11 +690,11 @@ fn golden_report() -> ServerReport {
                     (Phase::Version, ms(7)),
                 ],
                 tls: Some(TlsFacts {
-                    version: "TLSv1_2".to_owned(),
-                    cipher: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".to_owned(),
+                    version: "TLSv1_2".into(),
+                    cipher: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".into(),
                 }),
                 certificate: Some(CertReport {
-                    chain: vec![leaf(1_699_000_000), intermediate],
+                    chain: vec![leaf(1_699_000_000).into(), intermediate.into()],
                     failures: vec![Failure::new(
                         Stage::Certificate,
                         Reason::CertExpired,

@@ -92,11 +92,11 @@ fn healthy() -> ServerReport {
             (Phase::Version, ms(3)),
         ],
         tls: Some(TlsFacts {
-            version: "TLSv1_3".to_owned(),
-            cipher: "TLS13_AES_256_GCM_SHA384".to_owned(),
+            version: "TLSv1_3".into(),
+            cipher: "TLS13_AES_256_GCM_SHA384".into(),
         }),
         certificate: Some(CertReport {
-            chain: vec![leaf.clone(), intermediate.clone()],
+            chain: vec![leaf.clone().into(), intermediate.clone().into()],
             failures: Vec::new(),
         }),
         keys: Some(KeysReport {
@@ -244,11 +244,11 @@ fn failing() -> ServerReport {
                 target_host: "c.broken.test".to_owned(),
                 phases: vec![(Phase::Connect, ms(20)), (Phase::TlsHandshake, ms(40))],
                 tls: Some(TlsFacts {
-                    version: "TLSv1_2".to_owned(),
-                    cipher: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".to_owned(),
+                    version: "TLSv1_2".into(),
+                    cipher: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".into(),
                 }),
                 certificate: Some(CertReport {
-                    chain: vec![leaf],
+                    chain: vec![leaf.into()],
                     failures: cert_failures.clone(),
                 }),
                 keys: Some(KeysReport {

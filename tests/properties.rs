@@ -944,11 +944,11 @@ fn nasty_report(i: usize, s: &Nasty, cert: CertFacts) -> ServerReport {
         target_host: s.tls_name.clone(),
         phases: vec![(Phase::Connect, Duration::from_millis(3))],
         tls: Some(TlsFacts {
-            version: s.tls_version.clone(),
-            cipher: s.cipher.clone(),
+            version: s.tls_version.clone().into(),
+            cipher: s.cipher.clone().into(),
         }),
         certificate: Some(CertReport {
-            chain: vec![cert],
+            chain: vec![cert.into()],
             failures: vec![Failure::new(
                 Stage::Certificate,
                 Reason::CertExpired,
@@ -1212,7 +1212,7 @@ fn info_labels_with_any_text_render_parseable_exposition() {
         if let Some(der) = certificate_der(&key, &s.subject, &s.issuer) {
             let facts = cert::facts(&der).expect("an rcgen certificate parses");
             let r = &mut reports[i];
-            r.addresses[0].certificate.as_mut().unwrap().chain = vec![facts];
+            r.addresses[0].certificate.as_mut().unwrap().chain = vec![facts.into()];
         }
     }
 

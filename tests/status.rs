@@ -73,11 +73,11 @@ fn address(addr: &str, host: &str, leaf: Option<CertFacts>) -> AddressReport {
             (Phase::TlsHandshake, Duration::from_millis(12)),
         ],
         tls: Some(TlsFacts {
-            version: "TLSv1_3".to_owned(),
-            cipher: "TLS13_AES_256_GCM_SHA384".to_owned(),
+            version: "TLSv1_3".into(),
+            cipher: "TLS13_AES_256_GCM_SHA384".into(),
         }),
         certificate: leaf.map(|leaf| CertReport {
-            chain: vec![leaf],
+            chain: vec![leaf.into()],
             failures: Vec::new(),
         }),
         keys: Some(KeysReport {
@@ -185,7 +185,8 @@ fn nasty() -> ServerReport {
     let mut r = healthy("nasty.test", 40, 5);
     NASTY_NAME.clone_into(&mut r.server_name);
     let a = &mut r.addresses[0];
-    NASTY_SUBJECT.clone_into(&mut a.certificate.as_mut().unwrap().chain[0].subject);
+    let leaf = &mut a.certificate.as_mut().unwrap().chain[0];
+    NASTY_SUBJECT.clone_into(&mut std::sync::Arc::make_mut(leaf).subject);
     a.failures.push(Failure::new(
         Stage::Tls,
         Reason::TlsHandshakeFailed,
