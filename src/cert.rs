@@ -154,7 +154,10 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &b), "one copy per certificate");
         assert_eq!(*a, facts(&ders[0]).unwrap());
         // Held ones stay; the others are swept, so the map never holds more than twice the live ones (or 64).
-        let held: Vec<_> = ders[..10].iter().map(|d| shared.facts(d).unwrap()).collect();
+        let held: Vec<_> = ders[..10]
+            .iter()
+            .map(|d| shared.facts(d).unwrap())
+            .collect();
         for der in &ders[10..] {
             drop(shared.facts(der).unwrap());
             assert!(shared.len() <= 64, "{}", shared.len());

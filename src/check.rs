@@ -978,7 +978,14 @@ mod tests {
     fn expired_certificates_and_bad_keys_read_plainly() {
         let mut report = delegated_ok();
         let a = &mut report.addresses[0];
-        a.certificate.as_mut().unwrap().chain.get_mut(0).map(std::sync::Arc::make_mut).unwrap().not_after = NOW - 3 * DAY - 10;
+        a.certificate
+            .as_mut()
+            .unwrap()
+            .chain
+            .get_mut(0)
+            .map(std::sync::Arc::make_mut)
+            .unwrap()
+            .not_after = NOW - 3 * DAY - 10;
         let keys = a.keys.as_mut().unwrap();
         keys.verify_keys[0].matching_signature = false;
         keys.warnings
@@ -1127,8 +1134,15 @@ mod tests {
     fn hostname_mismatch_hints_follow_the_discovery_path() {
         let failure = Failure::new(Stage::Certificate, Reason::CertHostnameMismatch, "x");
         let mut report = delegated_ok();
-        report.addresses[0].certificate.as_mut().unwrap().chain.get_mut(0).map(std::sync::Arc::make_mut).unwrap().dns_names =
-            vec!["example.org".to_owned()];
+        report.addresses[0]
+            .certificate
+            .as_mut()
+            .unwrap()
+            .chain
+            .get_mut(0)
+            .map(std::sync::Arc::make_mut)
+            .unwrap()
+            .dns_names = vec!["example.org".to_owned()];
         let text = hint(&failure, &report, Some(&report.addresses[0]));
         assert_eq!(
             text,
@@ -1138,7 +1152,15 @@ mod tests {
 
         report.discovery.delegated_server = None;
         report.discovery.method = Method::ExplicitPort;
-        report.addresses[0].certificate.as_mut().unwrap().chain.get_mut(0).map(std::sync::Arc::make_mut).unwrap().dns_names = Vec::new();
+        report.addresses[0]
+            .certificate
+            .as_mut()
+            .unwrap()
+            .chain
+            .get_mut(0)
+            .map(std::sync::Arc::make_mut)
+            .unwrap()
+            .dns_names = Vec::new();
         let text = hint(&failure, &report, Some(&report.addresses[0]));
         assert_eq!(
             text,
@@ -1149,7 +1171,15 @@ mod tests {
         report.discovery.method = Method::IpLiteral;
         report.discovery.tls_name = "198.51.100.7".to_owned();
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        report.addresses[0].certificate.as_mut().unwrap().chain.get_mut(0).map(std::sync::Arc::make_mut).unwrap().ip_addresses = vec![ip];
+        report.addresses[0]
+            .certificate
+            .as_mut()
+            .unwrap()
+            .chain
+            .get_mut(0)
+            .map(std::sync::Arc::make_mut)
+            .unwrap()
+            .ip_addresses = vec![ip];
         let text = hint(&failure, &report, Some(&report.addresses[0]));
         assert!(
             text.starts_with(

@@ -5,7 +5,6 @@
 //! the new parts first and swaps them in only when everything loaded, so a bad config leaves the old one in
 //! force.
 
-use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
@@ -145,7 +144,7 @@ fn launch(
     metrics.config_loaded(true, SystemTime::now());
     metrics.set_probe_interval(config.probe.interval);
     metrics.set_servers(names.len());
-    let routes = routes(&config, &names, &env, prober, &store, &metrics, &ready);
+    let routes = routes(&config, &env, prober, &store, &metrics, &ready);
     let signature = targets::signature(&config);
     let inner = Arc::new(Inner {
         store,
@@ -249,7 +248,6 @@ impl Inner {
             .update(&names, schedule(&config, &env), prober.clone());
         let routes = routes(
             &config,
-            &names,
             &env,
             prober,
             &self.store,
@@ -327,7 +325,6 @@ fn schedule(config: &Config, env: &ProbeEnv) -> Schedule {
 /// The routes of one configuration, over the shared store and metrics.
 fn routes(
     config: &Config,
-    names: &[ServerName],
     env: &ProbeEnv,
     prober: Prober,
     store: &Arc<Store>,
@@ -339,12 +336,6 @@ fn routes(
         store: store.clone(),
         ready: ready.clone(),
         prober,
-        servers: Arc::new(
-            names
-                .iter()
-                .map(|n| n.as_str().to_owned())
-                .collect::<HashSet<_>>(),
-        ),
         interval: config.probe.interval,
         probe_unconfigured: config.api.probe_unconfigured,
         api_probes: Semaphore::new(http::MAX_API_PROBES),

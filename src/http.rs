@@ -8,7 +8,6 @@
 //! convention) always runs one fresh probe through the same prober, under the limits of [`ProbeEndpoint`], and
 //! renders that report alone. Binding the listener and shutdown belong to the daemon.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -49,8 +48,6 @@ pub struct AppState {
     pub ready: watch::Receiver<bool>,
     /// Probes one server now (the API, when the stored report is stale or the name is not configured).
     pub prober: Prober,
-    /// The configured server names, exactly as written.
-    pub servers: Arc<HashSet<String>>,
     /// The probe interval: a stored report younger than this is fresh.
     pub interval: Duration,
     /// Whether the API may probe a name that is not configured (`api.probe_unconfigured`).
@@ -119,7 +116,6 @@ impl fmt::Debug for AppState {
             .field("registry", &self.registry)
             .field("store", &self.store)
             .field("ready", &self.ready)
-            .field("servers", &self.servers)
             .field("interval", &self.interval)
             .field("probe_unconfigured", &self.probe_unconfigured)
             .field("api_probes", &self.api_probes)
@@ -327,7 +323,7 @@ fn server_name_param(query: Option<&str>, key: &str, what: &str) -> Result<Serve
 /// The stored report of a configured server while it is fresh; otherwise a new probe (stored for configured
 /// servers only). Unconfigured names are probed only when `api.probe_unconfigured` is on.
 async fn current_report(state: &AppState, name: ServerName) -> Result<Arc<ServerReport>, Response> {
-    let configured = state.servers.contains(name.as_str());
+    let configured = state.store.is_configured(name.as_str());
     if configured {
         if let Some(stored) = state.store.get(name.as_str())
             && is_fresh(&stored, state.interval)

@@ -649,10 +649,7 @@ fn encode_address_families(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt:
         if let Some(tls) = &a.tls {
             fam.info(&(
                 labels,
-                [
-                    ("version", &*tls.version),
-                    ("cipher", &*tls.cipher),
-                ],
+                [("version", &*tls.version), ("cipher", &*tls.cipher)],
             ))?;
         }
     }
@@ -720,7 +717,10 @@ fn encode_failures(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result 
 
 /// The leaf (first presented) certificate, when the handshake got that far.
 fn leaf(a: &AddressReport) -> Option<&CertFacts> {
-    a.certificate.as_ref().and_then(|c| c.chain.first()).map(|c| &**c)
+    a.certificate
+        .as_ref()
+        .and_then(|c| c.chain.first())
+        .map(|c| &**c)
 }
 
 fn server<'a>(r: &'a ServerReport, extra: &'a Labels) -> ServerLabels<'a> {

@@ -78,16 +78,14 @@ impl Scheduler {
             plan: Arc::new(Plan::new(schedule, probe)),
             on_report,
             waiting: BinaryHeap::new(),
-            configured: HashSet::new(),
             running: JoinSet::new(),
             in_flight: HashMap::new(),
-            first_round: servers.iter().cloned().collect(),
+            first_round_left: 0,
             ready,
             sequence: 0,
         };
-        driver.set_servers(servers);
+        let servers = driver.set_servers(servers, true);
         driver.check_ready();
-        let servers = driver.configured.len();
         Self {
             updates,
             servers,
@@ -122,6 +120,20 @@ struct Due {
     at: Instant,
     sequence: u64,
     name: ServerName,
+    /// Its first probe since the start counts towards `ready`.
+    first: bool,
+}
+
+/// A probe in flight.
+struct Flight {
+    name: ServerName,
+    /// When its server is due next.
+    next: Instant,
+    first: bool,
+    /// Cuts the probe (when a reload removes its server).
+    abort: AbortHandle,
+    /// Set when a reload removed its server: it is not queued again when it ends.
+    removed: bool,
 }
 
 impl PartialEq for Due {
@@ -144,19 +156,18 @@ impl Ord for Due {
     }
 }
 
-/// The driver task's state. Every server is in exactly one place: `waiting` or `in_flight`.
+/// The driver task's state. Every configured server is in exactly one place: `waiting`, or `in_flight` (not
+/// `removed`). Nothing else is kept per server.
 struct Driver {
     plan: Arc<Plan>,
     on_report: OnReport,
     /// Idle servers, earliest due first.
     waiting: BinaryHeap<Reverse<Due>>,
-    configured: HashSet<ServerName>,
     /// The probe tasks in flight; dropping the set aborts them.
     running: JoinSet<()>,
-    /// Each task in flight: its server, when that server is due next, and a handle to cut it.
-    in_flight: HashMap<Id, (ServerName, Instant, AbortHandle)>,
-    /// The servers of the first round not yet probed; `ready` turns true when it is empty.
-    first_round: HashSet<ServerName>,
+    in_flight: HashMap<Id, Flight>,
+    /// The servers of the first round not yet probed (nor removed); `ready` turns true when none is left.
+    first_round_left: usize,
     ready: watch::Sender<bool>,
     sequence: u64,
 }
@@ -170,7 +181,7 @@ impl Driver {
                 update = updates.recv() => match update {
                     Some((servers, plan)) => {
                         self.plan = plan;
-                        self.set_servers(&servers);
+                        self.set_servers(&servers, false);
                         self.check_ready();
                     }
                     // The `Scheduler` is gone (it aborts this task too).
@@ -188,36 +199,52 @@ impl Driver {
         }
     }
 
-    /// Makes `servers` the configured set: the removed ones leave the queue and their probes are cut; the new
-    /// ones are due now, in the order given.
-    fn set_servers(&mut self, servers: &[ServerName]) {
-        let keep: HashSet<ServerName> = servers.iter().cloned().collect();
-        self.waiting.retain(|Reverse(due)| keep.contains(&due.name));
-        self.first_round.retain(|name| keep.contains(name));
-        let mut flying = HashSet::new();
-        for (name, _, abort) in self.in_flight.values() {
-            if !keep.contains(name) {
-                abort.abort();
+    /// Makes `servers` the configured ones: the removed ones leave the queue and their probes are cut; the new
+    /// ones are due now, in the order given (`first`: their probe counts towards `ready`). Returns how many
+    /// servers are configured.
+    fn set_servers(&mut self, servers: &[ServerName], first: bool) -> usize {
+        let keep: HashSet<&ServerName> = servers.iter().collect();
+        let mut first_removed = 0;
+        self.waiting.retain(|Reverse(due)| {
+            let kept = keep.contains(&due.name);
+            first_removed += usize::from(!kept && due.first);
+            kept
+        });
+        self.first_round_left -= first_removed;
+        for flight in self.in_flight.values_mut() {
+            if !flight.removed && !keep.contains(&flight.name) {
+                flight.abort.abort();
+                flight.removed = true;
             }
-            flying.insert(name.clone());
         }
-        let old = std::mem::replace(&mut self.configured, keep);
+        let mut present: HashSet<ServerName> = self
+            .waiting
+            .iter()
+            .map(|Reverse(due)| due.name.clone())
+            .chain(
+                self.in_flight
+                    .values()
+                    .filter(|f| !f.removed)
+                    .map(|f| f.name.clone()),
+            )
+            .collect();
         let now = Instant::now();
-        let mut queued = HashSet::new();
         for name in servers {
-            // A server in flight is queued again when its probe ends (see `ended`).
-            if !old.contains(name) && !flying.contains(name) && queued.insert(name) {
-                self.queue(name.clone(), now);
+            if present.insert(name.clone()) {
+                self.queue(name.clone(), now, first);
+                self.first_round_left += usize::from(first);
             }
         }
+        keep.len()
     }
 
-    fn queue(&mut self, name: ServerName, at: Instant) {
+    fn queue(&mut self, name: ServerName, at: Instant, first: bool) {
         self.sequence += 1;
         self.waiting.push(Reverse(Due {
             at,
             sequence: self.sequence,
             name,
+            first,
         }));
     }
 
@@ -234,33 +261,34 @@ impl Driver {
             };
             on_report(report);
         });
-        let next = due.at + next_delay(self.plan.schedule);
-        self.in_flight.insert(abort.id(), (due.name, next, abort));
+        let flight = Flight {
+            name: due.name,
+            next: due.at + next_delay(self.plan.schedule),
+            first: due.first,
+            abort: abort.clone(),
+            removed: false,
+        };
+        self.in_flight.insert(abort.id(), flight);
     }
 
-    /// A probe task ended: its server waits for its next round, if it is still configured. A probe that was
-    /// cut because a reload removed its server, which a later reload brought back, is due now; one that
-    /// panicked keeps its rhythm.
+    /// A probe task ended (or panicked, or was cut): its server waits for its next round, unless a reload
+    /// removed it.
     fn ended(&mut self, ended: Result<(Id, ()), JoinError>) {
-        let (id, cut) = match ended {
-            Ok((id, ())) => (id, false),
-            Err(e) => (e.id(), e.is_cancelled()),
-        };
-        let Some((name, next, _)) = self.in_flight.remove(&id) else {
+        let id = ended.map_or_else(|e| e.id(), |(id, ())| id);
+        let Some(flight) = self.in_flight.remove(&id) else {
             return;
         };
-        if self.first_round.remove(&name) {
+        if flight.first {
+            self.first_round_left -= 1;
             self.check_ready();
         }
-        if self.configured.contains(&name) {
-            let at = if cut { Instant::now() } else { next };
-            self.queue(name, at);
+        if !flight.removed {
+            self.queue(flight.name, flight.next, false);
         }
     }
 
     fn check_ready(&mut self) {
-        if self.first_round.is_empty() && !*self.ready.borrow() {
-            self.first_round = HashSet::new();
+        if self.first_round_left == 0 && !*self.ready.borrow() {
             self.ready.send_replace(true);
         }
     }

@@ -78,6 +78,12 @@ impl ServerName {
         &self.raw
     }
 
+    /// The server name as written, sharing this name's string (no copy).
+    #[must_use]
+    pub fn shared_str(&self) -> Arc<str> {
+        self.raw.clone()
+    }
+
     /// The host part.
     #[must_use]
     pub fn host(&self) -> Host {

@@ -31,9 +31,10 @@ const DAY: i64 = 86_400;
 pub async fn index(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Response {
     let sort = Sort::from_query(query.as_deref());
     let reports = state.store.snapshot();
+    let configured = state.store.configured();
     let page = index_page(
         &reports,
-        state.servers.iter().map(String::as_str),
+        configured.iter().map(|name| &**name),
         sort,
         SystemTime::now(),
     );
@@ -43,7 +44,7 @@ pub async fn index(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery
 /// `GET /server/{name}`: the whole report of one server; 404 for a name neither configured nor probed.
 pub async fn server(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
     let report = state.store.get(&name);
-    if report.is_none() && !state.servers.contains(&name) {
+    if report.is_none() && !state.store.is_configured(&name) {
         return html(StatusCode::NOT_FOUND, not_found_page(&name));
     }
     html(

@@ -114,12 +114,14 @@ impl TlsClient {
                 v.as_str()
                     .map_or_else(|| Cow::Owned(format!("{v:?}")), Cow::Borrowed)
             }),
-            cipher: conn.negotiated_cipher_suite().map_or(Cow::Borrowed(""), |s| {
-                let suite = s.suite();
-                suite
-                    .as_str()
-                    .map_or_else(|| Cow::Owned(format!("{suite:?}")), Cow::Borrowed)
-            }),
+            cipher: conn
+                .negotiated_cipher_suite()
+                .map_or(Cow::Borrowed(""), |s| {
+                    let suite = s.suite();
+                    suite
+                        .as_str()
+                        .map_or_else(|| Cow::Owned(format!("{suite:?}")), Cow::Borrowed)
+                }),
         };
         let chain = conn
             .peer_certificates()

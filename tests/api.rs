@@ -5,7 +5,9 @@
 
 mod support;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
+
+use matrix_federation_exporter::targets::{Labels, Target};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -440,13 +442,17 @@ fn empty_report(name: &str, finished_at: SystemTime) -> ServerReport {
     }
 }
 
+/// The state of an exporter whose one configured server is `a.test`.
 fn state(store: Arc<Store>, prober: Prober, probe_unconfigured: bool, permits: usize) -> AppState {
+    store.configure(&[Target {
+        name: ServerName::parse("a.test").unwrap(),
+        labels: Labels::new(),
+    }]);
     AppState {
         registry: metrics::registry(store.clone(), &ExporterMetrics::new()),
         store,
         ready: tokio::sync::watch::channel(true).1,
         prober,
-        servers: Arc::new(HashSet::from(["a.test".to_owned()])),
         interval: Duration::from_secs(60),
         probe_unconfigured,
         api_probes: Semaphore::new(permits),

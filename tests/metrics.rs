@@ -572,7 +572,6 @@ fn app() -> (axum::Router, tokio::sync::watch::Sender<bool>) {
             })
             .boxed()
         }),
-        servers: Arc::new(HashSet::new()),
         interval: Duration::from_secs(60),
         probe_unconfigured: false,
         api_probes: tokio::sync::Semaphore::new(MAX_API_PROBES),

@@ -8,7 +8,6 @@
 
 mod support;
 
-use std::collections::HashSet;
 use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,7 +29,9 @@ use matrix_federation_exporter::report::{
     WellKnownOutcome, WellKnownReport,
 };
 use matrix_federation_exporter::server_name::ServerName;
+use matrix_federation_exporter::status::{self, Sort};
 use matrix_federation_exporter::store::Store;
+use matrix_federation_exporter::targets::{Labels, Target};
 use support::{
     Behaviour, FakeDns, FakeServer, PortAnchor, Routes, TIMEOUTS, TestCa, Validity, Zone, keys,
 };
@@ -180,10 +181,11 @@ fn broken() -> ServerReport {
     r
 }
 
-/// A name, a certificate subject and an error message that would each inject markup if not escaped.
+/// A certificate subject and an error message that would each inject markup if not escaped. (A configured
+/// server name cannot hold markup: names are checked against the spec grammar. `nasty_named` tests the pages
+/// with one anyway.)
 fn nasty() -> ServerReport {
     let mut r = healthy("nasty.test", 40, 5);
-    NASTY_NAME.clone_into(&mut r.server_name);
     let a = &mut r.addresses[0];
     let leaf = &mut a.certificate.as_mut().unwrap().chain[0];
     NASTY_SUBJECT.clone_into(&mut std::sync::Arc::make_mut(leaf).subject);
@@ -210,7 +212,7 @@ fn nxdomain() -> ServerReport {
     r
 }
 
-fn state(store: Arc<Store>, configured: &[&str]) -> AppState {
+fn state(store: Arc<Store>) -> AppState {
     let (_tx, ready) = tokio::sync::watch::channel(true);
     let exporter = ExporterMetrics::new();
     AppState {
@@ -223,12 +225,6 @@ fn state(store: Arc<Store>, configured: &[&str]) -> AppState {
             futures_util::future::ready(ServerReport::timed_out(name.as_str(), now, Duration::ZERO))
                 .boxed()
         }),
-        servers: Arc::new(
-            configured
-                .iter()
-                .map(|&s| s.to_owned())
-                .collect::<HashSet<_>>(),
-        ),
         interval: Duration::from_secs(60),
         probe_unconfigured: false,
         api_probes: tokio::sync::Semaphore::new(MAX_API_PROBES),
@@ -240,10 +236,18 @@ fn state(store: Arc<Store>, configured: &[&str]) -> AppState {
 /// The router over a store of `reports`, with `configured` as the configured names.
 fn app(reports: Vec<ServerReport>, configured: &[&str]) -> axum::Router {
     let store = Arc::new(Store::new());
+    let targets: Vec<Target> = configured
+        .iter()
+        .map(|name| Target {
+            name: ServerName::parse(name).unwrap(),
+            labels: Labels::new(),
+        })
+        .collect();
+    store.configure(&targets);
     for r in reports {
         store.insert(r);
     }
-    router(Arc::new(state(store, configured)))
+    router(Arc::new(state(store)))
 }
 
 fn standard_app() -> axum::Router {
@@ -259,6 +263,7 @@ fn standard_app() -> axum::Router {
             "a-healthy.test",
             "z-soon.test",
             "broken.test",
+            "nasty.test",
             "gone.test",
             "pending.test",
         ],
@@ -354,7 +359,7 @@ async fn index_lists_every_server_worst_first() {
         rows,
         [
             ("broken.test", "failing"),
-            (NASTY_NAME, "failing"),
+            ("nasty.test", "failing"),
             ("gone.test", "failing"),
             ("pending.test", "pending"),
             ("z-soon.test", "ok"),
@@ -428,8 +433,8 @@ async fn index_sorts_by_name_and_by_expiry() {
         [
             "a-healthy.test",
             "broken.test",
-            NASTY_NAME,
             "gone.test",
+            "nasty.test",
             "pending.test",
             "z-soon.test"
         ]
@@ -442,7 +447,7 @@ async fn index_sorts_by_name_and_by_expiry() {
         [
             "broken.test",
             "z-soon.test",
-            NASTY_NAME,
+            "nasty.test",
             "a-healthy.test",
             // No certificate: last, failing before pending.
             "gone.test",
@@ -463,20 +468,13 @@ async fn untrusted_text_is_escaped() {
     let (_, _, index) = get(&app, "/").await;
     assert!(!index.contains("<script>"), "{index}");
     assert!(!index.contains("<img"), "{index}");
-    assert!(
-        index.contains("evil&lt;script&gt;alert(1)&lt;/script&gt;&#39;&quot;.test"),
-        "{index}"
-    );
-    // The link to the detail page is percent-encoded.
-    let href = "/server/evil%3Cscript%3Ealert%281%29%3C%2Fscript%3E%27%22.test";
-    assert!(index.contains(&format!("<a href=\"{href}\">")), "{index}");
     // The raw message is in a title attribute, escaped.
     assert!(
         index.contains("TLS alert &lt;img src=x onerror=alert(2)&gt; &amp; more"),
         "{index}"
     );
 
-    let (status, _, detail) = get(&app, href).await;
+    let (status, _, detail) = get(&app, "/server/nasty.test").await;
     assert_eq!(status, StatusCode::OK, "{detail}");
     assert!(!detail.contains("<script>"), "{detail}");
     assert!(!detail.contains("<img"), "{detail}");
@@ -488,6 +486,22 @@ async fn untrusted_text_is_escaped() {
         detail.contains("TLS alert &lt;img src=x onerror=alert(2)&gt; &amp; more"),
         "{detail}"
     );
+
+    // A name with markup (which the store never holds: names are checked) is escaped by both pages too.
+    let mut named = nasty();
+    NASTY_NAME.clone_into(&mut named.server_name);
+    let now = SystemTime::now();
+    let index = status::index_page(&[Arc::new(named.clone())], [], Sort::Worst, now);
+    assert!(!index.contains("<script>"), "{index}");
+    assert!(
+        index.contains("evil&lt;script&gt;alert(1)&lt;/script&gt;&#39;&quot;.test"),
+        "{index}"
+    );
+    // The link to the detail page is percent-encoded.
+    let href = "/server/evil%3Cscript%3Ealert%281%29%3C%2Fscript%3E%27%22.test";
+    assert!(index.contains(&format!("<a href=\"{href}\">")), "{index}");
+    let detail = status::server_page(NASTY_NAME, Some(&named), now);
+    assert!(!detail.contains("<script>"), "{detail}");
     assert!(detail.contains("<title>evil&lt;script&gt;"), "{detail}");
 
     // A 404 for a name with markup does not reflect it raw either.
