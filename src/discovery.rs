@@ -17,7 +17,7 @@ use std::time::Instant;
 use futures_util::future::join_all;
 
 use crate::addresses;
-use crate::dns::{Answer, DnsFailure, SrvRecord};
+use crate::dns::{Answer, DnsFailure, Known, SrvRecord};
 use crate::env::ProbeEnv;
 use crate::report::{
     DiscoveryReport, Failure, Method, Reason, RefusedAddress, SrvInfo, Stage, Step, TargetReport,
@@ -51,13 +51,14 @@ pub async fn discover(env: &ProbeEnv, name: &ServerName) -> Discovery {
         endpoints: Vec::new(),
     };
     d.report.host_header = name.as_str().to_owned();
+    let mut known = Known::default();
     let targets = match (name.host(), name.port()) {
         // Step 1 / step 2: IP literals and explicit ports skip well-known and SRV.
         (Host::Ip(_), _) | (Host::Dns(_), Some(_)) => direct(env, name, &mut d),
         // Step 3: "If the hostname is not an IP literal, a regular HTTPS request is made to
         // https://<hostname>/.well-known/matrix/server".
         (Host::Dns(hostname), None) => {
-            let wk = well_known::lookup(env, &hostname).await;
+            let wk = well_known::lookup(env, &hostname, &mut known).await;
             d.report.steps.push((Step::WellKnown, wk.duration));
             d.report.well_known = wk.report;
             match wk.delegated {
@@ -80,7 +81,7 @@ pub async fn discover(env: &ProbeEnv, name: &ServerName) -> Discovery {
             }
         }
     };
-    resolve_targets(env, targets, &mut d).await;
+    resolve_targets(env, targets, &mut d, &known).await;
     d
 }
 
@@ -205,10 +206,10 @@ fn srv_targets(mut records: Vec<SrvRecord>, d: &mut Discovery) -> Vec<Target> {
 
 /// Resolves every target's A and AAAA records concurrently ("resolve the hostname to an IP address using
 /// CNAME, AAAA or A records") and lists the endpoints.
-async fn resolve_targets(env: &ProbeEnv, targets: Vec<Target>, d: &mut Discovery) {
+async fn resolve_targets(env: &ProbeEnv, targets: Vec<Target>, d: &mut Discovery, known: &Known) {
     let start = Instant::now();
     let any_dns = targets.iter().any(|t| matches!(t.host, Host::Dns(_)));
-    let resolved = join_all(targets.iter().map(|t| resolve_one(env, t))).await;
+    let resolved = join_all(targets.iter().map(|t| resolve_one(env, t, known))).await;
     if any_dns {
         d.report.steps.push((Step::AddressLookup, start.elapsed()));
     }
@@ -291,7 +292,7 @@ struct Resolved {
     failures: Vec<Failure>,
 }
 
-async fn resolve_one(env: &ProbeEnv, target: &Target) -> Resolved {
+async fn resolve_one(env: &ProbeEnv, target: &Target, known: &Known) -> Resolved {
     let host = match &target.host {
         Host::Ip(ip) => {
             return Resolved {
@@ -301,7 +302,11 @@ async fn resolve_one(env: &ProbeEnv, target: &Target) -> Resolved {
         }
         Host::Dns(h) => h,
     };
-    let found = env.dns.host(host).await;
+    // The server name was resolved already when the well-known fetch asked for it.
+    let found = match known.get(host) {
+        Some(found) => found.clone(),
+        None => env.dns.host(host).await,
+    };
     let mut failures: Vec<Failure> = found
         .failures
         .into_iter()
@@ -366,7 +371,7 @@ mod tests {
                 srv: None,
             })
             .collect();
-        resolve_targets(env, targets, &mut d).await;
+        resolve_targets(env, targets, &mut d, &Known::default()).await;
         d
     }
 

@@ -39,7 +39,9 @@ struct Expect<'a> {
 pub async fn probe_server(env: &ProbeEnv, name: &ServerName) -> ServerReport {
     let started_at = SystemTime::now();
     let start = Instant::now();
-    let discovery = discovery::discover(env, name).await;
+    // Boxed: discovery's state lives on the heap only while it runs, not through the address checks that follow
+    // (64 probes in flight each carry their future).
+    let discovery = Box::pin(discovery::discover(env, name)).await;
     let expect = Expect {
         server_name: name.as_str(),
         tls_name: &discovery.report.tls_name,

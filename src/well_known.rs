@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 use url::Url;
 
 use crate::client::{GetError, HttpConn};
+use crate::dns::Known;
 use crate::env::ProbeEnv;
 use crate::report::{WellKnownOutcome, WellKnownReport};
 use crate::server_name::ServerName;
@@ -42,11 +43,11 @@ pub struct WellKnown {
 }
 
 /// Fetches and judges the well-known document of `hostname`, within `timeouts.well_known`.
-pub async fn lookup(env: &ProbeEnv, hostname: &str) -> WellKnown {
+pub async fn lookup(env: &ProbeEnv, hostname: &str, known: &mut Known) -> WellKnown {
     let start = Instant::now();
     let mut hops = Vec::new();
     let limit = env.timeouts.well_known;
-    let result = match tokio::time::timeout(limit, fetch(env, hostname, &mut hops)).await {
+    let result = match tokio::time::timeout(limit, fetch(env, hostname, &mut hops, known)).await {
         Ok(result) => result,
         Err(_) => Err(Bad::new(
             WellKnownOutcome::Timeout,
@@ -99,6 +100,7 @@ async fn fetch(
     env: &ProbeEnv,
     hostname: &str,
     hops: &mut Vec<(String, u16)>,
+    known: &mut Known,
 ) -> Result<(ServerName, Duration), Bad> {
     let mut url =
         Url::parse(&format!("https://{hostname}/.well-known/matrix/server")).map_err(|e| {
@@ -121,7 +123,7 @@ async fn fetch(
                 format!("more than {MAX_REDIRECTS} redirects"),
             ));
         }
-        let response = get_once(env, &url)
+        let response = get_once(env, &url, known)
             .await
             .inspect_err(|_| hops.push((url.to_string(), 0)))?;
         hops.push((url.to_string(), response.status));
@@ -207,9 +209,13 @@ fn parse_body(body: &[u8]) -> Result<ServerName, Bad> {
 
 /// One GET of `url`: resolve its host, connect to the first address that answers, TLS with the usual
 /// validation, then HTTP.
-async fn get_once(env: &ProbeEnv, url: &Url) -> Result<crate::client::Response, Bad> {
+async fn get_once(
+    env: &ProbeEnv,
+    url: &Url,
+    known: &mut Known,
+) -> Result<crate::client::Response, Bad> {
     let (host, ips) = match url.host() {
-        Some(url::Host::Domain(d)) => (d.to_owned(), resolve(env, d).await?),
+        Some(url::Host::Domain(d)) => (d.to_owned(), resolve(env, d, known).await?),
         Some(url::Host::Ipv4(ip)) => (ip.to_string(), vec![IpAddr::V4(ip)]),
         Some(url::Host::Ipv6(ip)) => (ip.to_string(), vec![IpAddr::V6(ip)]),
         None => {
@@ -296,8 +302,8 @@ fn public_only(env: &ProbeEnv, host: &str, ips: Vec<IpAddr>) -> Result<Vec<IpAdd
 }
 
 /// A and AAAA of `host`; an error only when neither gives an address.
-async fn resolve(env: &ProbeEnv, host: &str) -> Result<Vec<IpAddr>, Bad> {
-    let found = env.dns.host(host).await;
+async fn resolve(env: &ProbeEnv, host: &str, known: &mut Known) -> Result<Vec<IpAddr>, Bad> {
+    let found = env.dns.host_once(host, known).await;
     if found.ips.is_empty() {
         let why = if !found.failures.is_empty() {
             found

@@ -1446,6 +1446,39 @@ async fn requests_and_timings_are_recorded() {
     assert!(report.duration > Duration::ZERO);
 }
 
+/// The well-known fetch and the default-port step both need the server name's addresses: a probe asks for them
+/// once. A server without delegation costs four queries: AAAA and A of the name, then the two SRV names.
+#[tokio::test]
+async fn the_server_name_is_resolved_once_per_probe() {
+    static S: Scenario = Scenario {
+        server_name: "once.test",
+        zone: &[Rec::A("once.test", "127.0.0.2")],
+        servers: &[Srv(
+            "127.0.0.2",
+            P::Fed,
+            Serve::Matrix(Cert::Good(&["once.test"], VALID)),
+        )],
+        want: Want {
+            method: Method::DefaultPort,
+            well_known: WellKnownOutcome::ConnectionFailed,
+            delegated: None,
+            tls_name: "once.test",
+            host_header: "once.test",
+            addresses: &[("127.0.0.2:{fed}", OK)],
+            server_failures: &[],
+        },
+    };
+    let world = World::start(S.server_name, S.zone, S.servers).await;
+    let before = world.dns.queries();
+    let report = probe_server(
+        &world.env(TIMEOUTS),
+        &ServerName::parse("once.test").unwrap(),
+    )
+    .await;
+    check(&world, &S, &report);
+    assert_eq!(world.dns.queries() - before, 4);
+}
+
 /// A listener whose accept queue is full: the kernel drops further SYNs, so the TCP connect hangs until the
 /// connect timeout.
 #[tokio::test]
