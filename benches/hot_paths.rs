@@ -93,7 +93,7 @@ fn report(i: usize) -> ServerReport {
     };
     let address = |a: String| AddressReport {
         address: a.parse().expect("a valid socket address"),
-        target_host: name.clone(),
+        target_host: name.clone().into(),
         phases: vec![
             (Phase::Connect, Duration::from_micros(12_345)),
             (Phase::TlsHandshake, Duration::from_micros(30_123)),
@@ -140,7 +140,7 @@ fn report(i: usize) -> ServerReport {
         (Step::AddressLookup, Duration::from_micros(2_345)),
     ];
     ServerReport {
-        server_name: name.clone(),
+        server_name: name.clone().into(),
         started_at: SystemTime::now(),
         finished_at: SystemTime::now(),
         duration: Duration::from_micros(80_123),

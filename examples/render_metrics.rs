@@ -25,7 +25,7 @@ fn report(i: usize) -> ServerReport {
     };
     let address = |a: String| AddressReport {
         address: a.parse().expect("a valid socket address"),
-        target_host: name.clone(),
+        target_host: name.clone().into(),
         phases: vec![
             (Phase::Connect, Duration::from_millis(12)),
             (Phase::TlsHandshake, Duration::from_millis(30)),
@@ -56,7 +56,7 @@ fn report(i: usize) -> ServerReport {
         (Step::Srv, Duration::from_millis(3)),
     ];
     ServerReport {
-        server_name: name.clone(),
+        server_name: name.clone().into(),
         started_at: SystemTime::now(),
         finished_at: SystemTime::now(),
         duration: Duration::from_millis(80),

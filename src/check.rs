@@ -757,7 +757,7 @@ mod tests {
     fn address(addr: &str, host: &str) -> AddressReport {
         AddressReport {
             address: addr.parse().unwrap(),
-            target_host: host.to_owned(),
+            target_host: host.into(),
             phases: vec![(Phase::Connect, Duration::from_micros(1_500))],
             tls: None,
             certificate: None,
@@ -794,7 +794,7 @@ mod tests {
             "TCP connect to [2001:db8::5]:8448: Connection refused (os error 111)",
         ));
         ServerReport {
-            server_name: "example.org".to_owned(),
+            server_name: "example.org".into(),
             started_at: now(),
             finished_at: now(),
             duration: Duration::from_millis(140),
@@ -812,10 +812,10 @@ mod tests {
                     ),
                 },
                 delegated_server: None,
-                tls_name: "example.org".to_owned(),
-                host_header: "example.org".to_owned(),
+                tls_name: "example.org".into(),
+                host_header: "example.org".into(),
                 targets: vec![TargetReport {
-                    host: "matrix.example.com".to_owned(),
+                    host: "matrix.example.com".into(),
                     port: 8448,
                     srv: Some(SrvInfo {
                         priority: 10,
@@ -877,7 +877,7 @@ mod tests {
             version: Some("1.120.0".to_owned()),
         });
         ServerReport {
-            server_name: "example.org".to_owned(),
+            server_name: "example.org".into(),
             started_at: now(),
             finished_at: now(),
             duration: Duration::from_millis(80),
@@ -893,10 +893,10 @@ mod tests {
                     error: None,
                 },
                 delegated_server: Some("matrix.example.org:443".to_owned()),
-                tls_name: "matrix.example.org".to_owned(),
-                host_header: "matrix.example.org:443".to_owned(),
+                tls_name: "matrix.example.org".into(),
+                host_header: "matrix.example.org:443".into(),
                 targets: vec![TargetReport {
-                    host: "matrix.example.org".to_owned(),
+                    host: "matrix.example.org".into(),
                     port: 443,
                     srv: None,
                     addresses: vec!["198.51.100.7".parse().unwrap()],
@@ -1028,7 +1028,7 @@ mod tests {
     fn refused(addr: &str, host: &str) -> RefusedAddress {
         RefusedAddress {
             address: addr.parse().unwrap(),
-            target_host: host.to_owned(),
+            target_host: host.into(),
         }
     }
 
@@ -1169,7 +1169,7 @@ mod tests {
         );
 
         report.discovery.method = Method::IpLiteral;
-        report.discovery.tls_name = "198.51.100.7".to_owned();
+        report.discovery.tls_name = "198.51.100.7".into();
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         report.addresses[0]
             .certificate

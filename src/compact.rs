@@ -6,7 +6,6 @@ use crate::report::{AddressReport, CertReport, DiscoveryReport, KeysReport, Serv
 
 /// Frees the spare capacity of every growable part of `report` (its content is unchanged).
 pub fn shrink(report: &mut ServerReport) {
-    report.server_name.shrink_to_fit();
     shrink_discovery(&mut report.discovery);
     report.addresses.shrink_to_fit();
     for address in &mut report.addresses {
@@ -59,7 +58,7 @@ mod tests {
     fn shrinking_keeps_the_content_and_drops_spare_capacity() {
         let mut discovery = DiscoveryReport::empty("example.org");
         discovery.targets.push(TargetReport {
-            host: "example.org".to_owned(),
+            host: "example.org".into(),
             port: 8448,
             srv: None,
             addresses: vec!["192.0.2.1".parse().unwrap()],
@@ -67,7 +66,7 @@ mod tests {
         });
         discovery.steps.push((Step::Srv, Duration::from_millis(3)));
         let mut report = ServerReport {
-            server_name: "example.org".to_owned(),
+            server_name: "example.org".into(),
             started_at: SystemTime::UNIX_EPOCH,
             finished_at: SystemTime::UNIX_EPOCH,
             duration: Duration::ZERO,

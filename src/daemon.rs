@@ -194,6 +194,12 @@ impl Exporter {
         self.inner.store.subscribe()
     }
 
+    /// The latest report of every configured server that was probed, sorted by name.
+    #[must_use]
+    pub fn all_reports(&self) -> Vec<Arc<ServerReport>> {
+        self.inner.store.snapshot()
+    }
+
     /// The latest report of `server_name`, if it is configured and was probed.
     #[must_use]
     pub fn report(&self, server_name: &str) -> Option<Arc<ServerReport>> {

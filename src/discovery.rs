@@ -20,7 +20,8 @@ use crate::addresses;
 use crate::dns::{Answer, DnsFailure, Known, SrvRecord};
 use crate::env::ProbeEnv;
 use crate::report::{
-    DiscoveryReport, Failure, Method, Reason, RefusedAddress, SrvInfo, Stage, Step, TargetReport,
+    DiscoveryReport, Failure, Method, Reason, RefusedAddress, SharedStr, SrvInfo, Stage, Step,
+    TargetReport,
 };
 use crate::server_name::{Host, ServerName};
 use crate::well_known;
@@ -40,7 +41,7 @@ pub struct Discovery {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
     pub address: SocketAddr,
-    pub target_host: String,
+    pub target_host: SharedStr,
 }
 
 /// Runs the spec algorithm for `name`.
@@ -50,7 +51,11 @@ pub async fn discover(env: &ProbeEnv, name: &ServerName) -> Discovery {
         failures: Vec::new(),
         endpoints: Vec::new(),
     };
-    d.report.host_header = name.as_str().to_owned();
+    d.report.host_header = name.shared_str().into();
+    if name.port().is_none() {
+        // The certificate name is the whole server name: share it.
+        d.report.tls_name = d.report.host_header.clone();
+    }
     let mut known = Known::default();
     let targets = match (name.host(), name.port()) {
         // Step 1 / step 2: IP literals and explicit ports skip well-known and SRV.
@@ -67,8 +72,12 @@ pub async fn discover(env: &ProbeEnv, name: &ServerName) -> Discovery {
                     // Steps 3.1 to 3.5 apply to the delegated name; the Host header and the certificate name
                     // follow it ("Host header ... containing the IP address", "<delegated_hostname>:<port>",
                     // "<delegated_hostname>").
-                    d.report.tls_name = delegated.hostname();
-                    d.report.host_header = delegated.as_str().to_owned();
+                    d.report.host_header = delegated.shared_str().into();
+                    d.report.tls_name = if delegated.port().is_none() {
+                        d.report.host_header.clone()
+                    } else {
+                        delegated.hostname().into()
+                    };
                     match (delegated.host(), delegated.port()) {
                         (Host::Ip(_), _) | (Host::Dns(_), Some(_)) => {
                             direct(env, &delegated, &mut d)
@@ -83,6 +92,19 @@ pub async fn discover(env: &ProbeEnv, name: &ServerName) -> Discovery {
     };
     resolve_targets(env, targets, &mut d, &known).await;
     d
+}
+
+/// `host` as text, sharing the report's certificate name or `Host` header when it is the same name (as it is
+/// unless an SRV record names another host).
+fn shared_name(report: &DiscoveryReport, host: &Host) -> SharedStr {
+    let text = match host {
+        Host::Dns(h) => h.clone(),
+        Host::Ip(ip) => ip.to_string(),
+    };
+    [&report.tls_name, &report.host_header]
+        .into_iter()
+        .find(|known| ***known == *text)
+        .map_or_else(|| text.into(), Clone::clone)
 }
 
 /// A host to resolve (or an IP to use as is), the port, and the SRV record it came from.
@@ -225,10 +247,7 @@ async fn resolve_targets(env: &ProbeEnv, targets: Vec<Target>, d: &mut Discovery
     {
         d.failures.extend(failures);
         d.report.truncated |= truncated;
-        let host = match &target.host {
-            Host::Dns(h) => h.clone(),
-            Host::Ip(ip) => ip.to_string(),
-        };
+        let host = shared_name(&d.report, &target.host);
         for ip in &ips {
             let address = SocketAddr::new(*ip, target.port);
             if !env.allow_private_addresses && addresses::refused_by_default(*ip) {
@@ -436,7 +455,7 @@ mod tests {
             })
             .collect();
         let report = ServerReport {
-            server_name: "mixed.example".to_owned(),
+            server_name: "mixed.example".into(),
             started_at: std::time::UNIX_EPOCH,
             finished_at: std::time::UNIX_EPOCH,
             duration: std::time::Duration::ZERO,

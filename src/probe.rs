@@ -55,7 +55,7 @@ pub async fn probe_server(env: &ProbeEnv, name: &ServerName) -> ServerReport {
     )
     .await;
     let report = ServerReport {
-        server_name: name.as_str().to_owned(),
+        server_name: name.shared_str().into(),
         started_at,
         finished_at: SystemTime::now(),
         duration: start.elapsed(),

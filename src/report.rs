@@ -11,11 +11,116 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+/// A name that one server's report holds in several places: the server name, and what discovery derived from
+/// it, which is usually the same text (the certificate name, the `Host` header, the host each address came
+/// from). Clones share one string (a reference count), so a report, the configuration and the scheduler hold
+/// the name once however many fields carry it. Reads like a `&str`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SharedStr(Arc<str>);
+
+impl SharedStr {
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether both hold the very same string (not just equal text).
+    #[must_use]
+    pub fn ptr_eq(a: &Self, b: &Self) -> bool {
+        Arc::ptr_eq(&a.0, &b.0)
+    }
+}
+
+impl Default for SharedStr {
+    fn default() -> Self {
+        Self(Arc::from(""))
+    }
+}
+
+impl std::ops::Deref for SharedStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for SharedStr {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for SharedStr {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SharedStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for SharedStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl From<&str> for SharedStr {
+    fn from(s: &str) -> Self {
+        Self(Arc::from(s))
+    }
+}
+
+impl From<String> for SharedStr {
+    fn from(s: String) -> Self {
+        Self(Arc::from(s))
+    }
+}
+
+impl From<Arc<str>> for SharedStr {
+    fn from(s: Arc<str>) -> Self {
+        Self(s)
+    }
+}
+
+impl PartialEq<str> for SharedStr {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for SharedStr {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<String> for SharedStr {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<SharedStr> for &str {
+    fn eq(&self, other: &SharedStr) -> bool {
+        **self == *other.0
+    }
+}
+
+impl PartialEq<SharedStr> for str {
+    fn eq(&self, other: &SharedStr) -> bool {
+        *self == *other.0
+    }
+}
+
 /// The result of probing one server name once.
 #[derive(Clone, Debug)]
 pub struct ServerReport {
     /// The server name as configured (the `server_name` label).
-    pub server_name: String,
+    pub server_name: SharedStr,
     /// When the probe started and finished (wall clock).
     pub started_at: SystemTime,
     pub finished_at: SystemTime,
@@ -115,7 +220,7 @@ impl ServerReport {
     #[must_use]
     pub fn timed_out(server_name: &str, started_at: SystemTime, duration: Duration) -> Self {
         Self {
-            server_name: server_name.to_owned(),
+            server_name: server_name.into(),
             started_at,
             finished_at: started_at + duration,
             duration,
@@ -141,9 +246,9 @@ pub struct DiscoveryReport {
     /// The `m.server` value when `.well-known` delegated, else `None`.
     pub delegated_server: Option<String>,
     /// The name the certificate must be valid for (an IP literal for IP hosts; never an SRV target).
-    pub tls_name: String,
+    pub tls_name: SharedStr,
     /// The `Host` header federation requests carry.
-    pub host_header: String,
+    pub host_header: SharedStr,
     /// Every host discovery asked for addresses, with what it found.
     pub targets: Vec<TargetReport>,
     /// How long each discovery step took.
@@ -163,8 +268,8 @@ impl DiscoveryReport {
             method: Method::None,
             well_known: WellKnownReport::skipped(),
             delegated_server: None,
-            tls_name: tls_name.to_owned(),
-            host_header: tls_name.to_owned(),
+            tls_name: tls_name.into(),
+            host_header: tls_name.into(),
             targets: Vec::new(),
             steps: Vec::new(),
             truncated: false,
@@ -178,7 +283,7 @@ impl DiscoveryReport {
 pub struct RefusedAddress {
     pub address: SocketAddr,
     /// The host this address was resolved from.
-    pub target_host: String,
+    pub target_host: SharedStr,
 }
 
 impl RefusedAddress {
@@ -196,7 +301,7 @@ impl RefusedAddress {
 /// One host that discovery resolved to addresses (the server name, the delegated name, or an SRV target).
 #[derive(Clone, Debug)]
 pub struct TargetReport {
-    pub host: String,
+    pub host: SharedStr,
     pub port: u16,
     /// Priority and weight when the target came from an SRV record.
     pub srv: Option<SrvInfo>,
@@ -240,7 +345,7 @@ impl WellKnownReport {
 pub struct AddressReport {
     pub address: SocketAddr,
     /// The host this address was resolved from (an SRV target, the delegated name or the server name).
-    pub target_host: String,
+    pub target_host: SharedStr,
     /// Latency of each phase that ran.
     pub phases: Vec<(Phase, Duration)>,
     /// Negotiated TLS parameters, when the handshake completed.

@@ -350,7 +350,7 @@ mod tests {
     fn report(name: &str) -> ServerReport {
         let now = SystemTime::now();
         ServerReport {
-            server_name: name.to_owned(),
+            server_name: name.into(),
             started_at: now,
             finished_at: now,
             duration: Duration::ZERO,
@@ -371,7 +371,7 @@ mod tests {
 
     fn collect(into: &Arc<Mutex<Vec<String>>>) -> OnReport {
         let into = into.clone();
-        Arc::new(move |rep: ServerReport| into.lock().unwrap().push(rep.server_name))
+        Arc::new(move |rep: ServerReport| into.lock().unwrap().push(rep.server_name.to_string()))
     }
 
     fn names(n: usize) -> Vec<ServerName> {

@@ -215,7 +215,7 @@ mod tests {
 
     fn report(name: &str, secs: u64) -> ServerReport {
         ServerReport {
-            server_name: name.to_owned(),
+            server_name: name.into(),
             started_at: SystemTime::UNIX_EPOCH,
             finished_at: SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
             duration: Duration::from_secs(1),

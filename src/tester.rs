@@ -374,7 +374,7 @@ fn dns_result(r: &ServerReport, discovery_ran: bool) -> DnsResult {
         .iter()
         .filter_map(|t| {
             t.srv.map(|s| SrvRecord {
-                target: t.host.clone(),
+                target: t.host.to_string(),
                 port: t.port,
                 priority: s.priority,
                 weight: s.weight,
@@ -383,11 +383,13 @@ fn dns_result(r: &ServerReport, discovery_ran: bool) -> DnsResult {
         .collect();
     let mut hosts: BTreeMap<String, HostResult> = BTreeMap::new();
     for t in &d.targets {
-        let host = hosts.entry(t.host.clone()).or_insert_with(|| HostResult {
-            cname: String::new(),
-            addrs: Vec::new(),
-            error: None,
-        });
+        let host = hosts
+            .entry(t.host.to_string())
+            .or_insert_with(|| HostResult {
+                cname: String::new(),
+                addrs: Vec::new(),
+                error: None,
+            });
         for ip in &t.addresses {
             let ip = ip.to_string();
             if !host.addrs.contains(&ip) {
@@ -610,7 +612,7 @@ fn extension(r: &ServerReport) -> Extension {
         *steps.entry(step.as_str()).or_insert(0.0) += took.as_secs_f64();
     }
     Extension {
-        server_name: r.server_name.clone(),
+        server_name: r.server_name.to_string(),
         started_at: unix_seconds(r.started_at),
         finished_at: unix_seconds(r.finished_at),
         duration_seconds: r.duration.as_secs_f64(),
@@ -629,8 +631,8 @@ fn extension(r: &ServerReport) -> Extension {
                 .collect(),
             error: wk.error.clone(),
         },
-        tls_name: d.tls_name.clone(),
-        host_header: d.host_header.clone(),
+        tls_name: d.tls_name.to_string(),
+        host_header: d.host_header.to_string(),
         truncated: d.truncated,
         steps,
         failures: r
@@ -659,7 +661,7 @@ fn extension(r: &ServerReport) -> Extension {
                 address: a.address.to_string(),
                 family: a.family().as_str(),
                 class: a.class().as_str(),
-                target_host: a.target_host.clone(),
+                target_host: a.target_host.to_string(),
             })
             .collect(),
     }
@@ -674,7 +676,7 @@ fn ext_address(a: &AddressReport) -> ExtAddress {
         address: a.address.to_string(),
         family: a.family().as_str(),
         class: a.class().as_str(),
-        target_host: a.target_host.clone(),
+        target_host: a.target_host.to_string(),
         success: a.success(),
         phases,
         tls: a.tls.as_ref().map(|t| ExtTls {
@@ -853,7 +855,7 @@ mod tests {
 
     fn report_with(address: AddressReport) -> ServerReport {
         ServerReport {
-            server_name: "example.org".to_owned(),
+            server_name: "example.org".into(),
             started_at: UNIX_EPOCH,
             finished_at: UNIX_EPOCH + Duration::from_secs(100),
             duration: Duration::from_secs(1),
@@ -875,7 +877,7 @@ mod tests {
     fn address(keys: Option<KeysReport>) -> AddressReport {
         AddressReport {
             address: "[2001:db8::1]:8448".parse::<SocketAddr>().unwrap(),
-            target_host: "example.org".to_owned(),
+            target_host: "example.org".into(),
             phases: Vec::new(),
             tls: Some(TlsFacts {
                 version: "TLSv1_3".into(),
@@ -985,7 +987,7 @@ mod tests {
     fn dns_failures_go_to_their_host_and_the_rest_to_the_srv_error() {
         let mut r = report_with(address(None));
         r.discovery.targets = vec![crate::report::TargetReport {
-            host: "gone.example.org".to_owned(),
+            host: "gone.example.org".into(),
             port: 8448,
             srv: Some(crate::report::SrvInfo {
                 priority: 1,
@@ -1049,7 +1051,7 @@ mod tests {
     fn refused_addresses_are_connection_errors_only_when_nothing_else_was_probed() {
         let refused = crate::report::RefusedAddress {
             address: "10.0.0.5:8448".parse().unwrap(),
-            target_host: "example.org".to_owned(),
+            target_host: "example.org".into(),
         };
         let mut all = report_with(address(None));
         all.addresses.clear();

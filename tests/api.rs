@@ -432,7 +432,7 @@ async fn unconfigured_names_are_probed_when_allowed_and_not_stored() {
 
 fn empty_report(name: &str, finished_at: SystemTime) -> ServerReport {
     ServerReport {
-        server_name: name.to_owned(),
+        server_name: name.into(),
         started_at: finished_at,
         finished_at,
         duration: Duration::ZERO,
@@ -597,7 +597,7 @@ fn golden_report() -> ServerReport {
         cipher: "TLS13_AES_128_GCM_SHA256".into(),
     };
     ServerReport {
-        server_name: "example.org".to_owned(),
+        server_name: "example.org".into(),
         started_at: at(T0, 0),
         finished_at: at(T0, 250),
         duration: ms(250),
@@ -613,11 +613,11 @@ fn golden_report() -> ServerReport {
                 error: None,
             },
             delegated_server: Some("matrix.example.org".to_owned()),
-            tls_name: "matrix.example.org".to_owned(),
-            host_header: "matrix.example.org".to_owned(),
+            tls_name: "matrix.example.org".into(),
+            host_header: "matrix.example.org".into(),
             targets: vec![
                 TargetReport {
-                    host: "fed1.example.org".to_owned(),
+                    host: "fed1.example.org".into(),
                     port: 8448,
                     srv: Some(SrvInfo {
                         priority: 10,
@@ -627,7 +627,7 @@ fn golden_report() -> ServerReport {
                     via_cname: false,
                 },
                 TargetReport {
-                    host: "fed2.example.org".to_owned(),
+                    host: "fed2.example.org".into(),
                     port: 8448,
                     srv: Some(SrvInfo {
                         priority: 20,
@@ -648,7 +648,7 @@ fn golden_report() -> ServerReport {
         addresses: vec![
             AddressReport {
                 address: sock("192.0.2.10:8448"),
-                target_host: "fed1.example.org".to_owned(),
+                target_host: "fed1.example.org".into(),
                 phases: vec![
                     (Phase::Connect, ms(12)),
                     (Phase::TlsHandshake, ms(30)),
@@ -688,7 +688,7 @@ fn golden_report() -> ServerReport {
             },
             AddressReport {
                 address: sock("[2001:db8::20]:8448"),
-                target_host: "fed2.example.org".to_owned(),
+                target_host: "fed2.example.org".into(),
                 phases: vec![
                     (Phase::Connect, ms(15)),
                     (Phase::TlsHandshake, ms(35)),

@@ -16,7 +16,7 @@ use matrix_federation_exporter::config::{Checks, Timeouts};
 use matrix_federation_exporter::env::{Ports, ProbeEnv};
 use matrix_federation_exporter::probe::probe_server;
 use matrix_federation_exporter::report::{
-    AddressClass, Method, Reason, ServerReport, Warning, WellKnownOutcome,
+    AddressClass, Method, Reason, ServerReport, SharedStr, Warning, WellKnownOutcome,
 };
 use matrix_federation_exporter::server_name::ServerName;
 use support::{
@@ -1477,6 +1477,16 @@ async fn the_server_name_is_resolved_once_per_probe() {
     .await;
     check(&world, &S, &report);
     assert_eq!(world.dns.queries() - before, 4);
+    // The report holds the name once, however many fields carry it.
+    let d = &report.discovery;
+    for same in [
+        &d.tls_name,
+        &d.host_header,
+        &d.targets[0].host,
+        &report.addresses[0].target_host,
+    ] {
+        assert!(SharedStr::ptr_eq(&report.server_name, same), "{same}");
+    }
 }
 
 /// A listener whose accept queue is full: the kernel drops further SYNs, so the TCP connect hangs until the

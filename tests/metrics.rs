@@ -84,7 +84,7 @@ fn healthy() -> ServerReport {
     );
     let address = |a: &str| AddressReport {
         address: addr(a),
-        target_host: "matrix.example.org".to_owned(),
+        target_host: "matrix.example.org".into(),
         phases: vec![
             (Phase::Connect, ms(12)),
             (Phase::TlsHandshake, ms(34)),
@@ -119,7 +119,7 @@ fn healthy() -> ServerReport {
         failures: Vec::new(),
     };
     ServerReport {
-        server_name: "example.org".to_owned(),
+        server_name: "example.org".into(),
         started_at: at(T0, 0),
         finished_at: at(T0, 250),
         duration: ms(250),
@@ -135,10 +135,10 @@ fn healthy() -> ServerReport {
                 error: None,
             },
             delegated_server: Some("matrix.example.org:443".to_owned()),
-            tls_name: "matrix.example.org".to_owned(),
-            host_header: "matrix.example.org:443".to_owned(),
+            tls_name: "matrix.example.org".into(),
+            host_header: "matrix.example.org:443".into(),
             targets: vec![TargetReport {
-                host: "matrix.example.org".to_owned(),
+                host: "matrix.example.org".into(),
                 port: 443,
                 srv: None,
                 addresses: vec![
@@ -182,7 +182,7 @@ fn failing() -> ServerReport {
         ),
     ];
     let srv_target = |host: &str, addresses: Vec<std::net::IpAddr>| TargetReport {
-        host: host.to_owned(),
+        host: host.into(),
         port: 8448,
         srv: Some(SrvInfo {
             priority: 10,
@@ -192,7 +192,7 @@ fn failing() -> ServerReport {
         via_cname: false,
     };
     ServerReport {
-        server_name: "broken.test".to_owned(),
+        server_name: "broken.test".into(),
         started_at: at(T0 + 5, 0),
         finished_at: at(T0 + 7, 500),
         duration: ms(2500),
@@ -208,8 +208,8 @@ fn failing() -> ServerReport {
                 error: Some("HTTP 404".to_owned()),
             },
             delegated_server: None,
-            tls_name: "broken.test".to_owned(),
-            host_header: "broken.test".to_owned(),
+            tls_name: "broken.test".into(),
+            host_header: "broken.test".into(),
             targets: vec![
                 srv_target("a.broken.test", Vec::new()),
                 srv_target("b.broken.test", Vec::new()),
@@ -235,13 +235,13 @@ fn failing() -> ServerReport {
             truncated: false,
             refused: vec![RefusedAddress {
                 address: addr("10.0.0.7:8448"),
-                target_host: "c.broken.test".to_owned(),
+                target_host: "c.broken.test".into(),
             }],
         },
         addresses: vec![
             AddressReport {
                 address: addr("198.51.100.7:8448"),
-                target_host: "c.broken.test".to_owned(),
+                target_host: "c.broken.test".into(),
                 phases: vec![(Phase::Connect, ms(20)), (Phase::TlsHandshake, ms(40))],
                 tls: Some(TlsFacts {
                     version: "TLSv1_2".into(),
@@ -268,7 +268,7 @@ fn failing() -> ServerReport {
             },
             AddressReport {
                 address: addr("[2001:db8::7]:8448"),
-                target_host: "c.broken.test".to_owned(),
+                target_host: "c.broken.test".into(),
                 phases: vec![(Phase::Connect, ms(1))],
                 tls: None,
                 certificate: None,
@@ -535,7 +535,7 @@ fn renders_ten_thousand_servers() {
     let store = Arc::new(Store::new());
     for i in 0..10_000 {
         let mut r = healthy();
-        r.server_name = format!("s{i}.example.org");
+        r.server_name = format!("s{i}.example.org").into();
         store.insert(r);
     }
     let registry = metrics::registry(Arc::clone(&store), &exporter());
@@ -551,7 +551,7 @@ fn renders_ten_thousand_servers() {
 
 fn app() -> (axum::Router, tokio::sync::watch::Sender<bool>) {
     let mut odd = healthy();
-    "evil<b>&.test".clone_into(&mut odd.server_name);
+    odd.server_name = "evil<b>&.test".into();
     let store = store_with([healthy(), failing(), odd]);
     let (tx, ready) = tokio::sync::watch::channel(false);
     let state = AppState {
@@ -562,7 +562,7 @@ fn app() -> (axum::Router, tokio::sync::watch::Sender<bool>) {
         prober: Arc::new(|name: ServerName| {
             let now = SystemTime::now();
             futures_util::future::ready(ServerReport {
-                server_name: name.as_str().to_owned(),
+                server_name: name.as_str().into(),
                 started_at: now,
                 finished_at: now,
                 duration: Duration::ZERO,

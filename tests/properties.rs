@@ -941,7 +941,7 @@ fn nasty_report_strings() -> impl Strategy<Value = Nasty> {
 fn nasty_report(i: usize, s: &Nasty, cert: CertFacts) -> ServerReport {
     let address = AddressReport {
         address: SocketAddr::new(IpAddr::V4(Ipv4Addr::from(0xC000_0200 + i as u32)), 8448),
-        target_host: s.tls_name.clone(),
+        target_host: s.tls_name.clone().into(),
         phases: vec![(Phase::Connect, Duration::from_millis(3))],
         tls: Some(TlsFacts {
             version: s.tls_version.clone().into(),
@@ -988,9 +988,9 @@ fn nasty_report(i: usize, s: &Nasty, cert: CertFacts) -> ServerReport {
         error: Some(s.subject.clone()),
     };
     discovery.delegated_server = Some(s.delegated.clone());
-    discovery.host_header.clone_from(&s.host_header);
+    discovery.host_header = s.host_header.clone().into();
     discovery.targets = vec![TargetReport {
-        host: s.tls_name.clone(),
+        host: s.tls_name.clone().into(),
         port: 8448,
         srv: None,
         addresses: vec![address.address.ip()],
@@ -998,7 +998,7 @@ fn nasty_report(i: usize, s: &Nasty, cert: CertFacts) -> ServerReport {
     }];
     discovery.steps = vec![(Step::WellKnown, Duration::from_millis(20))];
     ServerReport {
-        server_name: name.clone(),
+        server_name: name.clone().into(),
         started_at: now(),
         finished_at: now() + Duration::from_millis(250),
         duration: Duration::from_millis(250),
@@ -1233,7 +1233,7 @@ fn info_labels_with_any_text_render_parseable_exposition() {
         .iter()
         .map(|r| {
             let leaf = &r.addresses[0].certificate.as_ref().unwrap().chain[0];
-            (r.server_name.clone(), leaf.subject.clone())
+            (r.server_name.to_string(), leaf.subject.clone())
         })
         .collect();
     for r in reports {

@@ -68,7 +68,7 @@ fn cert(subject: &str, names: &[&str], not_after: i64) -> CertFacts {
 fn address(addr: &str, host: &str, leaf: Option<CertFacts>) -> AddressReport {
     AddressReport {
         address: addr.parse().unwrap(),
-        target_host: host.to_owned(),
+        target_host: host.into(),
         phases: vec![
             (Phase::Connect, Duration::from_millis(3)),
             (Phase::TlsHandshake, Duration::from_millis(12)),
@@ -108,7 +108,7 @@ fn healthy(name: &str, days: i64, probed_secs_ago: u64) -> ServerReport {
     let delegated = format!("matrix.{name}");
     let finished_at = now() - Duration::from_secs(probed_secs_ago);
     ServerReport {
-        server_name: name.to_owned(),
+        server_name: name.into(),
         started_at: finished_at - Duration::from_millis(80),
         finished_at,
         duration: Duration::from_millis(80),
@@ -121,10 +121,10 @@ fn healthy(name: &str, days: i64, probed_secs_ago: u64) -> ServerReport {
                 error: None,
             },
             delegated_server: Some(delegated.clone()),
-            tls_name: delegated.clone(),
-            host_header: delegated.clone(),
+            tls_name: delegated.clone().into(),
+            host_header: delegated.clone().into(),
             targets: vec![TargetReport {
-                host: delegated.clone(),
+                host: delegated.clone().into(),
                 port: 8448,
                 srv: None,
                 addresses: vec!["198.51.100.7".parse().unwrap()],
@@ -489,7 +489,7 @@ async fn untrusted_text_is_escaped() {
 
     // A name with markup (which the store never holds: names are checked) is escaped by both pages too.
     let mut named = nasty();
-    NASTY_NAME.clone_into(&mut named.server_name);
+    named.server_name = NASTY_NAME.into();
     let now = SystemTime::now();
     let index = status::index_page(&[Arc::new(named.clone())], [], Sort::Worst, now);
     assert!(!index.contains("<script>"), "{index}");
@@ -640,7 +640,7 @@ fn app_empty() -> axum::Router {
 #[tokio::test]
 async fn ip_literal_names_round_trip_through_the_link() {
     let mut r = healthy("x", 30, 1);
-    "[2001:db8::1]:8448".clone_into(&mut r.server_name);
+    r.server_name = "[2001:db8::1]:8448".into();
     let app = app(vec![r], &["[2001:db8::1]:8448"]);
     let (_, _, index) = get(&app, "/").await;
     let href = "/server/%5B2001%3Adb8%3A%3A1%5D%3A8448";
