@@ -81,9 +81,12 @@ fn say(event: &Value) {
     println!("{event}");
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = args();
+fn main() -> anyhow::Result<()> {
+    // The daemon's own runtime, as in production.
+    daemon::runtime()?.block_on(bench(args()))
+}
+
+async fn bench(args: Args) -> anyhow::Result<()> {
     // As the binary's default: our crate at info, the libraries at warn, to stderr.
     tracing_subscriber::registry()
         .with(

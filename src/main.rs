@@ -205,10 +205,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         servers = targets.len(),
         "starting matrix-federation-exporter"
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = daemon::runtime().context("cannot start the async runtime")?;
     runtime.block_on(daemon::run(source, listen, web))
 }
 
