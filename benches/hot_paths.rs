@@ -17,8 +17,8 @@ use std::time::{Duration, SystemTime};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use matrix_federation_exporter::metrics::{self, ExporterMetrics, Format};
 use matrix_federation_exporter::report::{
-    AddressReport, CertFacts, CertReport, DiscoveryReport, KeysReport, Method, Phase, ServerReport,
-    Step, TlsFacts, VerifyKey, VersionReport, WellKnownOutcome, WellKnownReport,
+    AddressReport, CertFacts, CertReport, DiscoveryReport, Fingerprint, KeysReport, Method, Phase,
+    ServerReport, Step, TlsFacts, VerifyKey, VersionReport, WellKnownOutcome, WellKnownReport,
 };
 use matrix_federation_exporter::store::Store;
 use matrix_federation_exporter::tls::TlsClient;
@@ -78,7 +78,7 @@ fn report(i: usize) -> ServerReport {
         dns_names: vec![name.clone()],
         ip_addresses: Vec::new(),
         serial: "04:d2:3a:9f:11:22:33:44:55:66:77:88:99:aa:bb:cc".to_owned(),
-        fingerprint_sha256: "ab".repeat(32),
+        fingerprint_sha256: Fingerprint([0xab; 32]),
         not_before: 1_760_000_000,
         not_after: 1_767_776_000,
     };
@@ -87,7 +87,7 @@ fn report(i: usize) -> ServerReport {
         issuer: "C=US, O=Internet Security Research Group, CN=ISRG Root X1".to_owned(),
         dns_names: Vec::new(),
         serial: "8a:7d:3e:13:d6:2f:30:ef:23:86:bd:29:07:6b:34:f8".to_owned(),
-        fingerprint_sha256: "cd".repeat(32),
+        fingerprint_sha256: Fingerprint([0xcd; 32]),
         not_after: 1_899_000_000,
         ..leaf.clone()
     };

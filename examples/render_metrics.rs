@@ -6,8 +6,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use matrix_federation_exporter::metrics::{self, ExporterMetrics, Format};
 use matrix_federation_exporter::report::{
-    AddressReport, CertFacts, CertReport, DiscoveryReport, Method, Phase, ServerReport, Step,
-    TlsFacts, WellKnownOutcome, WellKnownReport,
+    AddressReport, CertFacts, CertReport, DiscoveryReport, Fingerprint, Method, Phase,
+    ServerReport, Step, TlsFacts, WellKnownOutcome, WellKnownReport,
 };
 use matrix_federation_exporter::store::Store;
 
@@ -19,7 +19,7 @@ fn report(i: usize) -> ServerReport {
         dns_names: vec![name.clone()],
         ip_addresses: Vec::new(),
         serial: "04:d2:3a:9f:11:22:33:44:55:66:77:88:99:aa:bb:cc".to_owned(),
-        fingerprint_sha256: "ab".repeat(32),
+        fingerprint_sha256: Fingerprint([0xab; 32]),
         not_before: 1_760_000_000,
         not_after: 1_767_776_000,
     };

@@ -3,14 +3,13 @@
 //! This module only reads certificates; judging them (chain, name, window) happens in `tls.rs`.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::report::CertFacts;
+use crate::report::{CertFacts, Fingerprint};
 
 /// The facts of the intermediate certificates that stored reports hold, shared: thousands of servers present
 /// the same few intermediates (a public CA's), so each is kept once rather than once per address. Keyed by
@@ -94,7 +93,7 @@ fn facts_of(der: &[u8], digest: &[u8; 32]) -> Result<CertFacts, String> {
         dns_names,
         ip_addresses,
         serial: cert.raw_serial_as_string(),
-        fingerprint_sha256: hex(digest),
+        fingerprint_sha256: Fingerprint(*digest),
         not_before: validity.not_before.timestamp(),
         not_after: validity.not_after.timestamp(),
     })
@@ -112,15 +111,6 @@ fn sha256(der: &[u8]) -> [u8; 32] {
     let digest = ring::digest::digest(&ring::digest::SHA256, der);
     let mut out = [0; 32];
     out.copy_from_slice(digest.as_ref());
-    out
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{b:02x}");
-    }
     out
 }
 
@@ -171,7 +161,7 @@ mod tests {
     #[test]
     fn sha256_is_lower_hex() {
         assert_eq!(
-            hex(&sha256(b"")),
+            Fingerprint(sha256(b"")).to_string(),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
     }

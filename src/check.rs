@@ -748,7 +748,7 @@ mod tests {
             dns_names: names.iter().map(|&n| n.to_owned()).collect(),
             ip_addresses: Vec::new(),
             serial: "01".to_owned(),
-            fingerprint_sha256: "ab".repeat(32),
+            fingerprint_sha256: crate::report::Fingerprint([0xab; 32]),
             not_before: NOW - 60 * DAY,
             not_after,
         }

@@ -24,8 +24,8 @@ use prometheus_client::registry::Registry;
 
 use crate::prerendered::{Prerendered, address_head};
 use crate::report::{
-    AddressClass, AddressReport, CertFacts, CertReport, Family, Phase, Reason, ServerReport, Stage,
-    Step, Warning,
+    AddressClass, AddressReport, CertFacts, CertReport, Family, Fingerprint, Phase, Reason,
+    ServerReport, Stage, Step, Warning,
 };
 use crate::store::Store;
 use crate::targets::Labels;
@@ -837,7 +837,7 @@ impl EncodeLabelSet for CertLabels<'_> {
         ("issuer", c.issuer.as_str()).encode(enc.encode_label())?;
         ("dns_names", Shown::Sans(c)).encode(enc.encode_label())?;
         ("serial", c.serial.as_str()).encode(enc.encode_label())?;
-        ("fingerprint_sha256", c.fingerprint_sha256.as_str()).encode(enc.encode_label())
+        ("fingerprint_sha256", Shown::Hex(&c.fingerprint_sha256)).encode(enc.encode_label())
     }
 }
 
@@ -847,6 +847,7 @@ enum Shown<'a> {
     Addr(SocketAddr),
     /// SAN DNS names, then SAN IP addresses, joined with `,`.
     Sans(&'a CertFacts),
+    Hex(&'a Fingerprint),
 }
 
 impl EncodeLabelValue for Shown<'_> {
@@ -854,6 +855,7 @@ impl EncodeLabelValue for Shown<'_> {
         match self {
             Shown::Str(s) => enc.write_str(s),
             Shown::Addr(address) => write!(enc, "{address}"),
+            Shown::Hex(fingerprint) => write!(enc, "{fingerprint}"),
             Shown::Sans(cert) => {
                 let names = cert.dns_names.iter().map(|n| n as &dyn Display);
                 let ips = cert.ip_addresses.iter().map(|ip| ip as &dyn Display);

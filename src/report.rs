@@ -465,11 +465,47 @@ pub struct CertFacts {
     pub ip_addresses: Vec<IpAddr>,
     /// Hex, colon separated.
     pub serial: String,
-    /// Lower-case hex of the SHA-256 of the DER.
-    pub fingerprint_sha256: String,
+    /// The SHA-256 of the DER (shown as lower-case hex).
+    pub fingerprint_sha256: Fingerprint,
     /// Unix seconds.
     pub not_before: i64,
     pub not_after: i64,
+}
+
+/// The SHA-256 of a certificate's DER, kept as its 32 bytes; `Display` writes 64 lower-case hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint(pub [u8; 32]);
+
+impl Fingerprint {
+    /// Reads 64 hex digits (either case); `None` for anything else.
+    #[must_use]
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        let digits = hex.as_bytes();
+        if digits.len() != 64 {
+            return None;
+        }
+        let mut bytes = [0; 32];
+        for (byte, pair) in bytes.iter_mut().zip(digits.chunks(2)) {
+            let text = std::str::from_utf8(pair).ok()?;
+            *byte = u8::from_str_radix(text, 16).ok()?;
+        }
+        Some(Self(bytes))
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
 }
 
 /// One thing that is wrong, with a closed stage and reason, and a message for humans.

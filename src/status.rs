@@ -686,7 +686,7 @@ fn cert_item(page: &mut String, c: &CertFacts, leaf: bool, now: SystemTime) {
         date(c.not_after),
         Expiry(Some(c.not_after), now),
         Esc(&c.serial),
-        Esc(&c.fingerprint_sha256),
+        c.fingerprint_sha256,
     );
 }
 

@@ -503,8 +503,7 @@ fn connection_report(r: &ServerReport, a: &AddressReport) -> ConnectionReport {
             .map(|c| CertSummary {
                 subject_common_name: common_name(&c.subject),
                 issuer_common_name: common_name(&c.issuer),
-                sha256_fingerprint: fingerprint_base64(&c.fingerprint_sha256)
-                    .unwrap_or_else(|| c.fingerprint_sha256.clone()),
+                sha256_fingerprint: base64_unpadded(&c.fingerprint_sha256.0),
                 dns_names: (!c.dns_names.is_empty()).then(|| c.dns_names.clone()),
             })
             .collect(),
@@ -726,21 +725,6 @@ pub fn go_tls_version(rustls_name: &str) -> String {
     .to_owned()
 }
 
-/// A hex SHA-256 fingerprint (colons allowed) as unpadded standard base64, as the tester prints it. `None`
-/// when the input is not hex.
-#[must_use]
-pub fn fingerprint_base64(hex: &str) -> Option<String> {
-    let digits: Vec<u8> = hex.bytes().filter(|&b| b != b':').collect();
-    if !digits.len().is_multiple_of(2) {
-        return None;
-    }
-    let bytes = digits
-        .chunks(2)
-        .map(|pair| Some((hex_value(pair[0])? << 4) | hex_value(pair[1])?))
-        .collect::<Option<Vec<u8>>>()?;
-    Some(base64_unpadded(&bytes))
-}
-
 /// The last `CN=` value of a distinguished name as x509-parser prints it (`C=US, O=Org, CN=R11`), as Go's
 /// `pkix.Name.CommonName` keeps the last one; "" when there is none.
 #[must_use]
@@ -751,15 +735,6 @@ pub fn common_name(dn: &str) -> String {
         .last()
         .unwrap_or_default()
         .to_owned()
-}
-
-fn hex_value(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
 }
 
 fn base64_unpadded(bytes: &[u8]) -> String {
@@ -806,24 +781,22 @@ mod tests {
     };
 
     #[test]
-    fn fingerprint_hex_becomes_unpadded_standard_base64() {
+    fn fingerprints_are_unpadded_standard_base64() {
         // SHA-256 of the empty string.
-        let hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let fingerprint = crate::report::Fingerprint::from_hex(empty).unwrap();
+        assert_eq!(fingerprint.to_string(), empty);
         assert_eq!(
-            fingerprint_base64(hex).as_deref(),
-            Some("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU")
+            base64_unpadded(&fingerprint.0),
+            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"
         );
-        assert_eq!(
-            fingerprint_base64(&hex.to_uppercase()).as_deref(),
-            Some("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU")
-        );
-        assert_eq!(fingerprint_base64("e3:b0:c4").as_deref(), Some("47DE"));
         // Every tail length: 1 and 2 leftover bytes.
-        assert_eq!(fingerprint_base64("ff").as_deref(), Some("/w"));
-        assert_eq!(fingerprint_base64("fbff").as_deref(), Some("+/8"));
-        assert_eq!(fingerprint_base64("").as_deref(), Some(""));
-        assert_eq!(fingerprint_base64("abc"), None);
-        assert_eq!(fingerprint_base64("zz"), None);
+        assert_eq!(base64_unpadded(&[0xe3, 0xb0, 0xc4]), "47DE");
+        assert_eq!(base64_unpadded(&[0xff]), "/w");
+        assert_eq!(base64_unpadded(&[0xfb, 0xff]), "+/8");
+        assert_eq!(base64_unpadded(&[]), "");
+        assert!(crate::report::Fingerprint::from_hex("abc").is_none());
+        assert!(crate::report::Fingerprint::from_hex(&"zz".repeat(32)).is_none());
     }
 
     #[test]
@@ -890,7 +863,7 @@ mod tests {
                     dns_names: Vec::new(),
                     ip_addresses: Vec::new(),
                     serial: "01".to_owned(),
-                    fingerprint_sha256: "00".repeat(32),
+                    fingerprint_sha256: crate::report::Fingerprint([0x00; 32]),
                     not_before: 0,
                     not_after: 1,
                 })],

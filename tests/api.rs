@@ -24,7 +24,7 @@ use matrix_federation_exporter::env::{Ports, ProbeEnv};
 use matrix_federation_exporter::http::{AppState, MAX_API_PROBES, ProbeEndpoint, Prober, router};
 use matrix_federation_exporter::metrics::{self, ExporterMetrics};
 use matrix_federation_exporter::report::{
-    AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, KeysReport,
+    AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, Fingerprint, KeysReport,
     Method as Discovery, OldVerifyKey, Phase, Reason, ServerReport, SrvInfo, Stage, Step,
     TargetReport, TlsFacts, VerifyKey, VersionReport, WellKnownOutcome, WellKnownReport,
 };
@@ -576,8 +576,10 @@ fn golden_report() -> ServerReport {
         dns_names: Vec::new(),
         ip_addresses: Vec::new(),
         serial: "8a:7d:3e:13:d6:2f:30:ef:23:86:bd:29:07:6b:34:f8".to_owned(),
-        fingerprint_sha256: "591ead729f8c4a37b0a1e0ea66b1dd9e7e6a6e4b1b0e9c7b6c9ac5d6c8a3e9f1"
-            .to_owned(),
+        fingerprint_sha256: Fingerprint::from_hex(
+            "591ead729f8c4a37b0a1e0ea66b1dd9e7e6a6e4b1b0e9c7b6c9ac5d6c8a3e9f1",
+        )
+        .unwrap(),
         not_before: 1_709_683_200,
         not_after: 1_867_449_599,
     };
@@ -587,8 +589,10 @@ fn golden_report() -> ServerReport {
         dns_names: vec!["matrix.example.org".to_owned()],
         ip_addresses: Vec::new(),
         serial: "04:a1:b2:c3".to_owned(),
-        fingerprint_sha256: "af430aa49dd0d0de1cf5ada6da6f3259babd7c9a509b427cc506fcbfb630de71"
-            .to_owned(),
+        fingerprint_sha256: Fingerprint::from_hex(
+            "af430aa49dd0d0de1cf5ada6da6f3259babd7c9a509b427cc506fcbfb630de71",
+        )
+        .unwrap(),
         not_before: not_after - 90 * 86_400,
         not_after,
     };

@@ -18,8 +18,9 @@ use matrix_federation_exporter::http::{AppState, MAX_API_PROBES, ProbeEndpoint, 
 use matrix_federation_exporter::metrics::{self, ExporterMetrics, Format};
 use matrix_federation_exporter::report::{
     AddressClass, AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, Family,
-    KeysReport, Method, Phase, Reason, RefusedAddress, ServerReport, SrvInfo, Stage, Step,
-    TargetReport, TlsFacts, VerifyKey, VersionReport, Warning, WellKnownOutcome, WellKnownReport,
+    Fingerprint, KeysReport, Method, Phase, Reason, RefusedAddress, ServerReport, SrvInfo, Stage,
+    Step, TargetReport, TlsFacts, VerifyKey, VersionReport, Warning, WellKnownOutcome,
+    WellKnownReport,
 };
 use matrix_federation_exporter::server_name::ServerName;
 use matrix_federation_exporter::store::Store;
@@ -58,7 +59,7 @@ fn cert(
         dns_names: dns_names.iter().map(|&n| n.to_owned()).collect(),
         ip_addresses: Vec::new(),
         serial: "01:02:03:04".to_owned(),
-        fingerprint_sha256: "ab".repeat(32),
+        fingerprint_sha256: Fingerprint([0xab; 32]),
         not_before,
         not_after,
     }

@@ -25,9 +25,9 @@ use matrix_federation_exporter::keys::{
 };
 use matrix_federation_exporter::metrics::{self, ExporterMetrics, Format};
 use matrix_federation_exporter::report::{
-    AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, KeysReport, Method, Phase,
-    Reason, ServerReport, Stage, Step, TargetReport, TlsFacts, VerifyKey, VersionReport,
-    WellKnownOutcome, WellKnownReport,
+    AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, Fingerprint, KeysReport,
+    Method, Phase, Reason, ServerReport, Stage, Step, TargetReport, TlsFacts, VerifyKey,
+    VersionReport, WellKnownOutcome, WellKnownReport,
 };
 use matrix_federation_exporter::server_name::{Host, ServerName, ServerNameError};
 use matrix_federation_exporter::store::Store;
@@ -782,7 +782,7 @@ proptest! {
             mutate(&mut der, m);
         }
         match cert::facts(&der) {
-            Ok(facts) => prop_assert_eq!(facts.fingerprint_sha256, sha256_hex(&der)),
+            Ok(facts) => prop_assert_eq!(facts.fingerprint_sha256.to_string(), sha256_hex(&der)),
             Err(e) => prop_assert!(!e.is_empty()),
         }
     }
@@ -795,7 +795,7 @@ fn real_certificates_with_nasty_names_parse() {
         assert!(facts.subject.contains("matrix"), "{}", facts.subject);
         assert_eq!(facts.dns_names, ["matrix.example.org"]);
         assert_eq!(facts.ip_addresses, ["192.0.2.1".parse::<IpAddr>().unwrap()]);
-        assert_eq!(facts.fingerprint_sha256, sha256_hex(der));
+        assert_eq!(facts.fingerprint_sha256.to_string(), sha256_hex(der));
     }
 }
 
@@ -1019,7 +1019,7 @@ fn nasty_facts(s: &Nasty, i: usize) -> CertFacts {
         dns_names: vec![s.san.clone(), "matrix.example.org".to_owned()],
         ip_addresses: vec![IpAddr::V6(Ipv6Addr::from(i as u128))],
         serial: s.serial.clone(),
-        fingerprint_sha256: "00".repeat(32),
+        fingerprint_sha256: Fingerprint([0x00; 32]),
         not_before: 1_600_000_000,
         not_after: 1_800_000_000,
     }

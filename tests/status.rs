@@ -24,9 +24,9 @@ use matrix_federation_exporter::env::{Ports, ProbeEnv};
 use matrix_federation_exporter::http::{AppState, MAX_API_PROBES, ProbeEndpoint, router};
 use matrix_federation_exporter::metrics::{self, ExporterMetrics};
 use matrix_federation_exporter::report::{
-    AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, KeysReport, Method, Phase,
-    Reason, ServerReport, Stage, Step, TargetReport, TlsFacts, VerifyKey, VersionReport,
-    WellKnownOutcome, WellKnownReport,
+    AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, Fingerprint, KeysReport,
+    Method, Phase, Reason, ServerReport, Stage, Step, TargetReport, TlsFacts, VerifyKey,
+    VersionReport, WellKnownOutcome, WellKnownReport,
 };
 use matrix_federation_exporter::server_name::ServerName;
 use matrix_federation_exporter::status::{self, Sort};
@@ -59,7 +59,7 @@ fn cert(subject: &str, names: &[&str], not_after: i64) -> CertFacts {
         dns_names: names.iter().map(|&n| n.to_owned()).collect(),
         ip_addresses: Vec::new(),
         serial: "01:02".to_owned(),
-        fingerprint_sha256: "ab".repeat(32),
+        fingerprint_sha256: Fingerprint([0xab; 32]),
         not_before: not_after - 90 * DAY,
         not_after,
     }
