@@ -978,14 +978,7 @@ mod tests {
     fn expired_certificates_and_bad_keys_read_plainly() {
         let mut report = delegated_ok();
         let a = &mut report.addresses[0];
-        a.certificate
-            .as_mut()
-            .unwrap()
-            .chain
-            .get_mut(0)
-            .map(std::sync::Arc::make_mut)
-            .unwrap()
-            .not_after = NOW - 3 * DAY - 10;
+        leaf_mut(a).not_after = NOW - 3 * DAY - 10;
         let keys = a.keys.as_mut().unwrap();
         keys.verify_keys[0].matching_signature = false;
         keys.warnings
@@ -1130,19 +1123,16 @@ mod tests {
         }
     }
 
+    /// The leaf certificate of `a`, to change in a test.
+    fn leaf_mut(a: &mut AddressReport) -> &mut CertFacts {
+        std::sync::Arc::make_mut(&mut a.certificate.as_mut().unwrap().chain[0])
+    }
+
     #[test]
     fn hostname_mismatch_hints_follow_the_discovery_path() {
         let failure = Failure::new(Stage::Certificate, Reason::CertHostnameMismatch, "x");
         let mut report = delegated_ok();
-        report.addresses[0]
-            .certificate
-            .as_mut()
-            .unwrap()
-            .chain
-            .get_mut(0)
-            .map(std::sync::Arc::make_mut)
-            .unwrap()
-            .dns_names = vec!["example.org".to_owned()];
+        leaf_mut(&mut report.addresses[0]).dns_names = vec!["example.org".to_owned()];
         let text = hint(&failure, &report, Some(&report.addresses[0]));
         assert_eq!(
             text,
@@ -1152,15 +1142,7 @@ mod tests {
 
         report.discovery.delegated_server = None;
         report.discovery.method = Method::ExplicitPort;
-        report.addresses[0]
-            .certificate
-            .as_mut()
-            .unwrap()
-            .chain
-            .get_mut(0)
-            .map(std::sync::Arc::make_mut)
-            .unwrap()
-            .dns_names = Vec::new();
+        leaf_mut(&mut report.addresses[0]).dns_names = Vec::new();
         let text = hint(&failure, &report, Some(&report.addresses[0]));
         assert_eq!(
             text,
@@ -1171,15 +1153,7 @@ mod tests {
         report.discovery.method = Method::IpLiteral;
         report.discovery.tls_name = "198.51.100.7".into();
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        report.addresses[0]
-            .certificate
-            .as_mut()
-            .unwrap()
-            .chain
-            .get_mut(0)
-            .map(std::sync::Arc::make_mut)
-            .unwrap()
-            .ip_addresses = vec![ip];
+        leaf_mut(&mut report.addresses[0]).ip_addresses = vec![ip];
         let text = hint(&failure, &report, Some(&report.addresses[0]));
         assert!(
             text.starts_with(
