@@ -8,33 +8,30 @@ mod support;
 use std::collections::BTreeSet;
 
 use matrix_federation_exporter::targets::{Labels, Target};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
 use futures_util::FutureExt as _;
 use http::{HeaderMap, Method, Request};
 use http_body_util::BodyExt;
 use matrix_federation_exporter::config::{ApiConfig, Config, ProbeConfig};
-use matrix_federation_exporter::daemon::{self, Exporter};
-use matrix_federation_exporter::env::{Ports, ProbeEnv};
+use matrix_federation_exporter::daemon::Exporter;
 use matrix_federation_exporter::http::{AppState, MAX_API_PROBES, ProbeEndpoint, Prober, router};
 use matrix_federation_exporter::metrics::{self, ExporterMetrics};
 use matrix_federation_exporter::report::{
     AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, Fingerprint, KeysReport,
     Method as Discovery, OldVerifyKey, Phase, Reason, ServerReport, SrvInfo, Stage, Step,
-    TargetReport, TlsFacts, VerifyKey, VersionReport, WellKnownOutcome, WellKnownReport,
+    TargetReport, TlsFacts, WellKnownOutcome, WellKnownReport,
 };
 use matrix_federation_exporter::server_name::ServerName;
 use matrix_federation_exporter::store::Store;
 use matrix_federation_exporter::tester::{self, EXTENSION_KEY};
 use serde_json::{Value, json};
-use support::{
-    Behaviour, FakeDns, FakeServer, PortAnchor, TIMEOUTS, TestCa, Validity, Zone, matrix_routes,
-};
+use support::reports::{at, ms, one_key, sock, synapse};
+use support::{TIMEOUTS, Validity, World, Zone};
 use tokio::sync::{Notify, Semaphore};
 use tower::ServiceExt as _;
 
@@ -42,74 +39,37 @@ use tower::ServiceExt as _;
 
 /// good.test (healthy), bad.test (expired certificate) and other.test (healthy, not configured), each on its
 /// own loopback address at the federation port; nothing answers `.well-known`.
-struct World {
-    fed_port: u16,
-    servers: Vec<FakeServer>,
-    env: ProbeEnv,
-    _dns: FakeDns,
-    _anchors: (PortAnchor, PortAnchor),
+async fn start_world() -> World {
+    let mut world = World::new(
+        "api",
+        Zone::new()
+            .a("good.test", "127.0.0.2".parse().unwrap())
+            .a("bad.test", "127.0.0.3".parse().unwrap())
+            .a("other.test", "127.0.0.4".parse().unwrap()),
+        TIMEOUTS,
+    )
+    .await;
+    for (ip, name, validity) in [
+        ([127, 0, 0, 2], "good.test", Validity::Valid),
+        ([127, 0, 0, 3], "bad.test", Validity::Expired),
+        ([127, 0, 0, 4], "other.test", Validity::Valid),
+    ] {
+        world.homeserver(ip, name, validity).await;
+    }
+    world
 }
 
-impl World {
-    async fn start() -> Self {
-        let (wk, mut fed) = (PortAnchor::new(), PortAnchor::new());
-        let ca = TestCa::new("api");
-        let dns = FakeDns::start(
-            Zone::new()
-                .a("good.test", "127.0.0.2".parse().unwrap())
-                .a("bad.test", "127.0.0.3".parse().unwrap())
-                .a("other.test", "127.0.0.4".parse().unwrap()),
-        )
-        .await;
-        let mut servers = Vec::new();
-        for (ip, name, validity) in [
-            ([127, 0, 0, 2], "good.test", Validity::Valid),
-            ([127, 0, 0, 3], "bad.test", Validity::Expired),
-            ([127, 0, 0, 4], "other.test", Validity::Valid),
-        ] {
-            servers.push(
-                FakeServer::start(
-                    fed.bind(ip),
-                    Behaviour::Https {
-                        leaf: ca.leaf(&[name], validity),
-                        routes: matrix_routes(name),
-                    },
-                )
-                .await,
-            );
-        }
-        let ports = Ports {
-            well_known: wk.port,
-            federation: fed.port,
-        };
-        let env = ProbeEnv::new(&[dns.addr], ca.root_store(), ports, TIMEOUTS).unwrap();
-        Self {
-            fed_port: fed.port,
-            servers,
-            env,
-            _dns: dns,
-            _anchors: (wk, fed),
-        }
-    }
-
-    /// A running exporter for good.test and bad.test, after its first probe round.
-    async fn exporter(&self, probe_unconfigured: bool) -> Exporter {
-        let config = Config {
-            servers: vec![
-                ServerName::parse("good.test").unwrap(),
-                ServerName::parse("bad.test").unwrap(),
-            ],
-            api: ApiConfig { probe_unconfigured },
-            ..Config::default()
-        };
-        let mut exporter = daemon::start(&config, self.env.clone());
-        exporter.ready.wait_for(|r| *r).await.unwrap();
-        exporter
-    }
-
-    fn addr(&self, last_octet: u8) -> String {
-        format!("127.0.0.{last_octet}:{}", self.fed_port)
-    }
+/// A running exporter for good.test and bad.test, after its first probe round.
+async fn start_exporter(world: &World, probe_unconfigured: bool) -> Exporter {
+    let config = Config {
+        servers: vec![
+            ServerName::parse("good.test").unwrap(),
+            ServerName::parse("bad.test").unwrap(),
+        ],
+        api: ApiConfig { probe_unconfigured },
+        ..Config::default()
+    };
+    world.exporter(&config).await
 }
 
 struct Reply {
@@ -181,8 +141,8 @@ async fn get(router: &axum::Router, uri: &str) -> Reply {
 
 #[tokio::test]
 async fn report_of_a_healthy_server_is_the_testers_json_from_the_store() {
-    let world = World::start().await;
-    let exporter = world.exporter(false).await;
+    let world = start_world().await;
+    let exporter = start_exporter(&world, false).await;
     let connections = world.servers[0].connections();
 
     let reply = get(&exporter.router, "/api/report?server_name=good.test").await;
@@ -201,7 +161,7 @@ async fn report_of_a_healthy_server_is_the_testers_json_from_the_store() {
     assert_eq!(world.servers[0].connections(), connections);
 
     let json = reply.json();
-    let addr = world.addr(2);
+    let addr = world.fed_addr(2);
     assert_eq!(json["FederationOK"], true);
     assert!(json.get("Error").is_none());
     assert_eq!(json["ConnectionErrors"], json!({}));
@@ -278,14 +238,14 @@ async fn report_of_a_healthy_server_is_the_testers_json_from_the_store() {
 
 #[tokio::test]
 async fn report_of_a_server_with_an_expired_certificate_is_bad() {
-    let world = World::start().await;
-    let exporter = world.exporter(false).await;
+    let world = start_world().await;
+    let exporter = start_exporter(&world, false).await;
 
     let json = get(&exporter.router, "/api/report?server_name=bad.test")
         .await
         .json();
     assert_eq!(json["FederationOK"], false);
-    let conn = &json["ConnectionReports"][world.addr(3)];
+    let conn = &json["ConnectionReports"][world.fed_addr(3)];
     assert_eq!(conn["Checks"]["ValidCertificates"], false);
     assert_eq!(conn["Checks"]["AllChecksOK"], false);
     // The key checks themselves pass; the tester still shows the keys.
@@ -296,7 +256,7 @@ async fn report_of_a_server_with_an_expired_certificate_is_bad() {
     assert!(
         failures
             .iter()
-            .any(|f| f["reason"] == "cert_expired" && f["address"] == world.addr(3)),
+            .any(|f| f["reason"] == "cert_expired" && f["address"] == world.fed_addr(3)),
         "{failures:?}"
     );
 
@@ -306,8 +266,8 @@ async fn report_of_a_server_with_an_expired_certificate_is_bad() {
 
 #[tokio::test]
 async fn bad_requests_answer_like_the_tester() {
-    let world = World::start().await;
-    let exporter = world.exporter(false).await;
+    let world = start_world().await;
+    let exporter = start_exporter(&world, false).await;
     for path in ["/api/report", "/api/federation-ok"] {
         let cases = [
             (
@@ -389,8 +349,8 @@ async fn bad_requests_answer_like_the_tester() {
 
 #[tokio::test]
 async fn unconfigured_names_are_probed_when_allowed_and_not_stored() {
-    let world = World::start().await;
-    let exporter = world.exporter(true).await;
+    let world = start_world().await;
+    let exporter = start_exporter(&world, true).await;
 
     let before = world.servers[2].connections();
     let reply = get(&exporter.router, "/api/report?server_name=other.test").await;
@@ -399,7 +359,7 @@ async fn unconfigured_names_are_probed_when_allowed_and_not_stored() {
     let json = reply.json();
     assert_eq!(json["FederationOK"], true, "{json}");
     assert_eq!(
-        json["ConnectionReports"][world.addr(4)]["Checks"]["AllChecksOK"],
+        json["ConnectionReports"][world.fed_addr(4)]["Checks"]["AllChecksOK"],
         true
     );
 
@@ -553,18 +513,6 @@ async fn probes_over_the_cap_get_503_not_a_queue() {
 
 const T0: u64 = 1_700_000_000;
 
-fn at(secs: u64, millis: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis)
-}
-
-fn ms(millis: u64) -> Duration {
-    Duration::from_millis(millis)
-}
-
-fn sock(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
 /// A deterministic report: `.well-known` delegates to matrix.example.org, whose `_matrix-fed` SRV record has
 /// two targets. The IPv4 address is healthy (keys and version present); the IPv6 one has an expired
 /// certificate and answers 404 for the key document.
@@ -665,14 +613,6 @@ fn golden_report() -> ServerReport {
                     failures: Vec::new(),
                 }),
                 keys: Some(KeysReport {
-                    server_name: "example.org".to_owned(),
-                    valid_until_ts: Some(1_700_086_400_000),
-                    verify_keys: vec![VerifyKey {
-                        key_id: "ed25519:a_AbCd".to_owned(),
-                        key: "l8Hft5qXKn1vfHrg3p4+W8gELQVo8N13JkluMfmn2sQ".to_owned(),
-                        valid_ed25519: true,
-                        matching_signature: true,
-                    }],
                     old_verify_keys: vec![OldVerifyKey {
                         key_id: "ed25519:old".to_owned(),
                         key: "T2xkS2V5T2xkS2V5T2xkS2V5T2xkS2V5T2xkS2V5T2s".to_owned(),
@@ -683,11 +623,13 @@ fn golden_report() -> ServerReport {
                             .to_owned(),
                     ],
                     raw: raw_keys.to_owned(),
+                    ..one_key(
+                        "example.org",
+                        1_700_086_400_000,
+                        "l8Hft5qXKn1vfHrg3p4+W8gELQVo8N13JkluMfmn2sQ",
+                    )
                 }),
-                version: Some(VersionReport {
-                    name: Some("Synapse".to_owned()),
-                    version: Some("1.120.0".to_owned()),
-                }),
+                version: Some(synapse("1.120.0")),
                 failures: Vec::new(),
             },
             AddressReport {

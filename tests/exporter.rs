@@ -17,10 +17,10 @@ use http::Request;
 use http_body_util::BodyExt;
 use matrix_federation_exporter::config::Config;
 use matrix_federation_exporter::daemon;
-use matrix_federation_exporter::env::{Ports, ProbeEnv};
 use matrix_federation_exporter::server_name::ServerName;
 use support::{
-    Behaviour, FakeDns, FakeServer, PortAnchor, Routes, TIMEOUTS, TestCa, Validity, Zone, keys,
+    Behaviour, FakeDns, FakeServer, PortAnchor, TIMEOUTS, TestCa, Validity, World, Zone, keys,
+    world::delegated_and_expired_zone,
 };
 use tower::ServiceExt;
 
@@ -48,65 +48,25 @@ fn value(metrics: &str, prefix: &str) -> f64 {
 
 #[tokio::test]
 async fn probes_every_configured_server_and_renders_the_metric_contract() {
-    let (mut wk, mut fed) = (PortAnchor::new(), PortAnchor::new());
-    let ca = TestCa::new("e2e");
-    let dns = FakeDns::start(
-        Zone::new()
-            .a("good.test", "127.0.0.2".parse().unwrap())
-            .a("deleg.test", "127.0.0.3".parse().unwrap())
-            .a("bad.test", "127.0.0.4".parse().unwrap())
+    let mut world = World::new(
+        "e2e",
+        delegated_and_expired_zone()
             .aaaa("bad.test", "::1".parse().unwrap())
             .a("split.test", "127.0.0.5".parse().unwrap())
             .a("split.test", "127.0.0.6".parse().unwrap()),
+        TIMEOUTS,
     )
     .await;
-    let routes = Routes::new().well_known_json(r#"{"m.server":"deleg.test"}"#);
-    let _servers = [
-        FakeServer::start(
-            wk.bind([127, 0, 0, 2]),
-            Behaviour::Https {
-                leaf: ca.leaf(&["good.test"], Validity::Valid),
-                routes,
-            },
-        )
-        .await,
-        FakeServer::start(
-            fed.bind([127, 0, 0, 3]),
-            Behaviour::Https {
-                leaf: ca.leaf(&["deleg.test"], Validity::Valid),
-                // The key document names the server name, not the delegated host.
-                routes: keys::matrix_routes("good.test"),
-            },
-        )
-        .await,
-        FakeServer::start(
-            fed.bind([127, 0, 0, 4]),
-            Behaviour::Https {
-                leaf: ca.leaf(&["bad.test"], Validity::Expired),
-                routes: keys::matrix_routes("bad.test"),
-            },
-        )
-        .await,
-        // Two addresses of one server that serve different signing keys (split brain).
-        FakeServer::start(
-            fed.bind([127, 0, 0, 5]),
-            Behaviour::Https {
-                leaf: ca.leaf(&["split.test"], Validity::Valid),
-                routes: keys::matrix_routes("split.test"),
-            },
-        )
-        .await,
-        FakeServer::start(
-            fed.bind([127, 0, 0, 6]),
-            Behaviour::Https {
-                leaf: ca.leaf(&["split.test"], Validity::Valid),
-                routes: keys::matrix_routes("split.test"),
-            },
-        )
-        .await,
-    ];
+    world.serve_delegated_and_expired().await;
+    // Two addresses of one server that serve different signing keys (split brain).
+    world
+        .homeserver([127, 0, 0, 5], "split.test", Validity::Valid)
+        .await;
+    world
+        .homeserver([127, 0, 0, 6], "split.test", Validity::Valid)
+        .await;
     // Nothing listens on [::1] for these ports, so bad.test's IPv6 address is refused.
-    drop((wk.take_v6(), fed.take_v6()));
+    world.refuse_ipv6();
 
     let config = Config {
         servers: vec![
@@ -116,12 +76,7 @@ async fn probes_every_configured_server_and_renders_the_metric_contract() {
         ],
         ..Config::default()
     };
-    let ports = Ports {
-        well_known: wk.port,
-        federation: fed.port,
-    };
-    let env = ProbeEnv::new(&[dns.addr], ca.root_store(), ports, TIMEOUTS).unwrap();
-    let mut exporter = daemon::start(&config, env);
+    let mut exporter = daemon::start(&config, world.env.clone());
     assert_eq!(get(&exporter.router, "/-/ready").await.0, 503);
     exporter.ready.wait_for(|r| *r).await.unwrap();
     assert_eq!(get(&exporter.router, "/-/ready").await.0, 200);
@@ -129,7 +84,7 @@ async fn probes_every_configured_server_and_renders_the_metric_contract() {
 
     let (status, m) = get(&exporter.router, "/metrics").await;
     assert_eq!(status, 200);
-    let fed_port = fed.port;
+    let fed_port = world.fed.port;
     assert_eq!(
         value(
             &m,

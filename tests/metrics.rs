@@ -3,12 +3,13 @@
 //!
 //! Update the snapshot with `UPDATE_SNAPSHOTS=1 cargo test --test metrics`.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -17,13 +18,13 @@ use matrix_federation_exporter::config::ProbeConfig;
 use matrix_federation_exporter::http::{AppState, MAX_API_PROBES, ProbeEndpoint, router};
 use matrix_federation_exporter::metrics::{self, ExporterMetrics, Format};
 use matrix_federation_exporter::report::{
-    AddressClass, AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, Family,
-    Fingerprint, KeysReport, Method, Phase, Reason, RefusedAddress, ServerReport, SrvInfo, Stage,
-    Step, TargetReport, TlsFacts, VerifyKey, VersionReport, Warning, WellKnownOutcome,
-    WellKnownReport,
+    AddressClass, AddressReport, CertReport, DiscoveryReport, Failure, Family, KeysReport, Method,
+    Phase, Reason, RefusedAddress, ServerReport, SrvInfo, Stage, Step, TargetReport, TlsFacts,
+    Warning, WellKnownOutcome, WellKnownReport,
 };
 use matrix_federation_exporter::server_name::ServerName;
 use matrix_federation_exporter::store::Store;
+use support::reports::{at, cert, ms, one_key, sock, synapse};
 use tower::ServiceExt as _;
 
 const T0: u64 = 1_700_000_000;
@@ -33,37 +34,6 @@ const DAY: i64 = 86_400;
 const NASTY_SUBJECT: &str = "CN=evil \"quoted\" back\\slash\nsecond line";
 
 // ---- fixtures ----
-
-fn at(secs: u64, millis: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis)
-}
-
-fn ms(millis: u64) -> Duration {
-    Duration::from_millis(millis)
-}
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().expect("fixture address parses")
-}
-
-fn cert(
-    subject: &str,
-    issuer: &str,
-    dns_names: &[&str],
-    not_before: i64,
-    not_after: i64,
-) -> CertFacts {
-    CertFacts {
-        subject: subject.to_owned(),
-        issuer: issuer.to_owned(),
-        dns_names: dns_names.iter().map(|&n| n.to_owned()).collect(),
-        ip_addresses: Vec::new(),
-        serial: "01:02:03:04".to_owned(),
-        fingerprint_sha256: Fingerprint([0xab; 32]),
-        not_before,
-        not_after,
-    }
-}
 
 /// `example.org` delegates via `.well-known` to `matrix.example.org:443`, which has an IPv4 and an IPv6 address;
 /// both pass.
@@ -84,7 +54,7 @@ fn healthy() -> ServerReport {
         t0 + 45 * DAY,
     );
     let address = |a: &str| AddressReport {
-        address: addr(a),
+        address: sock(a),
         target_host: "matrix.example.org".into(),
         phases: vec![
             (Phase::Connect, ms(12)),
@@ -100,23 +70,12 @@ fn healthy() -> ServerReport {
             chain: vec![leaf.clone().into(), intermediate.clone().into()],
             failures: Vec::new(),
         }),
-        keys: Some(KeysReport {
-            server_name: "example.org".to_owned(),
-            valid_until_ts: Some((T0_SIGNED + DAY) * 1000),
-            verify_keys: vec![VerifyKey {
-                key_id: "ed25519:a_AbCd".to_owned(),
-                key: "VGhpcyBpcyBub3QgYSByZWFsIGtleSwganVzdCBhIHRlc3Q".to_owned(),
-                valid_ed25519: true,
-                matching_signature: true,
-            }],
-            old_verify_keys: Vec::new(),
-            warnings: Vec::new(),
-            raw: String::new(),
-        }),
-        version: Some(VersionReport {
-            name: Some("Synapse".to_owned()),
-            version: Some("1.140.0".to_owned()),
-        }),
+        keys: Some(one_key(
+            "example.org",
+            (T0_SIGNED + DAY) * 1000,
+            "VGhpcyBpcyBub3QgYSByZWFsIGtleSwganVzdCBhIHRlc3Q",
+        )),
+        version: Some(synapse("1.140.0")),
         failures: Vec::new(),
     };
     ServerReport {
@@ -235,13 +194,13 @@ fn failing() -> ServerReport {
             ],
             truncated: false,
             refused: vec![RefusedAddress {
-                address: addr("10.0.0.7:8448"),
+                address: sock("10.0.0.7:8448"),
                 target_host: "c.broken.test".into(),
             }],
         },
         addresses: vec![
             AddressReport {
-                address: addr("198.51.100.7:8448"),
+                address: sock("198.51.100.7:8448"),
                 target_host: "c.broken.test".into(),
                 phases: vec![(Phase::Connect, ms(20)), (Phase::TlsHandshake, ms(40))],
                 tls: Some(TlsFacts {
@@ -268,7 +227,7 @@ fn failing() -> ServerReport {
                     .collect(),
             },
             AddressReport {
-                address: addr("[2001:db8::7]:8448"),
+                address: sock("[2001:db8::7]:8448"),
                 target_host: "c.broken.test".into(),
                 phases: vec![(Phase::Connect, ms(1))],
                 tls: None,

@@ -13,10 +13,9 @@ use axum::body::Body;
 use http::{HeaderMap, Method, Request};
 use http_body_util::BodyExt;
 use matrix_federation_exporter::config::{Config, TargetPattern, Timeouts};
-use matrix_federation_exporter::daemon::{self, Exporter};
-use matrix_federation_exporter::env::{Ports, ProbeEnv};
+use matrix_federation_exporter::daemon::Exporter;
 use matrix_federation_exporter::http::probe_timeout;
-use support::{Behaviour, FakeDns, FakeServer, PortAnchor, TIMEOUTS, TestCa, Validity, Zone};
+use support::{Behaviour, TIMEOUTS, Validity, World, Zone};
 use tower::ServiceExt as _;
 
 // ---- the world ----
@@ -24,67 +23,38 @@ use tower::ServiceExt as _;
 /// good.test (healthy, configured), other.test (healthy, not configured) and hang.test (accepts TCP at the
 /// federation port and never answers the TLS handshake), each on its own loopback address; nothing answers
 /// `.well-known`.
-struct World {
-    env: ProbeEnv,
-    _servers: Vec<FakeServer>,
-    _dns: FakeDns,
-    _anchors: (PortAnchor, PortAnchor),
+async fn start_world() -> World {
+    // A handshake timeout far above the /probe timeouts used below, so that a cut is always /probe's own.
+    let timeouts = Timeouts {
+        tls_handshake: Duration::from_secs(20),
+        ..TIMEOUTS
+    };
+    let mut world = World::new(
+        "probe-endpoint",
+        Zone::new()
+            .a("good.test", "127.0.0.2".parse().unwrap())
+            .a("other.test", "127.0.0.4".parse().unwrap())
+            .a("hang.test", "127.0.0.5".parse().unwrap()),
+        timeouts,
+    )
+    .await;
+    for (ip, name) in [
+        ([127, 0, 0, 2], "good.test"),
+        ([127, 0, 0, 4], "other.test"),
+    ] {
+        world.homeserver(ip, name, Validity::Valid).await;
+    }
+    world
+        .serve_federation([127, 0, 0, 5], Behaviour::SilentTcp)
+        .await;
+    world
 }
 
-impl World {
-    async fn start() -> Self {
-        let (wk, mut fed) = (PortAnchor::new(), PortAnchor::new());
-        let ca = TestCa::new("probe-endpoint");
-        let dns = FakeDns::start(
-            Zone::new()
-                .a("good.test", "127.0.0.2".parse().unwrap())
-                .a("other.test", "127.0.0.4".parse().unwrap())
-                .a("hang.test", "127.0.0.5".parse().unwrap()),
-        )
-        .await;
-        let mut servers = Vec::new();
-        for (ip, name) in [
-            ([127, 0, 0, 2], "good.test"),
-            ([127, 0, 0, 4], "other.test"),
-        ] {
-            servers.push(
-                FakeServer::start(
-                    fed.bind(ip),
-                    Behaviour::Https {
-                        leaf: ca.leaf(&[name], Validity::Valid),
-                        routes: support::matrix_routes(name),
-                    },
-                )
-                .await,
-            );
-        }
-        servers.push(FakeServer::start(fed.bind([127, 0, 0, 5]), Behaviour::SilentTcp).await);
-        let ports = Ports {
-            well_known: wk.port,
-            federation: fed.port,
-        };
-        // A handshake timeout far above the /probe timeouts used below, so that a cut is always /probe's own.
-        let timeouts = Timeouts {
-            tls_handshake: Duration::from_secs(20),
-            ..TIMEOUTS
-        };
-        let env = ProbeEnv::new(&[dns.addr], ca.root_store(), ports, timeouts).unwrap();
-        Self {
-            env,
-            _servers: servers,
-            _dns: dns,
-            _anchors: (wk, fed),
-        }
-    }
-
-    /// A running exporter for good.test with the `probe:` settings of `probe_yaml`, after its first round.
-    async fn exporter(&self, probe_yaml: &str) -> Exporter {
-        let mut config = Config::from_yaml(&format!("servers: [good.test]\n{probe_yaml}")).unwrap();
-        config.probe.timeouts = self.env.timeouts;
-        let mut exporter = daemon::start(&config, self.env.clone());
-        exporter.ready.wait_for(|r| *r).await.unwrap();
-        exporter
-    }
+/// A running exporter for good.test with the `probe:` settings of `probe_yaml`, after its first round.
+async fn start_exporter(world: &World, probe_yaml: &str) -> Exporter {
+    let mut config = Config::from_yaml(&format!("servers: [good.test]\n{probe_yaml}")).unwrap();
+    config.probe.timeouts = world.env.timeouts;
+    world.exporter(&config).await
 }
 
 #[derive(Debug)]
@@ -150,8 +120,8 @@ async fn wait_for_in_flight(router: &axum::Router, want: f64) {
 
 #[tokio::test]
 async fn probe_returns_only_that_targets_metrics_and_stores_nothing() {
-    let world = World::start().await;
-    let exporter = world.exporter("").await;
+    let world = start_world().await;
+    let exporter = start_exporter(&world, "").await;
     let router = &exporter.router;
 
     let reply = get(router, "/probe?target=other.test").await;
@@ -244,10 +214,12 @@ async fn probe_returns_only_that_targets_metrics_and_stores_nothing() {
 
 #[tokio::test]
 async fn allowlist_refuses_other_names_with_403() {
-    let world = World::start().await;
-    let exporter = world
-        .exporter("probe:\n  allowed_targets: ['.*\\.example\\.org', 'other\\.test']\n")
-        .await;
+    let world = start_world().await;
+    let exporter = start_exporter(
+        &world,
+        "probe:\n  allowed_targets: ['.*\\.example\\.org', 'other\\.test']\n",
+    )
+    .await;
     let router = &exporter.router;
 
     let reply = get(router, "/probe?target=other.test").await;
@@ -273,8 +245,8 @@ async fn allowlist_refuses_other_names_with_403() {
 
 #[tokio::test]
 async fn scrape_timeout_header_cuts_the_probe_and_still_answers_200() {
-    let world = World::start().await;
-    let exporter = world.exporter("").await;
+    let world = start_world().await;
+    let exporter = start_exporter(&world, "").await;
     let router = &exporter.router;
 
     let reply = request(
@@ -330,8 +302,8 @@ async fn scrape_timeout_header_cuts_the_probe_and_still_answers_200() {
 
 #[tokio::test]
 async fn probe_max_timeout_caps_the_header() {
-    let world = World::start().await;
-    let exporter = world.exporter("probe:\n  max_timeout: 700ms\n").await;
+    let world = start_world().await;
+    let exporter = start_exporter(&world, "probe:\n  max_timeout: 700ms\n").await;
     let reply = request(
         &exporter.router,
         Method::GET,
@@ -351,8 +323,8 @@ async fn probe_max_timeout_caps_the_header() {
 
 #[tokio::test]
 async fn over_the_concurrency_cap_answers_503_at_once() {
-    let world = World::start().await;
-    let exporter = world.exporter("probe:\n  max_concurrent_probes: 1\n").await;
+    let world = start_world().await;
+    let exporter = start_exporter(&world, "probe:\n  max_concurrent_probes: 1\n").await;
     let router = exporter.router.clone();
     wait_for_in_flight(&router, 0.0).await;
 
@@ -380,8 +352,8 @@ async fn over_the_concurrency_cap_answers_503_at_once() {
 
 #[tokio::test]
 async fn bad_requests_get_400_or_405() {
-    let world = World::start().await;
-    let exporter = world.exporter("").await;
+    let world = start_world().await;
+    let exporter = start_exporter(&world, "").await;
     let router = &exporter.router;
 
     for (uri, message) in [

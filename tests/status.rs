@@ -20,21 +20,18 @@ use axum::http::{Request, StatusCode, header};
 use futures_util::FutureExt as _;
 use matrix_federation_exporter::config::{Config, ProbeConfig};
 use matrix_federation_exporter::daemon;
-use matrix_federation_exporter::env::{Ports, ProbeEnv};
 use matrix_federation_exporter::http::{AppState, MAX_API_PROBES, ProbeEndpoint, router};
 use matrix_federation_exporter::metrics::{self, ExporterMetrics};
 use matrix_federation_exporter::report::{
-    AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, Fingerprint, KeysReport,
-    Method, Phase, Reason, ServerReport, Stage, Step, TargetReport, TlsFacts, VerifyKey,
-    VersionReport, WellKnownOutcome, WellKnownReport,
+    AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, Method, Phase, Reason,
+    ServerReport, Stage, Step, TargetReport, TlsFacts, WellKnownOutcome, WellKnownReport,
 };
 use matrix_federation_exporter::server_name::ServerName;
 use matrix_federation_exporter::status::{self, Sort};
 use matrix_federation_exporter::store::Store;
 use matrix_federation_exporter::targets::{Labels, Target};
-use support::{
-    Behaviour, FakeDns, FakeServer, PortAnchor, Routes, TIMEOUTS, TestCa, Validity, Zone, keys,
-};
+use support::world::delegated_and_expired_zone;
+use support::{TIMEOUTS, Validity, World, reports};
 use tower::ServiceExt as _;
 
 const DAY: i64 = 86_400;
@@ -54,14 +51,14 @@ fn unix_now() -> i64 {
 
 fn cert(subject: &str, names: &[&str], not_after: i64) -> CertFacts {
     CertFacts {
-        subject: subject.to_owned(),
-        issuer: "CN=Test Intermediate CA".to_owned(),
-        dns_names: names.iter().map(|&n| n.to_owned()).collect(),
-        ip_addresses: Vec::new(),
         serial: "01:02".to_owned(),
-        fingerprint_sha256: Fingerprint([0xab; 32]),
-        not_before: not_after - 90 * DAY,
-        not_after,
+        ..reports::cert(
+            subject,
+            "CN=Test Intermediate CA",
+            names,
+            not_after - 90 * DAY,
+            not_after,
+        )
     }
 }
 
@@ -81,23 +78,12 @@ fn address(addr: &str, host: &str, leaf: Option<CertFacts>) -> AddressReport {
             chain: vec![leaf.into()],
             failures: Vec::new(),
         }),
-        keys: Some(KeysReport {
-            server_name: host.to_owned(),
-            valid_until_ts: Some((unix_now() + DAY) * 1000),
-            verify_keys: vec![VerifyKey {
-                key_id: "ed25519:a_AbCd".to_owned(),
-                key: "x".repeat(43),
-                valid_ed25519: true,
-                matching_signature: true,
-            }],
-            old_verify_keys: Vec::new(),
-            warnings: Vec::new(),
-            raw: String::new(),
-        }),
-        version: Some(VersionReport {
-            name: Some("Synapse".to_owned()),
-            version: Some("1.140.0".to_owned()),
-        }),
+        keys: Some(reports::one_key(
+            host,
+            (unix_now() + DAY) * 1000,
+            &"x".repeat(43),
+        )),
+        version: Some(reports::synapse("1.140.0")),
         failures: Vec::new(),
     }
 }
@@ -866,56 +852,19 @@ async fn status_page_renders_in_headless_chromium() {
     let started = Instant::now();
     let chromium = Chromium::find();
 
-    let (mut wk, mut fed) = (PortAnchor::new(), PortAnchor::new());
-    let ca = TestCa::new("status");
-    let dns = FakeDns::start(
-        Zone::new()
-            .a("good.test", "127.0.0.2".parse().unwrap())
-            .a("deleg.test", "127.0.0.3".parse().unwrap())
-            .a("bad.test", "127.0.0.4".parse().unwrap())
+    let mut world = World::new(
+        "status",
+        delegated_and_expired_zone()
             .a("soon.test", "127.0.0.5".parse().unwrap())
             // Nothing listens on 127.0.0.6: connection refused.
             .a("down.test", "127.0.0.6".parse().unwrap()),
+        TIMEOUTS,
     )
     .await;
-    let _servers = [
-        FakeServer::start(
-            wk.bind([127, 0, 0, 2]),
-            Behaviour::Https {
-                leaf: ca.leaf(&["good.test"], Validity::Valid),
-                routes: Routes::new().well_known_json(r#"{"m.server":"deleg.test"}"#),
-            },
-        )
-        .await,
-        FakeServer::start(
-            fed.bind([127, 0, 0, 3]),
-            Behaviour::Https {
-                leaf: ca.leaf(&["deleg.test"], Validity::Valid),
-                routes: keys::matrix_routes("good.test"),
-            },
-        )
-        .await,
-        FakeServer::start(
-            fed.bind([127, 0, 0, 4]),
-            Behaviour::Https {
-                leaf: ca.leaf(&["bad.test"], Validity::Expired),
-                routes: keys::matrix_routes("bad.test"),
-            },
-        )
-        .await,
-        FakeServer::start(
-            fed.bind([127, 0, 0, 5]),
-            Behaviour::Https {
-                leaf: ca.leaf(
-                    &["soon.test"],
-                    Validity::ExpiresIn(Duration::from_secs(5 * 86_400 + 3_600)),
-                ),
-                routes: keys::matrix_routes("soon.test"),
-            },
-        )
-        .await,
-    ];
-    drop((wk.take_v6(), fed.take_v6()));
+    world.serve_delegated_and_expired().await;
+    let soon = Validity::ExpiresIn(Duration::from_secs(5 * 86_400 + 3_600));
+    world.homeserver([127, 0, 0, 5], "soon.test", soon).await;
+    world.refuse_ipv6();
 
     let config = Config {
         servers: ["good.test", "bad.test", "soon.test", "down.test"]
@@ -923,12 +872,7 @@ async fn status_page_renders_in_headless_chromium() {
             .to_vec(),
         ..Config::default()
     };
-    let ports = Ports {
-        well_known: wk.port,
-        federation: fed.port,
-    };
-    let env = ProbeEnv::new(&[dns.addr], ca.root_store(), ports, TIMEOUTS).unwrap();
-    let mut exporter = daemon::start(&config, env);
+    let mut exporter = daemon::start(&config, world.env.clone());
     tokio::time::timeout(Duration::from_secs(60), exporter.ready.wait_for(|r| *r))
         .await
         .expect("the first probe round finishes within 60 s")
@@ -978,7 +922,7 @@ async fn status_page_renders_in_headless_chromium() {
     assert!(bad.contains(">0/1</span> ok"), "{bad}");
     let down = row_html(&dom, "down.test");
     assert!(
-        down.contains(&format!("nothing listens on 127.0.0.6:{}", fed.port)),
+        down.contains(&format!("nothing listens on 127.0.0.6:{}", world.fed.port)),
         "{down}"
     );
     assert!(down.contains(".well-known connection failed"), "{down}");
@@ -1016,7 +960,7 @@ async fn status_page_renders_in_headless_chromium() {
         "{detail}"
     );
     assert!(
-        detail.contains(&format!("data-address=\"127.0.0.4:{}\"", fed.port)),
+        detail.contains(&format!("data-address=\"127.0.0.4:{}\"", world.fed.port)),
         "{detail}"
     );
     assert!(

@@ -9,6 +9,8 @@ pub mod dns;
 pub mod evil;
 pub mod https;
 pub mod keys;
+pub mod reports;
+pub mod world;
 
 pub use ca::{Leaf, TestCa, Validity, self_signed};
 pub use dns::{FakeDns, SilentDns, Zone};
@@ -16,6 +18,7 @@ pub use https::{Behaviour, Bind, FakeServer, PortAnchor, Reply, Routes};
 pub use keys::{
     SigningKey, key_document, matrix_routes, matrix_routes_with_keys, now_ms, sign_json,
 };
+pub use world::World;
 
 /// Probe timeouts for tests: short enough that hang scenarios end quickly, long enough for a loaded CI machine.
 pub const TIMEOUTS: matrix_federation_exporter::config::Timeouts =
