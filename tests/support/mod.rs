@@ -9,6 +9,7 @@ pub mod dns;
 pub mod evil;
 pub mod https;
 pub mod keys;
+pub mod metrics_fixture;
 pub mod reports;
 pub mod world;
 
