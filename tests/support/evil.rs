@@ -10,7 +10,7 @@
 //! The certificate chains here ([`looping_chain`], [`deep_chain`]) are built with rcgen like the test CA's.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -28,7 +28,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
 use super::ca::Leaf;
-use super::https::Bind;
+use super::https::{Bind, accept_each};
 
 /// The most any endless writer sends on one connection (1 GiB): the loops end even if a client never stops.
 pub const MAX_STREAM: u64 = 1 << 30;
@@ -80,22 +80,11 @@ pub struct EvilServer {
 
 impl EvilServer {
     pub async fn start(bind: impl Into<Bind>, evil: Evil) -> Self {
-        let listener = match bind.into() {
-            Bind::Addr(addr) => {
-                assert!(
-                    addr.port() != 0 || addr.ip() == IpAddr::V4(Ipv4Addr::LOCALHOST),
-                    "never bind {addr}: ephemeral ports only on 127.0.0.1 (see the port rule)"
-                );
-                assert!(addr.ip().is_loopback(), "evil servers stay on loopback");
-                TcpListener::bind(addr)
-                    .await
-                    .unwrap_or_else(|e| panic!("bind evil server on {addr}: {e}"))
-            }
-            Bind::Listener(l) => {
-                l.set_nonblocking(true).expect("set listener non-blocking");
-                TcpListener::from_std(l).expect("register listener with tokio")
-            }
-        };
+        let bind = bind.into();
+        if let Bind::Addr(addr) = &bind {
+            assert!(addr.ip().is_loopback(), "evil servers stay on loopback");
+        }
+        let listener = bind.listen("evil server").await;
         let addr = listener.local_addr().expect("evil server local addr");
         let counters = Arc::new(Counters::default());
         let task = tokio::spawn(accept_loop(listener, evil, counters.clone()));
@@ -151,33 +140,19 @@ async fn accept_loop(listener: TcpListener, evil: Evil, counters: Arc<Counters>)
         | Evil::HugeBody { leaf, .. } => Some(leaf.server_config()),
         Evil::Garbage { .. } => None,
     };
-    let mut conns = JoinSet::new();
-    loop {
-        let tcp = match listener.accept().await {
-            Ok((tcp, _)) => tcp,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
-                ) =>
-            {
-                continue;
-            }
-            Err(_) => break,
-        };
-        while conns.try_join_next().is_some() {}
+    accept_each(listener, |tcp| {
         counters.connections.fetch_add(1, Ordering::SeqCst);
         let (evil, tls, counters) = (evil.clone(), tls.clone(), counters.clone());
-        conns.spawn(async move {
+        async move {
             let done = serve(tcp, evil, tls, &counters).await;
             if done.is_ok() {
                 counters.completed.fetch_add(1, Ordering::SeqCst);
             }
             counters.finished.fetch_add(1, Ordering::SeqCst);
             counters.changed.notify_waiters();
-        });
-    }
-    while conns.join_next().await.is_some() {}
+        }
+    })
+    .await;
 }
 
 /// Serves one connection; `Ok` when everything meant to be sent was sent, `Err` when the client went away.

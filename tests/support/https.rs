@@ -111,6 +111,28 @@ pub enum Bind {
     Listener(std::net::TcpListener),
 }
 
+impl Bind {
+    /// The listener to accept on: the address bound (following the port rule), or the held listener handed to
+    /// tokio. `what` names the server in a failure.
+    pub async fn listen(self, what: &str) -> TcpListener {
+        match self {
+            Bind::Addr(addr) => {
+                assert!(
+                    addr.port() != 0 || addr.ip() == IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    "never bind {addr}: ephemeral ports only on 127.0.0.1 (see the port rule)"
+                );
+                TcpListener::bind(addr)
+                    .await
+                    .unwrap_or_else(|e| panic!("bind {what} on {addr}: {e}"))
+            }
+            Bind::Listener(l) => {
+                l.set_nonblocking(true).expect("set listener non-blocking");
+                TcpListener::from_std(l).expect("register listener with tokio")
+            }
+        }
+    }
+}
+
 impl From<SocketAddr> for Bind {
     fn from(addr: SocketAddr) -> Self {
         Self::Addr(addr)
@@ -221,21 +243,7 @@ pub struct FakeServer {
 
 impl FakeServer {
     pub async fn start(bind: impl Into<Bind>, behaviour: Behaviour) -> Self {
-        let listener = match bind.into() {
-            Bind::Addr(addr) => {
-                assert!(
-                    addr.port() != 0 || addr.ip() == IpAddr::V4(Ipv4Addr::LOCALHOST),
-                    "never bind {addr}: ephemeral ports only on 127.0.0.1 (see the port rule)"
-                );
-                TcpListener::bind(addr)
-                    .await
-                    .unwrap_or_else(|e| panic!("bind fake server on {addr}: {e}"))
-            }
-            Bind::Listener(l) => {
-                l.set_nonblocking(true).expect("set listener non-blocking");
-                TcpListener::from_std(l).expect("register listener with tokio")
-            }
-        };
+        let listener = bind.into().listen("fake server").await;
         let addr = listener.local_addr().expect("fake server local addr");
         let (kind, routes) = match behaviour {
             Behaviour::Https { leaf, routes } => (Kind::Https(leaf.server_config()), routes),
@@ -287,13 +295,20 @@ impl Drop for FakeServer {
     }
 }
 
+#[derive(Clone)]
 enum Kind {
     Https(Arc<rustls::ServerConfig>),
     Silent,
     Garbage,
 }
 
-async fn accept_loop(listener: TcpListener, kind: Kind, shared: Arc<Shared>) {
+/// Accepts connections until the listener fails, skipping ones aborted or reset before they were accepted, and
+/// runs the task `serve` makes for each; then waits for the connections already accepted. The connection tasks
+/// live in a `JoinSet` this future owns, so aborting its task ends them all.
+pub async fn accept_each<F>(listener: TcpListener, mut serve: impl FnMut(TcpStream) -> F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     let mut conns = JoinSet::new();
     loop {
         let tcp = match listener.accept().await {
@@ -309,24 +324,28 @@ async fn accept_loop(listener: TcpListener, kind: Kind, shared: Arc<Shared>) {
             Err(_) => break,
         };
         while conns.try_join_next().is_some() {}
-        shared.seen.lock().expect("seen lock").connections += 1;
-        match &kind {
-            Kind::Https(cfg) => {
-                conns.spawn(serve_https(tcp, cfg.clone(), shared.clone()));
-            }
-            Kind::Garbage => {
-                conns.spawn(serve_garbage(tcp));
-            }
-            Kind::Silent => {
-                conns.spawn(async move {
-                    let _held = tcp;
-                    std::future::pending::<()>().await;
-                });
-            }
-        }
+        conns.spawn(serve(tcp));
     }
     // The listener failed: keep serving the connections already accepted.
     while conns.join_next().await.is_some() {}
+}
+
+async fn accept_loop(listener: TcpListener, kind: Kind, shared: Arc<Shared>) {
+    accept_each(listener, |tcp| {
+        shared.seen.lock().expect("seen lock").connections += 1;
+        let (kind, shared) = (kind.clone(), shared.clone());
+        async move {
+            match kind {
+                Kind::Https(cfg) => serve_https(tcp, cfg, shared).await,
+                Kind::Garbage => serve_garbage(tcp).await,
+                Kind::Silent => {
+                    let _held = tcp;
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    })
+    .await;
 }
 
 async fn serve_garbage(mut tcp: TcpStream) {
