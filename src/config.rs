@@ -177,11 +177,21 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(file) = &self.file {
-            write!(f, "{}: ", file.display())?;
-        }
-        write!(f, "{}", self.kind)
+        write_in_file(f, self.file.as_deref(), &self.kind)
     }
+}
+
+/// `FILE: ` (when loading from a file), then `what`: the one-line shape of [`ConfigError`] and of
+/// `webconfig::WebConfigError`.
+pub(crate) fn write_in_file(
+    f: &mut fmt::Formatter<'_>,
+    file: Option<&Path>,
+    what: &dyn fmt::Display,
+) -> fmt::Result {
+    if let Some(file) = file {
+        write!(f, "{}: ", file.display())?;
+    }
+    write!(f, "{what}")
 }
 
 impl std::error::Error for ConfigError {}

@@ -197,10 +197,7 @@ impl WebConfigError {
 
 impl fmt::Display for WebConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(file) = &self.file {
-            write!(f, "{}: ", file.display())?;
-        }
-        write!(f, "{}", self.kind)
+        crate::config::write_in_file(f, self.file.as_deref(), &self.kind)
     }
 }
 
