@@ -103,7 +103,7 @@ fn shared_name(report: &DiscoveryReport, host: &Host) -> SharedStr {
     };
     [&report.tls_name, &report.host_header]
         .into_iter()
-        .find(|known| ***known == *text)
+        .find(|known| known.as_str() == text)
         .map_or_else(|| text.into(), Clone::clone)
 }
 
