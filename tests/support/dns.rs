@@ -212,6 +212,25 @@ impl RequestHandler for Handler {
     }
 }
 
+/// A UDP socket and a TCP listener on the same free port of 127.0.0.1. The port the kernel picks for UDP may be
+/// taken for TCP (by a listener or a connection of a test running in parallel): then another port is tried, a
+/// bounded number of times.
+pub async fn udp_and_tcp_on_one_port() -> (UdpSocket, TcpListener, SocketAddr) {
+    const ATTEMPTS: usize = 50;
+    let mut last = None;
+    for _ in 0..ATTEMPTS {
+        let udp = UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake DNS UDP");
+        let addr = udp.local_addr().expect("UDP local addr");
+        match TcpListener::bind(addr).await {
+            Ok(tcp) => return (udp, tcp, addr),
+            Err(e) => last = Some(e),
+        }
+    }
+    panic!("no port of 127.0.0.1 was free for both UDP and TCP in {ATTEMPTS} tries: {last:?}");
+}
+
 /// An authoritative server for the `test.` zone on 127.0.0.1 (UDP and TCP, same port). Stops on drop.
 pub struct FakeDns {
     pub addr: SocketAddr,
@@ -226,13 +245,7 @@ impl FakeDns {
             state: RwLock::new(State { catalog, servfail }),
             queries: AtomicUsize::new(0),
         });
-        let udp = UdpSocket::bind("127.0.0.1:0")
-            .await
-            .expect("bind fake DNS UDP");
-        let addr = udp.local_addr().expect("UDP local addr");
-        let tcp = TcpListener::bind(addr)
-            .await
-            .expect("bind fake DNS TCP on the UDP port");
+        let (udp, tcp, addr) = udp_and_tcp_on_one_port().await;
         let mut server = Server::new(Handler(shared.clone()));
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(5), 64);
@@ -270,13 +283,7 @@ pub struct SilentDns {
 
 impl SilentDns {
     pub async fn start() -> Self {
-        let udp = UdpSocket::bind("127.0.0.1:0")
-            .await
-            .expect("bind silent DNS UDP");
-        let addr = udp.local_addr().expect("UDP local addr");
-        let tcp = TcpListener::bind(addr)
-            .await
-            .expect("bind silent DNS TCP on the UDP port");
+        let (udp, tcp, addr) = udp_and_tcp_on_one_port().await;
         let task = tokio::spawn(async move {
             let mut held = Vec::new();
             let mut buf = [0u8; 1500];

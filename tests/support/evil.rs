@@ -23,6 +23,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+use super::dns::udp_and_tcp_on_one_port;
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
@@ -373,14 +375,8 @@ const MAX_DNS_ANSWERS: usize = 10_000;
 
 impl EvilDns {
     pub async fn start(evil: DnsEvil) -> Self {
-        let udp = UdpSocket::bind("127.0.0.1:0")
-            .await
-            .expect("bind evil DNS UDP");
-        let addr = udp.local_addr().expect("UDP local addr");
         // Also holds the TCP port, so no other server of a parallel test can answer there.
-        let tcp = TcpListener::bind(addr)
-            .await
-            .expect("bind evil DNS TCP on the UDP port");
+        let (udp, tcp, addr) = udp_and_tcp_on_one_port().await;
         let queries = Arc::new(AtomicUsize::new(0));
         let tcp_connections = Arc::new(AtomicUsize::new(0));
         let (q, t) = (queries.clone(), tcp_connections.clone());
@@ -502,13 +498,7 @@ const MAX_DNS_MESSAGE: usize = 65_535;
 
 impl SrvFloodDns {
     pub async fn start(records: usize, port: u16) -> Self {
-        let udp = UdpSocket::bind("127.0.0.1:0")
-            .await
-            .expect("bind SRV flood DNS UDP");
-        let addr = udp.local_addr().expect("UDP local addr");
-        let tcp = TcpListener::bind(addr)
-            .await
-            .expect("bind SRV flood DNS TCP on the UDP port");
+        let (udp, tcp, addr) = udp_and_tcp_on_one_port().await;
         let answered = Arc::new(AtomicUsize::new(0));
         let count = answered.clone();
         let task = tokio::spawn(async move {
