@@ -84,15 +84,20 @@ fn facts_of(der: &[u8], digest: &[u8; 32]) -> Result<CertFacts, String> {
             }
         }
     }
+    // Kept as long as a report holds them: no spare capacity (names are formatted piece by piece).
     dns_names.shrink_to_fit();
     ip_addresses.shrink_to_fit();
+    let trimmed = |mut s: String| {
+        s.shrink_to_fit();
+        s
+    };
     let validity = cert.validity();
     Ok(CertFacts {
-        subject: cert.subject().to_string(),
-        issuer: cert.issuer().to_string(),
+        subject: trimmed(cert.subject().to_string()),
+        issuer: trimmed(cert.issuer().to_string()),
         dns_names,
         ip_addresses,
-        serial: cert.raw_serial_as_string(),
+        serial: trimmed(cert.raw_serial_as_string()),
         fingerprint_sha256: Fingerprint(*digest),
         not_before: validity.not_before.timestamp(),
         not_after: validity.not_after.timestamp(),

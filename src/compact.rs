@@ -2,7 +2,9 @@
 //! so the spare capacity that building it left behind (a `Vec` grown to 4 for one SRV target, one key, one
 //! well-known hop) is returned first. At 10,000 servers that is several MB.
 
-use crate::report::{AddressReport, CertReport, DiscoveryReport, KeysReport, ServerReport};
+use crate::report::{
+    AddressReport, CertReport, DiscoveryReport, Failure, KeysReport, ServerReport,
+};
 
 /// Frees the spare capacity of every growable part of `report` (its content is unchanged).
 pub fn shrink(report: &mut ServerReport) {
@@ -11,7 +13,15 @@ pub fn shrink(report: &mut ServerReport) {
     for address in &mut report.addresses {
         shrink_address(address);
     }
-    report.failures.shrink_to_fit();
+    shrink_failures(&mut report.failures);
+}
+
+/// Messages are formatted piece by piece, so their `String`s may hold up to twice their length.
+fn shrink_failures(failures: &mut Vec<Failure>) {
+    failures.shrink_to_fit();
+    for f in failures {
+        f.message.shrink_to_fit();
+    }
 }
 
 fn shrink_discovery(d: &mut DiscoveryReport) {
@@ -21,11 +31,17 @@ fn shrink_discovery(d: &mut DiscoveryReport) {
     }
     d.steps.shrink_to_fit();
     d.well_known.hops.shrink_to_fit();
+    for (url, _) in &mut d.well_known.hops {
+        url.shrink_to_fit();
+    }
+    if let Some(error) = &mut d.well_known.error {
+        error.shrink_to_fit();
+    }
 }
 
 fn shrink_address(a: &mut AddressReport) {
     a.phases.shrink_to_fit();
-    a.failures.shrink_to_fit();
+    shrink_failures(&mut a.failures);
     if let Some(cert) = &mut a.certificate {
         shrink_cert(cert);
     }
@@ -37,7 +53,7 @@ fn shrink_address(a: &mut AddressReport) {
 fn shrink_cert(c: &mut CertReport) {
     // The facts themselves are built trimmed (see `cert.rs`), and may be shared.
     c.chain.shrink_to_fit();
-    c.failures.shrink_to_fit();
+    shrink_failures(&mut c.failures);
 }
 
 fn shrink_keys(k: &mut KeysReport) {
@@ -52,7 +68,7 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::report::{Step, TargetReport};
+    use crate::report::{Reason, Stage, Step, TargetReport};
 
     #[test]
     fn shrinking_keeps_the_content_and_drops_spare_capacity() {
@@ -72,7 +88,11 @@ mod tests {
             duration: Duration::ZERO,
             discovery,
             addresses: Vec::with_capacity(8),
-            failures: Vec::new(),
+            failures: vec![Failure::new(
+                Stage::Dns,
+                Reason::DnsNxdomain,
+                String::with_capacity(64) + "example.org: NXDOMAIN",
+            )],
         };
         let before = format!("{report:?}");
         shrink(&mut report);
@@ -80,5 +100,7 @@ mod tests {
         assert_eq!(report.discovery.targets.capacity(), 1);
         assert_eq!(report.discovery.steps.capacity(), 1);
         assert_eq!(report.addresses.capacity(), 0);
+        let message = &report.failures[0].message;
+        assert_eq!(message.capacity(), message.len());
     }
 }
