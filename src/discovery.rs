@@ -47,15 +47,11 @@ pub struct Endpoint {
 /// Runs the spec algorithm for `name`.
 pub async fn discover(env: &ProbeEnv, name: &ServerName) -> Discovery {
     let mut d = Discovery {
-        report: DiscoveryReport::empty(&name.hostname()),
+        report: DiscoveryReport::empty(""),
         failures: Vec::new(),
         endpoints: Vec::new(),
     };
-    d.report.host_header = name.shared_str().into();
-    if name.port().is_none() {
-        // The certificate name is the whole server name: share it.
-        d.report.tls_name = d.report.host_header.clone();
-    }
+    (d.report.tls_name, d.report.host_header) = tls_name_and_host_header(name);
     let mut known = Known::default();
     let targets = match (name.host(), name.port()) {
         // Step 1 / step 2: IP literals and explicit ports skip well-known and SRV.
@@ -72,12 +68,8 @@ pub async fn discover(env: &ProbeEnv, name: &ServerName) -> Discovery {
                     // Steps 3.1 to 3.5 apply to the delegated name; the Host header and the certificate name
                     // follow it ("Host header ... containing the IP address", "<delegated_hostname>:<port>",
                     // "<delegated_hostname>").
-                    d.report.host_header = delegated.shared_str().into();
-                    d.report.tls_name = if delegated.port().is_none() {
-                        d.report.host_header.clone()
-                    } else {
-                        delegated.hostname().into()
-                    };
+                    (d.report.tls_name, d.report.host_header) =
+                        tls_name_and_host_header(&delegated);
                     match (delegated.host(), delegated.port()) {
                         (Host::Ip(_), _) | (Host::Dns(_), Some(_)) => {
                             direct(env, &delegated, &mut d)
@@ -92,6 +84,19 @@ pub async fn discover(env: &ProbeEnv, name: &ServerName) -> Discovery {
     };
     resolve_targets(env, targets, &mut d, &known).await;
     d
+}
+
+/// The name the certificate must hold (the hostname: no port, no brackets) and the `Host` header (the name as
+/// written). They share one string when they are the same text, as for a DNS name without a port.
+fn tls_name_and_host_header(name: &ServerName) -> (SharedStr, SharedStr) {
+    let host_header = SharedStr::from(name.shared_str());
+    let hostname = name.hostname();
+    let tls_name = if hostname == host_header.as_str() {
+        host_header.clone()
+    } else {
+        hostname.into()
+    };
+    (tls_name, host_header)
 }
 
 /// `host` as text, sharing the report's certificate name or `Host` header when it is the same name (as it is

@@ -446,6 +446,19 @@ scenarios! {
         },
     };
 
+    // Step 1 with a bracketed IPv6 literal and no port: the certificate name has no brackets, the Host header
+    // keeps them.
+    ipv6_literal_default_port: Scenario {
+        server_name: "[::1]",
+        zone: &[],
+        servers: &[Srv("::1", P::Fed, Serve::Matrix(Cert::Good(&["::1"], VALID)))],
+        want: Want {
+            method: Method::IpLiteral, well_known: WellKnownOutcome::Skipped, delegated: None,
+            tls_name: "::1", host_header: "[::1]",
+            addresses: &[("[::1]:{fed}", OK)], server_failures: &[],
+        },
+    };
+
     // Step 1 with a bracketed IPv6 literal.
     ipv6_literal: Scenario {
         server_name: "[::1]:{x1}",
