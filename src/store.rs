@@ -6,7 +6,7 @@
 //! keyed by the name the configuration already holds (a shared string), and servers with the same labels
 //! share one label set: at ten thousand servers each copy saved is worth about a hundred KB.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::report::ServerReport;
@@ -117,13 +117,6 @@ impl Store {
             .get(server_name)
             .map(|e| e.labels.clone())
             .unwrap_or_default()
-    }
-
-    /// Drops the servers not in `keep`, with their reports.
-    pub fn retain(&self, keep: &HashSet<String>) {
-        self.write()
-            .by_name
-            .retain(|name, _| keep.contains(name.as_ref()));
     }
 
     #[must_use]
@@ -248,13 +241,17 @@ mod tests {
     }
 
     #[test]
-    fn retain_drops_unconfigured_servers() {
+    fn configure_keeps_the_reports_of_servers_that_stay() {
         let store = Store::new();
         store.insert(report("a.example", 1));
         store.insert(report("b.example", 1));
-        store.retain(&HashSet::from(["b.example".to_owned()]));
+        store.configure(&[Target {
+            name: crate::server_name::ServerName::parse("b.example").unwrap(),
+            labels: Labels::new(),
+        }]);
         assert!(store.get("a.example").is_none());
         assert_eq!(store.len(), 1);
+        assert!(store.get("b.example").is_some(), "kept across configure");
     }
 
     #[test]

@@ -24,6 +24,7 @@ use matrix_federation_exporter::report::{
 };
 use matrix_federation_exporter::server_name::ServerName;
 use matrix_federation_exporter::store::Store;
+use matrix_federation_exporter::targets::{Labels, Target};
 use support::reports::{at, cert, ms, one_key, sock, synapse};
 use tower::ServiceExt as _;
 
@@ -340,12 +341,20 @@ fn failure_info_has_one_row_per_distinct_failure() {
     );
 }
 
+/// A configured server without extra labels.
+fn target(name: &str) -> Target {
+    Target {
+        name: ServerName::parse(name).unwrap(),
+        labels: Labels::new(),
+    }
+}
+
 #[test]
 fn removed_servers_and_addresses_leave_no_series() {
     let store = store_with([healthy(), failing()]);
     assert!(render(&store, Format::Text004).contains("server_name=\"broken.test\""));
 
-    store.retain(&HashSet::from(["example.org".to_owned()]));
+    store.configure(&[target("example.org")]);
     let after = render(&store, Format::Text004);
     assert!(!after.contains("broken.test"), "{after}");
     assert_eq!(after, render(&store_with([healthy()]), Format::Text004));
@@ -358,7 +367,7 @@ fn removed_servers_and_addresses_leave_no_series() {
     assert!(after.contains("192.0.2.10:443"));
     assert!(!after.contains("2001:db8::10"), "{after}");
 
-    store.retain(&HashSet::new());
+    store.configure(&[]);
     let empty = render(&store, Format::Text004);
     assert!(!empty.contains("server_name="), "{empty}");
     assert!(empty.contains("matrix_federation_exporter_build_info"));
