@@ -448,16 +448,7 @@ mod tests {
         let probed = d
             .endpoints
             .iter()
-            .map(|e| crate::report::AddressReport {
-                address: e.address,
-                target_host: e.target_host.clone(),
-                phases: Vec::new(),
-                tls: None,
-                certificate: None,
-                keys: None,
-                version: None,
-                failures: Vec::new(),
-            })
+            .map(|e| crate::report::AddressReport::new(e.address, e.target_host.clone()))
             .collect();
         let report = ServerReport {
             server_name: "mixed.example".into(),

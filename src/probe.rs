@@ -76,16 +76,7 @@ pub async fn probe_server(env: &ProbeEnv, name: &ServerName) -> ServerReport {
 
 /// Connect, handshake, judge, then the Matrix checks on the same connection, for one `ip:port`.
 async fn probe_address(env: &ProbeEnv, endpoint: &Endpoint, expect: &Expect<'_>) -> AddressReport {
-    let mut report = AddressReport {
-        address: endpoint.address,
-        target_host: endpoint.target_host.clone(),
-        phases: Vec::new(),
-        tls: None,
-        certificate: None,
-        keys: None,
-        version: None,
-        failures: Vec::new(),
-    };
+    let mut report = AddressReport::new(endpoint.address, endpoint.target_host.clone());
 
     let start = Instant::now();
     let connected =

@@ -361,6 +361,21 @@ pub struct AddressReport {
 }
 
 impl AddressReport {
+    /// The report of `address` before anything was checked.
+    #[must_use]
+    pub fn new(address: SocketAddr, target_host: SharedStr) -> Self {
+        Self {
+            address,
+            target_host,
+            phases: Vec::new(),
+            tls: None,
+            certificate: None,
+            keys: None,
+            version: None,
+            failures: Vec::new(),
+        }
+    }
+
     #[must_use]
     pub fn success(&self) -> bool {
         self.failures.is_empty()
