@@ -363,47 +363,32 @@ impl ExporterMetrics {
 
     /// Registers these metrics (and `build_info`) with `registry`.
     pub fn register(&self, registry: &mut Registry) {
-        registry.register(
-            family_name(&BUILD_INFO),
-            registry_help(&BUILD_INFO),
+        add(
+            registry,
+            &BUILD_INFO,
             Info::new([("version", VERSION), ("revision", REVISION)]),
         );
-        registry.register(
-            family_name(&PROBES_TOTAL),
-            registry_help(&PROBES_TOTAL),
-            self.probes.clone(),
-        );
-        registry.register(
-            family_name(&CONFIG_RELOAD_SUCCESSFUL),
-            registry_help(&CONFIG_RELOAD_SUCCESSFUL),
+        add(registry, &PROBES_TOTAL, self.probes.clone());
+        add(
+            registry,
+            &CONFIG_RELOAD_SUCCESSFUL,
             self.reload_successful.clone(),
         );
-        registry.register(
-            family_name(&CONFIG_RELOAD_SUCCESS_TIMESTAMP),
-            registry_help(&CONFIG_RELOAD_SUCCESS_TIMESTAMP),
+        add(
+            registry,
+            &CONFIG_RELOAD_SUCCESS_TIMESTAMP,
             self.reload_success_timestamp.clone(),
         );
-        registry.register(
-            family_name(&PROBE_INTERVAL),
-            registry_help(&PROBE_INTERVAL),
-            self.probe_interval.clone(),
-        );
-        registry.register(
-            family_name(&PROBES_IN_FLIGHT),
-            registry_help(&PROBES_IN_FLIGHT),
-            self.probes_in_flight.clone(),
-        );
-        registry.register(
-            family_name(&SERVERS),
-            registry_help(&SERVERS),
-            self.servers.clone(),
-        );
-        registry.register(
-            family_name(&SCRAPE_DURATION),
-            registry_help(&SCRAPE_DURATION),
-            self.scrape_duration.clone(),
-        );
+        add(registry, &PROBE_INTERVAL, self.probe_interval.clone());
+        add(registry, &PROBES_IN_FLIGHT, self.probes_in_flight.clone());
+        add(registry, &SERVERS, self.servers.clone());
+        add(registry, &SCRAPE_DURATION, self.scrape_duration.clone());
     }
+}
+
+/// Registers `metric` under its descriptor's name and help.
+fn add(registry: &mut Registry, desc: &Desc, metric: impl prometheus_client::registry::Metric) {
+    registry.register(family_name(desc), registry_help(desc), metric);
 }
 
 /// One probe in flight ([`ExporterMetrics::probe_started`]); dropping it ends the count.
