@@ -567,6 +567,16 @@ async fn detail_page_shows_the_whole_report() {
         body.contains("TLSv1_3 · TLS13_AES_256_GCM_SHA384"),
         "{body}"
     );
+    assert!(
+        body.contains(
+            "<dt>Steps</dt><dd>well_known 40 ms · srv 2.0 ms · address_lookup 1.0 ms</dd>"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains("<dt>Timings</dt><dd>connect 3.0 ms · tls_handshake 12 ms</dd>"),
+        "{body}"
+    );
     // check's plain-text report, whole.
     assert!(
         body.contains("<pre>broken.test: ✘ federation fails\n"),
