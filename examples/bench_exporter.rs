@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use matrix_federation_exporter::config::{Config, ProbeConfig, Timeouts, TrustStore};
 use matrix_federation_exporter::daemon;
 use matrix_federation_exporter::env::{Ports, ProbeEnv};
+use matrix_federation_exporter::listener;
 use matrix_federation_exporter::server_name::ServerName;
 use matrix_federation_exporter::tls;
-use matrix_federation_exporter::webconfig;
 use serde_json::{Value, json};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -168,10 +168,11 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         reasons.insert("no report".to_owned(), count - reports.len());
     }
     drop(reports);
-    let server = tokio::spawn(webconfig::serve(
+    let server = tokio::spawn(listener::serve(
         listener,
         exporter.router.clone(),
         None,
+        exporter.web_limits(),
         std::future::pending(),
     ));
     say(&json!({

@@ -26,6 +26,14 @@ pub const DEFAULT_CONCURRENCY: usize = 64;
 pub const MAX_CONCURRENCY: usize = 100_000;
 /// Default `probe.max_concurrent_probes`: most `GET /probe` requests probing at once.
 pub const DEFAULT_MAX_CONCURRENT_PROBES: usize = 16;
+/// Default `web.max_connections`: most client connections the listener keeps open at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// Upper bound on `web.max_connections`.
+pub const MAX_CONNECTIONS: usize = 1_000_000;
+/// Default `web.header_read_timeout`: how long a client may take to send a request head.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `web.idle_timeout`: how long a keep-alive connection may sit idle between requests.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Port used for a `dns.nameservers` entry written without one.
 pub const DEFAULT_NAMESERVER_PORT: u16 = 53;
 
@@ -40,6 +48,8 @@ pub struct Config {
     pub dns: DnsConfig,
     pub tls: TlsConfig,
     pub api: ApiConfig,
+    /// The listener's connection limits (`web.*`).
+    pub web: WebLimits,
     /// Globs of Prometheus `file_sd` files with more servers (see `targets.rs`), relative to the config file.
     pub target_files: Vec<String>,
     /// Probe only the servers in this shard (`--shard i/n`; not a config-file key). `None` probes them all.
@@ -52,6 +62,32 @@ pub struct ApiConfig {
     /// Whether the API may probe a server name that is not configured (off by default, so the endpoint cannot
     /// be used to make the exporter contact arbitrary hosts).
     pub probe_unconfigured: bool,
+}
+
+/// The listener's connection limits (`web.max_connections`, `web.header_read_timeout`, `web.idle_timeout`):
+/// what keeps `/metrics` answering when clients open many connections or send nothing. A reload applies them to
+/// new connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WebLimits {
+    /// Most client connections open at once (at least 1). At the cap, a new connection closes the connection
+    /// that has waited longest without a request in progress; when every connection is busy, the new one is
+    /// closed at once.
+    pub max_connections: usize,
+    /// How long a client may take to send a request head, counted from its first byte, or from the
+    /// connection's start for a new connection (which includes the TLS handshake).
+    pub header_read_timeout: Duration,
+    /// How long a connection that has answered a request may wait for the next one.
+    pub idle_timeout: Duration,
+}
+
+impl Default for WebLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        }
+    }
 }
 
 /// Which Matrix-level checks run on every address (both on by default).
@@ -361,7 +397,18 @@ struct RawConfig {
     dns: Option<RawDns>,
     tls: Option<RawTls>,
     api: Option<RawApi>,
+    web: Option<RawWeb>,
     target_files: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeb {
+    max_connections: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    header_read_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    idle_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -464,6 +511,7 @@ impl RawConfig {
         }
 
         let probe = self.probe.unwrap_or_default().validate()?;
+        let web = self.web.unwrap_or_default().validate()?;
 
         let mut target_files = Vec::new();
         for (i, glob) in self.target_files.unwrap_or_default().iter().enumerate() {
@@ -517,10 +565,40 @@ impl RawConfig {
             },
             target_files,
             shard: None,
+            web,
             api: ApiConfig {
                 probe_unconfigured: self.api.and_then(|a| a.probe_unconfigured).unwrap_or(false),
             },
         })
+    }
+}
+
+impl RawWeb {
+    fn validate(self) -> Result<WebLimits, ConfigErrorKind> {
+        let d = WebLimits::default();
+        let limits = WebLimits {
+            max_connections: self.max_connections.unwrap_or(d.max_connections),
+            header_read_timeout: self.header_read_timeout.unwrap_or(d.header_read_timeout),
+            idle_timeout: self.idle_timeout.unwrap_or(d.idle_timeout),
+        };
+        if !(1..=MAX_CONNECTIONS).contains(&limits.max_connections) {
+            return Err(invalid(
+                "web.max_connections",
+                format!(
+                    "{} is not between 1 and {MAX_CONNECTIONS}",
+                    limits.max_connections
+                ),
+            ));
+        }
+        for (key, value) in [
+            ("web.header_read_timeout", limits.header_read_timeout),
+            ("web.idle_timeout", limits.idle_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
+        Ok(limits)
     }
 }
 

@@ -20,9 +20,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Semaphore, watch};
 use tower::ServiceExt as _;
 
+use crate::config::WebLimits;
 use crate::config::{Config, Source};
 use crate::env::ProbeEnv;
 use crate::http::{self, AppState, ProbeEndpoint};
+use crate::listener;
 use crate::metrics::{self, ExporterMetrics};
 use crate::probe::probe_server;
 use crate::report::ServerReport;
@@ -30,7 +32,7 @@ use crate::scheduler::{OnReport, Prober, Schedule, Scheduler};
 use crate::server_name::ServerName;
 use crate::store::Store;
 use crate::targets::{self, Target};
-use crate::webconfig::{self, WebConfig};
+use crate::webconfig::WebConfig;
 
 /// How often the target files are checked for changes (size, modification time, the set of matching files).
 pub const TARGET_FILES_POLL: Duration = Duration::from_secs(2);
@@ -53,14 +55,23 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// Runs the exporter from `source` until SIGTERM or Ctrl-C, reloading on SIGHUP, `POST /-/reload` and
 /// target-file changes.
 pub async fn run(source: Source, listen: SocketAddr, web: Option<WebConfig>) -> anyhow::Result<()> {
+    // Before anything opens a descriptor, so the connection cap is computed against the raised limit.
+    let descriptors = listener::raise_descriptor_limit();
+    tracing::debug!(limit = ?descriptors, "file-descriptor limit");
     let exporter = start_reloadable(source, Box::new(ProbeEnv::from_config))?;
     let listener = bind(listen).await?;
     tracing::info!(address = %listener.local_addr()?, "listening");
     let _hup = tokio::spawn(reload_on_sighup(exporter.clone()));
     let _watch = exporter.watch_target_files();
-    webconfig::serve(listener, exporter.router.clone(), web, shutdown_signal())
-        .await
-        .context("HTTP server failed")?;
+    listener::serve(
+        listener,
+        exporter.router.clone(),
+        web,
+        exporter.web_limits(),
+        shutdown_signal(),
+    )
+    .await
+    .context("HTTP server failed")?;
     drop(exporter);
     tracing::info!("stopped");
     Ok(())
@@ -82,6 +93,8 @@ pub struct Exporter {
 
 struct Inner {
     store: Arc<Store>,
+    /// The listener's limits in force (`web.*`, the cap lowered to the descriptor limit's headroom).
+    web_limits: watch::Sender<WebLimits>,
     metrics: ExporterMetrics,
     ready: watch::Receiver<bool>,
     /// The routes of the configuration in force (rebuilt on reload).
@@ -161,8 +174,10 @@ fn launch(
     metrics.set_servers(names.len());
     let routes = routes(&config, &env, prober, &store, &metrics, &ready);
     let signature = targets::signature(&config);
+    let (web_limits, _) = watch::channel(web_limits(&config));
     let inner = Arc::new(Inner {
         store,
+        web_limits,
         metrics,
         ready: ready.clone(),
         routes: RwLock::new(routes),
@@ -228,6 +243,12 @@ impl Exporter {
         tokio::spawn(reload_on_target_file_change(self.clone()))
     }
 
+    /// The listener's limits in force; a reload changes them for the connections that follow.
+    #[must_use]
+    pub fn web_limits(&self) -> watch::Receiver<WebLimits> {
+        self.inner.web_limits.subscribe()
+    }
+
     /// Whether the target files changed since the configuration in force was loaded.
     async fn target_files_changed(&self) -> bool {
         let running = self.inner.running.lock().await;
@@ -278,6 +299,7 @@ impl Inner {
         *self.routes.write().unwrap_or_else(PoisonError::into_inner) = routes;
         self.metrics.set_probe_interval(config.probe.interval);
         self.metrics.set_servers(names.len());
+        self.web_limits.send_replace(web_limits(&config));
         running.signature = targets::signature(&config);
         running.config = config;
         Ok(())
@@ -332,6 +354,38 @@ fn in_shard(config: &Config, targets: &[Target]) -> Vec<Target> {
         .filter(|t| config.shard.is_none_or(|shard| shard.contains(&t.name)))
         .cloned()
         .collect()
+}
+
+/// Descriptors kept free below the limit for probes, reloads and the process itself, whatever clients do: a
+/// base for the process (its listener, logs, config and target files, the resolver) and eight for each probe
+/// that may run at once (the well-known fetch, DNS sockets, one connection per address), scheduled or on demand.
+fn descriptor_reserve(config: &Config) -> usize {
+    const BASE: usize = 64;
+    const PER_PROBE: usize = 8;
+    let probes =
+        config.probe.concurrency + config.probe.max_concurrent_probes + http::MAX_API_PROBES;
+    BASE + PER_PROBE * probes
+}
+
+/// `web.*` of `config`, with the connection cap lowered to keep [`descriptor_reserve`] free below the
+/// descriptor limit (logged when it is).
+fn web_limits(config: &Config) -> WebLimits {
+    let reserve = descriptor_reserve(config);
+    let limit = listener::descriptor_limit();
+    let cap = listener::connection_cap(config.web.max_connections, reserve, limit);
+    if cap < config.web.max_connections {
+        tracing::info!(
+            max_connections = config.web.max_connections,
+            cap,
+            descriptor_limit = ?limit,
+            reserve,
+            "web.max_connections lowered to keep file descriptors for probes"
+        );
+    }
+    WebLimits {
+        max_connections: cap,
+        ..config.web
+    }
 }
 
 fn schedule(config: &Config, env: &ProbeEnv) -> Schedule {

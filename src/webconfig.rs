@@ -21,8 +21,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::future::Future;
-use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -42,16 +40,7 @@ use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
-use tokio::io::AsyncWriteExt as _;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
-/// How long a client may take for the TLS handshake before its connection is dropped.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// TLS handshakes in progress at once; further connections wait in the kernel's accept queue.
-pub const MAX_HANDSHAKES: usize = 256;
 /// Successful basic-auth verifications remembered, so bcrypt runs once per (user, password) and not per scrape.
 pub const AUTH_CACHE_SIZE: usize = 100;
 /// bcrypt uses only the first 72 bytes of a password; longer ones are refused, as Go's bcrypt does.
@@ -122,52 +111,25 @@ impl WebConfig {
         self.guard.auth.as_ref().map_or(0, |a| a.users.len())
     }
 
+    /// Logs what the config turns on (and warns when passwords would cross the network in clear text).
+    pub fn log_in_force(&self) {
+        let users = self.basic_auth_users();
+        tracing::info!(
+            tls = self.tls_enabled(),
+            basic_auth_users = users,
+            "web config in force"
+        );
+        if users > 0 && !self.tls_enabled() {
+            tracing::warn!(
+                "basic auth without tls_server_config: passwords cross the network in clear text"
+            );
+        }
+    }
+
     /// `router` behind the rate limit, basic auth and extra headers of this config, for every route and the
     /// fallback alike.
     pub fn protect(&self, router: Router) -> Router {
         router.layer(middleware::from_fn_with_state(self.guard.clone(), guard))
-    }
-}
-
-/// Serves `router` on `listener` until `shutdown` completes, then waits for open requests to finish. With a web
-/// config, behind its TLS, basic auth, headers and rate limit; without one, plain HTTP as before.
-pub async fn serve<F>(
-    listener: TcpListener,
-    router: Router,
-    web: Option<WebConfig>,
-    shutdown: F,
-) -> std::io::Result<()>
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    let Some(web) = web else {
-        return axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
-    };
-    let users = web.basic_auth_users();
-    tracing::info!(
-        tls = web.tls_enabled(),
-        basic_auth_users = users,
-        "web config in force"
-    );
-    if users > 0 && !web.tls_enabled() {
-        tracing::warn!(
-            "basic auth without tls_server_config: passwords cross the network in clear text"
-        );
-    }
-    let router = web.protect(router);
-    match web.tls {
-        Some(tls) => {
-            axum::serve(TlsListener::new(listener, tls), router)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-        None => {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
     }
 }
 
@@ -708,110 +670,6 @@ impl ResolvesServerCert for CertReloader {
     fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(self.current())
     }
-}
-
-/// A TCP listener that hands out TLS streams. Handshakes run in their own tasks, at most [`MAX_HANDSHAKES`] at
-/// once and each cut at [`HANDSHAKE_TIMEOUT`], so a slow or broken client never holds up the others; a failed
-/// handshake is logged at debug level and the loop goes on. Dropping the listener aborts open handshakes.
-pub struct TlsListener {
-    tcp: TcpListener,
-    acceptor: TlsAcceptor,
-    handshakes: JoinSet<(SocketAddr, Result<TlsStream<TcpStream>, String>)>,
-}
-
-impl TlsListener {
-    #[must_use]
-    pub fn new(tcp: TcpListener, config: Arc<rustls::ServerConfig>) -> Self {
-        Self {
-            tcp,
-            acceptor: TlsAcceptor::from(config),
-            handshakes: JoinSet::new(),
-        }
-    }
-}
-
-impl fmt::Debug for TlsListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsListener")
-            .field("tcp", &self.tcp)
-            .field("handshakes", &self.handshakes.len())
-            .finish_non_exhaustive()
-    }
-}
-
-/// The TLS handshake on one connection. A client speaking plain HTTP gets a 400 that says so, as from Go.
-async fn handshake(
-    acceptor: TlsAcceptor,
-    stream: TcpStream,
-) -> Result<TlsStream<TcpStream>, String> {
-    let mut first = [0u8; 1];
-    match stream.peek(&mut first).await {
-        Ok(0) => return Err("closed before the handshake".to_owned()),
-        Ok(_) if first[0].is_ascii_uppercase() => {
-            let mut stream = stream;
-            let _ = stream
-                .write_all(
-                    b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n\
-                      Client sent an HTTP request to an HTTPS server.\n",
-                )
-                .await;
-            let _ = stream.shutdown().await;
-            return Err("plain HTTP request on the TLS listener".to_owned());
-        }
-        Ok(_) => {}
-        Err(e) => return Err(e.to_string()),
-    }
-    acceptor.accept(stream).await.map_err(|e| e.to_string())
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            // Both branches are cancel-safe: axum drops this future when shutdown begins.
-            tokio::select! {
-                accepted = self.tcp.accept(), if self.handshakes.len() < MAX_HANDSHAKES => match accepted {
-                    Ok((stream, peer)) => {
-                        let acceptor = self.acceptor.clone();
-                        self.handshakes.spawn(async move {
-                            let result = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(acceptor, stream))
-                                .await
-                                .unwrap_or_else(|_| Err(format!("timed out after {HANDSHAKE_TIMEOUT:?}")));
-                            (peer, result)
-                        });
-                    }
-                    Err(e) => accept_error(e).await,
-                },
-                Some(joined) = self.handshakes.join_next() => match joined {
-                    Ok((peer, Ok(stream))) => return (stream, peer),
-                    Ok((peer, Err(error))) => {
-                        tracing::debug!(%peer, %error, "TLS handshake failed");
-                    }
-                    Err(e) => tracing::error!("TLS handshake task failed: {e}"),
-                },
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
-    }
-}
-
-/// As axum's own listener does: per-connection errors are skipped, others (such as running out of file
-/// descriptors) are logged and retried after a pause.
-async fn accept_error(e: std::io::Error) {
-    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    if matches!(
-        e.kind(),
-        ConnectionRefused | ConnectionAborted | ConnectionReset
-    ) {
-        return;
-    }
-    tracing::error!("accept error: {e}");
-    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

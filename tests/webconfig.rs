@@ -19,7 +19,9 @@ use base64::Engine as _;
 use http::{Request, StatusCode, header};
 use http_body_util::BodyExt as _;
 use hyper_util::rt::TokioIo;
-use matrix_federation_exporter::webconfig::{self, WebConfig};
+use matrix_federation_exporter::config::WebLimits;
+use matrix_federation_exporter::listener;
+use matrix_federation_exporter::webconfig::WebConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use support::{Leaf, TestCa, Validity};
 use tokio::net::{TcpListener, TcpStream};
@@ -181,7 +183,8 @@ async fn start(web: WebConfig) -> (SocketAddr, oneshot::Sender<()>, tokio::task:
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        webconfig::serve(listener, app(), Some(web), async {
+        let limits = tokio::sync::watch::channel(WebLimits::default()).1;
+        listener::serve(listener, app(), Some(web), limits, async {
             let _ = stopped.await;
         })
         .await
