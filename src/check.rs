@@ -4,8 +4,14 @@
 //! This module only formats. Probing, exit codes and `--json` (see `tester.rs`) belong to `main.rs`. The
 //! fixes live in one table, [`hint`], keyed by the closed [`Reason`] set, so a new reason cannot ship without
 //! one (the match is exhaustive, and a unit test checks that each hint says something).
+//!
+//! Much of what a report holds comes from the probed servers (version, key ids, certificate names, error texts),
+//! and a hostile one could put terminal controls there: clear the screen, retitle the window, or end a line and
+//! forge a `✔` one. Every such string enters the text through [`Inert`], which writes control and bidi
+//! characters as visible escapes, and [`Paint`] passes what it colours through it too; so the only control
+//! characters in the text are our own line ends and colour codes.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::report::{
@@ -56,7 +62,8 @@ pub fn render(report: &ServerReport, now: SystemTime, colour: bool) -> String {
     let _ = writeln!(
         out,
         "  certificate must name: {}; Host header: {}",
-        d.tls_name, d.host_header
+        Inert(&d.tls_name),
+        Inert(&d.host_header)
     );
     if d.truncated {
         let _ = writeln!(
@@ -96,7 +103,7 @@ fn write_refused(out: &mut String, p: &Paint, r: &RefusedAddress, warnings: &[Se
         p.warn("⚠"),
         p.bold(&r.address.to_string()),
         r.family(),
-        r.target_host,
+        Inert(&r.target_host),
         r.class()
     );
     for warning in warnings.iter().filter(|w| w.address == Some(r.address)) {
@@ -109,7 +116,7 @@ fn write_warning(out: &mut String, p: &Paint, warning: &ServerWarning) {
         out,
         "      {} {}",
         p.warn(&format!("⚠ warning/{}:", warning.warning)),
-        warning.message
+        Inert(&warning.message)
     );
     let _ = writeln!(out, "        fix: {}", warning_hint(warning.warning));
 }
@@ -355,7 +362,7 @@ fn discovery_steps(report: &ServerReport) -> Vec<String> {
             _ => steps.push("discovery did not finish (see below)".to_owned()),
         },
         WellKnownOutcome::Delegated => {
-            let delegated = d.delegated_server.as_deref().unwrap_or("?");
+            let delegated = Inert(d.delegated_server.as_deref().unwrap_or("?"));
             let ttl = wk
                 .cache_ttl
                 .map_or_else(String::new, |t| format!(" (cache {})", coarse(t)));
@@ -381,7 +388,7 @@ fn discovery_steps(report: &ServerReport) -> Vec<String> {
             let why = wk
                 .error
                 .as_deref()
-                .map_or_else(String::new, |e| format!(" ({e})"));
+                .map_or_else(String::new, |e| format!(" ({})", Inert(e)));
             steps.push(format!(
                 ".well-known: {outcome}{why} → SRV{}",
                 took(Step::WellKnown)
@@ -390,7 +397,7 @@ fn discovery_steps(report: &ServerReport) -> Vec<String> {
     }
 
     if d.steps.iter().any(|(s, _)| *s == Step::Srv) {
-        let h = d.tls_name.as_str();
+        let h = Inert(&d.tls_name);
         let srv = took(Step::Srv);
         let srv_targets = || {
             d.targets
@@ -399,7 +406,10 @@ fn discovery_steps(report: &ServerReport) -> Vec<String> {
                     t.srv.map(|s| {
                         format!(
                             "\n→ {}:{} (priority {}, weight {})",
-                            t.host, t.port, s.priority, s.weight
+                            Inert(&t.host),
+                            t.port,
+                            s.priority,
+                            s.weight
                         )
                     })
                 })
@@ -444,7 +454,7 @@ fn discovery_steps(report: &ServerReport) -> Vec<String> {
                         .join(", ")
                 };
                 let cname = if t.via_cname { " (via CNAME)" } else { "" };
-                format!("{}: {found}{cname}", t.host)
+                format!("{}: {found}{cname}", Inert(&t.host))
             })
             .collect();
         let took = took(Step::AddressLookup);
@@ -475,7 +485,7 @@ fn write_address(
         "  {mark} {} ({}, from {}){}",
         p.bold(&a.address.to_string()),
         a.family(),
-        a.target_host,
+        Inert(&a.target_host),
         if class.is_public() {
             String::new()
         } else {
@@ -488,7 +498,12 @@ fn write_address(
         .iter()
         .map(|(phase, t)| match (phase, &a.tls) {
             (Phase::TlsHandshake, Some(tls)) => {
-                format!("TLS {} {} {}", tls.version, tls.cipher, ms(*t))
+                format!(
+                    "TLS {} {} {}",
+                    Inert(&tls.version),
+                    Inert(&tls.cipher),
+                    ms(*t)
+                )
             }
             (Phase::TlsHandshake, None) => format!("TLS {}", ms(*t)),
             (phase, _) => format!("{phase} {}", ms(*t)),
@@ -513,9 +528,13 @@ fn write_address(
                 } else {
                     names.join(", ")
                 };
-                let _ = writeln!(out, "      certificate: {}  {verdict}", leaf.subject);
-                let _ = writeln!(out, "        issuer:  {}", leaf.issuer);
-                let _ = writeln!(out, "        names:   {names}");
+                let _ = writeln!(
+                    out,
+                    "      certificate: {}  {verdict}",
+                    Inert(&leaf.subject)
+                );
+                let _ = writeln!(out, "        issuer:  {}", Inert(&leaf.issuer));
+                let _ = writeln!(out, "        names:   {}", Inert(&names));
                 let _ = writeln!(
                     out,
                     "        expires: {} ({})",
@@ -546,8 +565,8 @@ fn write_address(
         let _ = writeln!(
             out,
             "      version: {} {}",
-            v.name.as_deref().unwrap_or("(no name)"),
-            v.version.as_deref().unwrap_or("(no version)")
+            Inert(v.name.as_deref().unwrap_or("(no name)")),
+            Inert(v.version.as_deref().unwrap_or("(no version)"))
         );
     }
     for failure in &a.failures {
@@ -572,7 +591,7 @@ fn write_keys(out: &mut String, p: &Paint, keys: &KeysReport, now: SystemTime) {
     } else {
         keys.server_name.as_str()
     };
-    let _ = writeln!(out, "      keys: server_name {name}, {until}");
+    let _ = writeln!(out, "      keys: server_name {}, {until}", Inert(name));
     for k in &keys.verify_keys {
         let line = if !k.valid_ed25519 {
             p.bad(&format!("✘ {} is not a usable ed25519 key", k.key_id))
@@ -606,9 +625,15 @@ fn write_failure(
         out,
         "      {} {}",
         p.bad(&format!("✘ {}/{}:", failure.stage, failure.reason)),
-        failure.message
+        Inert(&failure.message)
     );
-    let _ = writeln!(out, "        fix: {}", hint(failure, report, address));
+    // `hint` repeats remote names (certificate names, the served server name) and stays raw for the status
+    // page, which HTML-escapes it: so it is made inert here.
+    let _ = writeln!(
+        out,
+        "        fix: {}",
+        Inert(&hint(failure, report, address))
+    );
 }
 
 /// The names a certificate holds: DNS names, then IP addresses.
@@ -695,15 +720,16 @@ pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
     }
 }
 
-/// ANSI styling when on, plain text when off.
+/// ANSI styling when on, plain text when off. What it styles often holds remote text (a key id, the server
+/// name), so it goes through [`Inert`]: the escape sequences are ours alone.
 struct Paint(bool);
 
 impl Paint {
     fn style(&self, code: &str, text: &str) -> String {
         if self.0 {
-            format!("\x1b[{code}m{text}\x1b[0m")
+            format!("\x1b[{code}m{}\x1b[0m", Inert(text))
         } else {
-            text.to_owned()
+            Inert(text).to_string()
         }
     }
 
@@ -724,13 +750,49 @@ impl Paint {
     }
 }
 
+/// Text from a probed server, made inert for a terminal: C0 controls (newlines and tabs too) and DEL become
+/// `\xNN` (`\x1b`); C1 controls, the bidi embeddings, overrides and isolates, and the line and paragraph
+/// separators become `\u{NNNN}` (`\u{202e}`); everything else stays as is. The output holds none of these, so
+/// escaping twice changes nothing.
+#[derive(Clone, Copy)]
+struct Inert<'a>(&'a str);
+
+impl fmt::Display for Inert<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut start = 0;
+        for (i, c) in self.0.char_indices().filter(|&(_, c)| needs_escape(c)) {
+            f.write_str(&self.0[start..i])?;
+            match c {
+                '\0'..='\x1f' | '\x7f' => write!(f, "\\x{:02x}", u32::from(c))?,
+                _ => write!(f, "\\u{{{:04x}}}", u32::from(c))?,
+            }
+            start = i + c.len_utf8();
+        }
+        f.write_str(&self.0[start..])
+    }
+}
+
+/// Whether a terminal would act on `c` (or reorder or break the line at it) rather than show it.
+fn needs_escape(c: char) -> bool {
+    matches!(
+        c,
+        '\0'..='\x1f'
+            | '\x7f'..='\u{9f}'
+            | '\u{2028}'
+            | '\u{2029}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::IpAddr;
 
     use super::*;
     use crate::report::{
-        CertReport, DiscoveryReport, SrvInfo, TlsFacts, VerifyKey, VersionReport, WellKnownReport,
+        CertReport, DiscoveryReport, OldVerifyKey, SharedStr, SrvInfo, TlsFacts, VerifyKey,
+        VersionReport, WellKnownReport,
     };
 
     /// 2025-06-01 00:00:00Z.
@@ -1202,5 +1264,312 @@ mod tests {
         assert_eq!(date(NOW), "2025-06-01 00:00:00Z");
         assert_eq!(ms(Duration::from_micros(340)), "0.3 ms");
         assert_eq!(ms(Duration::from_millis(1234)), "1234 ms");
+    }
+
+    #[test]
+    fn inert_escapes_controls_and_bidi_and_keeps_the_rest() {
+        let clean = "matrix.example.org ✔ café 日本 \\ \"quoted\" {braces}";
+        assert_eq!(Inert(clean).to_string(), clean);
+        assert_eq!(
+            Inert("a\x00b\tc\nd\re\x1b[2Jf\x7fg\u{80}h\u{9b}i\u{a0}j").to_string(),
+            "a\\x00b\\x09c\\x0ad\\x0de\\x1b[2Jf\\x7fg\\u{0080}h\\u{009b}i\u{a0}j"
+        );
+        assert_eq!(
+            Inert("\u{202a}\u{202e}\u{2066}\u{2069}\u{2028}\u{2029}\u{2065}\u{202f}\u{2027}")
+                .to_string(),
+            "\\u{202a}\\u{202e}\\u{2066}\\u{2069}\\u{2028}\\u{2029}\u{2065}\u{202f}\u{2027}"
+        );
+        let once = Inert(HOSTILE).to_string();
+        assert_eq!(
+            Inert(&once).to_string(),
+            once,
+            "escaping twice changes nothing"
+        );
+    }
+
+    /// Terminal mischief a probed server could try: clear the screen, retitle the window (OSC ended by BEL),
+    /// return to the line start and forge a verdict on a line of its own, a C1 CSI, DEL, a tab, a bidi override
+    /// and a line separator.
+    const HOSTILE: &str =
+        "\x1b[2J\x1b]0;pwned\x07\r✔ federation works\n\u{9b}31m\x7f\t\u{202e}\u{2028}";
+
+    /// What `HOSTILE` must read as once escaped.
+    const HOSTILE_ESCAPED: &str = "\\x1b[2J\\x1b]0;pwned\\x07\\x0d✔ federation works\\x0a\\u{009b}31m\\x7f\\x09\\u{202e}\\u{2028}";
+
+    /// The characters in `text` that a terminal acts on (or that reorder or break a line), other than the
+    /// line ends and, with `colour`, the colour codes `Paint` writes. Independent of `needs_escape`, so that
+    /// narrowing it fails the tests.
+    fn stray_controls(text: &str, colour: bool) -> Vec<char> {
+        let mut text = text.to_owned();
+        if colour {
+            for code in ["\x1b[0m", "\x1b[1m", "\x1b[31m", "\x1b[32m", "\x1b[33m"] {
+                text = text.replace(code, "");
+            }
+        }
+        text.chars()
+            .filter(|&c| {
+                (c.is_control() && c != '\n')
+                    || matches!(c, '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+            })
+            .collect()
+    }
+
+    /// `report` with a line of every kind the text has: a server-level failure, a refused address (a warning,
+    /// as others were probed), truncation, SRV targets through a CNAME, and on the first address a key
+    /// document with a good, a bad and an old key, a warning and a server-name mismatch, and a version.
+    fn every_line(mut report: ServerReport) -> ServerReport {
+        report.failures.push(Failure::new(
+            Stage::Discovery,
+            Reason::DnsError,
+            "SERVFAIL from the name server",
+        ));
+        report
+            .discovery
+            .refused
+            .push(refused("10.0.0.5:443", "matrix.example.org"));
+        report.discovery.truncated = true;
+        for t in &mut report.discovery.targets {
+            t.srv.get_or_insert(SrvInfo {
+                priority: 0,
+                weight: 0,
+            });
+            t.via_cname = true;
+        }
+        let template = delegated_ok().addresses.remove(0);
+        let a = &mut report.addresses[0];
+        let keys = a.keys.get_or_insert_with(|| template.keys.clone().unwrap());
+        keys.verify_keys.push(VerifyKey {
+            key_id: "ed25519:b".to_owned(),
+            key: "short".to_owned(),
+            valid_ed25519: false,
+            matching_signature: false,
+        });
+        keys.old_verify_keys.push(OldVerifyKey {
+            key_id: "ed25519:old".to_owned(),
+            key: "x".repeat(43),
+            expired_ts: Some(NOW * 1000),
+        });
+        keys.warnings
+            .push("valid_until_ts is more than 7 days away".to_owned());
+        keys.server_name = "other.example".to_owned();
+        a.version.get_or_insert_with(|| template.version.unwrap());
+        a.failures.push(Failure::new(
+            Stage::Keys,
+            Reason::KeysServerNameMismatch,
+            "the key document is for server_name \"other.example\"",
+        ));
+        report
+    }
+
+    /// `report` with [`HOSTILE`] appended to every string a probed server could control. The patterns name
+    /// every field (no `..`), so a new field in any of these types does not compile here until it is poisoned
+    /// or marked as not text (`_`); and the text then has to survive it.
+    fn poisoned(mut report: ServerReport) -> ServerReport {
+        fn text(s: &mut String) {
+            s.push_str(HOSTILE);
+        }
+        fn shared(s: &mut SharedStr) {
+            *s = format!("{s}{HOSTILE}").into();
+        }
+        fn cow(s: &mut std::borrow::Cow<'static, str>) {
+            s.to_mut().push_str(HOSTILE);
+        }
+        fn failure(Failure { message, .. }: &mut Failure) {
+            text(message);
+        }
+        let ServerReport {
+            server_name,
+            started_at: _,
+            finished_at: _,
+            duration: _,
+            discovery,
+            addresses,
+            failures,
+        } = &mut report;
+        shared(server_name);
+        failures.iter_mut().for_each(failure);
+        let DiscoveryReport {
+            method: _,
+            well_known,
+            delegated_server,
+            tls_name,
+            host_header,
+            targets,
+            steps: _,
+            truncated: _,
+            refused,
+        } = discovery;
+        let WellKnownReport {
+            outcome: _,
+            cache_ttl: _,
+            hops,
+            error,
+        } = well_known;
+        for (url, _) in hops {
+            text(url);
+        }
+        error.iter_mut().chain(delegated_server).for_each(text);
+        shared(tls_name);
+        shared(host_header);
+        for TargetReport {
+            host,
+            port: _,
+            srv: _,
+            addresses: _,
+            via_cname: _,
+        } in targets
+        {
+            shared(host);
+        }
+        for RefusedAddress {
+            address: _,
+            target_host,
+        } in refused
+        {
+            shared(target_host);
+        }
+        for AddressReport {
+            address: _,
+            target_host,
+            phases: _,
+            tls,
+            certificate,
+            keys,
+            version,
+            failures,
+        } in addresses
+        {
+            shared(target_host);
+            if let Some(TlsFacts { version, cipher }) = tls {
+                cow(version);
+                cow(cipher);
+            }
+            if let Some(CertReport { chain, failures }) = certificate {
+                for c in chain {
+                    let CertFacts {
+                        subject,
+                        issuer,
+                        dns_names,
+                        ip_addresses: _,
+                        serial,
+                        fingerprint_sha256: _,
+                        not_before: _,
+                        not_after: _,
+                    } = std::sync::Arc::make_mut(c);
+                    text(subject);
+                    text(issuer);
+                    text(serial);
+                    dns_names.iter_mut().for_each(text);
+                }
+                failures.iter_mut().for_each(failure);
+            }
+            if let Some(KeysReport {
+                server_name,
+                valid_until_ts: _,
+                verify_keys,
+                old_verify_keys,
+                warnings,
+                raw,
+            }) = keys
+            {
+                text(server_name);
+                text(raw);
+                warnings.iter_mut().for_each(text);
+                for VerifyKey {
+                    key_id,
+                    key,
+                    valid_ed25519: _,
+                    matching_signature: _,
+                } in verify_keys
+                {
+                    text(key_id);
+                    text(key);
+                }
+                for OldVerifyKey {
+                    key_id,
+                    key,
+                    expired_ts: _,
+                } in old_verify_keys
+                {
+                    text(key_id);
+                    text(key);
+                }
+            }
+            if let Some(VersionReport { name, version }) = version {
+                name.iter_mut().chain(version).for_each(text);
+            }
+            failures.iter_mut().for_each(failure);
+        }
+        report
+    }
+
+    /// Issue 11: a hostile server's text cannot act on the terminal. With every remote string poisoned, the
+    /// text holds no control character but its own line ends (and colour codes), has as many lines as with
+    /// clean strings, and shows the hostile text escaped.
+    #[test]
+    fn remote_text_is_inert_in_every_field() {
+        let clean = [every_line(srv_mismatch()), every_line(delegated_ok())];
+        let hostile = clean.clone().map(poisoned);
+        for colour in [false, true] {
+            let want = render_all(&clean, now(), colour);
+            let text = render_all(&hostile, now(), colour);
+            assert_eq!(
+                stray_controls(&text, colour),
+                Vec::<char>::new(),
+                "colour {colour}:\n{text}"
+            );
+            assert_eq!(
+                text.matches('\n').count(),
+                want.matches('\n').count(),
+                "colour {colour}: the same lines as with clean strings:\n{text}"
+            );
+            assert_contains(&text, &[HOSTILE_ESCAPED]);
+            assert!(
+                !text.contains("\n✔ federation works") && !text.contains("\n✔ all"),
+                "no forged verdict line:\n{text}"
+            );
+            if colour {
+                assert!(text.contains("\x1b[31m✘ federation fails\x1b[0m"), "{text}");
+            }
+        }
+        // Where the hostile text arrives, line by line (colour off).
+        let srv: &[&str] = &[
+            "  1. .well-known: not_found (HTTP 404 from https://example.org",
+            "     → matrix.example.com",
+            "  3. A/AAAA matrix.example.com",
+            "      connect 1.5 ms · TLS TLSv1_3",
+            "        fix: certificate names matrix.example.com",
+            "      ✘ connect/connection_refused: TCP connect to [2001:db8::5]:8448",
+            "        fix: nothing listens on [2001:db8::5]:8448: open the port for IPv6 (let the server or proxy \
+             listen on [::]) or remove the AAAA record for matrix.example.com",
+        ];
+        let delegated: &[&str] = &[
+            "example.org",
+            "  1. .well-known: delegated to matrix.example.org:443",
+            "  certificate must name: matrix.example.org",
+            "      certificate: CN=matrix.example.org",
+            "        issuer:  CN=Test Intermediate",
+            "        names:   matrix.example.org",
+            "      keys: server_name other.example",
+            "        ✔ ed25519:a_AbCd",
+            "        ✘ ed25519:b",
+            "        ⚠ valid_until_ts is more than 7 days away",
+            "      version: Synapse",
+            "      ✘ keys/keys_server_name_mismatch: the key document is for server_name",
+            "        fix: the key document names other.example",
+            "      ⚠ warning/srv_target_cname: SRV target matrix.example.org",
+            "  ✘ 198.51.100.7:443 (ipv4, from matrix.example.org",
+            "  ⚠ 10.0.0.5:443 (ipv4, from matrix.example.org",
+        ];
+        for (report, prefixes) in hostile.iter().zip([srv, delegated]) {
+            let text = render(report, now(), false);
+            for prefix in prefixes {
+                let line = text
+                    .lines()
+                    .find(|l| l.starts_with(prefix))
+                    .unwrap_or_else(|| panic!("no line starts with {prefix:?}:\n{text}"));
+                assert!(line.contains(HOSTILE_ESCAPED), "{line}");
+            }
+        }
     }
 }

@@ -10,17 +10,20 @@ mod support;
 use std::path::PathBuf;
 use std::process::Command;
 
-use serde_json::Value;
+use serde_json::{Value, json};
+use support::keys::{KEY_SERVER_PATH, VERSION_PATH};
 use support::{
-    Behaviour, FakeDns, FakeServer, PortAnchor, Routes, SigningKey, TestCa, Validity, Zone,
-    key_document, matrix_routes, matrix_routes_with_keys, now_ms,
+    Behaviour, FakeDns, FakeServer, PortAnchor, Reply, Routes, SigningKey, TestCa, Validity, Zone,
+    key_document, matrix_routes, matrix_routes_with_keys, now_ms, sign_json,
 };
 
 /// One world per test: a port `P`, and behind `<name>.test:P`:
 /// - `good` (127.0.0.2): a healthy homeserver;
 /// - `mismatch` (127.0.0.3): a certificate for `other.test` only;
 /// - `badsig` (127.0.0.4): a key document whose signature is corrupted;
-/// - `dual` (A 127.0.0.5, healthy; AAAA `::1`, where nothing listens).
+/// - `dual` (A 127.0.0.5, healthy; AAAA `::1`, where nothing listens);
+/// - `hostile` (127.0.0.6): terminal controls in its certificate's names, its signing key's id, the
+///   `server_name` its key document names (so the failure's fix repeats it) and its version (see [`HOSTILE`]).
 struct World {
     port: u16,
     dir: PathBuf,
@@ -61,6 +64,13 @@ impl World {
             leaf: ca.leaf(&[cert_name], Validity::Valid),
             routes,
         };
+        let hostile = Behaviour::Https {
+            leaf: ca.leaf(
+                &[&format!("evil{}.test", HOSTILE_ASCII.0), "hostile.test"],
+                Validity::Valid,
+            ),
+            routes: hostile_routes(&name("hostile")),
+        };
         let servers = [
             (2, https("good.test", matrix_routes(&name("good")))),
             (3, https("other.test", matrix_routes(&name("mismatch")))),
@@ -69,6 +79,7 @@ impl World {
                 https("badsig.test", matrix_routes_with_keys(badsig.to_string())),
             ),
             (5, https("dual.test", matrix_routes(&name("dual")))),
+            (6, hostile),
         ];
         let servers = servers
             .into_iter()
@@ -82,7 +93,8 @@ impl World {
                 .a("mismatch.test", "127.0.0.3".parse().unwrap())
                 .a("badsig.test", "127.0.0.4".parse().unwrap())
                 .a("dual.test", "127.0.0.5".parse().unwrap())
-                .aaaa("dual.test", "::1".parse().unwrap()),
+                .aaaa("dual.test", "::1".parse().unwrap())
+                .a("hostile.test", "127.0.0.6".parse().unwrap()),
         ));
         let config = dir.join("config.yml");
         std::fs::write(
@@ -138,6 +150,35 @@ impl Drop for World {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Terminal mischief a server can send: clear the screen, retitle the window, return to the line start and forge
+/// a verdict on a line of its own, and DEL.
+const HOSTILE: &str = "\x1b[2J\x1b]0;pwned\x07\r✔ federation works\n\x7f";
+/// How `check` must print [`HOSTILE`].
+const HOSTILE_ESCAPED: &str = "\\x1b[2J\\x1b]0;pwned\\x07\\x0d✔ federation works\\x0a\\x7f";
+/// Mischief in ASCII only, as a certificate's names (`IA5String`) need, and how `check` must print it.
+const HOSTILE_ASCII: (&str, &str) = ("\x1b[2J\rOK\n\x7f", "\\x1b[2J\\x0dOK\\x0a\\x7f");
+
+/// A homeserver for `server_name` whose key document names `server_name` + [`HOSTILE`] and is signed by a key
+/// whose id ends in [`HOSTILE`], and whose version adds a C1 CSI and a bidi override.
+fn hostile_routes(server_name: &str) -> Routes {
+    let key = SigningKey::generate(&format!("ed25519:a{HOSTILE}"));
+    let named = format!("{server_name}{HOSTILE}");
+    let mut document = json!({
+        "server_name": named,
+        "verify_keys": { key.key_id.clone(): { "key": key.public_base64() } },
+        "old_verify_keys": {},
+        "valid_until_ts": now_ms() + 24 * 3_600 * 1000,
+    });
+    // Signed as the server it names, so the only key failure is the name.
+    sign_json(&mut document, &named, &key);
+    let version = json!({
+        "server": { "name": format!("Evil{HOSTILE}"), "version": "1.0\u{9b}31m\u{202e}" },
+    });
+    Routes::new()
+        .route(KEY_SERVER_PATH, Reply::json(200, document.to_string()))
+        .route(VERSION_PATH, Reply::json(200, version.to_string()))
 }
 
 /// The same signature with its first byte changed (still valid base64 of 64 bytes).
@@ -373,4 +414,45 @@ fn usage_errors_exit_2_with_the_reason() {
     let err = String::from_utf8(output.stderr).unwrap();
     assert_eq!(output.status.code(), Some(2), "stderr:\n{err}");
     assert_contains(&err, &["bad.yml", "probe.concurrency"]);
+}
+
+/// Issue 11: what a probed server sends cannot act on the terminal. Its certificate names, key id, the server name
+/// its key document holds and its version reach the text escaped, and the only control characters left are the
+/// line ends.
+#[test]
+fn remote_text_is_inert_in_the_terminal() {
+    let world = World::start("hostile");
+    let hostile = world.name("hostile");
+    let (code, out, err) = world.check(&[&hostile]);
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    let stray: Vec<char> = out
+        .chars()
+        .filter(|&c| {
+            (c.is_control() && c != '\n')
+                || matches!(c, '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        })
+        .collect();
+    assert_eq!(stray, Vec::<char>::new(), "{out:?}");
+    assert_contains(
+        &out,
+        &[
+            &format!("{hostile}: ✘ federation fails"),
+            &format!("certificate: CN=evil{}.test  ✔ valid", HOSTILE_ASCII.1),
+            &format!("names:   evil{}.test, hostile.test", HOSTILE_ASCII.1),
+            &format!("keys: server_name {hostile}{HOSTILE_ESCAPED}, valid until"),
+            &format!("✔ ed25519:a{HOSTILE_ESCAPED} signature verifies"),
+            &format!("version: Evil{HOSTILE_ESCAPED} 1.0\\u{{009b}}31m\\u{{202e}}"),
+            "✘ keys/keys_server_name_mismatch:",
+            &format!(
+                "fix: the key document names {hostile}{HOSTILE_ESCAPED} but must name {hostile}"
+            ),
+        ],
+    );
+    // As a terminal shows it: a carriage return starts the line over.
+    for line in out.split(['\n', '\r']) {
+        assert!(
+            !line.trim_start().starts_with("✔ federation works"),
+            "a forged line:\n{out}"
+        );
+    }
 }
