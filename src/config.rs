@@ -270,9 +270,11 @@ pub struct ProbeConfig {
     /// `GET /probe`: the longest one probe may take, whatever the scrape timeout says. `None` means the probe
     /// deadline (`ProbeEnv::probe_deadline`), which also cuts any longer value.
     pub max_timeout: Option<Duration>,
-    /// `GET /probe`: most probes running at once (at least 1); a request over the cap gets 503.
+    /// `GET /probe`: most probes running at once (at least 1); a request over the cap gets 503. A reload resizes
+    /// the one limiter in place (`daemon.rs`).
     pub max_concurrent_probes: usize,
-    /// `GET /probe`: the server names it may probe, each pattern matching a whole name. Empty allows every name.
+    /// The server names that probes run on request (`GET /probe`, the report API's on-demand probes) may probe,
+    /// each pattern matching a whole name. Empty allows every name. Scheduled probes are not limited by it.
     pub allowed_targets: Vec<TargetPattern>,
     /// Probe addresses in the ranges default-configured peers refuse (loopback, private, link-local, CGNAT,
     /// documentation, reserved, multicast, unspecified; see `addresses.rs`) as if they were public, for a

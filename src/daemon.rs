@@ -17,13 +17,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures_util::FutureExt as _;
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, Semaphore, watch};
+use tokio::sync::{Mutex, watch};
 use tower::ServiceExt as _;
 
 use crate::config::WebLimits;
 use crate::config::{Config, Source};
 use crate::env::ProbeEnv;
-use crate::http::{self, AppState, ProbeEndpoint};
+use crate::http::{self, AllowedTargets, AppState, ProbeEndpoint};
+use crate::limiter::Limiter;
 use crate::listener;
 use crate::metrics::{self, ExporterMetrics};
 use crate::probe::probe_server;
@@ -99,6 +100,8 @@ struct Inner {
     ready: watch::Receiver<bool>,
     /// The routes of the configuration in force (rebuilt on reload).
     routes: RwLock<Router>,
+    /// The caps on probes run on request, shared by every build of the routes.
+    caps: Caps,
     /// The configuration in force; the lock also makes reloads one at a time.
     running: Mutex<Running>,
     /// Where a reload reads the configuration; `None` when started from a fixed config.
@@ -172,7 +175,8 @@ fn launch(
     metrics.config_loaded(true, SystemTime::now());
     metrics.set_probe_interval(config.probe.interval);
     metrics.set_servers(names.len());
-    let routes = routes(&config, &env, prober, &store, &metrics, &ready);
+    let caps = Caps::new(&config);
+    let routes = routes(&config, &env, prober, &store, &metrics, &ready, &caps);
     let signature = targets::signature(&config);
     let (web_limits, _) = watch::channel(web_limits(&config));
     let inner = Arc::new(Inner {
@@ -181,6 +185,7 @@ fn launch(
         metrics,
         ready: ready.clone(),
         routes: RwLock::new(routes),
+        caps,
         running: Mutex::new(Running {
             config,
             scheduler,
@@ -288,6 +293,7 @@ impl Inner {
         running
             .scheduler
             .update(&names, schedule(&config, &env), prober.clone());
+        self.caps.resize(&config);
         let routes = routes(
             &config,
             &env,
@@ -295,6 +301,7 @@ impl Inner {
             &self.store,
             &self.metrics,
             &self.ready,
+            &self.caps,
         );
         *self.routes.write().unwrap_or_else(PoisonError::into_inner) = routes;
         self.metrics.set_probe_interval(config.probe.interval);
@@ -397,7 +404,31 @@ fn schedule(config: &Config, env: &ProbeEnv) -> Schedule {
     }
 }
 
-/// The routes of one configuration, over the shared store and metrics.
+/// The caps on probes run on request (`GET /probe`, the report API). Each is one limiter for the exporter's life
+/// that a reload resizes in place: new limiters per reload would let the probes of the old ones run uncounted
+/// (issue 11: 80 `/probe` probes at once under a cap of 16).
+struct Caps {
+    /// `GET /probe`: `probe.max_concurrent_probes`.
+    probe: Limiter,
+    /// The report API: [`http::MAX_API_PROBES`], which no config changes.
+    api: Limiter,
+}
+
+impl Caps {
+    fn new(config: &Config) -> Self {
+        Self {
+            probe: Limiter::new(config.probe.max_concurrent_probes),
+            api: Limiter::new(http::MAX_API_PROBES),
+        }
+    }
+
+    /// Applies the caps of a reloaded `config`; probes running stay, over a smaller cap too.
+    fn resize(&self, config: &Config) {
+        self.probe.resize(config.probe.max_concurrent_probes);
+    }
+}
+
+/// The routes of one configuration, over the shared store, metrics and caps.
 fn routes(
     config: &Config,
     env: &ProbeEnv,
@@ -405,6 +436,7 @@ fn routes(
     store: &Arc<Store>,
     metrics: &ExporterMetrics,
     ready: &watch::Receiver<bool>,
+    caps: &Caps,
 ) -> Router {
     let state = AppState {
         registry: metrics::registry(store.clone(), metrics),
@@ -413,9 +445,10 @@ fn routes(
         prober,
         interval: config.probe.interval,
         probe_unconfigured: config.api.probe_unconfigured,
-        api_probes: Semaphore::new(http::MAX_API_PROBES),
+        allowed_targets: AllowedTargets::new(&config.probe.allowed_targets),
+        api_probes: caps.api.clone(),
         exporter: metrics.clone(),
-        probe: ProbeEndpoint::new(&config.probe, env.probe_deadline()),
+        probe: ProbeEndpoint::new(&config.probe, env.probe_deadline(), caps.probe.clone()),
     };
     http::router(Arc::new(state))
 }

@@ -6,7 +6,8 @@
 //! also run one probe through [`AppState::prober`] when the stored report is stale or absent; at most
 //! [`MAX_API_PROBES`] of those run at once. `GET /probe?target=NAME` (the `blackbox_exporter` multi-target
 //! convention) always runs one fresh probe through the same prober, under the limits of [`ProbeEndpoint`], and
-//! renders that report alone. Binding the listener and shutdown belong to the daemon.
+//! renders that report alone. Both kinds of probe run on request only for names that [`AllowedTargets`] allows.
+//! Binding the listener and shutdown belong to the daemon.
 
 use std::fmt;
 use std::sync::Arc;
@@ -21,9 +22,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use futures_util::future::BoxFuture;
 use prometheus_client::registry::Registry;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 use crate::config::{ProbeConfig, TargetPattern};
+use crate::limiter::{Full, Limiter};
 use crate::metrics::{self, ExporterMetrics, Format};
 use crate::report::ServerReport;
 use crate::server_name::ServerName;
@@ -52,11 +54,14 @@ pub struct AppState {
     pub interval: Duration,
     /// Whether the API may probe a name that is not configured (`api.probe_unconfigured`).
     pub probe_unconfigured: bool,
-    /// Permits for on-demand API probes ([`MAX_API_PROBES`] in production).
-    pub api_probes: Semaphore,
+    /// The names `/probe` and the API may probe on request (`probe.allowed_targets`).
+    pub allowed_targets: AllowedTargets,
+    /// Permits for on-demand API probes ([`MAX_API_PROBES`] in production): one limiter for the exporter's life,
+    /// shared by every build of the routes.
+    pub api_probes: Limiter,
     /// The exporter's own metrics (`/metrics` records its render time here).
     pub exporter: ExporterMetrics,
-    /// `GET /probe`: its timeout cap, allowlist and permits.
+    /// `GET /probe`: its timeout cap and permits.
     pub probe: ProbeEndpoint,
 }
 
@@ -64,26 +69,23 @@ pub struct AppState {
 /// answer arrives before Prometheus gives up (`blackbox_exporter`'s default `--timeout-offset`).
 pub const PROBE_TIMEOUT_MARGIN: Duration = Duration::from_millis(500);
 
-/// The limits of `GET /probe`, from the `probe.max_timeout`, `probe.max_concurrent_probes` and
-/// `probe.allowed_targets` config keys. A reload builds new routes, and with them a new `ProbeEndpoint`.
+/// The limits of `GET /probe`: the `probe.max_timeout` config key, and the permits that enforce
+/// `probe.max_concurrent_probes`. A reload builds new routes, and with them a new `ProbeEndpoint`, over the same
+/// permits (the daemon resizes them in place).
 #[derive(Debug)]
 pub struct ProbeEndpoint {
     max_timeout: Duration,
-    allowed_targets: Vec<TargetPattern>,
-    max_concurrent: usize,
-    permits: Semaphore,
+    permits: Limiter,
 }
 
 impl ProbeEndpoint {
-    /// The limits of `config`; `deadline` is the probe deadline of the environment the prober uses, which
-    /// caps `probe.max_timeout` and is the timeout cap when that is not set.
+    /// The timeout cap of `config` and the shared `permits`; `deadline` is the probe deadline of the environment
+    /// the prober uses, which caps `probe.max_timeout` and is the timeout cap when that is not set.
     #[must_use]
-    pub fn new(config: &ProbeConfig, deadline: Duration) -> Self {
+    pub fn new(config: &ProbeConfig, deadline: Duration, permits: Limiter) -> Self {
         Self {
             max_timeout: config.max_timeout.map_or(deadline, |t| t.min(deadline)),
-            allowed_targets: config.allowed_targets.clone(),
-            max_concurrent: config.max_concurrent_probes,
-            permits: Semaphore::new(config.max_concurrent_probes),
+            permits,
         }
     }
 
@@ -92,11 +94,27 @@ impl ProbeEndpoint {
     pub fn max_timeout(&self) -> Duration {
         self.max_timeout
     }
+}
 
-    /// Whether `probe.allowed_targets` lets `/probe` probe `name` (an empty list allows every name).
+/// `probe.allowed_targets`: the server names that a probe run on request may probe, whether `GET /probe` or an
+/// on-demand probe of the report API asks for it. Scheduled probes of the configured servers do not ask, and a
+/// configured server's fresh report is served without a probe. The list belongs to one configuration: a reload
+/// builds new routes, and with them a new list.
+#[derive(Clone, Debug, Default)]
+pub struct AllowedTargets(Vec<TargetPattern>);
+
+impl AllowedTargets {
+    /// The patterns of `probe.allowed_targets`; an empty list allows every name.
     #[must_use]
-    pub fn allows(&self, name: &str) -> bool {
-        self.allowed_targets.is_empty() || self.allowed_targets.iter().any(|p| p.is_match(name))
+    pub fn new(patterns: &[TargetPattern]) -> Self {
+        Self(patterns.to_vec())
+    }
+
+    /// Whether a probe run on request may probe `name`: it matches one pattern in full (port included), or the
+    /// list is empty. The one check of `/probe` and the report API.
+    #[must_use]
+    pub fn allows(&self, name: &ServerName) -> bool {
+        self.0.is_empty() || self.0.iter().any(|p| p.is_match(name.as_str()))
     }
 }
 
@@ -118,6 +136,7 @@ impl fmt::Debug for AppState {
             .field("ready", &self.ready)
             .field("interval", &self.interval)
             .field("probe_unconfigured", &self.probe_unconfigured)
+            .field("allowed_targets", &self.allowed_targets)
             .field("api_probes", &self.api_probes)
             .field("exporter", &self.exporter)
             .field("probe", &self.probe)
@@ -178,7 +197,7 @@ async fn probe_handler(
         Err(message) => return text_error(StatusCode::BAD_REQUEST, &message),
     };
     let endpoint = &state.probe;
-    if !endpoint.allows(name.as_str()) {
+    if !state.allowed_targets.allows(&name) {
         return text_error(
             StatusCode::FORBIDDEN,
             &format!(
@@ -201,15 +220,17 @@ async fn probe_handler(
         },
     };
     let timeout = probe_timeout(scrape_timeout, endpoint.max_timeout);
-    let Ok(_permit) = endpoint.permits.try_acquire() else {
-        tracing::debug!(server_name = %name, "/probe refused: too many probes in flight");
-        return text_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!(
-                "Too many /probe requests in flight (probe.max_concurrent_probes is {}); try again later",
-                endpoint.max_concurrent
-            ),
-        );
+    let _permit = match endpoint.permits.try_acquire() {
+        Ok(permit) => permit,
+        Err(Full { cap }) => {
+            tracing::debug!(server_name = %name, "/probe refused: too many probes in flight");
+            return text_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!(
+                    "Too many /probe requests in flight (probe.max_concurrent_probes is {cap}); try again later"
+                ),
+            );
+        }
     };
     tracing::debug!(server_name = %name, timeout = ?timeout, "probing for /probe");
     let started_at = SystemTime::now();
@@ -321,7 +342,8 @@ fn server_name_param(query: Option<&str>, key: &str, what: &str) -> Result<Serve
 }
 
 /// The stored report of a configured server while it is fresh; otherwise a new probe (stored for configured
-/// servers only). Unconfigured names are probed only when `api.probe_unconfigured` is on.
+/// servers only). Unconfigured names are probed only when `api.probe_unconfigured` is on, and any name only when
+/// `probe.allowed_targets` allows it (403 otherwise).
 async fn current_report(state: &AppState, name: ServerName) -> Result<Arc<ServerReport>, Response> {
     let configured = state.store.is_configured(name.as_str());
     if configured {
@@ -336,6 +358,15 @@ async fn current_report(state: &AppState, name: ServerName) -> Result<Arc<Server
             &format!(
                 "{name} is not a configured server name, and probing unconfigured names is off \
                  (api.probe_unconfigured)"
+            ),
+        ));
+    }
+    if !state.allowed_targets.allows(&name) {
+        return Err(text_error(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "{name} has no fresh report, and probing it is not allowed: it matches no pattern in \
+                 probe.allowed_targets"
             ),
         ));
     }

@@ -34,6 +34,7 @@ pub mod dns;
 pub mod env;
 pub mod http;
 pub mod keys;
+pub mod limiter;
 pub mod listener;
 pub mod metrics;
 pub mod prerendered;

@@ -17,9 +17,13 @@ use axum::body::Body;
 use futures_util::FutureExt as _;
 use http::{HeaderMap, Method, Request};
 use http_body_util::BodyExt;
-use matrix_federation_exporter::config::{ApiConfig, Config, ProbeConfig};
+use matrix_federation_exporter::config::DEFAULT_MAX_CONCURRENT_PROBES;
+use matrix_federation_exporter::config::{ApiConfig, Config, ProbeConfig, TargetPattern};
 use matrix_federation_exporter::daemon::Exporter;
-use matrix_federation_exporter::http::{AppState, MAX_API_PROBES, ProbeEndpoint, Prober, router};
+use matrix_federation_exporter::http::{
+    AllowedTargets, AppState, MAX_API_PROBES, ProbeEndpoint, Prober, router,
+};
+use matrix_federation_exporter::limiter::Limiter;
 use matrix_federation_exporter::metrics::{self, ExporterMetrics};
 use matrix_federation_exporter::report::{
     AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, Fingerprint, KeysReport,
@@ -32,20 +36,21 @@ use matrix_federation_exporter::tester::{self, EXTENSION_KEY};
 use serde_json::{Value, json};
 use support::reports::{at, ms, one_key, sock, synapse};
 use support::{TIMEOUTS, Validity, World, Zone};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tower::ServiceExt as _;
 
 // ---- the world ----
 
-/// good.test (healthy), bad.test (expired certificate) and other.test (healthy, not configured), each on its
-/// own loopback address at the federation port; nothing answers `.well-known`.
+/// good.test (healthy), bad.test (expired certificate), other.test and denied.test (healthy, not configured),
+/// each on its own loopback address at the federation port; nothing answers `.well-known`.
 async fn start_world() -> World {
     let mut world = World::new(
         "api",
         Zone::new()
             .a("good.test", "127.0.0.2".parse().unwrap())
             .a("bad.test", "127.0.0.3".parse().unwrap())
-            .a("other.test", "127.0.0.4".parse().unwrap()),
+            .a("other.test", "127.0.0.4".parse().unwrap())
+            .a("denied.test", "127.0.0.5".parse().unwrap()),
         TIMEOUTS,
     )
     .await;
@@ -53,6 +58,7 @@ async fn start_world() -> World {
         ([127, 0, 0, 2], "good.test", Validity::Valid),
         ([127, 0, 0, 3], "bad.test", Validity::Expired),
         ([127, 0, 0, 4], "other.test", Validity::Valid),
+        ([127, 0, 0, 5], "denied.test", Validity::Valid),
     ] {
         world.homeserver(ip, name, validity).await;
     }
@@ -388,6 +394,66 @@ async fn unconfigured_names_are_probed_when_allowed_and_not_stored() {
     assert!(!metrics.contains("missing.test"));
 }
 
+/// Issue 11: `probe.allowed_targets` governs every probe run on request, the API's as well as `/probe`'s; a
+/// configured server's fresh report is still served without a probe.
+#[tokio::test]
+async fn the_api_probes_only_names_that_probe_allowed_targets_allows() {
+    let world = start_world().await;
+    let config = Config {
+        servers: vec![
+            ServerName::parse("good.test").unwrap(),
+            ServerName::parse("bad.test").unwrap(),
+        ],
+        api: ApiConfig {
+            probe_unconfigured: true,
+        },
+        probe: ProbeConfig {
+            allowed_targets: vec![TargetPattern::new(r"other\.test").unwrap()],
+            ..ProbeConfig::default()
+        },
+        ..Config::default()
+    };
+    let exporter = world.exporter(&config).await;
+
+    // An allowed name is probed on demand.
+    let before = world.servers[2].connections();
+    let reply = get(&exporter.router, "/api/report?server_name=other.test").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["FederationOK"], true);
+    assert!(world.servers[2].connections() > before, "probed on demand");
+
+    // A name the list does not allow: 403 on both routes, and no probe reaches its server.
+    let before = world.servers[3].connections();
+    for path in ["/api/report", "/api/federation-ok"] {
+        let refused = get(&exporter.router, &format!("{path}?server_name=denied.test")).await;
+        assert_eq!(
+            (refused.status, refused.body.as_str()),
+            (
+                403,
+                "denied.test has no fresh report, and probing it is not allowed: it matches no pattern in \
+                 probe.allowed_targets\n"
+            ),
+            "{path}"
+        );
+        assert!(refused.content_type().starts_with("text/plain"));
+        refused.assert_cors();
+    }
+    assert_eq!(world.servers[3].connections(), before, "no probe");
+
+    // Configured servers with a fresh report are served from the store, though the list does not name them.
+    let before = world.servers[0].connections();
+    let reply = get(&exporter.router, "/api/report?server_name=good.test").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["FederationOK"], true);
+    let ok = get(&exporter.router, "/api/federation-ok?server_name=bad.test").await;
+    assert_eq!((ok.status, ok.body.as_str()), (200, "BAD"));
+    assert_eq!(
+        world.servers[0].connections(),
+        before,
+        "served from the store"
+    );
+}
+
 // ---- freshness and the probe cap, with a scripted prober ----
 
 fn empty_report(name: &str, finished_at: SystemTime) -> ServerReport {
@@ -415,9 +481,14 @@ fn state(store: Arc<Store>, prober: Prober, probe_unconfigured: bool, permits: u
         prober,
         interval: Duration::from_secs(60),
         probe_unconfigured,
-        api_probes: Semaphore::new(permits),
+        allowed_targets: AllowedTargets::default(),
+        api_probes: Limiter::new(permits),
         exporter: ExporterMetrics::new(),
-        probe: ProbeEndpoint::new(&ProbeConfig::default(), Duration::from_secs(30)),
+        probe: ProbeEndpoint::new(
+            &ProbeConfig::default(),
+            Duration::from_secs(30),
+            Limiter::new(DEFAULT_MAX_CONCURRENT_PROBES),
+        ),
     }
 }
 
@@ -462,6 +533,45 @@ async fn a_fresh_stored_report_is_served_and_a_stale_one_is_replaced() {
     get(&app, "/api/report?server_name=a.test").await;
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     assert!(store.get("a.test").unwrap().finished_at >= first.finished_at);
+}
+
+/// Issue 11: a configured server whose report went stale is probed again on request only when
+/// `probe.allowed_targets` allows it; while fresh, its report is served whatever the list says.
+#[tokio::test]
+async fn a_stale_report_is_not_probed_again_for_a_name_the_allowlist_refuses() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let store = Arc::new(Store::new());
+    let app = router(Arc::new(AppState {
+        allowed_targets: AllowedTargets::new(&[TargetPattern::new(r"b\.test").unwrap()]),
+        ..state(
+            store.clone(),
+            counting_prober(calls.clone()),
+            false,
+            MAX_API_PROBES,
+        )
+    }));
+
+    store.insert(empty_report("a.test", SystemTime::now()));
+    let fresh = get(&app, "/api/federation-ok?server_name=a.test").await;
+    assert_eq!((fresh.status, fresh.body.as_str()), (200, "BAD"));
+
+    store.insert(empty_report(
+        "a.test",
+        SystemTime::now() - Duration::from_secs(61),
+    ));
+    for path in ["/api/report", "/api/federation-ok"] {
+        let refused = get(&app, &format!("{path}?server_name=a.test")).await;
+        assert_eq!(
+            (refused.status, refused.body.as_str()),
+            (
+                403,
+                "a.test has no fresh report, and probing it is not allowed: it matches no pattern in \
+                 probe.allowed_targets\n"
+            ),
+            "{path}"
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "never probed");
 }
 
 #[tokio::test]

@@ -14,8 +14,11 @@ use std::time::{Duration, SystemTime};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use futures_util::FutureExt as _;
-use matrix_federation_exporter::config::ProbeConfig;
-use matrix_federation_exporter::http::{AppState, MAX_API_PROBES, ProbeEndpoint, router};
+use matrix_federation_exporter::config::{DEFAULT_MAX_CONCURRENT_PROBES, ProbeConfig};
+use matrix_federation_exporter::http::{
+    AllowedTargets, AppState, MAX_API_PROBES, ProbeEndpoint, router,
+};
+use matrix_federation_exporter::limiter::Limiter;
 use matrix_federation_exporter::metrics::{self, ExporterMetrics, Format};
 use matrix_federation_exporter::report::{
     AddressClass, AddressReport, CertReport, DiscoveryReport, Failure, Family, KeysReport, Method,
@@ -543,9 +546,14 @@ fn app() -> (axum::Router, tokio::sync::watch::Sender<bool>) {
         }),
         interval: Duration::from_secs(60),
         probe_unconfigured: false,
-        api_probes: tokio::sync::Semaphore::new(MAX_API_PROBES),
+        allowed_targets: AllowedTargets::default(),
+        api_probes: Limiter::new(MAX_API_PROBES),
         exporter: exporter(),
-        probe: ProbeEndpoint::new(&ProbeConfig::default(), Duration::from_secs(30)),
+        probe: ProbeEndpoint::new(
+            &ProbeConfig::default(),
+            Duration::from_secs(30),
+            Limiter::new(DEFAULT_MAX_CONCURRENT_PROBES),
+        ),
     };
     (router(Arc::new(state)), tx)
 }

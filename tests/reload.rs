@@ -9,15 +9,19 @@ use std::time::Duration;
 use axum::body::Body;
 use http::Request;
 use http_body_util::BodyExt;
-use matrix_federation_exporter::config::Source;
+use matrix_federation_exporter::config::{Source, Timeouts};
 use matrix_federation_exporter::daemon::{self, Exporter};
 use matrix_federation_exporter::env::{Ports, ProbeEnv};
 use support::{Behaviour, FakeDns, FakeServer, PortAnchor, TIMEOUTS, TestCa, Validity, Zone, keys};
 use tower::ServiceExt;
 
-/// Three healthy homeservers (`a.test`, `b.test`, `c.test` on one explicit port) and a config directory.
+/// Three healthy homeservers (`a.test`, `b.test`, `c.test` on one explicit port), `hang.test` (accepts TCP on
+/// that port and never answers the TLS handshake) and a config directory.
 struct World {
     port: u16,
+    /// The probe timeouts of every environment the exporter builds (a test may change them before it starts).
+    timeouts: Timeouts,
+    hang: FakeServer,
     dir: PathBuf,
     root: PathBuf,
     dns: FakeDns,
@@ -43,6 +47,9 @@ impl World {
             };
             servers.push(FakeServer::start(anchor.bind(ip), behaviour).await);
         }
+        let hang_ip = std::net::Ipv4Addr::new(127, 0, 0, 5);
+        zone = zone.a("hang.test", hang_ip);
+        let hang = FakeServer::start(anchor.bind(hang_ip), Behaviour::SilentTcp).await;
         let dns = FakeDns::start(zone).await;
         let dir = std::env::temp_dir().join(format!("mfe-reload-{label}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -50,6 +57,8 @@ impl World {
         let root = ca.write_root_pem(&dir);
         World {
             port,
+            timeouts: TIMEOUTS,
+            hang,
             dir,
             root,
             dns,
@@ -90,13 +99,14 @@ impl World {
             ..Source::default()
         };
         let roots = self.ca.root_store();
+        let timeouts = self.timeouts;
         let make_env = Box::new(move |c: &matrix_federation_exporter::config::Config| {
             // The config's resolver and roots, with the spec ports left alone (every name has an explicit port).
             let mut env = ProbeEnv::new(
                 &c.dns.nameservers,
                 roots.clone(),
                 Ports::default(),
-                TIMEOUTS,
+                timeouts,
             )?;
             env.checks = c.probe.checks;
             // The world is on loopback: the config must allow it, as the daemon's `ProbeEnv::from_config` would.
@@ -352,4 +362,134 @@ async fn bad_target_files_are_refused_with_a_precise_message() {
         );
         let _ = std::fs::remove_file(dir.join(file));
     }
+}
+
+// ---- the /probe cap across reloads ----
+
+/// Writes the config with no servers and `probe.max_concurrent_probes: cap`, and returns its path.
+fn write_probe_cap(world: &World, cap: usize) -> PathBuf {
+    let path = world.write_config(&[], &[]);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replace(
+        "probe:\n",
+        &format!("probe:\n  max_concurrent_probes: {cap}\n"),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `matrix_federation_exporter_probes_in_flight` now.
+async fn in_flight(exporter: &Exporter) -> usize {
+    let (_, m) = request(exporter, "GET", "/metrics").await;
+    m.lines()
+        .find_map(|l| l.strip_prefix("matrix_federation_exporter_probes_in_flight "))
+        .unwrap_or_else(|| panic!("no probes_in_flight\n{m}"))
+        .parse()
+        .unwrap()
+}
+
+/// Polls until `probes_in_flight` is `want` and the hang server has accepted `connections` (bounded).
+async fn wait_for(world: &World, exporter: &Exporter, want: usize, connections: usize) {
+    for _ in 0..400 {
+        if in_flight(exporter).await == want && world.hang.connections() == connections {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!(
+        "probes_in_flight never became {want} with {connections} connections (now {} and {})",
+        in_flight(exporter).await,
+        world.hang.connections()
+    );
+}
+
+/// Sends `n` `/probe` requests for hang.test at once and checks that each is refused with 503 naming `cap`,
+/// and that `probes_in_flight` never rises above `running` meanwhile. Refused requests never probe, so they
+/// end at once; one that got a permit would hang, and shows in `probes_in_flight` first.
+async fn refused_wave(world: &World, exporter: &Exporter, n: usize, cap: usize, running: usize) {
+    let uri = format!("/probe?target={}", world.name("hang.test"));
+    let wave: Vec<_> = (0..n)
+        .map(|_| {
+            let (exporter, uri) = (exporter.clone(), uri.clone());
+            tokio::spawn(async move { request(&exporter, "GET", &uri).await })
+        })
+        .collect();
+    for _ in 0..400 {
+        let now = in_flight(exporter).await;
+        assert!(
+            now <= running,
+            "{now} probes in flight with {running} running under a cap of {cap}"
+        );
+        if wave.iter().all(tokio::task::JoinHandle::is_finished) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    for reply in wave {
+        assert!(reply.is_finished(), "a request over the cap is waiting");
+        let (status, body) = reply.await.unwrap();
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(
+            body,
+            format!(
+                "Too many /probe requests in flight (probe.max_concurrent_probes is {cap}); try again later\n"
+            )
+        );
+    }
+    assert_eq!(in_flight(exporter).await, running);
+}
+
+/// Issue 11: every reload built a new `/probe` limiter while the probes of the old one still ran, so 80 probes
+/// ran at once under a cap of 16. The cap is one limiter for the exporter's life; a reload resizes it in place,
+/// and shrinking it cuts no running probe.
+#[tokio::test]
+async fn the_probe_cap_holds_across_reloads_and_a_reload_resizes_it() {
+    let mut world = World::start("cap").await;
+    // hang.test holds its permit until the request is dropped (the handshake timeout is far away).
+    world.timeouts.tls_handshake = Duration::from_secs(60);
+    let config = write_probe_cap(&world, 2);
+    let exporter = world.start_exporter(&config);
+    let mut ready = exporter.ready.clone();
+    tokio::time::timeout(Duration::from_secs(20), ready.wait_for(|r| *r))
+        .await
+        .unwrap()
+        .unwrap();
+    let uri = format!("/probe?target={}", world.name("hang.test"));
+    let hold = || {
+        let (exporter, uri) = (exporter.clone(), uri.clone());
+        tokio::spawn(async move { request(&exporter, "GET", &uri).await })
+    };
+
+    // Two probes hold both permits; a third is refused.
+    let mut holders = vec![hold(), hold()];
+    wait_for(&world, &exporter, 2, 2).await;
+    refused_wave(&world, &exporter, 1, 2, 2).await;
+
+    // The same cap after a reload: still full, however many ask.
+    let (status, body) = request(&exporter, "POST", "/-/reload").await;
+    assert_eq!(status, 200, "{body}");
+    refused_wave(&world, &exporter, 4, 2, 2).await;
+    assert_eq!(world.hang.connections(), 2, "no refused request probed");
+
+    // Grown to 3: exactly one more.
+    write_probe_cap(&world, 3);
+    assert_eq!(request(&exporter, "POST", "/-/reload").await.0, 200);
+    holders.push(hold());
+    wait_for(&world, &exporter, 3, 3).await;
+    refused_wave(&world, &exporter, 3, 3, 3).await;
+
+    // Shrunk to 1: the three running probes go on; new ones wait for the count to drop below the new cap.
+    write_probe_cap(&world, 1);
+    assert_eq!(request(&exporter, "POST", "/-/reload").await.0, 200);
+    refused_wave(&world, &exporter, 2, 1, 3).await;
+    for holder in holders.drain(..2) {
+        holder.abort();
+    }
+    wait_for(&world, &exporter, 1, 3).await;
+    refused_wave(&world, &exporter, 2, 1, 1).await;
+    holders.pop().unwrap().abort();
+    wait_for(&world, &exporter, 0, 3).await;
+    let last = hold();
+    wait_for(&world, &exporter, 1, 4).await;
+    last.abort();
 }

@@ -18,9 +18,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use futures_util::FutureExt as _;
-use matrix_federation_exporter::config::{Config, ProbeConfig};
+use matrix_federation_exporter::config::{Config, DEFAULT_MAX_CONCURRENT_PROBES, ProbeConfig};
 use matrix_federation_exporter::daemon;
-use matrix_federation_exporter::http::{AppState, MAX_API_PROBES, ProbeEndpoint, router};
+use matrix_federation_exporter::http::{
+    AllowedTargets, AppState, MAX_API_PROBES, ProbeEndpoint, router,
+};
+use matrix_federation_exporter::limiter::Limiter;
 use matrix_federation_exporter::metrics::{self, ExporterMetrics};
 use matrix_federation_exporter::report::{
     AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, Method, Phase, Reason,
@@ -213,9 +216,14 @@ fn state(store: Arc<Store>) -> AppState {
         }),
         interval: Duration::from_secs(60),
         probe_unconfigured: false,
-        api_probes: tokio::sync::Semaphore::new(MAX_API_PROBES),
+        allowed_targets: AllowedTargets::default(),
+        api_probes: Limiter::new(MAX_API_PROBES),
         exporter,
-        probe: ProbeEndpoint::new(&ProbeConfig::default(), Duration::from_secs(10)),
+        probe: ProbeEndpoint::new(
+            &ProbeConfig::default(),
+            Duration::from_secs(10),
+            Limiter::new(DEFAULT_MAX_CONCURRENT_PROBES),
+        ),
     }
 }
 
