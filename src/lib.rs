@@ -23,6 +23,7 @@
 //! ```
 
 pub mod addresses;
+mod auth_pool;
 pub mod cert;
 pub mod check;
 pub mod client;

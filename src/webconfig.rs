@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse as _, Response};
@@ -41,8 +41,15 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
 
+use crate::auth_pool::{AuthPool, Busy};
+
 /// Successful basic-auth verifications remembered, so bcrypt runs once per (user, password) and not per scrape.
 pub const AUTH_CACHE_SIZE: usize = 100;
+/// bcrypt checks that run at once (each on a blocking thread), so wrong passwords cannot eat every core.
+pub const BCRYPT_WORKERS: usize = 1;
+/// Uncached login attempts that may wait for a bcrypt worker; past this, the longest-waiting one is refused with
+/// 429 (see `auth_pool` for why the oldest).
+pub const BCRYPT_QUEUE: usize = 8;
 /// bcrypt uses only the first 72 bytes of a password; longer ones are refused, as Go's bcrypt does.
 const MAX_PASSWORD_BYTES: usize = 72;
 /// How often, at most, the certificate and key files are checked for changes.
@@ -688,18 +695,28 @@ async fn guard(State(guard): State<Arc<Guard>>, request: Request, next: Next) ->
     {
         return (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n").into_response();
     }
-    let allowed = match &guard.auth {
+    let verdict = match &guard.auth {
         Some(auth) => auth.check(request.headers().get(AUTHORIZATION)).await,
-        None => true,
+        None => Ok(true),
     };
-    let mut response = if allowed {
-        next.run(request).await
-    } else {
-        let mut response = (StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response();
-        response
-            .headers_mut()
-            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
-        response
+    let mut response = match verdict {
+        Ok(true) => next.run(request).await,
+        Ok(false) => {
+            let mut response = (StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response();
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+            response
+        }
+        // Too many uncached attempts at once: this one was not checked (the same for any user name).
+        Err(Busy) => {
+            let mut response =
+                (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n").into_response();
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
     };
     for (name, value) in &guard.headers {
         response.headers_mut().insert(name.clone(), value.clone());
@@ -709,15 +726,17 @@ async fn guard(State(guard): State<Arc<Guard>>, request: Request, next: Next) ->
 
 /// `basic_auth_users`, checked with bcrypt. Successful checks are cached under (user, SHA-256 of the password),
 /// in a map of at most [`AUTH_CACHE_SIZE`] entries, so a scrape every 15 s does not cost a bcrypt run each time.
-/// Failures are not cached; bcrypt runs one at a time (as in exporter-toolkit) so wrong passwords cannot eat
-/// every core.
+/// Failures are not cached. Uncached attempts go through a bounded pool: [`BCRYPT_WORKERS`] bcrypt runs at once,
+/// [`BCRYPT_QUEUE`] waiting, and past that the longest-waiting attempt is refused (429), so a flood of wrong
+/// passwords neither eats every core nor makes a real login wait behind it (issue 11).
 struct BasicAuth {
     users: HashMap<String, String>,
     /// The hash compared against for an unknown user, so that timing does not reveal which users exist: the
-    /// configured hash with the highest cost (the result is discarded).
+    /// configured hash with the highest cost (the result is discarded). Unknown users also go through the pool
+    /// like anyone else, so they are refused the same way under load.
     decoy: String,
     cache: Mutex<HashSet<(String, [u8; 32])>>,
-    bcrypt: tokio::sync::Mutex<()>,
+    pool: AuthPool,
 }
 
 impl BasicAuth {
@@ -756,14 +775,15 @@ impl BasicAuth {
             decoy: decoy.map(|(_, h)| h).unwrap_or_default(),
             users: users.into_iter().collect(),
             cache: Mutex::new(HashSet::new()),
-            bcrypt: tokio::sync::Mutex::new(()),
+            pool: AuthPool::new(BCRYPT_WORKERS, BCRYPT_QUEUE),
         })
     }
 
-    /// Whether `authorization` holds the right `Basic` credentials of a configured user.
-    async fn check(&self, authorization: Option<&HeaderValue>) -> bool {
+    /// Whether `authorization` holds the right `Basic` credentials of a configured user; [`Busy`] when the
+    /// attempt needed bcrypt and the pool refused it.
+    async fn check(&self, authorization: Option<&HeaderValue>) -> Result<bool, Busy> {
         let Some((user, password)) = authorization.and_then(parse_basic) else {
-            return false;
+            return Ok(false);
         };
         let digest: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, &password)
             .as_ref()
@@ -771,28 +791,26 @@ impl BasicAuth {
             .expect("SHA-256 is 32 bytes");
         let cache_key = (user, digest);
         if self.cache_lock().contains(&cache_key) {
-            return true;
+            return Ok(true);
         }
         let (hash, known) = match self.users.get(&cache_key.0) {
             Some(hash) => (hash.clone(), true),
             None => (self.decoy.clone(), false),
         };
-        let matches = {
-            let _one_at_a_time = self.bcrypt.lock().await;
-            let long = password.len() > MAX_PASSWORD_BYTES;
-            tokio::task::spawn_blocking(move || {
+        let long = password.len() > MAX_PASSWORD_BYTES;
+        let matches = self
+            .pool
+            .verify(move || {
                 // Constant-time comparison of the recomputed hash inside the crate.
                 let matches = bcrypt::verify(&password, &hash).unwrap_or(false);
                 matches && !long
             })
-            .await
-            .unwrap_or(false)
-        };
+            .await?;
         let ok = known && matches;
         if ok {
             self.remember(cache_key);
         }
-        ok
+        Ok(ok)
     }
 
     /// Caches a success, evicting an arbitrary entry when the cache is full.
@@ -932,6 +950,7 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth_pool::Stats;
 
     #[test]
     fn basic_credentials_parse() {
@@ -983,15 +1002,138 @@ mod tests {
             let token = base64::engine::general_purpose::STANDARD.encode(format!("u:{pw}"));
             HeaderValue::from_str(&format!("Basic {token}")).unwrap()
         };
-        assert!(auth.check(Some(&header("pw"))).await);
-        assert!(!auth.check(Some(&header("wrong"))).await);
+        assert_eq!(auth.check(Some(&header("pw"))).await, Ok(true));
+        assert_eq!(auth.check(Some(&header("wrong"))).await, Ok(false));
         assert_eq!(auth.cache_lock().len(), 1, "only successes are cached");
+        assert_eq!(auth.check(Some(&header("pw"))).await, Ok(true));
+        assert_eq!(
+            auth.pool.stats().started,
+            2,
+            "a cached success runs no bcrypt"
+        );
         for i in 0..(AUTH_CACHE_SIZE * 2) {
             auth.remember((format!("user{i}"), [0; 32]));
             assert!(auth.cache_lock().len() <= AUTH_CACHE_SIZE);
         }
         assert_eq!(auth.cache_lock().len(), AUTH_CACHE_SIZE);
-        assert!(auth.check(Some(&header("pw"))).await);
+        assert_eq!(auth.check(Some(&header("pw"))).await, Ok(true));
         assert!(auth.cache_lock().len() <= AUTH_CACHE_SIZE);
+    }
+
+    fn test_app() -> Router {
+        Router::new().route(
+            "/metrics",
+            axum::routing::get(|| async { "some_metric 1\n" }),
+        )
+    }
+
+    fn basic(user: &str, password: &str) -> String {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        format!("Basic {token}")
+    }
+
+    fn pool(web: &WebConfig) -> &AuthPool {
+        &web.guard.auth.as_ref().unwrap().pool
+    }
+
+    /// Status, headers and body of `GET /metrics` with `authorization`.
+    async fn get(
+        router: Router,
+        authorization: String,
+    ) -> (StatusCode, axum::http::HeaderMap, String) {
+        use tower::ServiceExt as _;
+        let request = Request::get("/metrics")
+            .header(AUTHORIZATION, authorization)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let body = axum::body::to_bytes(body, 1024).await.unwrap();
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    }
+
+    /// The rate limit runs before basic auth: past the burst, a flood of wrong passwords (known and unknown users)
+    /// gets 429 and costs no bcrypt run.
+    #[tokio::test]
+    async fn the_rate_limit_refuses_before_bcrypt_runs() {
+        let web = WebConfig::from_yaml(
+            &format!(
+                "basic_auth_users:\n  alice: '{}'\nrate_limit:\n  interval: 1h\n  burst: 3\n",
+                bcrypt::hash("pw", 4).unwrap()
+            ),
+            Path::new(""),
+        )
+        .unwrap();
+        let router = web.protect(test_app());
+        let mut statuses = Vec::new();
+        for i in 0..20 {
+            let user = if i % 2 == 0 { "alice" } else { "mallory" };
+            let (status, _, _) = get(router.clone(), basic(user, &format!("wrong{i}"))).await;
+            statuses.push(status.as_u16());
+        }
+        assert_eq!(statuses[..3], [401; 3]);
+        assert_eq!(statuses[3..], [429; 17]);
+        // Only the three let through ran bcrypt, and the pool refused none: the 429s are the rate limit's.
+        assert_eq!(
+            pool(&web).stats(),
+            Stats {
+                started: 3,
+                refused: 0
+            }
+        );
+    }
+
+    /// With every worker busy and the queue full, a wrong password and an unknown user are refused alike (429,
+    /// `Retry-After: 1`, the configured headers, no bcrypt run): the answer under load reveals no user names.
+    #[tokio::test]
+    async fn under_load_unknown_users_and_wrong_passwords_are_refused_alike() {
+        let web = WebConfig::from_yaml(
+            &format!(
+                "basic_auth_users:\n  alice: '{}'\nhttp_server_config:\n  headers:\n    X-Frame-Options: deny\n",
+                bcrypt::hash("pw", 4).unwrap()
+            ),
+            Path::new(""),
+        )
+        .unwrap();
+        let router = web.protect(test_app());
+        let busy: Vec<_> = (0..BCRYPT_WORKERS).map(|_| pool(&web).occupy()).collect();
+        let attempts = [basic("alice", "wrong"), basic("mallory", "pw")]
+            .map(|authorization| tokio::spawn(get(router.clone(), authorization)));
+        for _ in 0..1000 {
+            if pool(&web).waiting() == attempts.len() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(pool(&web).waiting(), attempts.len(), "both attempts queued");
+        // Newer attempts fill the queue and push both out.
+        let newer: Vec<_> = (0..BCRYPT_QUEUE).map(|_| pool(&web).occupy()).collect();
+
+        let mut answers = Vec::new();
+        for attempt in attempts {
+            answers.push(attempt.await.unwrap());
+        }
+        let (status, headers, body) = &answers[0];
+        assert_eq!(*status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(headers[RETRY_AFTER], "1");
+        assert_eq!(headers["x-frame-options"], "deny");
+        assert!(!headers.contains_key(WWW_AUTHENTICATE));
+        assert_eq!(body, "Too Many Requests\n");
+        assert_eq!(
+            answers[0], answers[1],
+            "the unknown user's answer is the same"
+        );
+        assert_eq!(
+            pool(&web).stats(),
+            Stats {
+                started: 0,
+                refused: 2
+            }
+        );
+        drop((busy, newer));
     }
 }

@@ -1,6 +1,7 @@
-//! `--web.config.file`: every bad web config gets its one-line message; basic auth guards every route; TLS
-//! serves with the configured certificate (and a rotated one), refuses plain HTTP, and survives stalled
-//! handshakes; client certificates when asked for; and the real binary, secured, scrapes and stops on SIGTERM.
+//! `--web.config.file`: every bad web config gets its one-line message; basic auth guards every route, and a flood
+//! of wrong passwords does not hold up a correct login; TLS serves with the configured certificate (and a rotated
+//! one), refuses plain HTTP, and survives stalled handshakes; client certificates when asked for; and the real
+//! binary, secured, scrapes and stops on SIGTERM.
 
 mod support;
 
@@ -21,9 +22,10 @@ use http_body_util::BodyExt as _;
 use hyper_util::rt::TokioIo;
 use matrix_federation_exporter::config::WebLimits;
 use matrix_federation_exporter::listener;
-use matrix_federation_exporter::webconfig::WebConfig;
+use matrix_federation_exporter::webconfig::{self, WebConfig};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use support::{Leaf, TestCa, Validity};
+use tokio::io::AsyncReadExt as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tower::ServiceExt as _;
@@ -179,11 +181,19 @@ async fn https_get(
 
 /// Serves `app()` with `web` on 127.0.0.1:0 until the returned sender is dropped or fired.
 async fn start(web: WebConfig) -> (SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    start_with(web, WebLimits::default()).await
+}
+
+/// [`start`] with the listener's limits.
+async fn start_with(
+    web: WebConfig,
+    limits: WebLimits,
+) -> (SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let limits = tokio::sync::watch::channel(WebLimits::default()).1;
+        let limits = tokio::sync::watch::channel(limits).1;
         listener::serve(listener, app(), Some(web), limits, async {
             let _ = stopped.await;
         })
@@ -421,6 +431,132 @@ async fn rate_limit_answers_429() {
     assert_eq!(oneshot_get(&router, "/metrics", Some(&ok)).await.0, 429);
 }
 
+/// Issue 11: a flood of wrong passwords (200 connections at once, bcrypt cost 10) used to queue up behind one
+/// mutex, and a correct first login sent during it waited for every one of them (15 s). Now the flood overflows
+/// the bounded wait queue and gets 429 at once, and the correct login, the newest attempt, runs next: only the
+/// check already running when it arrived finishes before it (plus, at worst, a flood request the server read
+/// after it), never the queued backlog.
+#[tokio::test]
+async fn a_correct_login_during_a_wrong_password_flood_is_served_next() {
+    const FLOOD: usize = 200;
+    let web = WebConfig::from_yaml(
+        &format!(
+            "basic_auth_users:\n  alice: '{}'\n",
+            bcrypt::hash("s3cret", 10).unwrap()
+        ),
+        Path::new(""),
+    )
+    .unwrap();
+    let (addr, stop, _task) = start(web).await;
+
+    // Every flood request is written in full before the correct login is sent; known and unknown users alike.
+    let mut flood: Vec<Pending> = futures_util::future::join_all((0..FLOOD).map(|i| {
+        let user = if i % 2 == 0 { "alice" } else { "mallory" };
+        Pending::send(addr, basic(user, &format!("wrong{i}")))
+    }))
+    .await;
+    // Answers the server wrote before the login was sent (on loopback they are already here).
+    let answered_before: Vec<bool> = flood.iter_mut().map(Pending::read_available).collect();
+
+    let started = std::time::Instant::now();
+    let login = Pending::send(addr, basic("alice", "s3cret"))
+        .await
+        .finish()
+        .await;
+    let took = started.elapsed();
+    // Flood checks that ended while the login was pending: each ran bcrypt (401) ahead of it.
+    let mut ahead = 0;
+    for (pending, before) in flood.iter_mut().zip(&answered_before) {
+        if pending.read_available() && !before && pending.status() == Some(401) {
+            ahead += 1;
+        }
+    }
+
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for pending in flood {
+        let (status, retry_after) = pending.finish().await;
+        *statuses.entry(status).or_default() += 1;
+        if status == 429 {
+            assert_eq!(retry_after.as_deref(), Some("1"), "429 carries Retry-After");
+        }
+    }
+    eprintln!(
+        "correct login during a flood of {FLOOD}: {} after {took:?}; {} flood answers before it was sent, {ahead} \
+         flood checks ended while it was pending; flood answers by status: {statuses:?}",
+        login.0,
+        answered_before.iter().filter(|a| **a).count(),
+    );
+    assert_eq!(login.0, 200, "the correct login is served");
+    assert_eq!(
+        statuses.keys().copied().collect::<Vec<_>>(),
+        [401, 429],
+        "the flood is refused, some after bcrypt and the rest at once past the bound"
+    );
+    // A login queued behind the backlog would have waited for a whole queue of checks first.
+    assert!(
+        ahead < webconfig::BCRYPT_QUEUE,
+        "{ahead} flood checks ran before the correct login"
+    );
+    stop.send(()).unwrap();
+}
+
+/// A plain-HTTP `GET /metrics` written in full, and what has come back of its answer.
+struct Pending {
+    stream: TcpStream,
+    received: Vec<u8>,
+}
+
+impl Pending {
+    async fn send(addr: SocketAddr, authorization: String) -> Self {
+        use tokio::io::AsyncWriteExt as _;
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let request = format!(
+            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {authorization}\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        Self {
+            stream,
+            received: Vec::new(),
+        }
+    }
+
+    /// Reads what has arrived, without waiting; whether any of the answer is here.
+    fn read_available(&mut self) -> bool {
+        let mut buf = [0; 1024];
+        loop {
+            match self.stream.try_read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => self.received.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        !self.received.is_empty()
+    }
+
+    /// The status, once its line has arrived.
+    fn status(&self) -> Option<u16> {
+        let text = std::str::from_utf8(&self.received).ok()?;
+        text.split(' ').nth(1)?.parse().ok()
+    }
+
+    /// The status and `Retry-After` of the whole answer (the server closes the connection after it).
+    async fn finish(mut self) -> (u16, Option<String>) {
+        use tokio::io::AsyncReadExt as _;
+        self.stream.read_to_end(&mut self.received).await.unwrap();
+        let text = String::from_utf8_lossy(&self.received);
+        let status = self
+            .status()
+            .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
+        let retry_after = text.lines().take_while(|l| !l.is_empty()).find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("retry-after")
+                .then(|| value.trim().to_owned())
+        });
+        (status, retry_after)
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // TLS
 
@@ -518,6 +654,83 @@ async fn tls_serves_with_auth_and_refuses_plain_http() {
         .await
         .unwrap()
         .unwrap();
+}
+
+/// Issue 11: 256 handshake slots of 10 s each let 300 silent sockets delay every scrape by 7 s. Silent sockets now
+/// hold no handshake slot: each connection shakes hands in its own task, a client that sends its hello at once is
+/// served at once, and at the connection cap the longest-waiting silent sockets are closed to make room.
+#[tokio::test]
+async fn silent_sockets_do_not_delay_a_tls_scrape() {
+    const SILENT: usize = 300;
+    const CAP: usize = 64;
+    let dir = TempDir::new("tls-flood");
+    let ca = TestCa::new("webconfig-tls-flood");
+    let leaf = ca.leaf(&["127.0.0.1"], Validity::Valid);
+    write_leaf(&dir, &leaf);
+    let path = dir.write(
+        "web.yml",
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+    );
+    let limits = WebLimits {
+        max_connections: CAP,
+        // Long: only the cap may close the silent sockets while the test runs.
+        header_read_timeout: Duration::from_secs(300),
+        ..WebLimits::default()
+    };
+    let (addr, stop, task) = start_with(WebConfig::load(&path).unwrap(), limits).await;
+    let mut silent = Vec::with_capacity(SILENT);
+    for _ in 0..SILENT {
+        silent.push(TcpStream::connect(addr).await.unwrap());
+    }
+    let client = client_config(ca.root_store(), None);
+    let reply = tokio::time::timeout(
+        Duration::from_secs(5),
+        https_get(addr, client, "/metrics", None),
+    )
+    .await
+    .expect("the scrape is not queued behind silent sockets")
+    .unwrap();
+    assert_eq!(reply.status, StatusCode::OK);
+
+    // The mechanism: the oldest silent sockets were closed, the cap held.
+    let mut closed = 0;
+    for mut socket in silent {
+        let mut byte = [0u8; 1];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_secs(5), socket.read(&mut byte)).await
+        {
+            closed += 1;
+        }
+        if closed >= SILENT - CAP {
+            break;
+        }
+    }
+    assert!(closed >= SILENT - CAP, "{closed} silent sockets closed");
+    drop(stop);
+    task.await.unwrap();
+}
+
+/// A silent socket on the TLS listener is closed after `web.header_read_timeout`, handshake included.
+#[tokio::test]
+async fn a_silent_tls_socket_is_closed_after_the_header_read_timeout() {
+    let dir = TempDir::new("tls-silent");
+    let ca = TestCa::new("webconfig-tls-silent");
+    write_leaf(&dir, &ca.leaf(&["127.0.0.1"], Validity::Valid));
+    let path = dir.write(
+        "web.yml",
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+    );
+    let limits = WebLimits {
+        header_read_timeout: Duration::from_millis(200),
+        ..WebLimits::default()
+    };
+    let (addr, _stop, _task) = start_with(WebConfig::load(&path).unwrap(), limits).await;
+    let mut socket = TcpStream::connect(addr).await.unwrap();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut rest))
+        .await
+        .expect("the server closed the silent socket");
+    assert!(read.is_ok_and(|n| n == 0), "{rest:?}");
 }
 
 #[tokio::test]
