@@ -25,7 +25,25 @@ const BAD: &[Bad] = &[
         name: "unknown top-level key",
         yaml: "servers: []\ntargets: [matrix.org]\n",
         files: &[],
-        want: "line 2 column 1: unknown field `targets`, expected one of servers, probe, dns, tls, api, target_files",
+        want: "line 2 column 1: unknown field `targets`, expected one of servers, probe, dns, tls, api, web, target_files",
+    },
+    Bad {
+        name: "no connections allowed",
+        yaml: "web:\n  max_connections: 0\n",
+        files: &[],
+        want: "web.max_connections: 0 is not between 1 and 1000000",
+    },
+    Bad {
+        name: "zero idle timeout",
+        yaml: "web:\n  idle_timeout: 0s\n",
+        files: &[],
+        want: "web.idle_timeout: must be greater than 0",
+    },
+    Bad {
+        name: "unknown web key",
+        yaml: "web:\n  read_timeout: 5s\n",
+        files: &[],
+        want: "line 2 column 3: unknown field `read_timeout`, expected one of max_connections, header_read_timeout, idle_timeout",
     },
     Bad {
         name: "unknown nested key",
