@@ -15,10 +15,11 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use matrix_federation_exporter::metrics::{self, ExporterMetrics, Format};
-use matrix_federation_exporter::store::Store;
-use matrix_federation_exporter::tls::TlsClient;
-use matrix_federation_exporter::{cert, keys};
+use matrix_federation_exporter::probe::checks::keys;
+use matrix_federation_exporter::probe::connect::cert;
+use matrix_federation_exporter::probe::connect::tls::TlsClient;
+use matrix_federation_exporter::render::metrics::{self, ExporterMetrics, Format};
+use matrix_federation_exporter::schedule::store::Store;
 
 use support::{SigningKey, TestCa, Validity};
 

@@ -15,12 +15,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use matrix_federation_exporter::config::server_name::ServerName;
 use matrix_federation_exporter::config::{Config, ProbeConfig, Timeouts, TrustStore};
-use matrix_federation_exporter::daemon;
-use matrix_federation_exporter::env::{Ports, ProbeEnv};
-use matrix_federation_exporter::listener;
-use matrix_federation_exporter::server_name::ServerName;
-use matrix_federation_exporter::tls;
+use matrix_federation_exporter::probe::connect::tls;
+use matrix_federation_exporter::probe::env::{Ports, ProbeEnv};
+use matrix_federation_exporter::serve::daemon;
+use matrix_federation_exporter::serve::listener;
 use serde_json::{Value, json};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt as _;

@@ -7,8 +7,8 @@ mod metrics_fixture;
 use std::sync::Arc;
 use std::time::Instant;
 
-use matrix_federation_exporter::metrics::{self, ExporterMetrics, Format};
-use matrix_federation_exporter::store::Store;
+use matrix_federation_exporter::render::metrics::{self, ExporterMetrics, Format};
+use matrix_federation_exporter::schedule::store::Store;
 
 fn main() {
     let sizes: Vec<usize> = std::env::args()

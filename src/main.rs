@@ -4,33 +4,26 @@
 //! Without a subcommand the binary runs the daemon. `check NAME...` probes the names once, prints a report, and
 //! exits 0 when every name federates, 1 when any does not, and 2 on a usage or config error.
 
+mod check_command;
+mod logging;
+
 use std::fmt::{self, Write as _};
-use std::io::{IsTerminal as _, Write as _};
+use std::io::Write as _;
 use std::net::{Ipv6Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::SystemTime;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use futures_util::StreamExt as _;
+use clap::{Args, Parser, Subcommand};
+use matrix_federation_exporter::config::server_name::ServerName;
+use matrix_federation_exporter::config::shard::Shard;
+use matrix_federation_exporter::config::targets;
 use matrix_federation_exporter::config::{Config, Source, TrustStore};
-use matrix_federation_exporter::env::ProbeEnv;
-use matrix_federation_exporter::probe::probe_server;
-use matrix_federation_exporter::report::ServerReport;
-use matrix_federation_exporter::server_name::ServerName;
-use matrix_federation_exporter::shard::Shard;
-use matrix_federation_exporter::webconfig::WebConfig;
-use matrix_federation_exporter::{check, daemon, targets, tester};
-use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::filter::{LevelFilter, Targets};
-use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
-use tracing_subscriber::fmt::{FmtContext, FormattedFields};
-use tracing_subscriber::layer::SubscriberExt as _;
-use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::util::SubscriberInitExt as _;
+use matrix_federation_exporter::serve::daemon;
+use matrix_federation_exporter::serve::web::WebConfig;
+
+use crate::check_command::check;
+use crate::logging::{LogFormat, LogLevel, init_logging};
 
 /// Prometheus exporter for Matrix federation health.
 ///
@@ -102,7 +95,7 @@ enum Command {
 }
 
 #[derive(Debug, Args)]
-struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Server names to check, as `hostname[:port]` (an explicit port skips .well-known and SRV).
     #[arg(value_name = "NAME", required = true, value_parser = ServerName::parse)]
     names: Vec<ServerName>,
@@ -129,24 +122,10 @@ struct CheckArgs {
     log_level: LogLevel,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum LogLevel {
-    Error,
-    Warn,
-    Info,
-    Debug,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum LogFormat {
-    Logfmt,
-    Json,
-}
-
 /// A usage or config error: exit code 2. Everything else that fails is a runtime failure: exit code 1.
 #[derive(Debug, thiserror::Error)]
 #[error(transparent)]
-struct UsageError(anyhow::Error);
+pub(crate) struct UsageError(pub(crate) anyhow::Error);
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -231,91 +210,6 @@ fn settings(cli: &Cli) -> anyhow::Result<(Source, Config, Vec<targets::Target>, 
     Ok((source, config, targets, listen))
 }
 
-/// The config file (or the defaults) with the `--ca-file` PEMs added to `tls.ca_files` and
-/// `--probe.allow-private-addresses` applied.
-fn load_config(
-    file: Option<&Path>,
-    ca_files: &[PathBuf],
-    allow_private_addresses: bool,
-) -> anyhow::Result<Config> {
-    Source {
-        file: file.map(Path::to_owned),
-        ca_files: ca_files.to_vec(),
-        allow_private_addresses,
-        ..Source::default()
-    }
-    .load()
-}
-
-/// `check NAME...`: probes every name once (at most `probe.concurrency` at a time), prints the reports in
-/// argument order, and picks the exit code: 0 when every name federates, 1 when any does not.
-fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
-    init_logging(args.log_level, LogFormat::Logfmt)?;
-    let config = load_config(
-        args.config_file.as_deref(),
-        &args.ca_files,
-        args.allow_private_addresses,
-    )
-    .map_err(UsageError)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let reports = runtime.block_on(async {
-        // An unusable trust store or resolver setup is a config error, like a bad file.
-        let env = ProbeEnv::from_config(&config).map_err(UsageError)?;
-        anyhow::Ok(probe_all(env, &args.names, config.probe.concurrency).await)
-    })?;
-
-    let mut out = if args.json {
-        let array: Vec<serde_json::Value> = reports.iter().map(tester::tester_report).collect();
-        serde_json::to_string_pretty(&array).context("cannot encode the JSON report")? + "\n"
-    } else {
-        // https://no-color.org: "when present and not an empty string".
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let colour = std::io::stdout().is_terminal() && !no_color;
-        check::render_all(&reports, SystemTime::now(), colour)
-    };
-    if !out.ends_with('\n') {
-        out.push('\n');
-    }
-    std::io::stdout()
-        .lock()
-        .write_all(out.as_bytes())
-        .context("cannot write to stdout")?;
-    Ok(if reports.iter().all(ServerReport::success) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
-}
-
-/// Probes `names` concurrently, at most `concurrency` at a time, each cut at the environment's deadline (as the
-/// daemon's scheduler does), and returns the reports in the order of `names`.
-async fn probe_all(env: ProbeEnv, names: &[ServerName], concurrency: usize) -> Vec<ServerReport> {
-    let env = Arc::new(env);
-    let deadline = env.probe_deadline();
-    futures_util::stream::iter(names.iter().cloned())
-        .map(|name| {
-            let env = env.clone();
-            tokio::spawn(async move {
-                let started_at = SystemTime::now();
-                match tokio::time::timeout(deadline, probe_server(&env, &name)).await {
-                    Ok(report) => report,
-                    Err(_) => ServerReport::timed_out(name.as_str(), started_at, deadline),
-                }
-            })
-        })
-        .buffered(concurrency.max(1))
-        .map(|joined| match joined {
-            Ok(report) => report,
-            // A probe panicked: a bug, so let it end the process as it would have without the task.
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        })
-        .collect()
-        .await
-}
-
 /// `:PORT` means all interfaces (`[::]:PORT`, which also accepts IPv4 where the OS allows); otherwise an IP
 /// socket address. Host names are not resolved.
 fn parse_listen_address(text: &str) -> anyhow::Result<SocketAddr> {
@@ -397,182 +291,11 @@ fn describe(cli: &Cli, config: &Config, targets: &[targets::Target], listen: Soc
     out
 }
 
-/// Logs to stderr: our crate at `level`, everything else (hickory, rustls, hyper) at `warn` or quieter.
-fn init_logging(level: LogLevel, format: LogFormat) -> anyhow::Result<()> {
-    let level = match level {
-        LogLevel::Error => LevelFilter::ERROR,
-        LogLevel::Warn => LevelFilter::WARN,
-        LogLevel::Info => LevelFilter::INFO,
-        LogLevel::Debug => LevelFilter::DEBUG,
-    };
-    let filter = Targets::new()
-        .with_default(level.min(LevelFilter::WARN))
-        .with_target(env!("CARGO_CRATE_NAME"), level);
-    let registry = tracing_subscriber::registry().with(filter);
-    let result = match format {
-        LogFormat::Logfmt => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .event_format(Logfmt)
-                    .fmt_fields(LogfmtFields)
-                    .with_writer(std::io::stderr),
-            )
-            .try_init(),
-        LogFormat::Json => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_writer(std::io::stderr),
-            )
-            .try_init(),
-    };
-    result.context("cannot set up logging")
-}
-
-/// Events as logfmt: `ts=… level=… target=… msg="…" key=value…`, span fields before event fields.
-struct Logfmt;
-
-impl<S, N> FormatEvent<S, N> for Logfmt
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
-        let meta = event.metadata();
-        let mut fields = LogfmtVisitor::default();
-        event.record(&mut fields);
-
-        let mut line = String::new();
-        let _ = write!(
-            line,
-            "ts={}",
-            humantime::format_rfc3339_millis(SystemTime::now())
-        );
-        push_pair(&mut line, "level", level_name(*meta.level()));
-        push_pair(&mut line, "target", meta.target());
-        push_pair(&mut line, "msg", fields.message.as_deref().unwrap_or(""));
-        if let Some(scope) = ctx.event_scope() {
-            for span in scope.from_root() {
-                let ext = span.extensions();
-                if let Some(formatted) = ext.get::<FormattedFields<N>>()
-                    && !formatted.fields.is_empty()
-                {
-                    line.push(' ');
-                    line.push_str(&formatted.fields);
-                }
-            }
-        }
-        if !fields.pairs.is_empty() {
-            line.push(' ');
-            line.push_str(&fields.pairs);
-        }
-        writeln!(writer, "{line}")
-    }
-}
-
-/// Span fields as logfmt pairs, so `Logfmt` can print them as they are.
-struct LogfmtFields;
-
-impl<'writer> FormatFields<'writer> for LogfmtFields {
-    fn format_fields<R: tracing_subscriber::field::RecordFields>(
-        &self,
-        mut writer: Writer<'writer>,
-        fields: R,
-    ) -> fmt::Result {
-        let mut visitor = LogfmtVisitor::default();
-        fields.record(&mut visitor);
-        if let Some(message) = &visitor.message {
-            push_pair(&mut visitor.pairs, "message", message);
-        }
-        writer.write_str(visitor.pairs.trim_start())
-    }
-}
-
-/// Collects `message` separately and every other field as `key=value` pairs.
-#[derive(Default)]
-struct LogfmtVisitor {
-    message: Option<String>,
-    pairs: String,
-}
-
-impl Visit for LogfmtVisitor {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message = Some(value.to_owned());
-        } else {
-            push_pair(&mut self.pairs, field.name(), value);
-        }
-    }
-
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        // The whole cause chain, as `{:#}` prints it for anyhow.
-        let mut text = value.to_string();
-        let mut source = value.source();
-        while let Some(err) = source {
-            let _ = write!(text, ": {err}");
-            source = err.source();
-        }
-        self.record_str(field, &text);
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.record_str(field, &format!("{value:?}"));
-    }
-}
-
-fn level_name(level: Level) -> &'static str {
-    match level {
-        Level::ERROR => "error",
-        Level::WARN => "warn",
-        Level::INFO => "info",
-        Level::DEBUG => "debug",
-        Level::TRACE => "trace",
-    }
-}
-
-/// Appends ` key=value` (no leading space on an empty line), quoting the value when it is empty or holds a space,
-/// `=`, `"`, `\` or a control character; inside quotes `"` and `\` are backslash-escaped and control characters
-/// written as `\n`, `\r`, `\t` or `\u{…}`.
-fn push_pair(out: &mut String, key: &str, value: &str) {
-    if !out.is_empty() {
-        out.push(' ');
-    }
-    out.push_str(key);
-    out.push('=');
-    let needs_quotes = value.is_empty()
-        || value
-            .chars()
-            .any(|c| matches!(c, ' ' | '=' | '"' | '\\') || c.is_control());
-    if !needs_quotes {
-        out.push_str(value);
-        return;
-    }
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{{{:04x}}}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logging::{Logfmt, LogfmtFields, push_pair};
+    use tracing_subscriber::layer::SubscriberExt as _;
 
     #[test]
     fn logfmt_quotes_and_escapes_values() {

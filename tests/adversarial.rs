@@ -14,18 +14,18 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Once;
 use std::time::{Duration, SystemTime};
 
-use matrix_federation_exporter::check;
 use matrix_federation_exporter::config::Timeouts;
-use matrix_federation_exporter::discovery::{MAX_ADDRESSES, MAX_TARGETS};
-use matrix_federation_exporter::dns::MAX_RECORDS;
-use matrix_federation_exporter::env::{Ports, ProbeEnv};
+use matrix_federation_exporter::config::server_name::ServerName;
+use matrix_federation_exporter::probe::discovery::dns::MAX_RECORDS;
+use matrix_federation_exporter::probe::discovery::well_known::{MAX_BODY, MAX_REDIRECTS};
+use matrix_federation_exporter::probe::discovery::{MAX_ADDRESSES, MAX_TARGETS};
+use matrix_federation_exporter::probe::env::{Ports, ProbeEnv};
 use matrix_federation_exporter::probe::{MAX_KEYS_BODY, probe_server};
+use matrix_federation_exporter::render::tester::tester_report;
+use matrix_federation_exporter::render::text;
 use matrix_federation_exporter::report::{
     AddressReport, Method, Reason, ServerReport, Stage, WellKnownOutcome,
 };
-use matrix_federation_exporter::server_name::ServerName;
-use matrix_federation_exporter::tester::tester_report;
-use matrix_federation_exporter::well_known::{MAX_BODY, MAX_REDIRECTS};
 use rustls::RootCertStore;
 use support::evil::{self, DnsEvil, Evil, EvilDns, EvilServer, SrvFloodDns};
 use support::https::WELL_KNOWN_SERVER;
@@ -706,7 +706,7 @@ async fn a_thousand_srv_records_are_capped_and_reported_truncated() {
         tester_report(&report)["MatrixFederationExporter"]["truncated"],
         serde_json::Value::Bool(true)
     );
-    let text = check::render(&report, SystemTime::now(), false);
+    let text = text::render(&report, SystemTime::now(), false);
     assert!(
         text.contains("more targets or addresses than a probe follows"),
         "{text}"

@@ -7,7 +7,7 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use matrix_federation_exporter::targets::{Labels, Target};
+use matrix_federation_exporter::config::targets::{Labels, Target};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,21 +18,21 @@ use futures_util::FutureExt as _;
 use http::{HeaderMap, Method, Request};
 use http_body_util::BodyExt;
 use matrix_federation_exporter::config::DEFAULT_MAX_CONCURRENT_PROBES;
+use matrix_federation_exporter::config::server_name::ServerName;
 use matrix_federation_exporter::config::{ApiConfig, Config, ProbeConfig, TargetPattern};
-use matrix_federation_exporter::daemon::Exporter;
-use matrix_federation_exporter::http::{
-    AllowedTargets, AppState, MAX_API_PROBES, ProbeEndpoint, Prober, router,
-};
-use matrix_federation_exporter::limiter::Limiter;
-use matrix_federation_exporter::metrics::{self, ExporterMetrics};
+use matrix_federation_exporter::render::metrics::{self, ExporterMetrics};
+use matrix_federation_exporter::render::tester::{self, EXTENSION_KEY};
 use matrix_federation_exporter::report::{
     AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, Fingerprint, KeysReport,
     Method as Discovery, OldVerifyKey, Phase, Reason, ServerReport, SrvInfo, Stage, Step,
     TargetReport, TlsFacts, WellKnownOutcome, WellKnownReport,
 };
-use matrix_federation_exporter::server_name::ServerName;
-use matrix_federation_exporter::store::Store;
-use matrix_federation_exporter::tester::{self, EXTENSION_KEY};
+use matrix_federation_exporter::schedule::store::Store;
+use matrix_federation_exporter::serve::daemon::Exporter;
+use matrix_federation_exporter::serve::limiter::Limiter;
+use matrix_federation_exporter::serve::routes::{
+    AllowedTargets, AppState, MAX_API_PROBES, ProbeEndpoint, Prober, router,
+};
 use serde_json::{Value, json};
 use support::reports::{at, ms, one_key, sock, synapse};
 use support::{TIMEOUTS, Validity, World, Zone};

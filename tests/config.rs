@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use matrix_federation_exporter::config::server_name::ServerName;
 use matrix_federation_exporter::config::{Config, TrustStore};
-use matrix_federation_exporter::server_name::ServerName;
 
 /// One bad config: the YAML, extra files written next to it, and the error after `PATH: `. `{dir}` in `want`
 /// stands for the directory holding the config file.

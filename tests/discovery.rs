@@ -12,13 +12,13 @@ mod support;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
+use matrix_federation_exporter::config::server_name::ServerName;
 use matrix_federation_exporter::config::{Checks, Timeouts};
-use matrix_federation_exporter::env::{Ports, ProbeEnv};
+use matrix_federation_exporter::probe::env::{Ports, ProbeEnv};
 use matrix_federation_exporter::probe::probe_server;
 use matrix_federation_exporter::report::{
     AddressClass, Method, Reason, ServerReport, SharedStr, Warning, WellKnownOutcome,
 };
-use matrix_federation_exporter::server_name::ServerName;
 use support::{
     Behaviour, FakeDns, FakeServer, Leaf, PortAnchor, Reply, Routes, SilentDns, TIMEOUTS, TestCa,
     Validity, Zone, keys,

@@ -16,8 +16,8 @@ use axum::body::Body;
 use http::Request;
 use http_body_util::BodyExt;
 use matrix_federation_exporter::config::Config;
-use matrix_federation_exporter::daemon;
-use matrix_federation_exporter::server_name::ServerName;
+use matrix_federation_exporter::config::server_name::ServerName;
+use matrix_federation_exporter::serve::daemon;
 use support::{
     Behaviour, FakeDns, FakeServer, PortAnchor, TIMEOUTS, TestCa, Validity, World, Zone, keys,
     world::delegated_and_expired_zone,

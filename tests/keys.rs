@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
-use matrix_federation_exporter::keys::{canonical_json, check_key_document};
+use matrix_federation_exporter::probe::checks::keys::{canonical_json, check_key_document};
 use matrix_federation_exporter::report::{Reason, Stage};
 use serde_json::{Value, json};
 use support::keys::{SigningKey, VERSION_BODY, key_document, matrix_routes, now_ms, sign_json};

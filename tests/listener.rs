@@ -15,7 +15,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use matrix_federation_exporter::config::WebLimits;
-use matrix_federation_exporter::listener;
+use matrix_federation_exporter::serve::listener;
 use support::ca::{TestCa, Validity};
 use support::dns::{FakeDns, Zone};
 use support::https::{Behaviour, FakeServer, PortAnchor};

@@ -14,20 +14,20 @@ use std::time::{Duration, SystemTime};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use futures_util::FutureExt as _;
+use matrix_federation_exporter::config::server_name::ServerName;
+use matrix_federation_exporter::config::targets::{Labels, Target};
 use matrix_federation_exporter::config::{DEFAULT_MAX_CONCURRENT_PROBES, ProbeConfig};
-use matrix_federation_exporter::http::{
-    AllowedTargets, AppState, MAX_API_PROBES, ProbeEndpoint, router,
-};
-use matrix_federation_exporter::limiter::Limiter;
-use matrix_federation_exporter::metrics::{self, ExporterMetrics, Format};
+use matrix_federation_exporter::render::metrics::{self, ExporterMetrics, Format};
 use matrix_federation_exporter::report::{
     AddressClass, AddressReport, CertReport, DiscoveryReport, Failure, Family, KeysReport, Method,
     Phase, Reason, RefusedAddress, ServerReport, SrvInfo, Stage, Step, TargetReport, TlsFacts,
     Warning, WellKnownOutcome, WellKnownReport,
 };
-use matrix_federation_exporter::server_name::ServerName;
-use matrix_federation_exporter::store::Store;
-use matrix_federation_exporter::targets::{Labels, Target};
+use matrix_federation_exporter::schedule::store::Store;
+use matrix_federation_exporter::serve::limiter::Limiter;
+use matrix_federation_exporter::serve::routes::{
+    AllowedTargets, AppState, MAX_API_PROBES, ProbeEndpoint, router,
+};
 use support::reports::{at, cert, ms, one_key, sock, synapse};
 use tower::ServiceExt as _;
 

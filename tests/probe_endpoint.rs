@@ -13,8 +13,8 @@ use axum::body::Body;
 use http::{HeaderMap, Method, Request};
 use http_body_util::BodyExt;
 use matrix_federation_exporter::config::{Config, TargetPattern, Timeouts};
-use matrix_federation_exporter::daemon::Exporter;
-use matrix_federation_exporter::http::probe_timeout;
+use matrix_federation_exporter::serve::daemon::Exporter;
+use matrix_federation_exporter::serve::routes::probe_timeout;
 use support::{Behaviour, TIMEOUTS, Validity, World, Zone};
 use tower::ServiceExt as _;
 

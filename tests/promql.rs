@@ -20,10 +20,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use matrix_federation_exporter::config::server_name::ServerName;
 use matrix_federation_exporter::config::{Config, ProbeConfig, Timeouts};
-use matrix_federation_exporter::daemon;
-use matrix_federation_exporter::env::{Ports, ProbeEnv};
-use matrix_federation_exporter::server_name::ServerName;
+use matrix_federation_exporter::probe::env::{Ports, ProbeEnv};
+use matrix_federation_exporter::serve::daemon;
 use serde::Deserialize;
 use serde_json::Value;
 use support::https::WELL_KNOWN_SERVER;

@@ -18,23 +18,23 @@ use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, NO_PAD_INDIFFERENT, STANDARD_NO_PAD};
 use http::{HeaderMap, HeaderValue, header};
-use matrix_federation_exporter::cert;
 use matrix_federation_exporter::config::Config;
-use matrix_federation_exporter::keys::{
+use matrix_federation_exporter::config::server_name::{Host, ServerName, ServerNameError};
+use matrix_federation_exporter::config::targets::{self, Labels, Target};
+use matrix_federation_exporter::probe::checks::keys::{
     CanonicalError, MAX_SAFE_INTEGER, canonical_json, check_key_document,
 };
-use matrix_federation_exporter::metrics::{self, ExporterMetrics, Format};
+use matrix_federation_exporter::probe::connect::cert;
+use matrix_federation_exporter::probe::discovery::well_known::{
+    DEFAULT_CACHE, MAX_CACHE, MIN_CACHE, cache_ttl, judge_body,
+};
+use matrix_federation_exporter::render::metrics::{self, ExporterMetrics, Format};
 use matrix_federation_exporter::report::{
     AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, Fingerprint, KeysReport,
     Method, Phase, Reason, ServerReport, Stage, Step, TargetReport, TlsFacts, VerifyKey,
     VersionReport, WellKnownOutcome, WellKnownReport,
 };
-use matrix_federation_exporter::server_name::{Host, ServerName, ServerNameError};
-use matrix_federation_exporter::store::Store;
-use matrix_federation_exporter::targets::{self, Labels, Target};
-use matrix_federation_exporter::well_known::{
-    DEFAULT_CACHE, MAX_CACHE, MIN_CACHE, cache_ttl, judge_body,
-};
+use matrix_federation_exporter::schedule::store::Store;
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree as _;

@@ -10,8 +10,8 @@ use axum::body::Body;
 use http::Request;
 use http_body_util::BodyExt;
 use matrix_federation_exporter::config::{Source, Timeouts};
-use matrix_federation_exporter::daemon::{self, Exporter};
-use matrix_federation_exporter::env::{Ports, ProbeEnv};
+use matrix_federation_exporter::probe::env::{Ports, ProbeEnv};
+use matrix_federation_exporter::serve::daemon::{self, Exporter};
 use support::{Behaviour, FakeDns, FakeServer, PortAnchor, TIMEOUTS, TestCa, Validity, Zone, keys};
 use tower::ServiceExt;
 

@@ -10,10 +10,10 @@ use axum::body::Body;
 use http::Request;
 use http_body_util::BodyExt;
 use matrix_federation_exporter::config::Config;
-use matrix_federation_exporter::daemon;
-use matrix_federation_exporter::env::{Ports, ProbeEnv};
-use matrix_federation_exporter::server_name::ServerName;
-use matrix_federation_exporter::shard::Shard;
+use matrix_federation_exporter::config::server_name::ServerName;
+use matrix_federation_exporter::config::shard::Shard;
+use matrix_federation_exporter::probe::env::{Ports, ProbeEnv};
+use matrix_federation_exporter::serve::daemon;
 use support::{FakeDns, PortAnchor, TIMEOUTS, TestCa, Zone};
 use tower::ServiceExt as _;
 

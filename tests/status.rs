@@ -18,21 +18,21 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use futures_util::FutureExt as _;
+use matrix_federation_exporter::config::server_name::ServerName;
+use matrix_federation_exporter::config::targets::{Labels, Target};
 use matrix_federation_exporter::config::{Config, DEFAULT_MAX_CONCURRENT_PROBES, ProbeConfig};
-use matrix_federation_exporter::daemon;
-use matrix_federation_exporter::http::{
-    AllowedTargets, AppState, MAX_API_PROBES, ProbeEndpoint, router,
-};
-use matrix_federation_exporter::limiter::Limiter;
-use matrix_federation_exporter::metrics::{self, ExporterMetrics};
+use matrix_federation_exporter::render::html::{self, Sort};
+use matrix_federation_exporter::render::metrics::{self, ExporterMetrics};
 use matrix_federation_exporter::report::{
     AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, Method, Phase, Reason,
     ServerReport, Stage, Step, TargetReport, TlsFacts, WellKnownOutcome, WellKnownReport,
 };
-use matrix_federation_exporter::server_name::ServerName;
-use matrix_federation_exporter::status::{self, Sort};
-use matrix_federation_exporter::store::Store;
-use matrix_federation_exporter::targets::{Labels, Target};
+use matrix_federation_exporter::schedule::store::Store;
+use matrix_federation_exporter::serve::daemon;
+use matrix_federation_exporter::serve::limiter::Limiter;
+use matrix_federation_exporter::serve::routes::{
+    AllowedTargets, AppState, MAX_API_PROBES, ProbeEndpoint, router,
+};
 use support::world::delegated_and_expired_zone;
 use support::{TIMEOUTS, Validity, World, reports};
 use tower::ServiceExt as _;
@@ -485,7 +485,7 @@ async fn untrusted_text_is_escaped() {
     let mut named = nasty();
     named.server_name = NASTY_NAME.into();
     let now = SystemTime::now();
-    let index = status::index_page(&[Arc::new(named.clone())], [], Sort::Worst, now);
+    let index = html::index_page(&[Arc::new(named.clone())], [], Sort::Worst, now);
     assert!(!index.contains("<script>"), "{index}");
     assert!(
         index.contains("evil&lt;script&gt;alert(1)&lt;/script&gt;&#39;&quot;.test"),
@@ -494,7 +494,7 @@ async fn untrusted_text_is_escaped() {
     // The link to the detail page is percent-encoded.
     let href = "/server/evil%3Cscript%3Ealert%281%29%3C%2Fscript%3E%27%22.test";
     assert!(index.contains(&format!("<a href=\"{href}\">")), "{index}");
-    let detail = status::server_page(NASTY_NAME, Some(&named), now);
+    let detail = html::server_page(NASTY_NAME, Some(&named), now);
     assert!(!detail.contains("<script>"), "{detail}");
     assert!(detail.contains("<title>evil&lt;script&gt;"), "{detail}");
 

@@ -20,13 +20,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
-use matrix_federation_exporter::env::{Ports, ProbeEnv};
-use matrix_federation_exporter::keys::check_key_document;
+use matrix_federation_exporter::config::server_name::ServerName;
+use matrix_federation_exporter::probe::checks::keys::check_key_document;
+use matrix_federation_exporter::probe::env::{Ports, ProbeEnv};
 use matrix_federation_exporter::probe::probe_server;
 use matrix_federation_exporter::report::{
     CertReport, KeysReport, Method, Phase, Reason, ServerReport, Stage, WellKnownOutcome,
 };
-use matrix_federation_exporter::server_name::ServerName;
 use ring::rand::{SecureRandom as _, SystemRandom};
 use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use rustls::pki_types::{CertificateDer, ServerName as TlsName};

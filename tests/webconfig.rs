@@ -21,8 +21,8 @@ use http::{Request, StatusCode, header};
 use http_body_util::BodyExt as _;
 use hyper_util::rt::TokioIo;
 use matrix_federation_exporter::config::WebLimits;
-use matrix_federation_exporter::listener;
-use matrix_federation_exporter::webconfig::{self, WebConfig};
+use matrix_federation_exporter::serve::listener;
+use matrix_federation_exporter::serve::web::{self, WebConfig};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use support::{Leaf, TestCa, Validity};
 use tokio::io::AsyncReadExt as _;
@@ -494,7 +494,7 @@ async fn a_correct_login_during_a_wrong_password_flood_is_served_next() {
     );
     // A login queued behind the backlog would have waited for a whole queue of checks first.
     assert!(
-        ahead < webconfig::BCRYPT_QUEUE,
+        ahead < web::BCRYPT_QUEUE,
         "{ahead} flood checks ran before the correct login"
     );
     stop.send(()).unwrap();

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use matrix_federation_exporter::keys::{CanonicalError, canonical_json};
+use matrix_federation_exporter::probe::checks::keys::{CanonicalError, canonical_json};
 use serde_json::Value;
 
 fn has_float(v: &Value) -> bool {

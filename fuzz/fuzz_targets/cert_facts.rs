@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use matrix_federation_exporter::cert::facts;
+use matrix_federation_exporter::probe::connect::cert::facts;
 
 fuzz_target!(|data: &[u8]| {
     match facts(data) {

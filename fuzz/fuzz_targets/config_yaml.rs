@@ -3,7 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use matrix_federation_exporter::config::Config;
-use matrix_federation_exporter::server_name::ServerName;
+use matrix_federation_exporter::config::server_name::ServerName;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

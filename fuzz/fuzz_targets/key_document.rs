@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
-use matrix_federation_exporter::keys::check_key_document;
+use matrix_federation_exporter::probe::checks::keys::check_key_document;
 use matrix_federation_exporter::report::{Reason, Stage};
 
 fuzz_target!(|data: &[u8]| {

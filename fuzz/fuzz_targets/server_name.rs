@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use matrix_federation_exporter::server_name::{Host, ServerName, ServerNameError};
+use matrix_federation_exporter::config::server_name::{Host, ServerName, ServerNameError};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

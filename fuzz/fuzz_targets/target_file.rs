@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use matrix_federation_exporter::targets::{RESERVED_LABELS, parse_file};
+use matrix_federation_exporter::config::targets::{RESERVED_LABELS, parse_file};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&kind, rest)) = data.split_first() else {

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderMap, HeaderValue, header};
 use libfuzzer_sys::fuzz_target;
 use matrix_federation_exporter::report::WellKnownOutcome;
-use matrix_federation_exporter::well_known::{
+use matrix_federation_exporter::probe::discovery::well_known::{
     DEFAULT_CACHE, MAX_CACHE, MIN_CACHE, cache_ttl, judge_body,
 };
 

@@ -28,8 +28,8 @@ use axum::body::Body;
 use http::Request;
 use http_body_util::BodyExt as _;
 use matrix_federation_exporter::config::{Config, Source};
-use matrix_federation_exporter::daemon::{self, Exporter};
-use matrix_federation_exporter::env::{Ports, ProbeEnv};
+use matrix_federation_exporter::probe::env::{Ports, ProbeEnv};
+use matrix_federation_exporter::serve::daemon::{self, Exporter};
 use tower::ServiceExt as _;
 
 use crate::support::evil::{Evil, EvilServer};

@@ -3,8 +3,8 @@
 //! ports, and the [`ProbeEnv`] that probes them.
 
 use matrix_federation_exporter::config::{Config, Timeouts};
-use matrix_federation_exporter::daemon::{self, Exporter};
-use matrix_federation_exporter::env::{Ports, ProbeEnv};
+use matrix_federation_exporter::probe::env::{Ports, ProbeEnv};
+use matrix_federation_exporter::serve::daemon::{self, Exporter};
 
 use super::{
     Behaviour, FakeDns, FakeServer, PortAnchor, Routes, TestCa, Validity, Zone, matrix_routes,

@@ -1,6 +1,6 @@
 //! Pure X.509 facts: validity window, subject, issuer, SANs, serial and fingerprint of one DER certificate.
 //!
-//! This module only reads certificates; judging them (chain, name, window) happens in `tls.rs`.
+//! This module only reads certificates; judging them (chain, name, window) happens in `probe/connect/tls.rs`.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -1,7 +1,7 @@
 //! The `check` command's human report: a [`ServerReport`] as plain text for an operator at a shell, with every
 //! failure explained in plain words together with its likely fix.
 //!
-//! This module only formats. Probing, exit codes and `--json` (see `tester.rs`) belong to `main.rs`. The
+//! This module only formats. Probing, exit codes and `--json` (see `render/tester.rs`) belong to `main.rs`. The
 //! fixes live in one table, [`hint`], keyed by the closed [`Reason`] set, so a new reason cannot ship without
 //! one (the match is exhaustive, and a unit test checks that each hint says something).
 //!

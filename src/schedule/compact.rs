@@ -51,7 +51,7 @@ fn shrink_address(a: &mut AddressReport) {
 }
 
 fn shrink_cert(c: &mut CertReport) {
-    // The facts themselves are built trimmed (see `cert.rs`), and may be shared.
+    // The facts themselves are built trimmed (see `probe/connect/cert.rs`), and may be shared.
     c.chain.shrink_to_fit();
     shrink_failures(&mut c.failures);
 }

@@ -2,7 +2,7 @@
 //! (Prometheus `file_sd` format), each with the extra labels its file gives it.
 //!
 //! A `file_sd` file is a JSON or YAML list of `{targets: [NAME, ...], labels: {NAME: VALUE, ...}}`. This module
-//! reads files; it does not watch them (`daemon.rs` polls their signatures) and does not probe.
+//! reads files; it does not watch them (`serve/daemon.rs` polls their signatures) and does not probe.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use serde::Deserialize;
 
 use crate::config::Config;
-use crate::server_name::ServerName;
+use crate::config::server_name::ServerName;
 
 /// The largest target file read (a file this size holds hundreds of thousands of names).
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;

@@ -7,24 +7,26 @@
 //! may pick any of them. This module decides and resolves; it does not connect to federation endpoints.
 //!
 //! In the public-federation view (`ProbeEnv::allow_private_addresses` false, the default of the config),
-//! addresses that default-configured peers refuse (Synapse's `ip_range_blacklist`, see `addresses.rs`) are
+//! addresses that default-configured peers refuse (Synapse's `ip_range_blacklist`, see `report/address_class.rs`) are
 //! not endpoints: they go to `DiscoveryReport::refused`, and when nothing else is left that is the
 //! `address_not_public` failure.
+
+pub mod dns;
+pub mod well_known;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use futures_util::future::join_all;
 
-use crate::addresses;
-use crate::dns::{Answer, DnsFailure, Known, SrvRecord};
-use crate::env::ProbeEnv;
+use crate::config::server_name::{Host, ServerName};
+use crate::probe::discovery::dns::{Answer, DnsFailure, Known, SrvRecord};
+use crate::probe::env::ProbeEnv;
+use crate::report::address_class;
 use crate::report::{
     DiscoveryReport, Failure, Method, Reason, RefusedAddress, SharedStr, SrvInfo, Stage, Step,
     TargetReport,
 };
-use crate::server_name::{Host, ServerName};
-use crate::well_known;
 
 /// Most SRV targets a probe follows, and most addresses it probes; more are reported as truncated.
 pub const MAX_TARGETS: usize = 32;
@@ -255,7 +257,7 @@ async fn resolve_targets(env: &ProbeEnv, targets: Vec<Target>, d: &mut Discovery
         let host = shared_name(&d.report, &target.host);
         for ip in &ips {
             let address = SocketAddr::new(*ip, target.port);
-            if !env.allow_private_addresses && addresses::refused_by_default(*ip) {
+            if !env.allow_private_addresses && address_class::refused_by_default(*ip) {
                 // A default-configured peer never connects here, so the public view does not either.
                 if d.report.refused.len() == MAX_ADDRESSES {
                     d.report.truncated = true;
@@ -363,7 +365,7 @@ async fn resolve_one(env: &ProbeEnv, target: &Target, known: &Known) -> Resolved
 mod tests {
     use super::*;
     use crate::config::Timeouts;
-    use crate::env::Ports;
+    use crate::probe::env::Ports;
     use crate::report::{AddressClass, ServerReport, Warning};
 
     /// An environment whose resolver is never asked: every target below is an IP literal.

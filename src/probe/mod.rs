@@ -6,6 +6,11 @@
 //! `GET /_matrix/federation/v1/version` with the spec's `Host` header. Every step runs under its own timeout
 //! from config and is timed. The result is plain data; nothing here knows about metrics or HTTP routes.
 
+pub mod checks;
+pub mod connect;
+pub mod discovery;
+pub mod env;
+
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
@@ -13,12 +18,12 @@ use std::time::{Instant, SystemTime};
 use futures_util::future::join_all;
 use tokio::net::TcpStream;
 
-use crate::client::{GetError, HttpConn, Response};
-use crate::discovery::{self, Endpoint};
-use crate::env::ProbeEnv;
-use crate::keys;
+use crate::config::server_name::ServerName;
+use crate::probe::checks::keys;
+use crate::probe::connect::http_client::{GetError, HttpConn, Response};
+use crate::probe::discovery::Endpoint;
+use crate::probe::env::ProbeEnv;
 use crate::report::{AddressReport, Failure, Phase, Reason, ServerReport, Stage, VersionReport};
-use crate::server_name::ServerName;
 
 /// The largest key document read (Synapse's are a few KiB, even with many old keys).
 pub const MAX_KEYS_BODY: usize = 256 * 1024;

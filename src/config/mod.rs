@@ -1,7 +1,11 @@
 //! Configuration: the raw YAML shape (serde) becomes a typed, validated [`Config`] in one place.
 //!
 //! This module owns defaults and validation. It does no network I/O; building resolvers and TLS roots from a
-//! `Config` happens in `env.rs`.
+//! `Config` happens in `probe/env.rs`.
+
+pub mod server_name;
+pub mod shard;
+pub mod targets;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -12,8 +16,8 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
 
-use crate::server_name::ServerName;
-use crate::shard::Shard;
+use crate::config::server_name::ServerName;
+use crate::config::shard::Shard;
 
 /// Default probe interval.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -50,7 +54,7 @@ pub struct Config {
     pub api: ApiConfig,
     /// The listener's connection limits (`web.*`).
     pub web: WebLimits,
-    /// Globs of Prometheus `file_sd` files with more servers (see `targets.rs`), relative to the config file.
+    /// Globs of Prometheus `file_sd` files with more servers (see `config/targets.rs`), relative to the config file.
     pub target_files: Vec<String>,
     /// Probe only the servers in this shard (`--shard i/n`; not a config-file key). `None` probes them all.
     pub shard: Option<Shard>,
@@ -244,7 +248,7 @@ pub enum CaFileError {
 }
 
 /// Checks that `path` is readable and holds at least one well-formed PEM `CERTIFICATE`. The certificates are not
-/// parsed further here; `env.rs` loads them into the trust store.
+/// parsed further here; `probe/env.rs` loads them into the trust store.
 pub fn check_ca_file(path: &Path) -> Result<(), CaFileError> {
     let bytes = std::fs::read(path).map_err(CaFileError::Read)?;
     let mut found = 0usize;
@@ -271,13 +275,13 @@ pub struct ProbeConfig {
     /// deadline (`ProbeEnv::probe_deadline`), which also cuts any longer value.
     pub max_timeout: Option<Duration>,
     /// `GET /probe`: most probes running at once (at least 1); a request over the cap gets 503. A reload resizes
-    /// the one limiter in place (`daemon.rs`).
+    /// the one limiter in place (`serve/daemon.rs`).
     pub max_concurrent_probes: usize,
     /// The server names that probes run on request (`GET /probe`, the report API's on-demand probes) may probe,
     /// each pattern matching a whole name. Empty allows every name. Scheduled probes are not limited by it.
     pub allowed_targets: Vec<TargetPattern>,
     /// Probe addresses in the ranges default-configured peers refuse (loopback, private, link-local, CGNAT,
-    /// documentation, reserved, multicast, unspecified; see `addresses.rs`) as if they were public, for a
+    /// documentation, reserved, multicast, unspecified; see `report/address_class.rs`) as if they were public, for a
     /// private federation. Off (the default): such addresses are not probed, and a server with nothing else
     /// fails with `address_not_public`.
     pub allow_private_addresses: bool,

@@ -1,4 +1,4 @@
-//! HTTP routes: `/metrics` (content-negotiated), the HTML status page (`/`, `/server/{name}`; see `status.rs`),
+//! HTTP routes: `/metrics` (content-negotiated), the HTML status page (`/`, `/server/{name}`; see `render/html.rs`),
 //! the `/-/healthy` and `/-/ready` lifecycle endpoints, and the federation tester's API (`/api/report`,
 //! `/api/federation-ok`).
 //!
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -24,15 +24,15 @@ use futures_util::future::BoxFuture;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
+use crate::config::server_name::ServerName;
 use crate::config::{ProbeConfig, TargetPattern};
-use crate::limiter::{Full, Limiter};
-use crate::metrics::{self, ExporterMetrics, Format};
+use crate::render::html;
+use crate::render::metrics::{self, ExporterMetrics, Format};
+use crate::render::tester;
 use crate::report::ServerReport;
-use crate::server_name::ServerName;
-use crate::status;
-use crate::store::Store;
-use crate::streaming;
-use crate::tester;
+use crate::schedule::store::Store;
+use crate::serve::limiter::{Full, Limiter};
+use crate::serve::streaming;
 
 /// Runs one probe of one server name (the daemon's is `probe_server` under the probe deadline).
 pub type Prober = Arc<dyn Fn(ServerName) -> BoxFuture<'static, ServerReport> + Send + Sync>;
@@ -147,8 +147,8 @@ impl fmt::Debug for AppState {
 /// The exporter's routes. Unknown paths answer 404.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/", get(status::index))
-        .route("/server/{name}", get(status::server))
+        .route("/", get(status_index))
+        .route("/server/{name}", get(status_server))
         .route("/metrics", get(metrics_handler))
         .route("/probe", get(probe_handler))
         .route("/-/healthy", get(healthy))
@@ -157,6 +157,51 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/report", any(api_report))
         .route("/api/federation-ok", any(api_federation_ok))
         .with_state(state)
+}
+
+/// `GET /?sort=worst|name|expiry`.
+async fn status_index(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Response {
+    let sort = html::Sort::from_query(query.as_deref());
+    let reports = state.store.snapshot();
+    let configured = state.store.configured();
+    let page = html::index_page(
+        &reports,
+        configured.iter().map(|name| &**name),
+        sort,
+        SystemTime::now(),
+    );
+    html_page(StatusCode::OK, page)
+}
+
+/// `GET /server/{name}`: the whole report of one server; 404 for a name neither configured nor probed.
+async fn status_server(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
+    let report = state.store.get(&name);
+    if report.is_none() && !state.store.is_configured(&name) {
+        return html_page(StatusCode::NOT_FOUND, html::not_found_page(&name));
+    }
+    html_page(
+        StatusCode::OK,
+        html::server_page(&name, report.as_deref(), SystemTime::now()),
+    )
+}
+
+/// An HTML page with the status page's headers: a `Content-Security-Policy` that lets it load nothing from
+/// elsewhere and run no script.
+fn html_page(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [
+            (CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                HeaderName::from_static("content-security-policy"),
+                "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; \
+                 form-action 'none'; frame-ancestors 'none'",
+            ),
+            (HeaderName::from_static("x-content-type-options"), "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 async fn metrics_handler(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {

@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::config::targets::{Labels, Target};
 use crate::report::ServerReport;
-use crate::targets::{Labels, Target};
 
 /// The latest report per server name. Thread-safe; cheap to read.
 #[derive(Debug, Default)]
@@ -46,7 +46,7 @@ impl Store {
     /// that is not configured (see [`Store::configure`]) is dropped.
     pub fn insert(&self, mut report: ServerReport) {
         // Kept for a whole interval: return the spare capacity first.
-        crate::compact::shrink(&mut report);
+        crate::schedule::compact::shrink(&mut report);
         let report = Arc::new(report);
         let mut servers = self.write();
         if let Some(entry) = servers.by_name.get_mut(report.server_name.as_str()) {
@@ -177,7 +177,7 @@ impl Store {
 mod tests {
     #[test]
     fn configure_drops_removed_servers_and_refuses_their_late_reports() {
-        use crate::server_name::ServerName;
+        use crate::config::server_name::ServerName;
         let store = Store::new();
         store.insert(report("a.test", 1));
         store.insert(report("b.test", 1));
@@ -246,7 +246,7 @@ mod tests {
         store.insert(report("a.example", 1));
         store.insert(report("b.example", 1));
         store.configure(&[Target {
-            name: crate::server_name::ServerName::parse("b.example").unwrap(),
+            name: crate::config::server_name::ServerName::parse("b.example").unwrap(),
             labels: Labels::new(),
         }]);
         assert!(store.get("a.example").is_none());

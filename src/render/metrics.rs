@@ -22,13 +22,13 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-use crate::prerendered::{Prerendered, address_head};
+use crate::config::targets::Labels;
+use crate::render::prerendered::{Prerendered, address_head};
 use crate::report::{
     AddressClass, AddressReport, CertFacts, CertReport, Family, Fingerprint, Phase, Reason,
     ServerReport, Stage, Step, Warning,
 };
-use crate::store::Store;
-use crate::targets::Labels;
+use crate::schedule::store::Store;
 
 /// A metric family: the name as it appears on samples (the contract name), its help text and its type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -575,7 +575,7 @@ fn encode_warnings(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result 
 }
 
 fn encode_address_families(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
-    // Each address's label set, rendered once for all the families below (see `prerendered.rs`).
+    // Each address's label set, rendered once for all the families below (see `render/prerendered.rs`).
     let heads: Vec<(String, &AddressReport)> = reports
         .iter()
         .flat_map(|(r, extra)| {

@@ -4,7 +4,7 @@
 //! Server-rendered HTML with inline CSS and no script, so it works without JavaScript and loads nothing from
 //! elsewhere (a `Content-Security-Policy` header enforces that). Sorting is server-side through `?sort=` links.
 //! Server names, certificate fields and error messages are untrusted text: every one goes through [`Esc`].
-//! The words for failures and their fixes come from [`check::hint`], the same table the `check` command uses.
+//! The words for failures and their fixes come from [`text::hint`], the same table the `check` command uses.
 
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
@@ -12,13 +12,7 @@ use std::fmt::{self, Write as _};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
-use axum::http::header::{CONTENT_TYPE, HeaderName};
-use axum::response::{IntoResponse, Response};
-
-use crate::check::{self, count, ms, unix};
-use crate::http::AppState;
+use crate::render::text::{self, count, ms, unix};
 use crate::report::{
     AddressReport, CertFacts, Failure, KeysReport, Method, ServerReport, WellKnownOutcome,
 };
@@ -27,32 +21,6 @@ use crate::report::{
 const WARN_DAYS: i64 = 14;
 const DAY: i64 = 86_400;
 
-/// `GET /?sort=worst|name|expiry`.
-pub async fn index(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Response {
-    let sort = Sort::from_query(query.as_deref());
-    let reports = state.store.snapshot();
-    let configured = state.store.configured();
-    let page = index_page(
-        &reports,
-        configured.iter().map(|name| &**name),
-        sort,
-        SystemTime::now(),
-    );
-    html(StatusCode::OK, page)
-}
-
-/// `GET /server/{name}`: the whole report of one server; 404 for a name neither configured nor probed.
-pub async fn server(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
-    let report = state.store.get(&name);
-    if report.is_none() && !state.store.is_configured(&name) {
-        return html(StatusCode::NOT_FOUND, not_found_page(&name));
-    }
-    html(
-        StatusCode::OK,
-        server_page(&name, report.as_deref(), SystemTime::now()),
-    )
-}
-
 /// Timed steps or phases in order, `name 12 ms · name 3 ms`.
 fn timings<T: fmt::Display>(items: &[(T, Duration)]) -> String {
     items
@@ -60,23 +28,6 @@ fn timings<T: fmt::Display>(items: &[(T, Duration)]) -> String {
         .map(|(what, took)| format!("{what} {}", ms(*took)))
         .collect::<Vec<_>>()
         .join(" · ")
-}
-
-fn html(status: StatusCode, body: String) -> Response {
-    (
-        status,
-        [
-            (CONTENT_TYPE, "text/html; charset=utf-8"),
-            (
-                HeaderName::from_static("content-security-policy"),
-                "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; \
-                 form-action 'none'; frame-ancestors 'none'",
-            ),
-            (HeaderName::from_static("x-content-type-options"), "nosniff"),
-        ],
-        body,
-    )
-        .into_response()
 }
 
 /// The order of the rows on `/`.
@@ -327,7 +278,7 @@ fn index_table(page: &mut String, rows: &[Row<'_>], sort: Sort, now: SystemTime)
         page.push_str("<td data-label=\"Problem\" class=\"problem\">");
         let mut failures = all_failures(r);
         if let Some((address, failure)) = failures.next() {
-            let hint = check::hint(failure, r, address);
+            let hint = text::hint(failure, r, address);
             let (what, fix) = split_hint(&hint);
             let _ = write!(
                 page,
@@ -442,7 +393,7 @@ pub fn server_page(name: &str, report: Option<&ServerReport>, now: SystemTime) -
         page,
         "<section id=\"text\"><h2>Plain-text report</h2>\n<details><summary>As the <code>check</code> \
          command prints it</summary>\n<pre>{}</pre></details></section>\n",
-        Esc(&check::render(r, now, false))
+        Esc(&text::render(r, now, false))
     );
     page.push_str("</main>\n</body>\n</html>\n");
     page
@@ -454,7 +405,7 @@ fn failure_item(
     address: Option<&AddressReport>,
     failure: &Failure,
 ) {
-    let hint = check::hint(failure, r, address);
+    let hint = text::hint(failure, r, address);
     let (what, fix) = split_hint(&hint);
     let place = address.map_or_else(
         || "discovery".to_owned(),

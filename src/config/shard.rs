@@ -13,7 +13,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::server_name::ServerName;
+use crate::config::server_name::ServerName;
 
 /// Shard `index` of `count` (`0 <= index < count`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

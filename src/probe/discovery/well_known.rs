@@ -17,11 +17,11 @@ use http::HeaderMap;
 use tokio::net::TcpStream;
 use url::Url;
 
-use crate::client::{GetError, HttpConn};
-use crate::dns::Known;
-use crate::env::ProbeEnv;
+use crate::config::server_name::ServerName;
+use crate::probe::connect::http_client::{GetError, HttpConn};
+use crate::probe::discovery::dns::Known;
+use crate::probe::env::ProbeEnv;
 use crate::report::{WellKnownOutcome, WellKnownReport};
-use crate::server_name::ServerName;
 
 /// Synapse and gomatrixserverlib refuse bodies over 50 KiB (`WELL_KNOWN_MAX_SIZE`); the spec sets no limit.
 pub const MAX_BODY: usize = 50 * 1024;
@@ -213,7 +213,7 @@ async fn get_once(
     env: &ProbeEnv,
     url: &Url,
     known: &mut Known,
-) -> Result<crate::client::Response, Bad> {
+) -> Result<crate::probe::connect::http_client::Response, Bad> {
     let (host, ips) = match url.host() {
         Some(url::Host::Domain(d)) => (d.to_owned(), resolve(env, d, known).await?),
         Some(url::Host::Ipv4(ip)) => (ip.to_string(), vec![IpAddr::V4(ip)]),
@@ -286,11 +286,11 @@ fn public_only(env: &ProbeEnv, host: &str, ips: Vec<IpAddr>) -> Result<Vec<IpAdd
     }
     let (public, refused): (Vec<IpAddr>, Vec<IpAddr>) = ips
         .into_iter()
-        .partition(|ip| !crate::addresses::refused_by_default(*ip));
+        .partition(|ip| !crate::report::address_class::refused_by_default(*ip));
     if public.is_empty() {
         let list = refused
             .iter()
-            .map(|ip| format!("{ip} ({})", crate::addresses::classify(*ip)))
+            .map(|ip| format!("{ip} ({})", crate::report::address_class::classify(*ip)))
             .collect::<Vec<_>>()
             .join(", ");
         return Err(Bad::new(

@@ -9,8 +9,8 @@ use std::time::Duration;
 use rustls::RootCertStore;
 
 use crate::config::{Checks, Config, Timeouts};
-use crate::dns::Dns;
-use crate::tls::{self, TlsClient};
+use crate::probe::connect::tls::{self, TlsClient};
+use crate::probe::discovery::dns::Dns;
 
 /// The two ports the spec fixes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,7 +40,7 @@ pub struct ProbeEnv {
     /// Which Matrix-level checks run on every address.
     pub checks: Checks,
     /// Whether addresses that default-configured peers refuse (loopback, private, link-local, CGNAT, ...; see
-    /// `addresses.rs`) are probed like public ones (`probe.allow_private_addresses`). When false, the public
+    /// `report/address_class.rs`) are probed like public ones (`probe.allow_private_addresses`). When false, the public
     /// federation view: discovery and `.well-known` leave them out, and a server with nothing else fails with
     /// `address_not_public`.
     pub allow_private_addresses: bool,

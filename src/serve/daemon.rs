@@ -21,19 +21,19 @@ use tokio::sync::{Mutex, watch};
 use tower::ServiceExt as _;
 
 use crate::config::WebLimits;
+use crate::config::server_name::ServerName;
+use crate::config::targets::{self, Target};
 use crate::config::{Config, Source};
-use crate::env::ProbeEnv;
-use crate::http::{self, AllowedTargets, AppState, ProbeEndpoint};
-use crate::limiter::Limiter;
-use crate::listener;
-use crate::metrics::{self, ExporterMetrics};
+use crate::probe::env::ProbeEnv;
 use crate::probe::probe_server;
+use crate::render::metrics::{self, ExporterMetrics};
 use crate::report::ServerReport;
-use crate::scheduler::{OnReport, Prober, Schedule, Scheduler};
-use crate::server_name::ServerName;
-use crate::store::Store;
-use crate::targets::{self, Target};
-use crate::webconfig::WebConfig;
+use crate::schedule::scheduler::{OnReport, Prober, Schedule, Scheduler};
+use crate::schedule::store::Store;
+use crate::serve::limiter::Limiter;
+use crate::serve::listener;
+use crate::serve::routes::{self, AllowedTargets, AppState, ProbeEndpoint};
+use crate::serve::web::WebConfig;
 
 /// How often the target files are checked for changes (size, modification time, the set of matching files).
 pub const TARGET_FILES_POLL: Duration = Duration::from_secs(2);
@@ -370,7 +370,7 @@ fn descriptor_reserve(config: &Config) -> usize {
     const BASE: usize = 64;
     const PER_PROBE: usize = 8;
     let probes =
-        config.probe.concurrency + config.probe.max_concurrent_probes + http::MAX_API_PROBES;
+        config.probe.concurrency + config.probe.max_concurrent_probes + routes::MAX_API_PROBES;
     BASE + PER_PROBE * probes
 }
 
@@ -410,7 +410,7 @@ fn schedule(config: &Config, env: &ProbeEnv) -> Schedule {
 struct Caps {
     /// `GET /probe`: `probe.max_concurrent_probes`.
     probe: Limiter,
-    /// The report API: [`http::MAX_API_PROBES`], which no config changes.
+    /// The report API: [`routes::MAX_API_PROBES`], which no config changes.
     api: Limiter,
 }
 
@@ -418,7 +418,7 @@ impl Caps {
     fn new(config: &Config) -> Self {
         Self {
             probe: Limiter::new(config.probe.max_concurrent_probes),
-            api: Limiter::new(http::MAX_API_PROBES),
+            api: Limiter::new(routes::MAX_API_PROBES),
         }
     }
 
@@ -450,7 +450,7 @@ fn routes(
         exporter: metrics.clone(),
         probe: ProbeEndpoint::new(&config.probe, env.probe_deadline(), caps.probe.clone()),
     };
-    http::router(Arc::new(state))
+    routes::router(Arc::new(state))
 }
 
 /// Every probe (scheduled, `/probe`, the report API): `probe_server` through the shared `env`, cut at the

@@ -21,8 +21,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::{AbortHandle, Id, JoinError, JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+use crate::config::server_name::ServerName;
 use crate::report::ServerReport;
-use crate::server_name::ServerName;
 
 /// When and how much to probe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

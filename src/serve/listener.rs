@@ -40,7 +40,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
 use crate::config::WebLimits;
-use crate::webconfig::WebConfig;
+use crate::serve::web::WebConfig;
 
 /// The least connections the descriptor reserve leaves the listener, however low the limit.
 const MIN_CONNECTIONS: usize = 16;

@@ -1,9 +1,11 @@
 //! Plain data: what one probe of one server name found.
 //!
-//! A probe (see `probe.rs`) produces a [`ServerReport`]; `/metrics`, the JSON API and the `check` CLI only
+//! A probe (see `probe/mod.rs`) produces a [`ServerReport`]; `/metrics`, the JSON API and the `check` CLI only
 //! read it. Nothing here does I/O, and nothing here knows about Prometheus types. Every failure is a
 //! [`Failure`] with a closed [`Stage`] and [`Reason`]; the free-text `message` is for humans (logs, JSON,
 //! CLI) and never becomes a label value.
+
+pub mod address_class;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -386,7 +388,7 @@ impl AddressReport {
         Family::of(self.address.ip())
     }
 
-    /// The range the address falls in (see `addresses.rs`).
+    /// The range the address falls in (see `report/address_class.rs`).
     #[must_use]
     pub fn class(&self) -> AddressClass {
         AddressClass::of(self.address.ip())
@@ -424,7 +426,7 @@ impl CertReport {
     }
 }
 
-/// A `/_matrix/key/v2/server` document as one address served it, and how each key was judged (see `keys.rs`).
+/// A `/_matrix/key/v2/server` document as one address served it, and how each key was judged (see `probe/checks/keys.rs`).
 /// Its failures (stage `keys`) are in the address's `failures`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeysReport {
@@ -470,7 +472,7 @@ pub struct VersionReport {
     pub version: Option<String>,
 }
 
-/// Facts read from one X.509 certificate (see `cert.rs`).
+/// Facts read from one X.509 certificate (see `probe/connect/cert.rs`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertFacts {
     pub subject: String,
@@ -747,7 +749,7 @@ label_enum! {
 
 label_enum! {
     /// The range an address falls in (the `class` label). Every value but `public` is in Synapse's default
-    /// `ip_range_blacklist`, which peers refuse to connect to; `addresses.rs` has the exact ranges.
+    /// `ip_range_blacklist`, which peers refuse to connect to; `report/address_class.rs` has the exact ranges.
     AddressClass {
         /// Outside every range below: peers connect to it.
         Public => "public",
@@ -777,7 +779,7 @@ impl AddressClass {
     /// address they embed.
     #[must_use]
     pub fn of(ip: IpAddr) -> Self {
-        crate::addresses::classify(ip)
+        address_class::classify(ip)
     }
 
     /// Whether peers with a default configuration connect to addresses of this class.

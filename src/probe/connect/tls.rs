@@ -35,7 +35,7 @@ pub struct TlsClient {
     roots: Arc<RootCertStore>,
     algorithms: WebPkiSupportedAlgorithms,
     /// Intermediate certificates' facts, kept once however many servers present them.
-    shared: Arc<crate::cert::SharedFacts>,
+    shared: Arc<crate::probe::connect::cert::SharedFacts>,
 }
 
 /// What a completed handshake yields: the stream for HTTP, the negotiated parameters and the chain.
@@ -142,7 +142,7 @@ impl TlsClient {
         for (i, der) in chain.iter().enumerate() {
             // The leaf is the server's own; the rest are shared by every server of the same CA.
             let parsed = if i == 0 {
-                crate::cert::facts(der).map(Arc::new)
+                crate::probe::connect::cert::facts(der).map(Arc::new)
             } else {
                 self.shared.facts(der)
             };

@@ -19,6 +19,8 @@
 //! (checked at most once a second, on a new connection), so certificate rotation needs no restart; a broken
 //! new pair is logged and the previous one stays in use.
 
+mod auth_pool;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::os::unix::fs::MetadataExt as _;
@@ -41,7 +43,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
 
-use crate::auth_pool::{AuthPool, Busy};
+use crate::serve::web::auth_pool::{AuthPool, Busy};
 
 /// Successful basic-auth verifications remembered, so bcrypt runs once per (user, password) and not per scrape.
 pub const AUTH_CACHE_SIZE: usize = 100;
@@ -950,7 +952,7 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth_pool::Stats;
+    use crate::serve::web::auth_pool::Stats;
 
     #[test]
     fn basic_credentials_parse() {

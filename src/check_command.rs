@@ -1,0 +1,105 @@
+//! The `check NAME...` command: probe each name once, print the reports (text for a shell, or the federation
+//! tester's JSON), and pick the exit code.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+use futures_util::StreamExt as _;
+use matrix_federation_exporter::config::server_name::ServerName;
+use matrix_federation_exporter::config::{Config, Source};
+use matrix_federation_exporter::probe::env::ProbeEnv;
+use matrix_federation_exporter::probe::probe_server;
+use matrix_federation_exporter::render::{tester, text};
+use matrix_federation_exporter::report::ServerReport;
+
+use crate::logging::{LogFormat, init_logging};
+use crate::{CheckArgs, UsageError};
+
+/// The config file (or the defaults) with the `--ca-file` PEMs added to `tls.ca_files` and
+/// `--probe.allow-private-addresses` applied.
+fn load_config(
+    file: Option<&Path>,
+    ca_files: &[PathBuf],
+    allow_private_addresses: bool,
+) -> anyhow::Result<Config> {
+    Source {
+        file: file.map(Path::to_owned),
+        ca_files: ca_files.to_vec(),
+        allow_private_addresses,
+        ..Source::default()
+    }
+    .load()
+}
+
+/// `check NAME...`: probes every name once (at most `probe.concurrency` at a time), prints the reports in
+/// argument order, and picks the exit code: 0 when every name federates, 1 when any does not.
+pub(crate) fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    init_logging(args.log_level, LogFormat::Logfmt)?;
+    let config = load_config(
+        args.config_file.as_deref(),
+        &args.ca_files,
+        args.allow_private_addresses,
+    )
+    .map_err(UsageError)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let reports = runtime.block_on(async {
+        // An unusable trust store or resolver setup is a config error, like a bad file.
+        let env = ProbeEnv::from_config(&config).map_err(UsageError)?;
+        anyhow::Ok(probe_all(env, &args.names, config.probe.concurrency).await)
+    })?;
+
+    let mut out = if args.json {
+        let array: Vec<serde_json::Value> = reports.iter().map(tester::tester_report).collect();
+        serde_json::to_string_pretty(&array).context("cannot encode the JSON report")? + "\n"
+    } else {
+        // https://no-color.org: "when present and not an empty string".
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let colour = std::io::stdout().is_terminal() && !no_color;
+        text::render_all(&reports, SystemTime::now(), colour)
+    };
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    std::io::stdout()
+        .lock()
+        .write_all(out.as_bytes())
+        .context("cannot write to stdout")?;
+    Ok(if reports.iter().all(ServerReport::success) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Probes `names` concurrently, at most `concurrency` at a time, each cut at the environment's deadline (as the
+/// daemon's scheduler does), and returns the reports in the order of `names`.
+async fn probe_all(env: ProbeEnv, names: &[ServerName], concurrency: usize) -> Vec<ServerReport> {
+    let env = Arc::new(env);
+    let deadline = env.probe_deadline();
+    futures_util::stream::iter(names.iter().cloned())
+        .map(|name| {
+            let env = env.clone();
+            tokio::spawn(async move {
+                let started_at = SystemTime::now();
+                match tokio::time::timeout(deadline, probe_server(&env, &name)).await {
+                    Ok(report) => report,
+                    Err(_) => ServerReport::timed_out(name.as_str(), started_at, deadline),
+                }
+            })
+        })
+        .buffered(concurrency.max(1))
+        .map(|joined| match joined {
+            Ok(report) => report,
+            // A probe panicked: a bug, so let it end the process as it would have without the task.
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        })
+        .collect()
+        .await
+}

@@ -1,0 +1,5 @@
+//! Probing on a schedule and keeping the latest report of each configured server.
+
+pub mod compact;
+pub mod scheduler;
+pub mod store;

@@ -1,0 +1,8 @@
+//! The daemon: wiring, the HTTP listener and its limits, the routes, and the web config (TLS, basic auth).
+
+pub mod daemon;
+pub mod limiter;
+pub mod listener;
+pub mod routes;
+pub mod streaming;
+pub mod web;
