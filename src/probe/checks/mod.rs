@@ -1,4 +1,5 @@
-//! The Matrix-level checks on a connection whose certificate was judged: the signing keys (canonical JSON,
-//! ed25519 signatures, validity).
+//! The Matrix-level checks on a connection whose certificate was judged: the signing keys (ed25519 signatures
+//! over Canonical JSON, validity). The version check is a plain GET in `probe/mod.rs`.
 
+pub mod canonical_json;
 pub mod keys;

@@ -1,0 +1,455 @@
+//! The scrape-time side of the metric contract: collectors that turn the latest reports into every per-server,
+//! per-address, certificate, key, failure and warning series, one family at a time. Names and help texts come
+//! from the family constants in `render/metrics/mod.rs`; nothing here does I/O.
+use std::fmt::{self, Display, Write as _};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabel, EncodeLabelSet, EncodeLabelValue, LabelSetEncoder,
+    LabelValueEncoder, MetricEncoder,
+};
+
+use super::{
+    ADDRESS_INFO, ADDRESS_SUCCESS, ADDRESSES, CERT_CHAIN_NOT_AFTER, CERT_INFO, CERT_NOT_AFTER,
+    CERT_NOT_BEFORE, CERT_VALID, CONNECTION_DURATION, DISCOVERY_INFO, Desc, FAILURE_INFO,
+    KEYS_VALID, KEYS_VALID_UNTIL, PROBE_DURATION, PROBE_SUCCESS, PROBE_TIMESTAMP,
+    RESOLUTION_DURATION, SERVER_VERSION_INFO, SIGNING_KEY_INFO, TLS_INFO, WARNING_INFO,
+    WELL_KNOWN_CACHE_TTL, family_name, unix_seconds,
+};
+use crate::config::targets::Labels;
+use crate::render::prerendered::{Prerendered, address_head};
+use crate::report::{
+    AddressClass, AddressReport, CertFacts, CertReport, Family, Fingerprint, Phase, Reason,
+    ServerReport, Stage, Step, Warning,
+};
+use crate::schedule::store::Store;
+
+/// Renders the latest report of every server in the store at scrape time.
+#[derive(Debug)]
+pub struct StoreCollector {
+    pub store: Arc<Store>,
+}
+
+impl Collector for StoreCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        encode_reports(&mut encoder, &self.store.snapshot_labeled())
+    }
+}
+
+/// Renders a fixed list of reports (one `/probe` answer).
+#[derive(Debug)]
+pub(super) struct ReportsCollector {
+    pub(super) reports: Vec<Row>,
+}
+
+impl Collector for ReportsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        encode_reports(&mut encoder, &self.reports)
+    }
+}
+
+fn flag(b: bool) -> f64 {
+    if b { 1.0 } else { 0.0 }
+}
+
+/// A report and its server's extra labels (from a target file), which every series of the server carries.
+pub(super) type Row = (Arc<ServerReport>, Arc<Labels>);
+
+/// Each family is one pass over the reports, so that all its samples are contiguous (`OpenMetrics` requires it).
+fn encode_reports(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+    let mut fam = FamilyWriter::new(enc, &PROBE_SUCCESS);
+    for (r, extra) in reports {
+        fam.gauge(&server(r, extra), flag(r.success()))?;
+    }
+    let mut fam = FamilyWriter::new(enc, &PROBE_DURATION);
+    for (r, extra) in reports {
+        fam.gauge(&server(r, extra), r.duration.as_secs_f64())?;
+    }
+    let mut fam = FamilyWriter::new(enc, &PROBE_TIMESTAMP);
+    for (r, extra) in reports {
+        fam.gauge(&server(r, extra), unix_seconds(r.finished_at))?;
+    }
+    let mut fam = FamilyWriter::new(enc, &DISCOVERY_INFO);
+    for (r, extra) in reports {
+        let d = &r.discovery;
+        fam.info(&(
+            server(r, extra),
+            [
+                ("method", d.method.as_str()),
+                ("well_known", d.well_known.outcome.as_str()),
+                (
+                    "delegated_server",
+                    d.delegated_server.as_deref().unwrap_or(""),
+                ),
+                ("tls_name", d.tls_name.as_str()),
+                ("host_header", d.host_header.as_str()),
+            ],
+        ))?;
+    }
+    let mut fam = FamilyWriter::new(enc, &WELL_KNOWN_CACHE_TTL);
+    for (r, extra) in reports {
+        if let Some(ttl) = r.discovery.well_known.cache_ttl {
+            fam.gauge(&server(r, extra), ttl.as_secs_f64())?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &RESOLUTION_DURATION);
+    for (r, extra) in reports {
+        for (step, secs) in summed(Step::ALL, &r.discovery.steps) {
+            fam.gauge(&(server(r, extra), [("step", step.as_str())]), secs)?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &ADDRESSES);
+    for (r, extra) in reports {
+        let ok = r.addresses.iter().filter(|a| a.success()).count();
+        let failed = r.addresses.len() - ok;
+        fam.gauge(&(server(r, extra), [("result", "ok")]), ok as f64)?;
+        fam.gauge(&(server(r, extra), [("result", "failed")]), failed as f64)?;
+    }
+    encode_address_info(enc, reports)?;
+    encode_address_families(enc, reports)?;
+    encode_failures(enc, reports)?;
+    encode_warnings(enc, reports)
+}
+
+/// `address_info{class}`: every probed address, then every address the public-federation view refused.
+fn encode_address_info(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+    let mut fam = FamilyWriter::new(enc, &ADDRESS_INFO);
+    for (r, extra) in reports {
+        let probed = r.addresses.iter().map(|a| a.address);
+        let refused = r.discovery.refused.iter().map(|a| a.address);
+        for address in probed.chain(refused) {
+            let labels = AddressLabels {
+                server_name: &r.server_name,
+                extra,
+                address,
+                family: Family::of(address.ip()).as_str(),
+            };
+            fam.info(&(labels, [("class", AddressClass::of(address.ip()).as_str())]))?;
+        }
+    }
+    Ok(())
+}
+
+fn encode_warnings(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+    let mut fam = FamilyWriter::new(enc, &WARNING_INFO);
+    let mut seen: Vec<(Option<SocketAddr>, Warning)> = Vec::new();
+    for (r, extra) in reports {
+        seen.clear();
+        for (warning, address) in r.warning_labels() {
+            if seen.contains(&(address, warning)) {
+                continue;
+            }
+            seen.push((address, warning));
+            fam.info(&(
+                server(r, extra),
+                [
+                    ("address", address.map_or(Shown::Str(""), Shown::Addr)),
+                    ("warning", Shown::Str(warning.as_str())),
+                ],
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+fn encode_address_families(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+    // Each address's label set, rendered once for all the families below (see `render/prerendered.rs`).
+    let heads: Vec<(String, &AddressReport)> = reports
+        .iter()
+        .flat_map(|(r, extra)| {
+            r.addresses
+                .iter()
+                .map(move |a| (address_head(&r.server_name, extra, a.address), a))
+        })
+        .collect();
+    let addresses = || {
+        heads
+            .iter()
+            .map(|(head, a)| (Prerendered::new(head, a.family().as_str()), *a))
+    };
+    let mut fam = FamilyWriter::new(enc, &ADDRESS_SUCCESS);
+    for (labels, a) in addresses() {
+        fam.gauge(&labels, flag(a.success()))?;
+    }
+    let mut fam = FamilyWriter::new(enc, &CONNECTION_DURATION);
+    for (labels, a) in addresses() {
+        for (phase, secs) in summed(Phase::ALL, &a.phases) {
+            fam.gauge(&(labels, [("phase", phase.as_str())]), secs)?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &CERT_VALID);
+    for (labels, a) in addresses() {
+        if let Some(cert) = &a.certificate {
+            fam.gauge(&labels, flag(cert.valid()))?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &CERT_NOT_AFTER);
+    for (labels, a) in addresses() {
+        if let Some(leaf) = leaf(a) {
+            fam.gauge(&labels, leaf.not_after as f64)?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &CERT_NOT_BEFORE);
+    for (labels, a) in addresses() {
+        if let Some(leaf) = leaf(a) {
+            fam.gauge(&labels, leaf.not_before as f64)?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &CERT_CHAIN_NOT_AFTER);
+    for (labels, a) in addresses() {
+        if let Some(not_after) = a.certificate.as_ref().and_then(CertReport::chain_not_after) {
+            fam.gauge(&labels, not_after as f64)?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &CERT_INFO);
+    for (labels, a) in addresses() {
+        if let Some(leaf) = leaf(a) {
+            fam.info(&(labels, CertLabels(leaf)))?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &TLS_INFO);
+    for (labels, a) in addresses() {
+        if let Some(tls) = &a.tls {
+            fam.info(&(
+                labels,
+                [("version", &*tls.version), ("cipher", &*tls.cipher)],
+            ))?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &KEYS_VALID);
+    for (labels, a) in addresses() {
+        if a.keys.is_some() || a.failures.iter().any(|f| f.stage == Stage::Keys) {
+            let ok = !a.failures.iter().any(|f| f.stage == Stage::Keys);
+            fam.gauge(&labels, flag(ok))?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &KEYS_VALID_UNTIL);
+    for (labels, a) in addresses() {
+        if let Some(ms) = a.keys.as_ref().and_then(|k| k.valid_until_ts) {
+            fam.gauge(&labels, ms as f64 / 1000.0)?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &SIGNING_KEY_INFO);
+    for (labels, a) in addresses() {
+        for key in a.keys.iter().flat_map(|k| &k.verify_keys) {
+            fam.info(&(
+                labels,
+                [("key_id", key.key_id.as_str()), ("key", key.key.as_str())],
+            ))?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &SERVER_VERSION_INFO);
+    for (labels, a) in addresses() {
+        if let Some(v) = &a.version {
+            fam.info(&(
+                labels,
+                [
+                    ("name", v.name.as_deref().unwrap_or("")),
+                    ("version", v.version.as_deref().unwrap_or("")),
+                ],
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+fn encode_failures(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+    let mut fam = FamilyWriter::new(enc, &FAILURE_INFO);
+    // Reused across servers: one allocation per scrape, not one per server.
+    let mut seen: Vec<(Option<SocketAddr>, Stage, Reason)> = Vec::new();
+    for (r, extra) in reports {
+        seen.clear();
+        for (address, failure) in r.all_failures() {
+            let key = (address, failure.stage, failure.reason);
+            if seen.contains(&key) {
+                continue;
+            }
+            seen.push(key);
+            fam.info(&(
+                server(r, extra),
+                [
+                    ("address", address.map_or(Shown::Str(""), Shown::Addr)),
+                    ("stage", Shown::Str(failure.stage.as_str())),
+                    ("reason", Shown::Str(failure.reason.as_str())),
+                ],
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+/// The leaf (first presented) certificate, when the handshake got that far.
+fn leaf(a: &AddressReport) -> Option<&CertFacts> {
+    a.certificate
+        .as_ref()
+        .and_then(|c| c.chain.first())
+        .map(|c| &**c)
+}
+
+fn server<'a>(r: &'a ServerReport, extra: &'a Labels) -> ServerLabels<'a> {
+    ServerLabels {
+        server_name: &r.server_name,
+        extra,
+    }
+}
+
+/// `server_name` and the server's extra labels: the start of every per-server label set.
+#[derive(Clone, Copy)]
+struct ServerLabels<'a> {
+    server_name: &'a str,
+    extra: &'a Labels,
+}
+
+impl EncodeLabelSet for ServerLabels<'_> {
+    fn encode(&self, enc: &mut LabelSetEncoder) -> fmt::Result {
+        ("server_name", self.server_name).encode(enc.encode_label())?;
+        for (name, value) in self.extra {
+            (name.as_str(), value.as_str()).encode(enc.encode_label())?;
+        }
+        Ok(())
+    }
+}
+
+/// The total duration per label value, in the label enum's declaration order (a step that ran several times,
+/// such as one address lookup per SRV target, is summed).
+fn summed<T: Copy + PartialEq>(
+    all: &'static [T],
+    items: &[(T, Duration)],
+) -> impl Iterator<Item = (T, f64)> {
+    all.iter().filter_map(move |&value| {
+        let mut matching = items
+            .iter()
+            .filter(|(v, _)| *v == value)
+            .map(|(_, d)| *d)
+            .peekable();
+        matching
+            .peek()
+            .is_some()
+            .then(|| (value, matching.sum::<Duration>().as_secs_f64()))
+    })
+}
+
+/// One metric family being written. Its descriptor is written before its first sample, so a family without
+/// samples leaves no trace in the output.
+struct FamilyWriter<'a, 'e> {
+    enc: Option<&'a mut DescriptorEncoder<'e>>,
+    desc: &'static Desc,
+    metric: Option<MetricEncoder<'a>>,
+}
+
+impl<'a, 'e> FamilyWriter<'a, 'e> {
+    fn new(enc: &'a mut DescriptorEncoder<'e>, desc: &'static Desc) -> Self {
+        Self {
+            enc: Some(enc),
+            desc,
+            metric: None,
+        }
+    }
+
+    fn gauge(&mut self, labels: &impl EncodeLabelSet, value: f64) -> fmt::Result {
+        self.metric()?.encode_family(labels)?.encode_gauge(&value)
+    }
+
+    fn info(&mut self, labels: &impl EncodeLabelSet) -> fmt::Result {
+        self.metric()?.encode_info(labels)
+    }
+
+    fn metric(&mut self) -> Result<&mut MetricEncoder<'a>, fmt::Error> {
+        if self.metric.is_none() {
+            // Invariant: `enc` is taken exactly once, here, when `metric` is first set.
+            let enc = self.enc.take().ok_or(fmt::Error)?;
+            self.metric = Some(enc.encode_descriptor(
+                family_name(self.desc),
+                self.desc.help,
+                None,
+                self.desc.kind,
+            )?);
+        }
+        self.metric.as_mut().ok_or(fmt::Error)
+    }
+}
+
+/// `server_name`, `address` (`ip:port`, IPv6 in brackets) and `family`, written without allocating.
+#[derive(Clone, Copy)]
+struct AddressLabels<'a> {
+    server_name: &'a str,
+    extra: &'a Labels,
+    address: SocketAddr,
+    family: &'static str,
+}
+
+impl EncodeLabelSet for AddressLabels<'_> {
+    fn encode(&self, enc: &mut LabelSetEncoder) -> fmt::Result {
+        ServerLabels {
+            server_name: self.server_name,
+            extra: self.extra,
+        }
+        .encode(enc)?;
+        ("address", Shown::Addr(self.address)).encode(enc.encode_label())?;
+        ("family", self.family).encode(enc.encode_label())
+    }
+}
+
+/// The identity labels of `cert_info`, from the leaf certificate.
+struct CertLabels<'a>(&'a CertFacts);
+
+impl EncodeLabelSet for CertLabels<'_> {
+    fn encode(&self, enc: &mut LabelSetEncoder) -> fmt::Result {
+        let c = self.0;
+        ("subject", c.subject.as_str()).encode(enc.encode_label())?;
+        ("issuer", c.issuer.as_str()).encode(enc.encode_label())?;
+        ("dns_names", Shown::Sans(c)).encode(enc.encode_label())?;
+        ("serial", c.serial.as_str()).encode(enc.encode_label())?;
+        ("fingerprint_sha256", Shown::Hex(&c.fingerprint_sha256)).encode(enc.encode_label())
+    }
+}
+
+/// Label values written straight into the output (the encoder escapes them), so no per-sample `String`.
+enum Shown<'a> {
+    Str(&'a str),
+    Addr(SocketAddr),
+    /// SAN DNS names, then SAN IP addresses, joined with `,`.
+    Sans(&'a CertFacts),
+    Hex(&'a Fingerprint),
+}
+
+impl EncodeLabelValue for Shown<'_> {
+    fn encode(&self, enc: &mut LabelValueEncoder) -> fmt::Result {
+        match self {
+            Shown::Str(s) => enc.write_str(s),
+            Shown::Addr(address) => write!(enc, "{address}"),
+            Shown::Hex(fingerprint) => write!(enc, "{fingerprint}"),
+            Shown::Sans(cert) => {
+                let names = cert.dns_names.iter().map(|n| n as &dyn Display);
+                let ips = cert.ip_addresses.iter().map(|ip| ip as &dyn Display);
+                for (i, item) in names.chain(ips).enumerate() {
+                    if i > 0 {
+                        enc.write_char(',')?;
+                    }
+                    write!(enc, "{item}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Step;
+
+    #[test]
+    fn summed_merges_repeated_steps_in_declaration_order() {
+        let steps = [
+            (Step::AddressLookup, Duration::from_millis(10)),
+            (Step::WellKnown, Duration::from_millis(5)),
+            (Step::AddressLookup, Duration::from_millis(20)),
+        ];
+        let got: Vec<_> = summed(Step::ALL, &steps).collect();
+        assert_eq!(got, [(Step::WellKnown, 0.005), (Step::AddressLookup, 0.03)]);
+    }
+}
