@@ -8,7 +8,7 @@
 //! (every verdict comes from the report).
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -17,6 +17,10 @@ use crate::report::{
     AddressReport, CertReport, Failure, KeysReport, Method, Reason, RefusedAddress, ServerReport,
     Stage, WellKnownOutcome,
 };
+
+mod extension;
+
+use extension::{Extension, extension};
 
 /// The one top-level key the tester does not have; it holds what the tester's schema cannot express.
 pub const EXTENSION_KEY: &str = "MatrixFederationExporter";
@@ -177,124 +181,6 @@ struct VersionResult {
     version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
-}
-
-// ---- our extension (snake_case, the words of our metric labels) ----
-
-#[derive(Serialize)]
-struct Extension {
-    server_name: String,
-    /// Unix seconds.
-    started_at: f64,
-    finished_at: f64,
-    duration_seconds: f64,
-    method: &'static str,
-    well_known: ExtWellKnown,
-    tls_name: String,
-    host_header: String,
-    /// More targets or addresses were found than a probe follows.
-    truncated: bool,
-    /// Seconds per discovery step (`well_known`, `srv`, `address_lookup`).
-    steps: BTreeMap<&'static str, f64>,
-    /// Every current failure; `address` is "" for server-level ones (as the `failure_info` metric).
-    failures: Vec<ExtFailure>,
-    /// Every current warning (as the `warning_info` metric); warnings never clear `FederationOK`.
-    warnings: Vec<ExtWarning>,
-    addresses: Vec<ExtAddress>,
-    /// Addresses left unprobed because default-configured peers refuse them (public-federation view).
-    refused_addresses: Vec<ExtRefused>,
-}
-
-#[derive(Serialize)]
-struct ExtWarning {
-    address: String,
-    warning: &'static str,
-    message: String,
-}
-
-#[derive(Serialize)]
-struct ExtRefused {
-    address: String,
-    family: &'static str,
-    class: &'static str,
-    target_host: String,
-}
-
-#[derive(Serialize)]
-struct ExtWellKnown {
-    outcome: &'static str,
-    delegated_server: Option<String>,
-    cache_ttl_seconds: Option<f64>,
-    hops: Vec<ExtHop>,
-    error: Option<String>,
-}
-
-#[derive(Serialize)]
-struct ExtHop {
-    url: String,
-    status: u16,
-}
-
-#[derive(Serialize)]
-struct ExtFailure {
-    address: String,
-    stage: &'static str,
-    reason: &'static str,
-    message: String,
-}
-
-#[derive(Serialize)]
-struct ExtAddress {
-    address: String,
-    family: &'static str,
-    /// The range the address falls in (`public`, `loopback`, `private`, ...).
-    class: &'static str,
-    target_host: String,
-    success: bool,
-    /// Seconds per phase (`connect`, `tls_handshake`, `keys`, `version`).
-    phases: BTreeMap<&'static str, f64>,
-    tls: Option<ExtTls>,
-    certificate: Option<ExtCert>,
-    keys: Option<ExtKeys>,
-    version: Option<ExtVersion>,
-}
-
-#[derive(Serialize)]
-struct ExtTls {
-    version: String,
-    cipher: String,
-}
-
-#[derive(Serialize)]
-struct ExtCert {
-    valid: bool,
-    /// The leaf's validity window, unix seconds.
-    not_before: Option<i64>,
-    not_after: Option<i64>,
-    /// The earliest `notAfter` in the presented chain.
-    chain_not_after: Option<i64>,
-}
-
-#[derive(Serialize)]
-struct ExtKeys {
-    server_name: String,
-    /// Milliseconds since the epoch, as served.
-    valid_until_ts: Option<i64>,
-    warnings: Vec<String>,
-    old_verify_keys: Vec<ExtOldKey>,
-}
-
-#[derive(Serialize)]
-struct ExtOldKey {
-    key_id: String,
-    key: String,
-    expired_ts: Option<i64>,
-}
-
-#[derive(Serialize)]
-struct ExtVersion {
-    name: Option<String>,
-    version: Option<String>,
 }
 
 // ---- building ----
@@ -603,112 +489,6 @@ fn version_result(r: &ServerReport) -> VersionResult {
     }
 }
 
-fn extension(r: &ServerReport) -> Extension {
-    let d = &r.discovery;
-    let wk = &d.well_known;
-    let mut steps = BTreeMap::new();
-    for (step, took) in &d.steps {
-        *steps.entry(step.as_str()).or_insert(0.0) += took.as_secs_f64();
-    }
-    Extension {
-        server_name: r.server_name.to_string(),
-        started_at: unix_seconds(r.started_at),
-        finished_at: unix_seconds(r.finished_at),
-        duration_seconds: r.duration.as_secs_f64(),
-        method: d.method.as_str(),
-        well_known: ExtWellKnown {
-            outcome: wk.outcome.as_str(),
-            delegated_server: d.delegated_server.clone(),
-            cache_ttl_seconds: wk.cache_ttl.as_ref().map(Duration::as_secs_f64),
-            hops: wk
-                .hops
-                .iter()
-                .map(|(url, status)| ExtHop {
-                    url: url.clone(),
-                    status: *status,
-                })
-                .collect(),
-            error: wk.error.clone(),
-        },
-        tls_name: d.tls_name.to_string(),
-        host_header: d.host_header.to_string(),
-        truncated: d.truncated,
-        steps,
-        failures: r
-            .all_failures()
-            .map(|(address, f)| ExtFailure {
-                address: address.map(|a| a.to_string()).unwrap_or_default(),
-                stage: f.stage.as_str(),
-                reason: f.reason.as_str(),
-                message: f.message.clone(),
-            })
-            .collect(),
-        warnings: r
-            .warnings()
-            .into_iter()
-            .map(|w| ExtWarning {
-                address: w.address.map(|a| a.to_string()).unwrap_or_default(),
-                warning: w.warning.as_str(),
-                message: w.message,
-            })
-            .collect(),
-        addresses: r.addresses.iter().map(ext_address).collect(),
-        refused_addresses: d
-            .refused
-            .iter()
-            .map(|a| ExtRefused {
-                address: a.address.to_string(),
-                family: a.family().as_str(),
-                class: a.class().as_str(),
-                target_host: a.target_host.to_string(),
-            })
-            .collect(),
-    }
-}
-
-fn ext_address(a: &AddressReport) -> ExtAddress {
-    let mut phases = BTreeMap::new();
-    for (phase, took) in &a.phases {
-        *phases.entry(phase.as_str()).or_insert(0.0) += took.as_secs_f64();
-    }
-    ExtAddress {
-        address: a.address.to_string(),
-        family: a.family().as_str(),
-        class: a.class().as_str(),
-        target_host: a.target_host.to_string(),
-        success: a.success(),
-        phases,
-        tls: a.tls.as_ref().map(|t| ExtTls {
-            version: t.version.to_string(),
-            cipher: t.cipher.to_string(),
-        }),
-        certificate: a.certificate.as_ref().map(|c| ExtCert {
-            valid: c.valid(),
-            not_before: c.chain.first().map(|l| l.not_before),
-            not_after: c.chain.first().map(|l| l.not_after),
-            chain_not_after: c.chain_not_after(),
-        }),
-        keys: a.keys.as_ref().map(|k| ExtKeys {
-            server_name: k.server_name.clone(),
-            valid_until_ts: k.valid_until_ts,
-            warnings: k.warnings.clone(),
-            old_verify_keys: k
-                .old_verify_keys
-                .iter()
-                .map(|o| ExtOldKey {
-                    key_id: o.key_id.clone(),
-                    key: o.key.clone(),
-                    expired_ts: o.expired_ts,
-                })
-                .collect(),
-        }),
-        version: a.version.as_ref().map(|v| ExtVersion {
-            name: v.name.clone(),
-            version: v.version.clone(),
-        }),
-    }
-}
-
 // ---- field conversions ----
 
 /// The TLS version as Go's `tls.VersionName` prints it (`TLS 1.3`); rustls's name for anything else.
@@ -779,6 +559,7 @@ mod tests {
     use crate::report::{
         AddressReport, CertFacts, DiscoveryReport, TlsFacts, VerifyKey, WellKnownReport,
     };
+    use std::time::Duration;
 
     #[test]
     fn fingerprints_are_unpadded_standard_base64() {
