@@ -1,34 +1,37 @@
-//! The status page: `GET /` lists every server with its verdict, delegation path, addresses, certificate expiry,
-//! first failure in words and last probe time; `GET /server/{name}` shows one server's whole report.
+//! The status page's shared parts: the page frame (head, inline CSS), the row order ([`Sort`]), links to the
+//! detail page ([`server_href`]), escaping ([`Esc`]) and the pieces both pages show (delegation path, expiry,
+//! times). `index` renders `GET /`; `detail` renders `GET /server/{name}` and the not-found page.
 //!
 //! Server-rendered HTML with inline CSS and no script, so it works without JavaScript and loads nothing from
 //! elsewhere (a `Content-Security-Policy` header enforces that). Sorting is server-side through `?sort=` links.
-//! Server names, certificate fields and error messages are untrusted text: every one goes through [`Esc`].
-//! The words for failures and their fixes come from [`text::hint`], the same table the `check` command uses.
+//! The words for failures and their fixes come from [`text::hint`](crate::render::text::hint), the same table
+//! the `check` command uses.
+//!
+//! The markup is written with maud's `html!` rather than askama templates: the markup is Rust, next to the code
+//! that feeds it, each interpolation a type-checked Rust expression that is HTML-escaped unless wrapped in
+//! `PreEscaped` (used here only for the constant CSS, besides maud's own `DOCTYPE`); no template directory ships,
+//! and the dependency is one small proc-macro crate.
+//!
+//! Server names, certificate fields and error messages are untrusted text. maud escapes `& < > "` in every
+//! interpolation; report text also goes through [`Esc`], which escapes `'` as well, so the bytes stay those the
+//! page has always served.
 
-use std::cmp::Ordering;
-use std::collections::BTreeSet;
+mod detail;
+mod index;
+
 use std::fmt::{self, Write as _};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::render::text::{self, count, ms, unix};
-use crate::report::{
-    AddressReport, CertFacts, Failure, KeysReport, Method, ServerReport, WellKnownOutcome,
-};
+use maud::{DOCTYPE, Markup, PreEscaped, Render, html};
+
+pub use self::detail::{not_found_page, server_page};
+pub use self::index::index_page;
+use crate::render::text::{count, ms, unix};
+use crate::report::{AddressReport, Failure, Method, ServerReport, WellKnownOutcome};
 
 /// Certificates expiring sooner than this are shown as a warning.
 const WARN_DAYS: i64 = 14;
 const DAY: i64 = 86_400;
-
-/// Timed steps or phases in order, `name 12 ms · name 3 ms`.
-fn timings<T: fmt::Display>(items: &[(T, Duration)]) -> String {
-    items
-        .iter()
-        .map(|(what, took)| format!("{what} {}", ms(*took)))
-        .collect::<Vec<_>>()
-        .join(" · ")
-}
 
 /// The order of the rows on `/`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -67,6 +70,49 @@ impl Sort {
     }
 }
 
+/// The detail page of `name`: `/server/` and the name percent-encoded (IPv6 literals hold `[`, `]` and `:`).
+#[must_use]
+pub fn server_href(name: &str) -> String {
+    let mut href = String::from("/server/");
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            href.push(char::from(b));
+        } else {
+            let _ = write!(href, "%{b:02X}");
+        }
+    }
+    href
+}
+
+/// Untrusted text, HTML-escaped: `&<>"'`. Safe in text and in quoted attribute values. In `html!` it escapes one
+/// character more than maud's own escaping (`'`, as `&#39;`); as `Display` it gives the escaped text.
+pub struct Esc<'a>(pub &'a str);
+
+impl fmt::Display for Esc<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rest = self.0;
+        while let Some(i) = rest.find(['&', '<', '>', '"', '\'']) {
+            f.write_str(&rest[..i])?;
+            f.write_str(match rest.as_bytes()[i] {
+                b'&' => "&amp;",
+                b'<' => "&lt;",
+                b'>' => "&gt;",
+                b'"' => "&quot;",
+                _ => "&#39;",
+            })?;
+            rest = &rest[i + 1..];
+        }
+        f.write_str(rest)
+    }
+}
+
+impl Render for Esc<'_> {
+    fn render_to(&self, buffer: &mut String) {
+        // Writing to a String cannot fail.
+        let _ = write!(buffer, "{self}");
+    }
+}
+
 /// A server's verdict, in worst-first order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Status {
@@ -93,229 +139,25 @@ impl Status {
     }
 }
 
-struct Row<'a> {
-    name: &'a str,
-    report: Option<&'a ServerReport>,
-    status: Status,
-    expiry: Option<i64>,
-}
-
-/// The earliest `notAfter` of any certificate any address presented.
-fn earliest_expiry(report: &ServerReport) -> Option<i64> {
-    report
-        .addresses
-        .iter()
-        .filter_map(|a| a.certificate.as_ref()?.chain_not_after())
-        .min()
-}
-
-/// Soonest first; no certificate sorts last.
-fn by_expiry(a: Option<i64>, b: Option<i64>) -> Ordering {
-    match (a, b) {
-        (Some(a), Some(b)) => a.cmp(&b),
-        (Some(_), None) => Ordering::Less,
-        (None, Some(_)) => Ordering::Greater,
-        (None, None) => Ordering::Equal,
-    }
-}
-
-/// The page at `/`: one row per server that has a report or is configured (then "pending" until probed).
-#[must_use]
-pub fn index_page<'a>(
-    reports: &'a [Arc<ServerReport>],
-    configured: impl IntoIterator<Item = &'a str>,
-    sort: Sort,
-    now: SystemTime,
-) -> String {
-    let probed: BTreeSet<&str> = reports.iter().map(|r| r.server_name.as_str()).collect();
-    let mut rows: Vec<Row<'a>> = reports
-        .iter()
-        .map(|r| Row {
-            name: &r.server_name,
-            report: Some(r),
-            status: Status::of(Some(r)),
-            expiry: earliest_expiry(r),
-        })
-        .collect();
-    let pending: BTreeSet<&str> = configured
-        .into_iter()
-        .filter(|n| !probed.contains(n))
-        .collect();
-    rows.extend(pending.into_iter().map(|name| Row {
-        name,
-        report: None,
-        status: Status::Pending,
-        expiry: None,
-    }));
-    rows.sort_by(|a, b| {
-        let order = match sort {
-            Sort::Worst => a
-                .status
-                .cmp(&b.status)
-                .then_with(|| by_expiry(a.expiry, b.expiry)),
-            Sort::Name => Ordering::Equal,
-            Sort::Expiry => by_expiry(a.expiry, b.expiry).then_with(|| a.status.cmp(&b.status)),
-        };
-        order.then_with(|| a.name.cmp(b.name))
-    });
-
-    let count = |s: Status| rows.iter().filter(|r| r.status == s).count();
-    let (ok, failing, pending) = (
-        count(Status::Ok),
-        count(Status::Failing),
-        count(Status::Pending),
-    );
-
-    let mut page = String::with_capacity(4096 + 1024 * rows.len());
-    let title = if failing > 0 {
-        format!("{failing} failing · Matrix federation status")
-    } else {
-        "Matrix federation status".to_owned()
-    };
-    head(&mut page, &title);
-    page.push_str("<header><h1>Matrix federation status</h1>\n<p class=\"summary\">");
-    let _ = write!(
-        page,
-        "<span class=\"count\">{} servers</span> \
-         <span class=\"pill ok\" id=\"count-ok\">{ok} ok</span> \
-         <span class=\"pill failing\" id=\"count-failing\">{failing} failing</span>",
-        rows.len()
-    );
-    if pending > 0 {
-        let _ = write!(
-            page,
-            " <span class=\"pill pending\" id=\"count-pending\">{pending} not yet probed</span>"
-        );
-    }
-    let _ = write!(
-        page,
-        "</p>\n<p class=\"meta\">Updated {} · <a href=\"/metrics\">/metrics</a></p></header>\n<main>\n",
-        date(unix(now))
-    );
-
-    if rows.is_empty() {
-        page.push_str(
-            "<p class=\"empty\">No servers are configured, and no probe has finished yet.</p>\n",
-        );
-    } else {
-        index_table(&mut page, &rows, sort, now);
-    }
-    page.push_str("</main>\n</body>\n</html>\n");
-    page
-}
-
-fn index_table(page: &mut String, rows: &[Row<'_>], sort: Sort, now: SystemTime) {
-    let th = |page: &mut String, label: &str, key: Sort, title: &str| {
-        if key == sort {
-            let _ = write!(
-                page,
-                "<th scope=\"col\" aria-sort=\"ascending\" class=\"sorted\">\
-                 <a href=\"/?sort={}\" title=\"{title}\">{label} ▾</a></th>",
-                key.as_str()
-            );
-        } else {
-            let _ = write!(
-                page,
-                "<th scope=\"col\"><a href=\"/?sort={}\" title=\"{title}\">{label}</a></th>",
-                key.as_str()
-            );
-        }
-    };
-    page.push_str("<div class=\"table-wrap\"><table id=\"servers\">\n<thead><tr>");
-    th(page, "Status", Sort::Worst, "Worst first");
-    th(page, "Server", Sort::Name, "By name");
-    page.push_str("<th scope=\"col\">Delegation</th><th scope=\"col\">Addresses</th>");
-    th(page, "Cert expiry", Sort::Expiry, "Soonest expiry first");
-    page.push_str(
-        "<th scope=\"col\">Problem</th><th scope=\"col\">Last probe</th></tr></thead>\n<tbody>\n",
-    );
-    for row in rows {
-        let status = row.status.as_str();
-        let _ = write!(
-            page,
-            "<tr class=\"row status-{status}\" data-server=\"{}\" data-status=\"{status}\">\
-             <td data-label=\"Status\"><span class=\"pill {status}\">{}</span></td>\
-             <td data-label=\"Server\" class=\"name\"><a href=\"{}\">{}</a></td>",
-            Esc(row.name),
-            match row.status {
-                Status::Pending => "not yet probed",
-                s => s.as_str(),
-            },
-            server_href(row.name),
-            Esc(row.name),
-        );
-        let Some(r) = row.report else {
-            page.push_str(
-                "<td data-label=\"Delegation\" class=\"muted\">—</td>\
-                 <td data-label=\"Addresses\" class=\"muted\">—</td>\
-                 <td data-label=\"Cert expiry\" class=\"muted\">—</td>\
-                 <td data-label=\"Problem\" class=\"muted\">waiting for the first probe</td>\
-                 <td data-label=\"Last probe\" class=\"muted\">never</td></tr>\n",
-            );
-            continue;
-        };
-        let _ = write!(
-            page,
-            "<td data-label=\"Delegation\" class=\"delegation\">{}</td>",
-            Delegation(r)
-        );
-        let good = r.addresses.iter().filter(|a| a.success()).count();
-        let total = r.addresses.len();
-        let class = if total > 0 && good == total {
-            "ok"
-        } else {
-            "bad"
-        };
-        let _ = write!(
-            page,
-            "<td data-label=\"Addresses\" class=\"addresses\"><span class=\"{class}\">{good}/{total}</span> ok</td>"
-        );
-        let _ = write!(
-            page,
-            "<td data-label=\"Cert expiry\" class=\"expiry\">{}</td>",
-            Expiry(row.expiry, now)
-        );
-        page.push_str("<td data-label=\"Problem\" class=\"problem\">");
-        let mut failures = all_failures(r);
-        if let Some((address, failure)) = failures.next() {
-            let hint = text::hint(failure, r, address);
-            let (what, fix) = split_hint(&hint);
-            let _ = write!(
-                page,
-                "<span class=\"what\" title=\"{}\">{}</span>",
-                Esc(&failure.message),
-                Esc(what)
-            );
-            if !fix.is_empty() {
-                let _ = write!(page, "<span class=\"fix\">: {}</span>", Esc(fix));
+/// A whole page: the head (title, viewport, inline CSS) and `body`.
+fn page(title: &str, body: &Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                link rel="icon" href="data:,";
+                title { (Esc(title)) }
+                style { (PreEscaped(CSS)) }
             }
-            let more = failures.count();
-            let _ = write!(
-                page,
-                "<div class=\"where\"><code>{}/{}</code> on {}",
-                failure.stage,
-                failure.reason,
-                Esc(&address.map_or_else(|| "the server".to_owned(), |a| a.address.to_string())),
-            );
-            if more > 0 {
-                let _ = write!(
-                    page,
-                    " · <a href=\"{}\">+{more} more</a>",
-                    server_href(row.name)
-                );
-            }
-            page.push_str("</div>");
-        } else {
-            page.push_str("<span class=\"muted\">none</span>");
+            body { (body) }
         }
-        let _ = writeln!(
-            page,
-            "</td><td data-label=\"Last probe\" class=\"probed\">{}</td></tr>",
-            time_tag(r.finished_at, now)
-        );
     }
-    page.push_str("</tbody></table></div>\n");
+    .into_string()
 }
+
+// ---- pieces both pages show ----
 
 /// Every failure with the address it belongs to (`None` for the server), server-level first.
 fn all_failures(r: &ServerReport) -> impl Iterator<Item = (Option<&AddressReport>, &Failure)> {
@@ -331,418 +173,31 @@ fn split_hint(hint: &str) -> (&str, &str) {
     hint.split_once(": ").unwrap_or((hint, ""))
 }
 
-/// The page at `/server/{name}`: verdict, failures with fixes, discovery, every address, and `check`'s text.
-#[must_use]
-pub fn server_page(name: &str, report: Option<&ServerReport>, now: SystemTime) -> String {
-    let mut page = String::with_capacity(16 * 1024);
-    let status = Status::of(report);
-    head(&mut page, &format!("{name} · Matrix federation status"));
-    let _ = write!(
-        page,
-        "<header><p class=\"meta\"><a href=\"/\">← all servers</a></p>\n\
-         <h1 id=\"server\" class=\"status-{s}\" data-status=\"{s}\"><span class=\"name\">{}</span> \
-         <span class=\"pill {s}\">{}</span></h1>\n",
-        Esc(name),
-        match status {
-            Status::Ok => "federation works",
-            Status::Failing => "federation fails",
-            Status::Pending => "not yet probed",
-        },
-        s = status.as_str(),
-    );
-    let Some(r) = report else {
-        page.push_str(
-            "</header>\n<main><p class=\"empty\">This server is configured but its first probe has not \
-             finished yet. Reload this page in a moment.</p></main>\n</body>\n</html>\n",
-        );
-        return page;
-    };
-    let failing = r.addresses.iter().filter(|a| !a.success()).count();
-    let _ = write!(
-        page,
-        "<p class=\"meta\">Probed {} · took {} · {} · {failing} failing</p></header>\n<main>\n",
-        time_tag(r.finished_at, now),
-        ms(r.duration),
-        count(r.addresses.len(), "address", "addresses"),
-    );
-
-    let total = all_failures(r).count();
-    if total > 0 {
-        let _ = write!(
-            page,
-            "<section id=\"failures\"><h2>What is wrong ({total})</h2>\n<ol class=\"failures\">\n"
-        );
-        for (address, failure) in all_failures(r) {
-            failure_item(&mut page, r, address, failure);
-        }
-        page.push_str("</ol></section>\n");
-    }
-
-    discovery_section(&mut page, r);
-
-    page.push_str("<section id=\"addresses\"><h2>Addresses</h2>\n");
-    if r.addresses.is_empty() {
-        page.push_str("<p class=\"empty\">None: discovery found nothing to connect to.</p>\n");
-    }
-    for a in &r.addresses {
-        address_card(&mut page, a, now);
-    }
-    page.push_str("</section>\n");
-
-    let _ = write!(
-        page,
-        "<section id=\"text\"><h2>Plain-text report</h2>\n<details><summary>As the <code>check</code> \
-         command prints it</summary>\n<pre>{}</pre></details></section>\n",
-        Esc(&text::render(r, now, false))
-    );
-    page.push_str("</main>\n</body>\n</html>\n");
-    page
-}
-
-fn failure_item(
-    page: &mut String,
-    r: &ServerReport,
-    address: Option<&AddressReport>,
-    failure: &Failure,
-) {
-    let hint = text::hint(failure, r, address);
-    let (what, fix) = split_hint(&hint);
-    let place = address.map_or_else(
-        || "discovery".to_owned(),
-        |a| {
-            format!(
-                "<a href=\"#{}\">{}</a>",
-                anchor(a),
-                Esc(&a.address.to_string())
-            )
-        },
-    );
-    let _ = write!(
-        page,
-        "<li class=\"failure\" data-reason=\"{}\"><p><code>{}/{}</code> on {place}: \
-         <span class=\"what\">{}</span></p>",
-        failure.reason,
-        failure.stage,
-        failure.reason,
-        Esc(what),
-    );
-    if !fix.is_empty() {
-        let _ = write!(
-            page,
-            "<p class=\"fix\"><strong>Fix:</strong> {}</p>",
-            Esc(fix)
-        );
-    }
-    let _ = writeln!(
-        page,
-        "<p class=\"message\">{}</p></li>",
-        Esc(&failure.message)
-    );
-}
-
-fn discovery_section(page: &mut String, r: &ServerReport) {
-    let d = &r.discovery;
-    let wk = &d.well_known;
-    let _ = write!(
-        page,
-        "<section id=\"discovery\"><h2>Discovery</h2>\n<p class=\"path\">{}</p>\n<dl>\
-         <dt>Method</dt><dd><code>{}</code> ({})</dd>\
-         <dt>.well-known</dt><dd><code>{}</code>",
-        Delegation(r),
-        d.method,
-        method_words(d.method),
-        wk.outcome,
-    );
-    if let Some(error) = &wk.error {
-        let _ = write!(page, ": {}", Esc(error));
-    }
-    if let Some(ttl) = wk.cache_ttl {
-        let _ = write!(
-            page,
-            " <span class=\"muted\">(peers cache this for {})</span>",
-            humantime::format_duration(Duration::from_secs(ttl.as_secs()))
-        );
-    }
-    if !wk.hops.is_empty() {
-        page.push_str("<ul class=\"hops\">");
-        for (url, status) in &wk.hops {
-            let status = if *status == 0 {
-                "no answer".to_owned()
-            } else {
-                format!("HTTP {status}")
-            };
-            let _ = write!(page, "<li><code>{}</code> → {status}</li>", Esc(url));
-        }
-        page.push_str("</ul>");
-    }
-    page.push_str("</dd>");
-    if let Some(delegated) = &d.delegated_server {
-        let _ = write!(
-            page,
-            "<dt>Delegated to</dt><dd><code>{}</code></dd>",
-            Esc(delegated)
-        );
-    }
-    let _ = write!(
-        page,
-        "<dt>Certificate must name</dt><dd><code>{}</code></dd>\
-         <dt>Host header</dt><dd><code>{}</code></dd>",
-        Esc(&d.tls_name),
-        Esc(&d.host_header)
-    );
-    if !d.steps.is_empty() {
-        let _ = write!(page, "<dt>Steps</dt><dd>{}</dd>", timings(&d.steps));
-    }
-    page.push_str("</dl>\n");
-    if d.truncated {
-        page.push_str(
-            "<p class=\"warn\">⚠ More targets or addresses than a probe follows: only the first were probed.</p>\n",
-        );
-    }
-    if !d.targets.is_empty() {
-        page.push_str(
-            "<div class=\"table-wrap\"><table class=\"targets\"><thead><tr><th>Target</th><th>SRV</th>\
-             <th>Addresses</th></tr></thead><tbody>\n",
-        );
-        for t in &d.targets {
-            let srv = t.srv.map_or_else(
-                || "—".to_owned(),
-                |s| format!("priority {}, weight {}", s.priority, s.weight),
-            );
-            let addresses = if t.addresses.is_empty() {
-                "none".to_owned()
-            } else {
-                t.addresses
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let _ = writeln!(
-                page,
-                "<tr><td><code>{}:{}</code></td><td>{srv}</td><td>{}{}</td></tr>",
-                Esc(&t.host),
-                t.port,
-                Esc(&addresses),
-                if t.via_cname { " (via CNAME)" } else { "" }
-            );
-        }
-        page.push_str("</tbody></table></div>\n");
-    }
-    page.push_str("</section>\n");
-}
-
-fn address_card(page: &mut String, a: &AddressReport, now: SystemTime) {
-    let status = if a.success() { "ok" } else { "failing" };
-    let _ = write!(
-        page,
-        "<article class=\"address status-{status}\" id=\"{}\" data-address=\"{}\">\
-         <h3><code>{}</code> <span class=\"pill {status}\">{status}</span></h3>\n\
-         <p class=\"meta\">{} · from <code>{}</code></p>\n<dl>",
-        anchor(a),
-        Esc(&a.address.to_string()),
-        Esc(&a.address.to_string()),
-        a.family(),
-        Esc(&a.target_host),
-    );
-    if !a.phases.is_empty() {
-        let _ = write!(page, "<dt>Timings</dt><dd>{}</dd>", timings(&a.phases));
-    }
-    if let Some(tls) = &a.tls {
-        let _ = write!(
-            page,
-            "<dt>TLS</dt><dd>{} · {}</dd>",
-            Esc(&tls.version),
-            Esc(&tls.cipher)
-        );
-    }
-    if let Some(cert) = &a.certificate {
-        let verdict = if cert.valid() {
-            "<span class=\"ok\">✔ valid</span>".to_owned()
-        } else {
-            let reasons: Vec<&str> = cert.failures.iter().map(|f| f.reason.as_str()).collect();
-            format!("<span class=\"bad\">✘ {}</span>", reasons.join(", "))
-        };
-        let _ = write!(
-            page,
-            "<dt>Certificate</dt><dd>{verdict} · earliest expiry in the chain: {}",
-            Expiry(cert.chain_not_after(), now)
-        );
-        if cert.chain.is_empty() {
-            page.push_str(" · none presented");
-        }
-        page.push_str("<ol class=\"chain\">");
-        for (i, c) in cert.chain.iter().enumerate() {
-            cert_item(page, c, i == 0, now);
-        }
-        page.push_str("</ol></dd>");
-    }
-    if let Some(keys) = &a.keys {
-        keys_item(page, keys, now);
-    }
-    if let Some(v) = &a.version {
-        let _ = write!(
-            page,
-            "<dt>Version</dt><dd>{} {}</dd>",
-            Esc(v.name.as_deref().unwrap_or("(no name)")),
-            Esc(v.version.as_deref().unwrap_or("(no version)"))
-        );
-    }
-    page.push_str("</dl>\n");
-    if !a.failures.is_empty() {
-        page.push_str("<ul class=\"address-failures\">");
-        for f in &a.failures {
-            let _ = write!(
-                page,
-                "<li><code>{}/{}</code>: {}</li>",
-                f.stage,
-                f.reason,
-                Esc(&f.message)
-            );
-        }
-        page.push_str("</ul>\n");
-    }
-    page.push_str("</article>\n");
-}
-
-fn cert_item(page: &mut String, c: &CertFacts, leaf: bool, now: SystemTime) {
-    let names: Vec<String> = c
-        .dns_names
-        .iter()
-        .cloned()
-        .chain(c.ip_addresses.iter().map(ToString::to_string))
-        .collect();
-    let _ = write!(
-        page,
-        "<li class=\"cert\"><span class=\"subject\">{}</span>{}<br>\
-         <span class=\"muted\">issuer</span> {}",
-        Esc(&c.subject),
-        if leaf { " <em>(leaf)</em>" } else { "" },
-        Esc(&c.issuer),
-    );
-    if !names.is_empty() {
-        let _ = write!(
-            page,
-            "<br><span class=\"muted\">names</span> {}",
-            Esc(&names.join(", "))
-        );
-    }
-    let _ = write!(
-        page,
-        "<br><span class=\"muted\">valid</span> {} – {} ({})\
-         <br><span class=\"muted\">serial</span> <code>{}</code> \
-         <span class=\"muted\">sha256</span> <code class=\"fp\">{}</code></li>",
-        date(c.not_before),
-        date(c.not_after),
-        Expiry(Some(c.not_after), now),
-        Esc(&c.serial),
-        c.fingerprint_sha256,
-    );
-}
-
-fn keys_item(page: &mut String, keys: &KeysReport, now: SystemTime) {
-    let name = if keys.server_name.is_empty() {
-        "(missing)"
-    } else {
-        &keys.server_name
-    };
-    let _ = write!(
-        page,
-        "<dt>Keys</dt><dd>server_name <code>{}</code>",
-        Esc(name)
-    );
-    match keys.valid_until_ts {
-        Some(ts) => {
-            let secs = ts.div_euclid(1000);
-            let class = if secs < unix(now) { "bad" } else { "ok" };
-            let _ = write!(
-                page,
-                " · <span class=\"{class}\">valid_until_ts {}</span>",
-                time_tag(at(secs), now)
-            );
-        }
-        None => page.push_str(" · <span class=\"bad\">no valid_until_ts</span>"),
-    }
-    page.push_str("<ul class=\"keys\">");
-    for k in &keys.verify_keys {
-        let (class, verdict) = if !k.valid_ed25519 {
-            ("bad", "✘ not a usable ed25519 key")
-        } else if !k.matching_signature {
-            ("bad", "✘ signature does not verify")
-        } else {
-            ("ok", "✔ signature verifies")
-        };
-        let _ = write!(
-            page,
-            "<li><code>{}</code> <span class=\"{class}\">{verdict}</span></li>",
-            Esc(&k.key_id)
-        );
-    }
-    for k in &keys.old_verify_keys {
-        let _ = write!(
-            page,
-            "<li><code>{}</code> <span class=\"muted\">old key</span></li>",
-            Esc(&k.key_id)
-        );
-    }
-    for w in &keys.warnings {
-        let _ = write!(page, "<li class=\"warn\">⚠ {}</li>", Esc(w));
-    }
-    page.push_str("</ul></dd>");
-}
-
-/// The page for a name that is neither configured nor probed.
-#[must_use]
-pub fn not_found_page(name: &str) -> String {
-    let mut page = String::with_capacity(2048);
-    head(&mut page, "Not found · Matrix federation status");
-    let _ = write!(
-        page,
-        "<header><p class=\"meta\"><a href=\"/\">← all servers</a></p><h1>Not found</h1></header>\n\
-         <main><p class=\"empty\" id=\"not-found\">No server named <code>{}</code> is configured or has \
-         been probed by this exporter.</p></main>\n</body>\n</html>\n",
-        Esc(name)
-    );
-    page
-}
-
-// ---- pieces ----
-
 /// The delegation path in one line: `.well-known → m.server · method · first target`.
-struct Delegation<'a>(&'a ServerReport);
-
-impl fmt::Display for Delegation<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = &self.0.discovery;
-        let mut parts = Vec::new();
-        match d.well_known.outcome {
+fn delegation(r: &ServerReport) -> Markup {
+    let d = &r.discovery;
+    html! {
+        @match d.well_known.outcome {
             WellKnownOutcome::Skipped => {}
-            WellKnownOutcome::Delegated => parts.push(format!(
-                "<span class=\"wk ok\">.well-known → {}</span>",
-                Esc(d.delegated_server.as_deref().unwrap_or("?"))
-            )),
-            outcome => parts.push(format!(
-                "<span class=\"wk\">.well-known {}</span>",
-                outcome.as_str().replace('_', " ")
-            )),
+            WellKnownOutcome::Delegated => {
+                span class="wk ok" {
+                    ".well-known → " (Esc(d.delegated_server.as_deref().unwrap_or("?")))
+                }
+                " · "
+            }
+            outcome => {
+                span class="wk" { ".well-known " (outcome.as_str().replace('_', " ")) }
+                " · "
+            }
         }
-        parts.push(format!(
-            "<span class=\"method\">{}</span>",
-            method_words(d.method)
-        ));
-        if let Some(first) = d.targets.first() {
-            let more = if d.targets.len() > 1 {
-                format!(" (+{})", d.targets.len() - 1)
-            } else {
-                String::new()
-            };
-            parts.push(format!(
-                "<span class=\"target\">{}:{}{more}</span>",
-                Esc(&first.host),
-                first.port
-            ));
+        span class="method" { (method_words(d.method)) }
+        @if let Some(first) = d.targets.first() {
+            " · "
+            span class="target" {
+                (Esc(&first.host)) ":" (first.port)
+                @if d.targets.len() > 1 { " (+" (d.targets.len() - 1) ")" }
+            }
         }
-        f.write_str(&parts.join(" · "))
     }
 }
 
@@ -758,41 +213,46 @@ fn method_words(method: Method) -> &'static str {
 }
 
 /// Days until a certificate expires, coloured: `45 days`, `3 days` (warning), `expired 2 days ago`.
-struct Expiry(Option<i64>, SystemTime);
-
-impl fmt::Display for Expiry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Some(not_after) = self.0 else {
-            return f.write_str("<span class=\"muted\" title=\"no certificate seen\">—</span>");
-        };
-        let delta = not_after - unix(self.1);
-        // Whole days, towards zero: 2 days 23 hours ago is "expired 2 days ago" and data-days -2.
-        let days = delta / DAY;
-        let (class, text) = if delta < 0 {
-            let ago = -days;
-            (
-                "bad",
-                if ago == 0 {
-                    "expired today".to_owned()
-                } else {
-                    format!("expired {} ago", count(ago as usize, "day", "days"))
-                },
-            )
-        } else if days < WARN_DAYS {
-            ("warn", count(days as usize, "day", "days"))
-        } else {
-            ("ok", count(days as usize, "day", "days"))
-        };
-        write!(
-            f,
-            "<span class=\"days {class}\" data-days=\"{days}\" title=\"notAfter {}\">{text}</span>",
-            date(not_after)
+fn expiry(not_after: Option<i64>, now: SystemTime) -> Markup {
+    let Some(not_after) = not_after else {
+        return html! { span class="muted" title="no certificate seen" { "—" } };
+    };
+    let delta = not_after - unix(now);
+    // Whole days, towards zero: 2 days 23 hours ago is "expired 2 days ago" and data-days -2.
+    let days = delta / DAY;
+    let (class, text) = if delta < 0 {
+        let ago = -days;
+        (
+            "bad",
+            if ago == 0 {
+                "expired today".to_owned()
+            } else {
+                format!("expired {} ago", count(ago as usize, "day", "days"))
+            },
         )
+    } else if days < WARN_DAYS {
+        ("warn", count(days as usize, "day", "days"))
+    } else {
+        ("ok", count(days as usize, "day", "days"))
+    };
+    html! {
+        span class={ "days " (class) } data-days=(days) title={ "notAfter " (date(not_after)) } {
+            (text)
+        }
     }
 }
 
+/// Timed steps or phases in order, `name 12 ms · name 3 ms`.
+fn timings<T: fmt::Display>(items: &[(T, Duration)]) -> String {
+    items
+        .iter()
+        .map(|(what, took)| format!("{what} {}", ms(*took)))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
 /// `<time>` with a relative text (`12 s ago`) and the absolute UTC time as its title.
-fn time_tag(t: SystemTime, now: SystemTime) -> String {
+fn time_tag(t: SystemTime, now: SystemTime) -> Markup {
     let secs = unix(t);
     // The exact difference, in whole seconds towards zero (not a difference of two rounded timestamps).
     let delta = match now.duration_since(t) {
@@ -811,10 +271,9 @@ fn time_tag(t: SystemTime, now: SystemTime) -> String {
         d => format!("in {}", rel(-d)),
     };
     let iso = humantime::format_rfc3339_seconds(at(secs));
-    format!(
-        "<time class=\"time\" datetime=\"{iso}\" title=\"{}\">{text}</time>",
-        date(secs)
-    )
+    html! {
+        time class="time" datetime=(iso) title=(date(secs)) { (text) }
+    }
 }
 
 fn at(secs: i64) -> SystemTime {
@@ -827,20 +286,6 @@ fn date(secs: i64) -> String {
     format!("{} UTC", s.trim_end_matches('Z').replacen('T', " ", 1))
 }
 
-/// The detail page of `name`: `/server/` and the name percent-encoded (IPv6 literals hold `[`, `]` and `:`).
-#[must_use]
-pub fn server_href(name: &str) -> String {
-    let mut href = String::from("/server/");
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            href.push(char::from(b));
-        } else {
-            let _ = write!(href, "%{b:02X}");
-        }
-    }
-    href
-}
-
 /// A fragment id for an address card.
 fn anchor(a: &AddressReport) -> String {
     let mut id = String::from("addr-");
@@ -848,37 +293,6 @@ fn anchor(a: &AddressReport) -> String {
         id.push(if c.is_ascii_alphanumeric() { c } else { '-' });
     }
     id
-}
-
-/// HTML-escapes `&<>"'` when displayed; safe in text and in quoted attribute values.
-pub struct Esc<'a>(pub &'a str);
-
-impl fmt::Display for Esc<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut rest = self.0;
-        while let Some(i) = rest.find(['&', '<', '>', '"', '\'']) {
-            f.write_str(&rest[..i])?;
-            f.write_str(match rest.as_bytes()[i] {
-                b'&' => "&amp;",
-                b'<' => "&lt;",
-                b'>' => "&gt;",
-                b'"' => "&quot;",
-                _ => "&#39;",
-            })?;
-            rest = &rest[i + 1..];
-        }
-        f.write_str(rest)
-    }
-}
-
-fn head(page: &mut String, title: &str) {
-    let _ = write!(
-        page,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <link rel=\"icon\" href=\"data:,\">\n<title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
-        Esc(title)
-    );
 }
 
 const CSS: &str = r#"
@@ -939,6 +353,11 @@ dl{grid-template-columns:1fr}dt{margin-top:6px}
 mod tests {
     use super::*;
 
+    /// The page pieces are maud `Markup`; these tests read the text it holds.
+    fn time_tag(t: SystemTime, now: SystemTime) -> String {
+        super::time_tag(t, now).into_string()
+    }
+
     #[test]
     fn escapes_all_five() {
         assert_eq!(
@@ -970,12 +389,5 @@ mod tests {
         assert!(time_tag(at(1_000_000 - 7_200), now).contains(">2 h ago<"));
         assert!(time_tag(at(1_000_000 + 5), now).contains(">in 5 s<"));
         assert!(time_tag(at(1_000_000), now).contains("title=\"1970-01-12 13:46:40 UTC\""));
-    }
-
-    #[test]
-    fn empty_page_links_metrics() {
-        let page = index_page(&[], [], Sort::Worst, SystemTime::now());
-        assert!(page.contains("<a href=\"/metrics\">"));
-        assert!(page.contains("no probe has finished yet"));
     }
 }
