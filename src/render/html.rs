@@ -4,15 +4,16 @@
 //! Server-rendered HTML with inline CSS and no script, so it works without JavaScript and loads nothing from
 //! elsewhere (a `Content-Security-Policy` header enforces that). Sorting is server-side through `?sort=` links.
 //! Server names, certificate fields and error messages are untrusted text: every one goes through [`Esc`].
-//! The words for failures and their fixes come from [`text::hint`], the same table the `check` command uses.
+//! The words for failures and their fixes come from [`explain::hint`], the same table the `check` command uses.
 
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use crate::render::text::{self, count, ms, unix};
+use crate::render::format::{at, count, date_utc as date, ms, unix};
+use crate::render::{explain, text};
 use crate::report::{
     AddressReport, CertFacts, Failure, KeysReport, Method, ServerReport, WellKnownOutcome,
 };
@@ -278,7 +279,7 @@ fn index_table(page: &mut String, rows: &[Row<'_>], sort: Sort, now: SystemTime)
         page.push_str("<td data-label=\"Problem\" class=\"problem\">");
         let mut failures = all_failures(r);
         if let Some((address, failure)) = failures.next() {
-            let hint = text::hint(failure, r, address);
+            let hint = explain::hint(failure, r, address);
             let (what, fix) = split_hint(&hint);
             let _ = write!(
                 page,
@@ -405,7 +406,7 @@ fn failure_item(
     address: Option<&AddressReport>,
     failure: &Failure,
 ) {
-    let hint = text::hint(failure, r, address);
+    let hint = explain::hint(failure, r, address);
     let (what, fix) = split_hint(&hint);
     let place = address.map_or_else(
         || "discovery".to_owned(),
@@ -815,16 +816,6 @@ fn time_tag(t: SystemTime, now: SystemTime) -> String {
         "<time class=\"time\" datetime=\"{iso}\" title=\"{}\">{text}</time>",
         date(secs)
     )
-}
-
-fn at(secs: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0))
-}
-
-/// `2025-01-31 12:00:00 UTC`.
-fn date(secs: i64) -> String {
-    let s = humantime::format_rfc3339_seconds(at(secs)).to_string();
-    format!("{} UTC", s.trim_end_matches('Z').replacen('T', " ", 1))
 }
 
 /// The detail page of `name`: `/server/` and the name percent-encoded (IPv6 literals hold `[`, `]` and `:`).

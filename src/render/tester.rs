@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::render::explain;
 use crate::report::{
     AddressReport, CertReport, Failure, KeysReport, Method, Reason, RefusedAddress, ServerReport,
     Stage, WellKnownOutcome,
@@ -649,7 +650,7 @@ fn extension(r: &ServerReport) -> Extension {
             .map(|w| ExtWarning {
                 address: w.address.map(|a| a.to_string()).unwrap_or_default(),
                 warning: w.warning.as_str(),
-                message: w.message,
+                message: explain::warning_message(&w),
             })
             .collect(),
         addresses: r.addresses.iter().map(ext_address).collect(),
