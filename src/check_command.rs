@@ -1,7 +1,7 @@
 //! The `check NAME...` command: probe each name once, print the reports (text for a shell, or the federation
 //! tester's JSON), and pick the exit code.
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -59,9 +59,10 @@ pub(crate) fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         let array: Vec<serde_json::Value> = reports.iter().map(tester::tester_report).collect();
         serde_json::to_string_pretty(&array).context("cannot encode the JSON report")? + "\n"
     } else {
-        // https://no-color.org: "when present and not an empty string".
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let colour = std::io::stdout().is_terminal() && !no_color;
+        // As clap decides for its own output: colour on a terminal whose TERM is not `dumb`, never with a
+        // non-empty NO_COLOR (https://no-color.org) or CLICOLOR=0, always with a non-empty CLICOLOR_FORCE.
+        let colour =
+            anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never;
         text::render_all(&reports, SystemTime::now(), colour)
     };
     if !out.ends_with('\n') {

@@ -89,8 +89,8 @@ enum Command {
     ///
     /// Exit status: 0 when every name federates, 1 when any does not, 2 on a usage or config error. Reports
     /// are printed in argument order; with --json, stdout is always a JSON array with one
-    /// matrix-federation-tester report per name. Colour is used only when stdout is a terminal and `NO_COLOR` is
-    /// unset or empty.
+    /// matrix-federation-tester report per name. Colour is used only when stdout is a terminal (`TERM` set, not
+    /// `dumb`) and `NO_COLOR` is unset or empty and `CLICOLOR` is not 0; `CLICOLOR_FORCE` forces it.
     Check(CheckArgs),
 }
 

@@ -1,6 +1,11 @@
 //! Reports as what people and programs read: Prometheus metrics, the federation tester's JSON, text for a shell
-//! and HTML pages. Rendering is pure: nothing here does I/O.
+//! and HTML pages, with the words that explain a report (`explain`) and its numbers and dates (`format`) shared
+//! between them. Rendering is pure: nothing here does I/O.
 
+pub mod explain;
+#[cfg(test)]
+mod fixtures;
+pub mod format;
 pub mod html;
 pub mod metrics;
 pub mod prerendered;

@@ -158,63 +158,52 @@ impl ServerReport {
     /// Things that do not fail the probe but deserve a look, derived from discovery: every SRV target that
     /// resolved through a CNAME, then (when some address was probed) every address left unprobed because
     /// default-configured peers refuse it. When every address is refused, that is the `address_not_public`
-    /// failure instead.
+    /// failure instead. The words for each (its message and fix) are in `render/explain.rs`.
     #[must_use]
     pub fn warnings(&self) -> Vec<ServerWarning> {
         self.warning_sources()
-            .map(|(warning, address, host)| {
-                let message = match (warning, address) {
-                    (Warning::AddressNotPublic, Some(address)) => format!(
-                        "{address} (from {host}) is not public ({}): default-configured peers refuse it and \
-                         use the other addresses; it was not probed",
-                        AddressClass::of(address.ip())
-                    ),
-                    _ => format!(
-                        "SRV target {host} is a CNAME; RFC 2782 and the spec say an SRV target may not be an \
-                         alias (most resolvers follow it, some peers may not)"
-                    ),
-                };
-                ServerWarning {
-                    warning,
-                    address,
-                    message,
-                }
+            .map(|(warning, address, host)| ServerWarning {
+                warning,
+                address,
+                host: host.clone(),
             })
             .collect()
     }
 
-    /// The label values of [`ServerReport::warnings`], in the same order, without formatting a message.
+    /// The label values of [`ServerReport::warnings`], in the same order, without collecting them.
     pub fn warning_labels(&self) -> impl Iterator<Item = (Warning, Option<SocketAddr>)> + '_ {
         self.warning_sources().map(|(w, address, _)| (w, address))
     }
 
     /// Each warning with its address and the host it is about.
-    fn warning_sources(&self) -> impl Iterator<Item = (Warning, Option<SocketAddr>, &str)> + '_ {
+    fn warning_sources(
+        &self,
+    ) -> impl Iterator<Item = (Warning, Option<SocketAddr>, &SharedStr)> + '_ {
         let d = &self.discovery;
         let cnames = d
             .targets
             .iter()
             .filter(|t| t.srv.is_some() && t.via_cname)
-            .map(|t| (Warning::SrvTargetCname, None, t.host.as_str()));
+            .map(|t| (Warning::SrvTargetCname, None, &t.host));
         let some_probed = !self.addresses.is_empty();
-        let refused = d.refused.iter().filter(move |_| some_probed).map(|r| {
-            (
-                Warning::AddressNotPublic,
-                Some(r.address),
-                r.target_host.as_str(),
-            )
-        });
+        let refused = d
+            .refused
+            .iter()
+            .filter(move |_| some_probed)
+            .map(|r| (Warning::AddressNotPublic, Some(r.address), &r.target_host));
         cnames.chain(refused)
     }
 }
 
-/// A finding that does not fail the probe, with a closed [`Warning`] label and a message for humans.
+/// A finding that does not fail the probe: a closed [`Warning`] label and what it is about. Its message for
+/// people is `render::explain::warning_message`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerWarning {
     pub warning: Warning,
     /// The address it is about, `None` when it is about the server or a target host.
     pub address: Option<SocketAddr>,
-    pub message: String,
+    /// The host it is about: the SRV target, or the host the address was resolved from.
+    pub host: SharedStr,
 }
 
 impl ServerReport {

@@ -474,11 +474,8 @@ mod tests {
                 (Warning::AddressNotPublic, Some("[fd00::5]:8448".to_owned())),
             ]
         );
-        assert!(
-            warnings[0].message.contains("is not public (private)"),
-            "{}",
-            warnings[0].message
-        );
+        let message = crate::render::explain::warning_message(&warnings[0]);
+        assert!(message.contains("is not public (private)"), "{message}");
     }
 
     #[tokio::test]

@@ -10,7 +10,8 @@ use super::{
     Esc, Status, all_failures, anchor, at, date, delegation, expiry, method_words, page,
     split_hint, time_tag, timings,
 };
-use crate::render::text::{self, count, ms, unix};
+use crate::render::format::{count, ms, unix};
+use crate::render::{explain, text};
 use crate::report::{AddressReport, CertFacts, CertReport, Failure, KeysReport, ServerReport};
 
 /// The page at `/server/{name}`: verdict, failures with fixes, discovery, every address, and `check`'s text.
@@ -104,7 +105,7 @@ fn report_sections(r: &ServerReport, now: SystemTime) -> Markup {
 }
 
 fn failure_item(r: &ServerReport, address: Option<&AddressReport>, failure: &Failure) -> Markup {
-    let hint = text::hint(failure, r, address);
+    let hint = explain::hint(failure, r, address);
     let (what, fix) = split_hint(&hint);
     html! {
         li class="failure" data-reason=(failure.reason) {

@@ -13,7 +13,8 @@ use super::{
     Esc, Sort, Status, all_failures, date, delegation, expiry, page, server_href, split_hint,
     time_tag,
 };
-use crate::render::text::{self, unix};
+use crate::render::explain;
+use crate::render::format::unix;
 use crate::report::ServerReport;
 
 struct Row<'a> {
@@ -211,7 +212,7 @@ fn problem(name: &str, r: &ServerReport) -> Markup {
         return html! { span class="muted" { "none" } };
     };
     let more = failures.count();
-    let hint = text::hint(failure, r, address);
+    let hint = explain::hint(failure, r, address);
     let (what, fix) = split_hint(&hint);
     html! {
         span class="what" title=(Esc(&failure.message)) { (Esc(what)) }

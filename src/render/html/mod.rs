@@ -4,7 +4,7 @@
 //!
 //! Server-rendered HTML with inline CSS and no script, so it works without JavaScript and loads nothing from
 //! elsewhere (a `Content-Security-Policy` header enforces that). Sorting is server-side through `?sort=` links.
-//! The words for failures and their fixes come from [`text::hint`](crate::render::text::hint), the same table
+//! The words for failures and their fixes come from [`explain::hint`](crate::render::explain::hint), the same table
 //! the `check` command uses.
 //!
 //! The markup is written with maud's `html!` rather than askama templates: the markup is Rust, next to the code
@@ -20,13 +20,13 @@ mod detail;
 mod index;
 
 use std::fmt::{self, Write as _};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use maud::{DOCTYPE, Markup, PreEscaped, Render, html};
 
 pub use self::detail::{not_found_page, server_page};
 pub use self::index::index_page;
-use crate::render::text::{count, ms, unix};
+use crate::render::format::{at, count, date_utc as date, ms, unix};
 use crate::report::{AddressReport, Failure, Method, ServerReport, WellKnownOutcome};
 
 /// Certificates expiring sooner than this are shown as a warning.
@@ -274,16 +274,6 @@ fn time_tag(t: SystemTime, now: SystemTime) -> Markup {
     html! {
         time class="time" datetime=(iso) title=(date(secs)) { (text) }
     }
-}
-
-fn at(secs: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0))
-}
-
-/// `2025-01-31 12:00:00 UTC`.
-fn date(secs: i64) -> String {
-    let s = humantime::format_rfc3339_seconds(at(secs)).to_string();
-    format!("{} UTC", s.trim_end_matches('Z').replacen('T', " ", 1))
 }
 
 /// A fragment id for an address card.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::unix_seconds;
+use crate::render::explain;
 use crate::report::{AddressReport, ServerReport};
 
 // ---- our extension (snake_case, the words of our metric labels) ----
@@ -174,7 +175,7 @@ pub(super) fn extension(r: &ServerReport) -> Extension {
             .map(|w| ExtWarning {
                 address: w.address.map(|a| a.to_string()).unwrap_or_default(),
                 warning: w.warning.as_str(),
-                message: w.message,
+                message: explain::warning_message(&w),
             })
             .collect(),
         addresses: r.addresses.iter().map(ext_address).collect(),

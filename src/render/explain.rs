@@ -1,0 +1,470 @@
+//! What a report means for an operator, in plain words: for each failure [`Reason`] what is wrong and its likely
+//! fix ([`hint`]), for each [`Warning`] its message and fix, and the discovery path told step by step. Written
+//! once here for the `check` text, the status page and the JSON report's warnings.
+//!
+//! The words only, as raw text that may repeat what probed servers sent (names, error texts): making it safe for
+//! a terminal (`text::Inert`) or a page (`html::Esc`), colour and layout belong to each renderer; numbers and
+//! dates to `render/format.rs`. The tables are exhaustive matches on the closed [`Reason`] and [`Warning`] sets,
+//! so a new value cannot ship without its words (and a unit test checks that each says something of its own).
+
+use crate::render::format::{coarse, count, ms};
+use crate::report::{
+    AddressClass, AddressReport, CertFacts, Failure, Family, Method, Reason, ServerReport,
+    ServerWarning, Stage, Step, TargetReport, Warning, WellKnownOutcome,
+};
+
+/// The likely fix for `failure`, in plain words, filled in from the report (the names the certificate holds
+/// and must hold, the address and its family, the Host header). `address` is the address the failure belongs
+/// to, `None` for a server-level failure.
+#[must_use]
+pub fn hint(failure: &Failure, report: &ServerReport, address: Option<&AddressReport>) -> String {
+    let d = &report.discovery;
+    let tls_name = d.tls_name.as_str();
+    let addr = address.map_or_else(|| "the server".to_owned(), |a| a.address.to_string());
+    let port = address.map_or(8448, |a| a.address.port());
+    let ipv6 = address.is_some_and(|a| a.family() == Family::Ipv6);
+    let host = address.map_or(tls_name, |a| a.target_host.as_str());
+    // An IP literal has no AAAA record to remove.
+    let or_remove_aaaa = if host.parse::<std::net::IpAddr>().is_ok() {
+        String::new()
+    } else {
+        format!(" or remove the AAAA record for {host}")
+    };
+    let srv_record = match d.method {
+        Method::SrvMatrix => format!("_matrix._tcp.{tls_name}"),
+        _ => format!("_matrix-fed._tcp.{tls_name}"),
+    };
+    let path = match failure.stage {
+        Stage::Version => "/_matrix/federation/v1/version",
+        _ => "/_matrix/key/v2/server",
+    };
+    match failure.reason {
+        Reason::DnsNxdomain => "the name does not exist in DNS: check its spelling (server name, SRV target \
+             or .well-known m.server) and that the domain's zone is published"
+            .to_owned(),
+        Reason::DnsNoRecords => "the name exists but has no A or AAAA record: add one that points at the \
+             homeserver or its reverse proxy"
+            .to_owned(),
+        Reason::DnsError => "the DNS servers failed to answer (SERVFAIL, REFUSED or a malformed answer): check \
+             that the zone's nameservers work and its DNSSEC signatures are valid (dig +dnssec)"
+            .to_owned(),
+        Reason::DnsTimeout => "no DNS answer in time: check that the domain's nameservers are up and answer \
+             on UDP and TCP port 53"
+            .to_owned(),
+        Reason::SrvTargetInvalid => format!(
+            "fix the SRV record {srv_record}: its target must be a host name with A/AAAA records; or delete \
+             it, and peers use {tls_name}:8448"
+        ),
+        Reason::ConnectionRefused if ipv6 => format!(
+            "nothing listens on {addr}: open the port for IPv6 (let the server or proxy listen on \
+             [::]){or_remove_aaaa}"
+        ),
+        Reason::ConnectionRefused => format!(
+            "nothing listens on {addr}: start the homeserver or reverse proxy on port {port}, or forward the \
+             port to it"
+        ),
+        Reason::ConnectionTimeout if ipv6 => format!(
+            "{addr} did not accept the connection in time: a firewall probably drops port {port} over IPv6; \
+             open it{or_remove_aaaa}"
+        ),
+        Reason::ConnectionTimeout => format!(
+            "{addr} did not accept the connection in time: a firewall probably drops port {port}; open it"
+        ),
+        Reason::Unreachable if ipv6 => format!(
+            "there is no route to {addr}: fix IPv6 routing to the server{or_remove_aaaa} (or this machine \
+             has no IPv6 connectivity)"
+        ),
+        Reason::Unreachable => format!(
+            "there is no route to {addr}: check that the A record for {host} holds the server's public address"
+        ),
+        Reason::TlsHandshakeFailed => format!(
+            "TLS failed on {addr}: check that port {port} serves HTTPS (not plain HTTP) with a certificate \
+             for {tls_name}, and that TLS 1.2 or 1.3 is enabled"
+        ),
+        Reason::TlsTimeout => format!(
+            "{addr} accepted TCP but did not finish TLS in time: check what listens on port {port} (it may \
+             speak plain HTTP, or be overloaded)"
+        ),
+        Reason::CertExpired => "the certificate has expired: renew it, reload the web server, and check the \
+             renewal job (for example certbot's timer)"
+            .to_owned(),
+        Reason::CertNotYetValid => "the certificate is not valid yet: check the clock of the server that \
+             issued or serves it, or wait until its notBefore"
+            .to_owned(),
+        Reason::CertHostnameMismatch => hostname_mismatch(report, address),
+        Reason::CertUnknownIssuer => "the chain does not lead to a trusted CA: serve the full chain \
+             (fullchain.pem), not just the leaf; self-signed and private-CA certificates do not federate"
+            .to_owned(),
+        Reason::CertInvalid => "the certificate cannot be used (unparseable, wrong key usage or an unsupported \
+             algorithm): reissue it from a public CA as an ordinary TLS server certificate"
+            .to_owned(),
+        Reason::Timeout if address.is_none() => "the probe did not finish in time: DNS or the servers \
+             answer too slowly; see the discovery steps above"
+            .to_owned(),
+        Reason::Timeout => format!(
+            "{addr} accepted the request for {path} but did not answer in time: check that the homeserver \
+             behind the proxy is running and not overloaded"
+        ),
+        Reason::HttpStatus => format!(
+            "{path} did not answer 200: make the reverse proxy forward all of /_matrix/ to the homeserver \
+             (requests carry Host: {})",
+            d.host_header
+        ),
+        Reason::NotJson => format!(
+            "{path} did not answer JSON: a proxy may be routing /_matrix to another backend (a web site or \
+             an error page); forward all of /_matrix/ to the homeserver"
+        ),
+        Reason::KeysServerNameMismatch => {
+            let served = address
+                .and_then(|a| a.keys.as_ref())
+                .map_or("", |k| k.server_name.as_str());
+            let served = if served.is_empty() {
+                "no server name".to_owned()
+            } else {
+                served.to_owned()
+            };
+            format!(
+                "the key document names {served} but must name {}: {addr} serves another homeserver; check \
+                 the homeserver's server_name, or the DNS, SRV or .well-known that points here",
+                report.server_name
+            )
+        }
+        Reason::KeysBadSignature => "a signing key's signature over the key document does not verify: \
+             something between the homeserver and the internet rewrites the JSON, or the homeserver's \
+             signing key does not match the key it publishes; serve /_matrix/key/v2/server unmodified"
+            .to_owned(),
+        Reason::KeysNoEd25519Key => "the key document has no usable ed25519 key: check the homeserver's \
+             signing key file (Synapse: signing_key_path)"
+            .to_owned(),
+        Reason::KeysExpired => "the key document's valid_until_ts is missing or in the past: the homeserver \
+             does not refresh it; check its clock and restart it"
+            .to_owned(),
+        Reason::AddressNotPublic => format!(
+            "peers with a default configuration refuse loopback, private, link-local, CGNAT, documentation and \
+             other reserved addresses (Synapse's ip_range_blacklist): publish public A/AAAA records for \
+             {host} (check with a public resolver if your network answers differently); to monitor a private \
+             federation, set probe.allow_private_addresses (--probe.allow-private-addresses)"
+        ),
+    }
+}
+
+/// `cert_hostname_mismatch`, with the names the certificate holds and the fix that fits the discovery path.
+fn hostname_mismatch(report: &ServerReport, address: Option<&AddressReport>) -> String {
+    let d = &report.discovery;
+    let tls_name = d.tls_name.as_str();
+    let leaf = address
+        .and_then(|a| a.certificate.as_ref())
+        .and_then(|c| c.chain.first());
+    let names = leaf.map(|l| cert_names(l)).unwrap_or_default();
+    let holds = if names.is_empty() {
+        "the certificate names no host".to_owned()
+    } else {
+        format!("certificate names {}", names.join(", "))
+    };
+    let fix = match d.method {
+        Method::SrvMatrixFed | Method::SrvMatrix if d.delegated_server.is_none() => {
+            let target = address.map_or_else(
+                || "the SRV target".to_owned(),
+                |a| format!("{}:{}", a.target_host, a.address.port()),
+            );
+            format!(
+                "get a certificate for {tls_name}, or delegate with .well-known \
+                 ({{\"m.server\": \"{target}\"}}) so that peers expect the target's certificate; an SRV \
+                 record never changes the name the certificate must hold"
+            )
+        }
+        _ if d.delegated_server.is_some() => format!(
+            "{tls_name} comes from .well-known m.server: add it to the certificate, or set m.server to a \
+             name the certificate holds"
+        ),
+        Method::IpLiteral => format!(
+            "get a certificate with {tls_name} as an IP subjectAltName, or use a DNS server name"
+        ),
+        _ => format!("get a certificate that includes {tls_name}"),
+    };
+    format!("{holds} but must name {tls_name}: {fix}")
+}
+
+/// What a warning is about, in plain words (the JSON report's `message`, and the `check` text).
+#[must_use]
+pub fn warning_message(w: &ServerWarning) -> String {
+    let host = &w.host;
+    match (w.warning, w.address) {
+        (Warning::AddressNotPublic, Some(address)) => format!(
+            "{address} (from {host}) is not public ({}): default-configured peers refuse it and use the other \
+             addresses; it was not probed",
+            AddressClass::of(address.ip())
+        ),
+        // Not produced: `ServerReport::warnings` gives this warning an address.
+        (Warning::AddressNotPublic, None) => format!(
+            "an address of {host} is not public: default-configured peers refuse it and use the other addresses"
+        ),
+        (Warning::SrvTargetCname, _) => format!(
+            "SRV target {host} is a CNAME; RFC 2782 and the spec say an SRV target may not be an alias (most \
+             resolvers follow it, some peers may not)"
+        ),
+    }
+}
+
+/// What to do about a warning, in plain words.
+#[must_use]
+pub fn warning_hint(warning: Warning) -> &'static str {
+    match warning {
+        Warning::AddressNotPublic => {
+            "default-configured peers skip this address and use the others: remove it from public DNS (often \
+             an internal address leaking through split-horizon DNS); if it is there on purpose for a private \
+             federation, set probe.allow_private_addresses"
+        }
+        Warning::SrvTargetCname => {
+            "point the SRV record at the canonical host name (the name the CNAME leads to), which has the A/AAAA \
+             records"
+        }
+    }
+}
+
+/// One step of the discovery path, as [`discovery_steps`] tells it: a line, and the lines that continue it (one
+/// per SRV target, or per host looked up).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DiscoveryStep {
+    pub line: String,
+    pub more: Vec<String>,
+}
+
+impl From<String> for DiscoveryStep {
+    fn from(line: String) -> Self {
+        Self {
+            line,
+            more: Vec::new(),
+        }
+    }
+}
+
+/// The discovery path in order: the `.well-known` lookup, the SRV lookup and the address lookups that ran, each
+/// with what it found and how long it took.
+#[must_use]
+pub fn discovery_steps(report: &ServerReport) -> Vec<DiscoveryStep> {
+    let d = &report.discovery;
+    let took = |step: Step| {
+        d.steps
+            .iter()
+            .find(|(s, _)| *s == step)
+            .map_or_else(String::new, |(_, t)| format!(" [{}]", ms(*t)))
+    };
+    let mut steps: Vec<DiscoveryStep> = Vec::new();
+    let wk = &d.well_known;
+    match wk.outcome {
+        WellKnownOutcome::Skipped => steps.push(
+            match d.method {
+                Method::IpLiteral => "IP literal: connect to it directly (no .well-known, no SRV)",
+                Method::ExplicitPort => "explicit port: no .well-known, no SRV",
+                _ => "discovery did not finish (see below)",
+            }
+            .to_owned()
+            .into(),
+        ),
+        WellKnownOutcome::Delegated => {
+            let delegated = d.delegated_server.as_deref().unwrap_or("?");
+            let ttl = wk
+                .cache_ttl
+                .map_or_else(String::new, |t| format!(" (cache {})", coarse(t)));
+            let redirects = match wk.hops.len() {
+                0 | 1 => String::new(),
+                n => format!(" after {}", count(n - 1, "redirect", "redirects")),
+            };
+            steps.push(
+                format!(
+                    ".well-known: delegated to {delegated}{ttl}{redirects}{}",
+                    took(Step::WellKnown)
+                )
+                .into(),
+            );
+            match d.method {
+                Method::IpLiteral => {
+                    steps.push(format!("{delegated} is an IP literal: no SRV").into());
+                }
+                Method::ExplicitPort => {
+                    steps.push(format!("{delegated} has an explicit port: no SRV").into());
+                }
+                _ => {}
+            }
+        }
+        outcome => {
+            let why = wk
+                .error
+                .as_deref()
+                .map_or_else(String::new, |e| format!(" ({e})"));
+            steps
+                .push(format!(".well-known: {outcome}{why} → SRV{}", took(Step::WellKnown)).into());
+        }
+    }
+
+    if d.steps.iter().any(|(s, _)| *s == Step::Srv) {
+        let h = &d.tls_name;
+        let srv = took(Step::Srv);
+        let srv_targets = || {
+            d.targets
+                .iter()
+                .filter_map(|t| {
+                    t.srv.map(|s| {
+                        format!(
+                            "→ {}:{} (priority {}, weight {})",
+                            t.host, t.port, s.priority, s.weight
+                        )
+                    })
+                })
+                .collect()
+        };
+        let n = count(d.targets.len(), "target", "targets");
+        steps.push(match d.method {
+            Method::SrvMatrixFed => DiscoveryStep {
+                line: format!("SRV _matrix-fed._tcp.{h}: {n}{srv}"),
+                more: srv_targets(),
+            },
+            Method::SrvMatrix => DiscoveryStep {
+                line: format!(
+                    "SRV _matrix-fed._tcp.{h}: not found; _matrix._tcp.{h} (deprecated, add a _matrix-fed \
+                     record): {n}{srv}"
+                ),
+                more: srv_targets(),
+            },
+            Method::DefaultPort => {
+                let port = d.targets.first().map_or(8448, |t| t.port);
+                format!("SRV: no _matrix-fed._tcp.{h} or _matrix._tcp.{h} record → port {port}{srv}")
+                    .into()
+            }
+            _ => format!("SRV _matrix-fed._tcp.{h}: lookup failed (see below){srv}").into(),
+        });
+    }
+
+    let lookups: Vec<&TargetReport> = d
+        .targets
+        .iter()
+        .filter(|t| t.host.parse::<std::net::IpAddr>().is_err())
+        .collect();
+    if !lookups.is_empty() {
+        let mut lines: Vec<String> = lookups
+            .iter()
+            .map(|t| {
+                let found = if t.addresses.is_empty() {
+                    "no addresses".to_owned()
+                } else {
+                    t.addresses
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let cname = if t.via_cname { " (via CNAME)" } else { "" };
+                format!("{}: {found}{cname}", t.host)
+            })
+            .collect();
+        let took = took(Step::AddressLookup);
+        if lines.len() == 1 {
+            steps.push(format!("A/AAAA {}{took}", lines.remove(0)).into());
+        } else {
+            steps.push(DiscoveryStep {
+                line: format!("A/AAAA{took}"),
+                more: lines,
+            });
+        }
+    }
+    steps
+}
+
+/// The names a certificate holds: DNS names, then IP addresses.
+#[must_use]
+pub fn cert_names(c: &CertFacts) -> Vec<String> {
+    c.dns_names
+        .iter()
+        .cloned()
+        .chain(c.ip_addresses.iter().map(ToString::to_string))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::*;
+    use crate::render::fixtures::{delegated_ok, leaf_mut, srv_mismatch};
+
+    #[test]
+    fn every_reason_has_a_hint() {
+        let report = srv_mismatch();
+        let v4 = &report.addresses[0];
+        let v6 = &report.addresses[1];
+        let mut seen = std::collections::HashSet::new();
+        for &reason in Reason::ALL {
+            for address in [None, Some(v4), Some(v6)] {
+                let failure = Failure::new(Stage::Connect, reason, "x");
+                let text = hint(&failure, &report, address);
+                assert!(text.len() > 40, "{reason}: {text:?}");
+                assert!(
+                    text.contains(':'),
+                    "{reason}: says what and then the fix: {text:?}"
+                );
+            }
+            let text = hint(&Failure::new(Stage::Keys, reason, "x"), &report, Some(v4));
+            assert!(
+                seen.insert(text.clone()),
+                "{reason} shares its hint: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn hostname_mismatch_hints_follow_the_discovery_path() {
+        let failure = Failure::new(Stage::Certificate, Reason::CertHostnameMismatch, "x");
+        let mut report = delegated_ok();
+        leaf_mut(&mut report.addresses[0]).dns_names = vec!["example.org".to_owned()];
+        let text = hint(&failure, &report, Some(&report.addresses[0]));
+        assert_eq!(
+            text,
+            "certificate names example.org but must name matrix.example.org: matrix.example.org comes from \
+             .well-known m.server: add it to the certificate, or set m.server to a name the certificate holds"
+        );
+
+        report.discovery.delegated_server = None;
+        report.discovery.method = Method::ExplicitPort;
+        leaf_mut(&mut report.addresses[0]).dns_names = Vec::new();
+        let text = hint(&failure, &report, Some(&report.addresses[0]));
+        assert_eq!(
+            text,
+            "the certificate names no host but must name matrix.example.org: get a certificate that \
+             includes matrix.example.org"
+        );
+
+        report.discovery.method = Method::IpLiteral;
+        report.discovery.tls_name = "198.51.100.7".into();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        leaf_mut(&mut report.addresses[0]).ip_addresses = vec![ip];
+        let text = hint(&failure, &report, Some(&report.addresses[0]));
+        assert!(
+            text.starts_with(
+                "certificate names 192.0.2.1 but must name 198.51.100.7: get a \
+                                  certificate with 198.51.100.7 as an IP subjectAltName"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn every_warning_has_a_message_and_a_fix() {
+        let mut seen = std::collections::HashSet::new();
+        for &warning in Warning::ALL {
+            let w = ServerWarning {
+                warning,
+                address: Some("10.0.0.5:443".parse().unwrap()),
+                host: "matrix.example.org".into(),
+            };
+            let message = warning_message(&w);
+            assert!(
+                message.contains("matrix.example.org"),
+                "{warning}: {message}"
+            );
+            let fix = warning_hint(warning);
+            assert!(fix.len() > 40, "{warning}: {fix}");
+            assert!(seen.insert(fix), "{warning} shares its fix: {fix}");
+        }
+    }
+}
