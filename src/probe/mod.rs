@@ -13,9 +13,10 @@ pub mod env;
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use futures_util::future::join_all;
+use futures_util::future::{BoxFuture, join_all};
 use tokio::net::TcpStream;
 
 use crate::config::server_name::ServerName;
@@ -29,6 +30,11 @@ use crate::report::{AddressReport, Failure, Phase, Reason, ServerReport, Stage, 
 pub const MAX_KEYS_BODY: usize = 256 * 1024;
 /// The largest version answer read.
 pub const MAX_VERSION_BODY: usize = 64 * 1024;
+
+/// Runs one probe of one server name: the daemon's is [`probe_server`] through its environment, counted in
+/// `probes_in_flight`; tests script their own. The scheduler, `GET /probe` and the report API all take this one
+/// type.
+pub type Prober = Arc<dyn Fn(ServerName) -> BoxFuture<'static, ServerReport> + Send + Sync>;
 
 /// What every address of one server is checked against.
 struct Expect<'a> {

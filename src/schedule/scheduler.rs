@@ -16,12 +16,12 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures_util::future::BoxFuture;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::{AbortHandle, Id, JoinError, JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use crate::config::server_name::ServerName;
+use crate::probe::Prober;
 use crate::report::ServerReport;
 
 /// When and how much to probe.
@@ -34,8 +34,6 @@ pub struct Schedule {
     pub deadline: Duration,
 }
 
-/// Probes one server name once.
-pub type Prober = Arc<dyn Fn(ServerName) -> BoxFuture<'static, ServerReport> + Send + Sync>;
 /// Receives every finished report.
 pub type OnReport = Arc<dyn Fn(ServerReport) + Send + Sync>;
 

@@ -20,12 +20,12 @@ use axum::http::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use futures_util::future::BoxFuture;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 use crate::config::server_name::ServerName;
 use crate::config::{ProbeConfig, TargetPattern};
+use crate::probe::Prober;
 use crate::render::html;
 use crate::render::metrics::{self, ExporterMetrics, Format};
 use crate::render::tester;
@@ -33,9 +33,6 @@ use crate::report::ServerReport;
 use crate::schedule::store::Store;
 use crate::serve::limiter::{Full, Limiter};
 use crate::serve::streaming;
-
-/// Runs one probe of one server name (the daemon's is `probe_server` under the probe deadline).
-pub type Prober = Arc<dyn Fn(ServerName) -> BoxFuture<'static, ServerReport> + Send + Sync>;
 
 /// Most on-demand probes the API runs at once; a request over the cap gets 503 (no queue).
 pub const MAX_API_PROBES: usize = 8;
