@@ -480,6 +480,7 @@ fn state(store: Arc<Store>, prober: Prober, probe_unconfigured: bool, permits: u
         store,
         ready: tokio::sync::watch::channel(true).1,
         prober,
+        probe_deadline: Duration::from_secs(30),
         interval: Duration::from_secs(60),
         probe_unconfigured,
         allowed_targets: AllowedTargets::default(),

@@ -5,6 +5,9 @@
 //! keep-alive, so one handshake per address), `GET /_matrix/key/v2/server` and
 //! `GET /_matrix/federation/v1/version` with the spec's `Host` header. Every step runs under its own timeout
 //! from config and is timed. The result is plain data; nothing here knows about metrics or HTTP routes.
+//!
+//! Whoever runs a probe (the scheduler, `GET /probe`, the report API, the `check` command) cuts it at its deadline
+//! with [`run_within`], the one place where a probe that outlives its deadline becomes a `timeout` report.
 
 pub mod checks;
 pub mod connect;
@@ -14,7 +17,7 @@ pub mod env;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::{BoxFuture, join_all};
 use tokio::net::TcpStream;
@@ -33,7 +36,7 @@ pub const MAX_VERSION_BODY: usize = 64 * 1024;
 
 /// Runs one probe of one server name: the daemon's is [`probe_server`] through its environment, counted in
 /// `probes_in_flight`; tests script their own. The scheduler, `GET /probe` and the report API all take this one
-/// type.
+/// type, and each cuts what it runs with [`run_within`] (a prober sets no deadline of its own).
 pub type Prober = Arc<dyn Fn(ServerName) -> BoxFuture<'static, ServerReport> + Send + Sync>;
 
 /// What every address of one server is checked against.
@@ -83,6 +86,26 @@ pub async fn probe_server(env: &ProbeEnv, name: &ServerName) -> ServerReport {
         "probe finished"
     );
     report
+}
+
+/// Runs `probe`, one probe of `name`, for at most `deadline`: the one place where a probe is cut. A probe still
+/// running then is dropped with all it holds (its sockets, its `probes_in_flight` count), and `Err` carries the
+/// report of the cut ([`ServerReport::timed_out`]), so that the caller can log it; either way there is a report.
+///
+/// Each probe is cut once, by whoever runs it: the scheduler at the schedule's deadline, `GET /probe` at its
+/// scrape timeout, the report API and the `check` command at [`ProbeEnv::probe_deadline`].
+pub async fn run_within<F>(
+    name: &ServerName,
+    deadline: Duration,
+    probe: F,
+) -> Result<ServerReport, ServerReport>
+where
+    F: Future<Output = ServerReport>,
+{
+    let started_at = SystemTime::now();
+    tokio::time::timeout(deadline, probe)
+        .await
+        .map_err(|_| ServerReport::timed_out(name.as_str(), started_at, deadline))
 }
 
 /// Connect, handshake, judge, then the Matrix checks on the same connection, for one `ip:port`.
