@@ -14,13 +14,10 @@ pub mod connect;
 pub mod discovery;
 pub mod env;
 
-use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::{BoxFuture, join_all};
-use tokio::net::TcpStream;
 
 use crate::config::server_name::ServerName;
 use crate::probe::checks::keys;
@@ -112,54 +109,25 @@ where
 async fn probe_address(env: &ProbeEnv, endpoint: &Endpoint, expect: &Expect<'_>) -> AddressReport {
     let mut report = AddressReport::new(endpoint.address, endpoint.target_host.clone());
 
-    let start = Instant::now();
-    let connected =
-        tokio::time::timeout(env.timeouts.connect, TcpStream::connect(endpoint.address)).await;
-    report.phases.push((Phase::Connect, start.elapsed()));
-    let tcp = match connected {
-        Ok(Ok(tcp)) => tcp,
-        Ok(Err(e)) => {
-            report.failures.push(connect_failure(endpoint.address, &e));
-            return report;
-        }
-        Err(_) => {
-            report.failures.push(Failure::new(
-                Stage::Connect,
-                Reason::ConnectionTimeout,
-                format!(
-                    "TCP connect to {} did not finish within {}",
-                    endpoint.address,
-                    humantime::format_duration(env.timeouts.connect)
-                ),
-            ));
-            return report;
-        }
-    };
-
-    let start = Instant::now();
-    let handshake = env
-        .tls
-        .handshake(tcp, expect.tls_name, env.timeouts.tls_handshake)
-        .await;
-    report.phases.push((Phase::TlsHandshake, start.elapsed()));
-    let handshake = match handshake {
-        Ok(h) => h,
-        Err(f) => {
-            report.failures.push(f);
-            return report;
-        }
-    };
-    report.tls = Some(handshake.facts);
     // "The certificate must be valid for ..." the server name or the delegated name, never the SRV target.
-    let verdict = env
-        .tls
-        .judge(&handshake.chain, expect.tls_name, SystemTime::now());
-    report.failures.extend(verdict.failures.iter().cloned());
-    report.certificate = Some(verdict);
+    let opened = connect::open(env, [endpoint.address], expect.tls_name).await;
+    report.phases.extend(opened.phases());
+    let judged = match opened.result {
+        Ok(judged) => judged,
+        Err(e) => {
+            report.failures.push(e.into_failure());
+            return report;
+        }
+    };
+    report.tls = Some(judged.tls);
+    report
+        .failures
+        .extend(judged.certificate.failures.iter().cloned());
+    report.certificate = Some(judged.certificate);
     if env.checks.keys || env.checks.version {
         // The checks run even when the certificate is invalid: a peer would stop here, but the operator
         // learns more from seeing the rest too.
-        match HttpConn::handshake(handshake.stream, env.timeouts.http).await {
+        match HttpConn::handshake(judged.stream, env.timeouts.http).await {
             Ok(mut conn) => matrix_checks(env, &mut conn, expect, &mut report).await,
             Err(e) => {
                 let stage = if env.checks.keys {
@@ -293,40 +261,4 @@ fn get_failure(stage: Stage, e: &GetError) -> Failure {
         GetError::Http(_) => Reason::HttpStatus,
     };
     Failure::new(stage, reason, e.to_string())
-}
-
-/// Classifies a failed TCP connect once.
-fn connect_failure(address: SocketAddr, e: &io::Error) -> Failure {
-    let reason = match e.kind() {
-        io::ErrorKind::ConnectionRefused => Reason::ConnectionRefused,
-        io::ErrorKind::TimedOut => Reason::ConnectionTimeout,
-        _ => Reason::Unreachable,
-    };
-    Failure::new(
-        Stage::Connect,
-        reason,
-        format!("TCP connect to {address}: {e}"),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn connect_errors_are_classified_once() {
-        let addr: SocketAddr = "192.0.2.1:8448".parse().unwrap();
-        let cases = [
-            (io::ErrorKind::ConnectionRefused, Reason::ConnectionRefused),
-            (io::ErrorKind::TimedOut, Reason::ConnectionTimeout),
-            (io::ErrorKind::NetworkUnreachable, Reason::Unreachable),
-            (io::ErrorKind::HostUnreachable, Reason::Unreachable),
-            (io::ErrorKind::AddrNotAvailable, Reason::Unreachable),
-        ];
-        for (kind, want) in cases {
-            let f = connect_failure(addr, &io::Error::from(kind));
-            assert_eq!((f.stage, f.reason), (Stage::Connect, want), "{kind:?}");
-            assert!(f.message.contains("192.0.2.1:8448"));
-        }
-    }
 }
