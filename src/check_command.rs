@@ -12,7 +12,7 @@ use futures_util::StreamExt as _;
 use matrix_federation_exporter::config::server_name::ServerName;
 use matrix_federation_exporter::config::{Config, Source};
 use matrix_federation_exporter::probe::env::ProbeEnv;
-use matrix_federation_exporter::probe::probe_server;
+use matrix_federation_exporter::probe::{probe_server, run_within};
 use matrix_federation_exporter::render::{tester, text};
 use matrix_federation_exporter::report::ServerReport;
 
@@ -88,11 +88,9 @@ async fn probe_all(env: ProbeEnv, names: &[ServerName], concurrency: usize) -> V
         .map(|name| {
             let env = env.clone();
             tokio::spawn(async move {
-                let started_at = SystemTime::now();
-                match tokio::time::timeout(deadline, probe_server(&env, &name)).await {
-                    Ok(report) => report,
-                    Err(_) => ServerReport::timed_out(name.as_str(), started_at, deadline),
-                }
+                run_within(&name, deadline, probe_server(&env, &name))
+                    .await
+                    .unwrap_or_else(|cut| cut)
             })
         })
         .buffered(concurrency.max(1))

@@ -20,6 +20,7 @@ use http_body_util::BodyExt;
 use matrix_federation_exporter::config::DEFAULT_MAX_CONCURRENT_PROBES;
 use matrix_federation_exporter::config::server_name::ServerName;
 use matrix_federation_exporter::config::{ApiConfig, Config, ProbeConfig, TargetPattern};
+use matrix_federation_exporter::probe::Prober;
 use matrix_federation_exporter::render::metrics::{self, ExporterMetrics};
 use matrix_federation_exporter::render::tester::{self, EXTENSION_KEY};
 use matrix_federation_exporter::report::{
@@ -31,7 +32,7 @@ use matrix_federation_exporter::schedule::store::Store;
 use matrix_federation_exporter::serve::daemon::Exporter;
 use matrix_federation_exporter::serve::limiter::Limiter;
 use matrix_federation_exporter::serve::routes::{
-    AllowedTargets, AppState, MAX_API_PROBES, ProbeEndpoint, Prober, router,
+    AllowedTargets, AppState, MAX_API_PROBES, ProbeEndpoint, router,
 };
 use serde_json::{Value, json};
 use support::reports::{at, ms, one_key, sock, synapse};
@@ -479,6 +480,7 @@ fn state(store: Arc<Store>, prober: Prober, probe_unconfigured: bool, permits: u
         store,
         ready: tokio::sync::watch::channel(true).1,
         prober,
+        probe_deadline: Duration::from_secs(30),
         interval: Duration::from_secs(60),
         probe_unconfigured,
         allowed_targets: AllowedTargets::default(),

@@ -544,6 +544,7 @@ fn app() -> (axum::Router, tokio::sync::watch::Sender<bool>) {
             })
             .boxed()
         }),
+        probe_deadline: Duration::from_secs(30),
         interval: Duration::from_secs(60),
         probe_unconfigured: false,
         allowed_targets: AllowedTargets::default(),

@@ -214,6 +214,7 @@ fn state(store: Arc<Store>) -> AppState {
             futures_util::future::ready(ServerReport::timed_out(name.as_str(), now, Duration::ZERO))
                 .boxed()
         }),
+        probe_deadline: Duration::from_secs(10),
         interval: Duration::from_secs(60),
         probe_unconfigured: false,
         allowed_targets: AllowedTargets::default(),

@@ -5,18 +5,19 @@
 //! keep-alive, so one handshake per address), `GET /_matrix/key/v2/server` and
 //! `GET /_matrix/federation/v1/version` with the spec's `Host` header. Every step runs under its own timeout
 //! from config and is timed. The result is plain data; nothing here knows about metrics or HTTP routes.
+//!
+//! Whoever runs a probe (the scheduler, `GET /probe`, the report API, the `check` command) cuts it at its deadline
+//! with [`run_within`], the one place where a probe that outlives its deadline becomes a `timeout` report.
 
 pub mod checks;
 pub mod connect;
 pub mod discovery;
 pub mod env;
 
-use std::io;
-use std::net::SocketAddr;
-use std::time::{Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
-use futures_util::future::join_all;
-use tokio::net::TcpStream;
+use futures_util::future::{BoxFuture, join_all};
 
 use crate::config::server_name::ServerName;
 use crate::probe::checks::keys;
@@ -29,6 +30,11 @@ use crate::report::{AddressReport, Failure, Phase, Reason, ServerReport, Stage, 
 pub const MAX_KEYS_BODY: usize = 256 * 1024;
 /// The largest version answer read.
 pub const MAX_VERSION_BODY: usize = 64 * 1024;
+
+/// Runs one probe of one server name: the daemon's is [`probe_server`] through its environment, counted in
+/// `probes_in_flight`; tests script their own. The scheduler, `GET /probe` and the report API all take this one
+/// type, and each cuts what it runs with [`run_within`] (a prober sets no deadline of its own).
+pub type Prober = Arc<dyn Fn(ServerName) -> BoxFuture<'static, ServerReport> + Send + Sync>;
 
 /// What every address of one server is checked against.
 struct Expect<'a> {
@@ -79,58 +85,49 @@ pub async fn probe_server(env: &ProbeEnv, name: &ServerName) -> ServerReport {
     report
 }
 
+/// Runs `probe`, one probe of `name`, for at most `deadline`: the one place where a probe is cut. A probe still
+/// running then is dropped with all it holds (its sockets, its `probes_in_flight` count), and `Err` carries the
+/// report of the cut ([`ServerReport::timed_out`]), so that the caller can log it; either way there is a report.
+///
+/// Each probe is cut once, by whoever runs it: the scheduler at the schedule's deadline, `GET /probe` at its
+/// scrape timeout, the report API and the `check` command at [`ProbeEnv::probe_deadline`].
+pub async fn run_within<F>(
+    name: &ServerName,
+    deadline: Duration,
+    probe: F,
+) -> Result<ServerReport, ServerReport>
+where
+    F: Future<Output = ServerReport>,
+{
+    let started_at = SystemTime::now();
+    tokio::time::timeout(deadline, probe)
+        .await
+        .map_err(|_| ServerReport::timed_out(name.as_str(), started_at, deadline))
+}
+
 /// Connect, handshake, judge, then the Matrix checks on the same connection, for one `ip:port`.
 async fn probe_address(env: &ProbeEnv, endpoint: &Endpoint, expect: &Expect<'_>) -> AddressReport {
     let mut report = AddressReport::new(endpoint.address, endpoint.target_host.clone());
 
-    let start = Instant::now();
-    let connected =
-        tokio::time::timeout(env.timeouts.connect, TcpStream::connect(endpoint.address)).await;
-    report.phases.push((Phase::Connect, start.elapsed()));
-    let tcp = match connected {
-        Ok(Ok(tcp)) => tcp,
-        Ok(Err(e)) => {
-            report.failures.push(connect_failure(endpoint.address, &e));
-            return report;
-        }
-        Err(_) => {
-            report.failures.push(Failure::new(
-                Stage::Connect,
-                Reason::ConnectionTimeout,
-                format!(
-                    "TCP connect to {} did not finish within {}",
-                    endpoint.address,
-                    humantime::format_duration(env.timeouts.connect)
-                ),
-            ));
-            return report;
-        }
-    };
-
-    let start = Instant::now();
-    let handshake = env
-        .tls
-        .handshake(tcp, expect.tls_name, env.timeouts.tls_handshake)
-        .await;
-    report.phases.push((Phase::TlsHandshake, start.elapsed()));
-    let handshake = match handshake {
-        Ok(h) => h,
-        Err(f) => {
-            report.failures.push(f);
-            return report;
-        }
-    };
-    report.tls = Some(handshake.facts);
     // "The certificate must be valid for ..." the server name or the delegated name, never the SRV target.
-    let verdict = env
-        .tls
-        .judge(&handshake.chain, expect.tls_name, SystemTime::now());
-    report.failures.extend(verdict.failures.iter().cloned());
-    report.certificate = Some(verdict);
+    let opened = connect::open(env, [endpoint.address], expect.tls_name).await;
+    report.phases.extend(opened.phases());
+    let judged = match opened.result {
+        Ok(judged) => judged,
+        Err(e) => {
+            report.failures.push(e.into_failure());
+            return report;
+        }
+    };
+    report.tls = Some(judged.tls);
+    report
+        .failures
+        .extend(judged.certificate.failures.iter().cloned());
+    report.certificate = Some(judged.certificate);
     if env.checks.keys || env.checks.version {
         // The checks run even when the certificate is invalid: a peer would stop here, but the operator
         // learns more from seeing the rest too.
-        match HttpConn::handshake(handshake.stream, env.timeouts.http).await {
+        match HttpConn::handshake(judged.stream, env.timeouts.http).await {
             Ok(mut conn) => matrix_checks(env, &mut conn, expect, &mut report).await,
             Err(e) => {
                 let stage = if env.checks.keys {
@@ -264,40 +261,4 @@ fn get_failure(stage: Stage, e: &GetError) -> Failure {
         GetError::Http(_) => Reason::HttpStatus,
     };
     Failure::new(stage, reason, e.to_string())
-}
-
-/// Classifies a failed TCP connect once.
-fn connect_failure(address: SocketAddr, e: &io::Error) -> Failure {
-    let reason = match e.kind() {
-        io::ErrorKind::ConnectionRefused => Reason::ConnectionRefused,
-        io::ErrorKind::TimedOut => Reason::ConnectionTimeout,
-        _ => Reason::Unreachable,
-    };
-    Failure::new(
-        Stage::Connect,
-        reason,
-        format!("TCP connect to {address}: {e}"),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn connect_errors_are_classified_once() {
-        let addr: SocketAddr = "192.0.2.1:8448".parse().unwrap();
-        let cases = [
-            (io::ErrorKind::ConnectionRefused, Reason::ConnectionRefused),
-            (io::ErrorKind::TimedOut, Reason::ConnectionTimeout),
-            (io::ErrorKind::NetworkUnreachable, Reason::Unreachable),
-            (io::ErrorKind::HostUnreachable, Reason::Unreachable),
-            (io::ErrorKind::AddrNotAvailable, Reason::Unreachable),
-        ];
-        for (kind, want) in cases {
-            let f = connect_failure(addr, &io::Error::from(kind));
-            assert_eq!((f.stage, f.reason), (Stage::Connect, want), "{kind:?}");
-            assert!(f.message.contains("192.0.2.1:8448"));
-        }
-    }
 }

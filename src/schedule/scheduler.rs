@@ -14,14 +14,14 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use futures_util::future::BoxFuture;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::{AbortHandle, Id, JoinError, JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use crate::config::server_name::ServerName;
+use crate::probe::{Prober, run_within};
 use crate::report::ServerReport;
 
 /// When and how much to probe.
@@ -34,8 +34,6 @@ pub struct Schedule {
     pub deadline: Duration,
 }
 
-/// Probes one server name once.
-pub type Prober = Arc<dyn Fn(ServerName) -> BoxFuture<'static, ServerReport> + Send + Sync>;
 /// Receives every finished report.
 pub type OnReport = Arc<dyn Fn(ServerReport) + Send + Sync>;
 
@@ -316,15 +314,14 @@ impl Plan {
     }
 }
 
-/// One probe under its deadline; a probe that outlives it becomes a `timeout` report.
+/// One probe under its deadline (the only one it runs under); a probe that outlives it becomes a `timeout` report.
 async fn run_one(probe: &Prober, name: &ServerName, deadline: Duration) -> ServerReport {
-    let started_at = SystemTime::now();
-    if let Ok(report) = tokio::time::timeout(deadline, probe(name.clone())).await {
-        report
-    } else {
-        tracing::warn!(server_name = %name, "probe cut at its deadline");
-        ServerReport::timed_out(name.as_str(), started_at, deadline)
-    }
+    run_within(name, deadline, probe(name.clone()))
+        .await
+        .unwrap_or_else(|cut| {
+            tracing::warn!(server_name = %name, "probe cut at its deadline");
+            cut
+        })
 }
 
 /// `interval ± jitter`, uniformly.
@@ -346,6 +343,7 @@ mod tests {
     use std::collections::HashMap;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::SystemTime;
 
     fn report(name: &str) -> ServerReport {
         let now = SystemTime::now();

@@ -25,10 +25,10 @@ use crate::config::server_name::ServerName;
 use crate::config::targets::{self, Target};
 use crate::config::{Config, Source};
 use crate::probe::env::ProbeEnv;
-use crate::probe::probe_server;
+use crate::probe::{Prober, probe_server};
 use crate::render::metrics::{self, ExporterMetrics};
 use crate::report::ServerReport;
-use crate::schedule::scheduler::{OnReport, Prober, Schedule, Scheduler};
+use crate::schedule::scheduler::{OnReport, Schedule, Scheduler};
 use crate::schedule::store::Store;
 use crate::serve::limiter::Limiter;
 use crate::serve::listener;
@@ -443,6 +443,7 @@ fn routes(
         store: store.clone(),
         ready: ready.clone(),
         prober,
+        probe_deadline: env.probe_deadline(),
         interval: config.probe.interval,
         probe_unconfigured: config.api.probe_unconfigured,
         allowed_targets: AllowedTargets::new(&config.probe.allowed_targets),
@@ -453,20 +454,16 @@ fn routes(
     routes::router(Arc::new(state))
 }
 
-/// Every probe (scheduled, `/probe`, the report API): `probe_server` through the shared `env`, cut at the
-/// probe deadline, and counted in `probes_in_flight` while it runs (or until cancelled).
+/// Every probe (scheduled, `/probe`, the report API): `probe_server` through the shared `env`, counted in
+/// `probes_in_flight` while it runs (or until cancelled). Each caller cuts it at its own deadline with
+/// [`crate::probe::run_within`]: the scheduler and the report API at the probe deadline, `/probe` at its timeout.
 fn prober(env: Arc<ProbeEnv>, metrics: ExporterMetrics) -> Prober {
     Arc::new(move |name| {
         let env = env.clone();
         let in_flight = metrics.probe_started();
         async move {
             let _in_flight = in_flight;
-            let started_at = SystemTime::now();
-            let deadline = env.probe_deadline();
-            match tokio::time::timeout(deadline, probe_server(&env, &name)).await {
-                Ok(report) => report,
-                Err(_) => ServerReport::timed_out(name.as_str(), started_at, deadline),
-            }
+            probe_server(&env, &name).await
         }
         .boxed()
     })

@@ -20,12 +20,12 @@ use axum::http::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use futures_util::future::BoxFuture;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 use crate::config::server_name::ServerName;
 use crate::config::{ProbeConfig, TargetPattern};
+use crate::probe::{Prober, run_within};
 use crate::render::html;
 use crate::render::metrics::{self, ExporterMetrics, Format};
 use crate::render::tester;
@@ -33,9 +33,6 @@ use crate::report::ServerReport;
 use crate::schedule::store::Store;
 use crate::serve::limiter::{Full, Limiter};
 use crate::serve::streaming;
-
-/// Runs one probe of one server name (the daemon's is `probe_server` under the probe deadline).
-pub type Prober = Arc<dyn Fn(ServerName) -> BoxFuture<'static, ServerReport> + Send + Sync>;
 
 /// Most on-demand probes the API runs at once; a request over the cap gets 503 (no queue).
 pub const MAX_API_PROBES: usize = 8;
@@ -48,8 +45,11 @@ pub struct AppState {
     pub store: Arc<Store>,
     /// Turns true once the first probe round has finished.
     pub ready: watch::Receiver<bool>,
-    /// Probes one server now (the API, when the stored report is stale or the name is not configured).
+    /// Probes one server now (the API, when the stored report is stale or the name is not configured; `/probe`).
+    /// Each handler cuts the probe it runs: the API at [`AppState::probe_deadline`], `/probe` at its timeout.
     pub prober: Prober,
+    /// The probe deadline of the environment the prober uses (`ProbeEnv::probe_deadline`).
+    pub probe_deadline: Duration,
     /// The probe interval: a stored report younger than this is fresh.
     pub interval: Duration,
     /// Whether the API may probe a name that is not configured (`api.probe_unconfigured`).
@@ -134,6 +134,7 @@ impl fmt::Debug for AppState {
             .field("registry", &self.registry)
             .field("store", &self.store)
             .field("ready", &self.ready)
+            .field("probe_deadline", &self.probe_deadline)
             .field("interval", &self.interval)
             .field("probe_unconfigured", &self.probe_unconfigured)
             .field("allowed_targets", &self.allowed_targets)
@@ -278,14 +279,12 @@ async fn probe_handler(
         }
     };
     tracing::debug!(server_name = %name, timeout = ?timeout, "probing for /probe");
-    let started_at = SystemTime::now();
-    let report =
-        if let Ok(report) = tokio::time::timeout(timeout, (state.prober)(name.clone())).await {
-            report
-        } else {
+    let report = run_within(&name, timeout, (state.prober)(name.clone()))
+        .await
+        .unwrap_or_else(|cut| {
             tracing::debug!(server_name = %name, "/probe cut at its timeout");
-            ServerReport::timed_out(name.as_str(), started_at, timeout)
-        };
+            cut
+        });
     let body = metrics::encode_reports_only(&[Arc::new(report)], format);
     ([(CONTENT_TYPE, format.content_type())], body).into_response()
 }
@@ -422,7 +421,10 @@ async fn current_report(state: &AppState, name: ServerName) -> Result<Arc<Server
         ));
     };
     tracing::debug!(server_name = %name, configured, "probing on demand for the API");
-    let report = Arc::new((state.prober)(name).await);
+    let report = run_within(&name, state.probe_deadline, (state.prober)(name.clone()))
+        .await
+        .unwrap_or_else(|cut| cut);
+    let report = Arc::new(report);
     if configured {
         // A scheduled probe may have finished meanwhile; keep whichever is newer.
         let newer_stored = state

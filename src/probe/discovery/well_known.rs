@@ -14,11 +14,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
 use http::HeaderMap;
-use tokio::net::TcpStream;
 use url::Url;
 
 use crate::config::server_name::ServerName;
 use crate::probe::connect::http_client::{GetError, HttpConn};
+use crate::probe::connect::{self, OpenError};
 use crate::probe::discovery::dns::Known;
 use crate::probe::env::ProbeEnv;
 use crate::report::{WellKnownOutcome, WellKnownReport};
@@ -227,27 +227,12 @@ async fn get_once(
     };
     let ips = public_only(env, &host, ips)?;
     let port = url.port().unwrap_or(env.ports.well_known);
-    let mut last_error = String::from("no address to connect to");
-    let mut tcp = None;
-    for ip in ips {
-        let addr = SocketAddr::new(ip, port);
-        match tokio::time::timeout(env.timeouts.connect, TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => {
-                tcp = Some(stream);
-                break;
-            }
-            Ok(Err(e)) => last_error = format!("{addr}: {e}"),
-            Err(_) => last_error = format!("{addr}: connect timed out"),
-        }
-    }
-    let tcp = tcp.ok_or_else(|| Bad::new(WellKnownOutcome::ConnectionFailed, last_error))?;
-    let handshake = env
-        .tls
-        .handshake(tcp, &host, env.timeouts.tls_handshake)
+    let addresses = ips.into_iter().map(|ip| SocketAddr::new(ip, port));
+    let judged = connect::open(env, addresses, &host)
         .await
-        .map_err(|f| Bad::new(WellKnownOutcome::TlsError, f.message))?;
-    let verdict = env.tls.judge(&handshake.chain, &host, SystemTime::now());
-    if let Some(f) = verdict.failures.first() {
+        .result
+        .map_err(open_error)?;
+    if let Some(f) = judged.certificate.failures.first() {
         return Err(Bad::new(
             WellKnownOutcome::TlsError,
             format!("{}: {}", f.reason, f.message),
@@ -261,12 +246,30 @@ async fn get_once(
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_owned(),
     };
-    let mut conn = HttpConn::handshake(handshake.stream, env.timeouts.http)
+    let mut conn = HttpConn::handshake(judged.stream, env.timeouts.http)
         .await
         .map_err(|e| get_error(&e))?;
     conn.get(&path, &host_header, MAX_BODY, env.timeouts.http)
         .await
         .map_err(|e| get_error(&e))
+}
+
+/// Why no connection was made, in the well-known report's words.
+fn open_error(e: OpenError) -> Bad {
+    match e {
+        OpenError::NoAddress => Bad::new(
+            WellKnownOutcome::ConnectionFailed,
+            "no address to connect to",
+        ),
+        OpenError::Connect(addr, e) => {
+            Bad::new(WellKnownOutcome::ConnectionFailed, format!("{addr}: {e}"))
+        }
+        OpenError::ConnectTimeout(addr, _) => Bad::new(
+            WellKnownOutcome::ConnectionFailed,
+            format!("{addr}: connect timed out"),
+        ),
+        OpenError::Tls(f) => Bad::new(WellKnownOutcome::TlsError, f.message),
+    }
 }
 
 fn get_error(e: &GetError) -> Bad {
