@@ -230,8 +230,8 @@ fn parse_text(
         })?
     } else {
         serde_saphyr::from_str(text).map_err(|e| {
-            let (line, column, message) = crate::config::yaml_parts(&e);
-            let at = crate::config::position_prefix(line, column);
+            let (line, column, message) = crate::config::error::yaml_parts(&e);
+            let at = crate::config::error::position_prefix(line, column);
             file_error(format!("{at}not a file_sd YAML list: {message}"))
         })?
     };

@@ -168,7 +168,7 @@ impl WebConfigError {
 
 impl fmt::Display for WebConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        crate::config::write_in_file(f, self.file.as_deref(), &self.kind)
+        crate::config::error::write_in_file(f, self.file.as_deref(), &self.kind)
     }
 }
 
@@ -181,7 +181,7 @@ pub enum WebConfigErrorKind {
     #[error("cannot read: {0}")]
     Read(std::io::Error),
     /// YAML syntax, an unknown key or a value of the wrong type, as reported by the YAML parser.
-    #[error("{}{message}", crate::config::position_prefix(*.line, *.column))]
+    #[error("{}{message}", crate::config::error::position_prefix(*.line, *.column))]
     Yaml {
         line: Option<u64>,
         column: Option<u64>,
@@ -207,7 +207,7 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> WebConfigError
 
 /// serde-saphyr's message on one line, as for the main config.
 fn yaml_error(err: &serde_saphyr::Error) -> WebConfigErrorKind {
-    let (line, column, message) = crate::config::yaml_parts(err);
+    let (line, column, message) = crate::config::error::yaml_parts(err);
     WebConfigErrorKind::Yaml {
         line,
         column,
