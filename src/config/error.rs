@@ -1,85 +1,110 @@
-//! Errors of the configuration: [`ConfigError`], one line naming the file, the place in it and the reason, and
-//! the YAML parser's errors made into that line.
+//! The one shape of every error in a file the exporter is configured by (the config file, the web config file,
+//! the target files): [`ConfigError`], one line naming the file, the place in it and the reason; and the YAML
+//! parser's errors made into that shape.
 //!
-//! It does not decide what is wrong with a value (`config/raw.rs` does) and does not print (`main.rs` does).
+//! It does not decide what is wrong with a value (`config/raw.rs`, `config/targets.rs` and `serve/web/` do) and
+//! does not print (`main.rs` does).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// Why a config could not be loaded. Displays as one line: `FILE: WHERE: WHAT`, where `FILE` is present when
-/// loading from a file and `WHERE` is a key path (`probe.timeouts.dns`, `servers[2]`) or a YAML position
-/// (`line 3 column 5`).
-#[derive(Debug)]
+/// Why a config file could not be used. Displays as one line, `FILE: PLACE: REASON`, where `FILE` is present
+/// when the text came from a file and `PLACE` when the error has one: a key path (`probe.timeouts.dns`,
+/// `servers[2]`, `tls_server_config.key_file`, `[0].targets[1]`) or a YAML position (`line 3 column 5`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
-    pub(super) file: Option<PathBuf>,
-    pub(super) kind: ConfigErrorKind,
+    file: Option<PathBuf>,
+    place: Place,
+    reason: String,
 }
 
-/// What went wrong, without the file name.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigErrorKind {
-    /// The file could not be read.
-    #[error("cannot read: {0}")]
-    Read(std::io::Error),
-    /// YAML syntax, an unknown key or a value of the wrong type, as reported by the YAML parser.
-    #[error("{}{message}", position_prefix(*.line, *.column))]
-    Yaml {
-        line: Option<u64>,
-        column: Option<u64>,
-        message: String,
-    },
-    /// A well-formed value that is not allowed, at a key path.
-    #[error("{key}: {message}")]
-    Invalid { key: String, message: String },
+/// Where in a file an error is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// Nowhere in particular: the file as a whole (it cannot be read, or it lacks something).
+    None,
+    /// A key path, such as `probe.timeouts.dns` or `servers[2]`.
+    Key(String),
+    /// A position given by the YAML parser (`line 3 column 5`).
+    Yaml { line: u64, column: u64 },
 }
 
 impl ConfigError {
-    /// The config file, when loading from one.
+    /// An error at `place`, in no file yet (see [`ConfigError::in_file`]).
+    pub fn new(place: Place, reason: impl Into<String>) -> Self {
+        Self {
+            file: None,
+            place,
+            reason: reason.into(),
+        }
+    }
+
+    /// An error at the key path `key`.
+    pub fn at(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::new(Place::Key(key.into()), reason)
+    }
+
+    /// The file could not be read.
+    #[must_use]
+    pub fn cannot_read(error: &std::io::Error) -> Self {
+        Self::new(Place::None, format!("cannot read: {error}"))
+    }
+
+    /// A YAML syntax error, an unknown key or a value of the wrong type, as the YAML parser reports it: at its
+    /// position, with its message on one line.
+    #[must_use]
+    pub fn yaml(error: &serde_saphyr::Error) -> Self {
+        let (place, message) = yaml_parts(error);
+        Self::new(place, message)
+    }
+
+    /// The same error, naming `file`.
+    #[must_use]
+    pub fn in_file(self, file: &Path) -> Self {
+        Self {
+            file: Some(file.to_owned()),
+            ..self
+        }
+    }
+
+    /// The file, when the text came from one.
     #[must_use]
     pub fn file(&self) -> Option<&Path> {
         self.file.as_deref()
     }
 
+    /// Where in the file.
     #[must_use]
-    pub fn kind(&self) -> &ConfigErrorKind {
-        &self.kind
+    pub fn place(&self) -> &Place {
+        &self.place
+    }
+
+    /// What is wrong, without the file and the place.
+    #[must_use]
+    pub fn reason(&self) -> &str {
+        &self.reason
     }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_in_file(f, self.file.as_deref(), &self.kind)
+        if let Some(file) = &self.file {
+            write!(f, "{}: ", file.display())?;
+        }
+        match &self.place {
+            Place::None => {}
+            Place::Key(key) => write!(f, "{key}: ")?,
+            Place::Yaml { line, column } => write!(f, "line {line} column {column}: ")?,
+        }
+        f.write_str(&self.reason)
     }
-}
-
-/// `FILE: ` (when loading from a file), then `what`: the one-line shape of [`ConfigError`] and of
-/// `webconfig::WebConfigError`.
-pub(crate) fn write_in_file(
-    f: &mut fmt::Formatter<'_>,
-    file: Option<&Path>,
-    what: &dyn fmt::Display,
-) -> fmt::Result {
-    if let Some(file) = file {
-        write!(f, "{}: ", file.display())?;
-    }
-    write!(f, "{what}")
 }
 
 impl std::error::Error for ConfigError {}
 
-/// serde-saphyr's message, without its source snippet and location suffix, on one line; the location goes in
-/// front as `line L column C: `.
-pub(super) fn yaml_error(err: &serde_saphyr::Error) -> ConfigErrorKind {
-    let (line, column, message) = yaml_parts(err);
-    ConfigErrorKind::Yaml {
-        line,
-        column,
-        message,
-    }
-}
-
-/// A YAML error as its line, column and one-line message (shared by every YAML file the exporter reads).
-pub(crate) fn yaml_parts(err: &serde_saphyr::Error) -> (Option<u64>, Option<u64>, String) {
+/// A YAML error as its position and serde-saphyr's message, without its source snippet and location suffix, on
+/// one line. An unknown position is [`Place::None`].
+pub(crate) fn yaml_parts(err: &serde_saphyr::Error) -> (Place, String) {
     struct NoLocation;
     impl serde_saphyr::Localizer for NoLocation {
         fn attach_location<'a>(
@@ -98,21 +123,37 @@ pub(crate) fn yaml_parts(err: &serde_saphyr::Error) -> (Option<u64>, Option<u64>
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
-    let location = err
-        .location()
-        .filter(|l| *l != serde_saphyr::Location::UNKNOWN);
-    (
-        location.map(|l| l.line()),
-        location.map(|l| l.column()),
-        message,
-    )
+    let place = match err.location() {
+        Some(l) if l != serde_saphyr::Location::UNKNOWN => Place::Yaml {
+            line: l.line(),
+            column: l.column(),
+        },
+        _ => Place::None,
+    };
+    (place, message)
 }
 
-/// `line L column C: ` (or less, as far as the position is known).
-pub(crate) fn position_prefix(line: Option<u64>, column: Option<u64>) -> String {
-    match (line, column) {
-        (Some(line), Some(column)) => format!("line {line} column {column}: "),
-        (Some(line), None) => format!("line {line}: "),
-        _ => String::new(),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_file_place_reason() {
+        let file = Path::new("/etc/x.yml");
+        let cases = [
+            (ConfigError::new(Place::None, "empty"), "empty"),
+            (ConfigError::at("a.b[2]", "bad"), "a.b[2]: bad"),
+            (
+                ConfigError::new(Place::Yaml { line: 3, column: 5 }, "oops"),
+                "line 3 column 5: oops",
+            ),
+        ];
+        for (error, want) in cases {
+            assert_eq!(error.to_string(), want);
+            assert!(error.file().is_none());
+            let error = error.in_file(file);
+            assert_eq!(error.to_string(), format!("/etc/x.yml: {want}"));
+            assert_eq!(error.file(), Some(file));
+        }
     }
 }

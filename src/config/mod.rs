@@ -18,7 +18,7 @@ use std::time::Duration;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-pub use crate::config::error::{ConfigError, ConfigErrorKind};
+use crate::config::error::ConfigError;
 use crate::config::server_name::ServerName;
 use crate::config::shard::Shard;
 
@@ -119,19 +119,15 @@ impl Config {
     /// Reads and validates a config file. Relative `tls.ca_files` are resolved against the file's directory.
     /// Errors name the file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let with_file = |kind| ConfigError {
-            file: Some(path.to_owned()),
-            kind,
-        };
-        let text =
-            std::fs::read_to_string(path).map_err(|e| with_file(ConfigErrorKind::Read(e)))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::cannot_read(&e).in_file(path))?;
         let base = path.parent().unwrap_or(Path::new(""));
-        raw::parse(&text, base).map_err(with_file)
+        raw::parse(&text, base).map_err(|e| e.in_file(path))
     }
 
     /// Parses and validates YAML text. Relative `tls.ca_files` are resolved against the current directory.
     pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
-        raw::parse(text, Path::new("")).map_err(|kind| ConfigError { file: None, kind })
+        raw::parse(text, Path::new(""))
     }
 }
 

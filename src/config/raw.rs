@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::error::{ConfigErrorKind, yaml_error};
+use crate::config::error::ConfigError;
 use crate::config::server_name::ServerName;
 use crate::config::{
     ApiConfig, Checks, Config, DEFAULT_NAMESERVER_PORT, DnsConfig, MAX_CONCURRENCY,
@@ -109,7 +109,7 @@ enum RawTrustStore {
     Webpki,
 }
 
-pub(super) fn parse(text: &str, base: &Path) -> Result<Config, ConfigErrorKind> {
+pub(super) fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {
     // An empty file (or one holding only comments) is an empty mapping: every default, no servers.
     let is_blank = text.lines().all(|l| {
         let l = l.trim();
@@ -118,7 +118,7 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Config, ConfigErrorKind> 
     let raw: RawConfig = if is_blank {
         RawConfig::default()
     } else {
-        serde_saphyr::from_str(text).map_err(|e| yaml_error(&e))?
+        serde_saphyr::from_str(text).map_err(|e| ConfigError::yaml(&e))?
     };
     raw.validate(base)
 }
@@ -126,15 +126,16 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Config, ConfigErrorKind> 
 impl RawConfig {
     /// The one gate from raw YAML to a typed `Config`: defaults, ranges, cross-field checks, server names,
     /// nameserver addresses and CA files. `base` is the directory relative CA paths are resolved against.
-    fn validate(self, base: &Path) -> Result<Config, ConfigErrorKind> {
+    fn validate(self, base: &Path) -> Result<Config, ConfigError> {
         let raw_servers = self.servers.unwrap_or_default();
         let mut servers: Vec<ServerName> = Vec::with_capacity(raw_servers.len());
         for (i, text) in raw_servers.iter().enumerate() {
             let key = || format!("servers[{i}]");
-            let name = ServerName::parse(text)
-                .map_err(|e| invalid(key(), format!("invalid server name {text:?}: {e}")))?;
+            let name = ServerName::parse(text).map_err(|e| {
+                ConfigError::at(key(), format!("invalid server name {text:?}: {e}"))
+            })?;
             if let Some(first) = servers.iter().position(|s| *s == name) {
-                return Err(invalid(
+                return Err(ConfigError::at(
                     key(),
                     format!("duplicate server name {text:?} (first at servers[{first}])"),
                 ));
@@ -149,7 +150,7 @@ impl RawConfig {
         for (i, glob) in self.target_files.unwrap_or_default().iter().enumerate() {
             let full = base.join(glob).to_string_lossy().into_owned();
             glob::Pattern::new(&full).map_err(|e| {
-                invalid(
+                ConfigError::at(
                     format!("target_files[{i}]"),
                     format!("invalid glob {glob:?}: {e}"),
                 )
@@ -161,7 +162,7 @@ impl RawConfig {
         let mut nameservers = Vec::with_capacity(raw_nameservers.len());
         for (i, text) in raw_nameservers.iter().enumerate() {
             let addr = parse_nameserver(text).ok_or_else(|| {
-                invalid(
+                ConfigError::at(
                     format!("dns.nameservers[{i}]"),
                     format!("invalid nameserver {text:?}: expected IP, IP:PORT or [IPv6]:PORT"),
                 )
@@ -175,7 +176,7 @@ impl RawConfig {
         for (i, path) in raw_ca_files.iter().enumerate() {
             let path = base.join(path);
             check_ca_file(&path).map_err(|e| {
-                invalid(
+                ConfigError::at(
                     format!("tls.ca_files[{i}]"),
                     format!("{}: {e}", path.display()),
                 )
@@ -206,7 +207,7 @@ impl RawConfig {
 }
 
 impl RawWeb {
-    fn validate(self) -> Result<WebLimits, ConfigErrorKind> {
+    fn validate(self) -> Result<WebLimits, ConfigError> {
         let d = WebLimits::default();
         let limits = WebLimits {
             max_connections: self.max_connections.unwrap_or(d.max_connections),
@@ -214,7 +215,7 @@ impl RawWeb {
             idle_timeout: self.idle_timeout.unwrap_or(d.idle_timeout),
         };
         if !(1..=MAX_CONNECTIONS).contains(&limits.max_connections) {
-            return Err(invalid(
+            return Err(ConfigError::at(
                 "web.max_connections",
                 format!(
                     "{} is not between 1 and {MAX_CONNECTIONS}",
@@ -227,7 +228,7 @@ impl RawWeb {
             ("web.idle_timeout", limits.idle_timeout),
         ] {
             if value.is_zero() {
-                return Err(invalid(key, "must be greater than 0"));
+                return Err(ConfigError::at(key, "must be greater than 0"));
             }
         }
         Ok(limits)
@@ -235,16 +236,16 @@ impl RawWeb {
 }
 
 impl RawProbe {
-    fn validate(self) -> Result<ProbeConfig, ConfigErrorKind> {
+    fn validate(self) -> Result<ProbeConfig, ConfigError> {
         let defaults = ProbeConfig::default();
         let interval = self.interval.unwrap_or(defaults.interval);
         let jitter = self.jitter.unwrap_or(defaults.jitter.min(interval / 10));
         let concurrency = self.concurrency.unwrap_or(defaults.concurrency);
         if interval.is_zero() {
-            return Err(invalid("probe.interval", "must be greater than 0"));
+            return Err(ConfigError::at("probe.interval", "must be greater than 0"));
         }
         if jitter >= interval {
-            return Err(invalid(
+            return Err(ConfigError::at(
                 "probe.jitter",
                 format!(
                     "{} must be less than probe.interval ({})",
@@ -254,7 +255,7 @@ impl RawProbe {
             ));
         }
         if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
-            return Err(invalid(
+            return Err(ConfigError::at(
                 "probe.concurrency",
                 format!("{concurrency} is not between 1 and {MAX_CONCURRENCY}"),
             ));
@@ -280,11 +281,11 @@ impl RawProbe {
         for (name, value) in named {
             let key = format!("probe.timeouts.{name}");
             if value.is_zero() {
-                return Err(invalid(key, "must be greater than 0"));
+                return Err(ConfigError::at(key, "must be greater than 0"));
             }
             // One stage that may outlast the whole round cannot be what the operator meant.
             if value > interval {
-                return Err(invalid(
+                return Err(ConfigError::at(
                     key,
                     format!(
                         "{} is longer than probe.interval ({})",
@@ -302,13 +303,16 @@ impl RawProbe {
         };
 
         if self.max_timeout.is_some_and(|t| t.is_zero()) {
-            return Err(invalid("probe.max_timeout", "must be greater than 0"));
+            return Err(ConfigError::at(
+                "probe.max_timeout",
+                "must be greater than 0",
+            ));
         }
         let max_concurrent_probes = self
             .max_concurrent_probes
             .unwrap_or(defaults.max_concurrent_probes);
         if !(1..=MAX_CONCURRENCY).contains(&max_concurrent_probes) {
-            return Err(invalid(
+            return Err(ConfigError::at(
                 "probe.max_concurrent_probes",
                 format!("{max_concurrent_probes} is not between 1 and {MAX_CONCURRENCY}"),
             ));
@@ -322,7 +326,7 @@ impl RawProbe {
                     .split_whitespace()
                     .collect::<Vec<_>>()
                     .join(" ");
-                invalid(
+                ConfigError::at(
                     format!("probe.allowed_targets[{i}]"),
                     format!("invalid regular expression {pattern:?}: {reason}"),
                 )
@@ -341,13 +345,6 @@ impl RawProbe {
             allowed_targets,
             allow_private_addresses: self.allow_private_addresses.unwrap_or(false),
         })
-    }
-}
-
-fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigErrorKind {
-    ConfigErrorKind::Invalid {
-        key: key.into(),
-        message: message.into(),
     }
 }
 

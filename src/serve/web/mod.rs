@@ -43,6 +43,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
 
+use crate::config::error::{ConfigError, Place};
 use crate::serve::web::auth_pool::{AuthPool, Busy};
 
 /// Successful basic-auth verifications remembered, so bcrypt runs once per (user, password) and not per scrape.
@@ -86,20 +87,16 @@ impl fmt::Debug for WebConfig {
 impl WebConfig {
     /// Reads and validates a web config file: parses it, loads and matches the certificate and key, checks every
     /// bcrypt hash. Relative paths are resolved against the file's directory (as exporter-toolkit does).
-    pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
-        let with_file = |kind| WebConfigError {
-            file: Some(path.to_owned()),
-            kind,
-        };
-        let text =
-            std::fs::read_to_string(path).map_err(|e| with_file(WebConfigErrorKind::Read(e)))?;
+    pub fn load(path: &Path) -> Result<WebConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::cannot_read(&e).in_file(path))?;
         let base = path.parent().unwrap_or(Path::new(""));
-        parse(&text, base).map_err(with_file)
+        parse(&text, base).map_err(|e| e.in_file(path))
     }
 
     /// Parses and validates YAML text; relative paths are resolved against `base`.
-    pub fn from_yaml(text: &str, base: &Path) -> Result<WebConfig, WebConfigError> {
-        parse(text, base).map_err(|kind| WebConfigError { file: None, kind })
+    pub fn from_yaml(text: &str, base: &Path) -> Result<WebConfig, ConfigError> {
+        parse(text, base)
     }
 
     /// Whether the listener speaks TLS.
@@ -139,79 +136,6 @@ impl WebConfig {
     /// fallback alike.
     pub fn protect(&self, router: Router) -> Router {
         router.layer(middleware::from_fn_with_state(self.guard.clone(), guard))
-    }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Errors
-
-/// Why a web config could not be loaded. Displays as one line: `FILE: WHERE: WHAT`, where `WHERE` is a key path
-/// (`tls_server_config.key_file`, `basic_auth_users.alice`) or a YAML position (`line 3 column 5`).
-#[derive(Debug)]
-pub struct WebConfigError {
-    file: Option<PathBuf>,
-    kind: WebConfigErrorKind,
-}
-
-impl WebConfigError {
-    /// The web config file, when loading from one.
-    #[must_use]
-    pub fn file(&self) -> Option<&Path> {
-        self.file.as_deref()
-    }
-
-    #[must_use]
-    pub fn kind(&self) -> &WebConfigErrorKind {
-        &self.kind
-    }
-}
-
-impl fmt::Display for WebConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        crate::config::error::write_in_file(f, self.file.as_deref(), &self.kind)
-    }
-}
-
-impl std::error::Error for WebConfigError {}
-
-/// What went wrong, without the file name.
-#[derive(Debug, thiserror::Error)]
-pub enum WebConfigErrorKind {
-    /// The file could not be read.
-    #[error("cannot read: {0}")]
-    Read(std::io::Error),
-    /// YAML syntax, an unknown key or a value of the wrong type, as reported by the YAML parser.
-    #[error("{}{message}", crate::config::error::position_prefix(*.line, *.column))]
-    Yaml {
-        line: Option<u64>,
-        column: Option<u64>,
-        message: String,
-    },
-    /// A well-formed value that is not allowed or not supported, at a key path.
-    #[error("{key}: {message}")]
-    Invalid { key: String, message: String },
-    /// The file enables neither TLS nor basic auth.
-    #[error(
-        "enables neither tls_server_config nor basic_auth_users; the listener would be as open as without \
-         --web.config.file (drop the flag to serve plain HTTP)"
-    )]
-    NothingSecured,
-}
-
-fn invalid(key: impl Into<String>, message: impl Into<String>) -> WebConfigErrorKind {
-    WebConfigErrorKind::Invalid {
-        key: key.into(),
-        message: message.into(),
-    }
-}
-
-/// serde-saphyr's message on one line, as for the main config.
-fn yaml_error(err: &serde_saphyr::Error) -> WebConfigErrorKind {
-    let (line, column, message) = crate::config::error::yaml_parts(err);
-    WebConfigErrorKind::Yaml {
-        line,
-        column,
-        message,
     }
 }
 
@@ -290,7 +214,7 @@ fn set(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())
 }
 
-fn parse(text: &str, base: &Path) -> Result<WebConfig, WebConfigErrorKind> {
+fn parse(text: &str, base: &Path) -> Result<WebConfig, ConfigError> {
     let is_blank = text.lines().all(|l| {
         let l = l.trim();
         l.is_empty() || l.starts_with('#') || l == "---"
@@ -298,13 +222,13 @@ fn parse(text: &str, base: &Path) -> Result<WebConfig, WebConfigErrorKind> {
     let raw: RawWebConfig = if is_blank {
         RawWebConfig::default()
     } else {
-        serde_saphyr::from_str(text).map_err(|e| yaml_error(&e))?
+        serde_saphyr::from_str(text).map_err(|e| ConfigError::yaml(&e))?
     };
 
     let tls = match raw.tls_server_config {
         Section::Absent => None,
         Section::Empty => {
-            return Err(invalid(
+            return Err(ConfigError::at(
                 "tls_server_config",
                 "is empty; set cert_file and key_file, or remove the key",
             ));
@@ -320,7 +244,11 @@ fn parse(text: &str, base: &Path) -> Result<WebConfig, WebConfigErrorKind> {
     };
 
     if tls.is_none() && auth.is_none() {
-        return Err(WebConfigErrorKind::NothingSecured);
+        return Err(ConfigError::new(
+            Place::None,
+            "enables neither tls_server_config nor basic_auth_users; the listener would be as open as without \
+             --web.config.file (drop the flag to serve plain HTTP)",
+        ));
     }
 
     let http = raw.http_server_config.unwrap_or_default();
@@ -347,7 +275,7 @@ fn parse(text: &str, base: &Path) -> Result<WebConfig, WebConfigErrorKind> {
 // ---------------------------------------------------------------------------------------------------------------
 // TLS
 
-fn tls_config(raw: RawTls, base: &Path) -> Result<Arc<rustls::ServerConfig>, WebConfigErrorKind> {
+fn tls_config(raw: RawTls, base: &Path) -> Result<Arc<rustls::ServerConfig>, ConfigError> {
     const KEY: &str = "tls_server_config";
     for (name, value) in [
         ("cipher_suites", raw.cipher_suites.is_some()),
@@ -355,7 +283,7 @@ fn tls_config(raw: RawTls, base: &Path) -> Result<Arc<rustls::ServerConfig>, Web
         ("client_allowed_sans", raw.client_allowed_sans.is_some()),
     ] {
         if value {
-            return Err(invalid(
+            return Err(ConfigError::at(
                 format!("{KEY}.{name}"),
                 "is not supported by matrix-federation-exporter (rustls picks safe defaults); remove it",
             ));
@@ -364,13 +292,15 @@ fn tls_config(raw: RawTls, base: &Path) -> Result<Arc<rustls::ServerConfig>, Web
 
     let cert = pem_source(set(raw.cert_file), set(raw.cert), "cert_file", "cert", base)?
         .ok_or_else(|| {
-            invalid(
+            ConfigError::at(
                 format!("{KEY}.cert_file"),
                 "missing (or give `cert` inline)",
             )
         })?;
-    let key = pem_source(set(raw.key_file), set(raw.key), "key_file", "key", base)?
-        .ok_or_else(|| invalid(format!("{KEY}.key_file"), "missing (or give `key` inline)"))?;
+    let key =
+        pem_source(set(raw.key_file), set(raw.key), "key_file", "key", base)?.ok_or_else(|| {
+            ConfigError::at(format!("{KEY}.key_file"), "missing (or give `key` inline)")
+        })?;
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let certified = load_certified_key(&cert, &key, &provider)?;
@@ -391,14 +321,14 @@ fn tls_config(raw: RawTls, base: &Path) -> Result<Arc<rustls::ServerConfig>, Web
             .filter(|v| rank(v) >= rank(min) && rank(v) <= rank(max))
             .collect();
     if versions.is_empty() {
-        return Err(invalid(
+        return Err(ConfigError::at(
             format!("{KEY}.min_version"),
             "is greater than max_version",
         ));
     }
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
-        .map_err(|e| invalid(format!("{KEY}.min_version"), e.to_string()))?;
+        .map_err(|e| ConfigError::at(format!("{KEY}.min_version"), e.to_string()))?;
 
     let client_ca = pem_source(
         set(raw.client_ca_file),
@@ -413,7 +343,7 @@ fn tls_config(raw: RawTls, base: &Path) -> Result<Arc<rustls::ServerConfig>, Web
         "VerifyClientCertIfGiven" => Some(true),
         "RequireAndVerifyClientCert" => Some(false),
         "RequestClientCert" | "RequireAnyClientCert" | "RequireClientCert" => {
-            return Err(invalid(
+            return Err(ConfigError::at(
                 format!("{KEY}.client_auth_type"),
                 format!(
                     "{auth_type:?} accepts client certificates without verifying them and is not supported; use \
@@ -422,7 +352,7 @@ fn tls_config(raw: RawTls, base: &Path) -> Result<Arc<rustls::ServerConfig>, Web
             ));
         }
         other => {
-            return Err(invalid(
+            return Err(ConfigError::at(
                 format!("{KEY}.client_auth_type"),
                 format!(
                     "unknown value {other:?}; expected NoClientCert, VerifyClientCertIfGiven or \
@@ -434,13 +364,13 @@ fn tls_config(raw: RawTls, base: &Path) -> Result<Arc<rustls::ServerConfig>, Web
     let builder = match (verify, client_ca) {
         (None, None) => builder.with_no_client_auth(),
         (None, Some(source)) => {
-            return Err(invalid(
+            return Err(ConfigError::at(
                 format!("{KEY}.{}", source.key),
                 "is set but client_auth_type is NoClientCert; set client_auth_type: RequireAndVerifyClientCert",
             ));
         }
         (Some(_), None) => {
-            return Err(invalid(
+            return Err(ConfigError::at(
                 format!("{KEY}.client_ca_file"),
                 format!(
                     "missing: client_auth_type {auth_type} needs the CA that issues client certificates"
@@ -451,7 +381,7 @@ fn tls_config(raw: RawTls, base: &Path) -> Result<Arc<rustls::ServerConfig>, Web
             let mut roots = rustls::RootCertStore::empty();
             for cert in read_certificates(&source)? {
                 roots.add(cert).map_err(|e| {
-                    invalid(
+                    ConfigError::at(
                         format!("{KEY}.{}", source.key),
                         format!("not a usable CA certificate: {e}"),
                     )
@@ -464,7 +394,7 @@ fn tls_config(raw: RawTls, base: &Path) -> Result<Arc<rustls::ServerConfig>, Web
             }
             let verifier = verifier
                 .build()
-                .map_err(|e| invalid(format!("{KEY}.{}", source.key), e.to_string()))?;
+                .map_err(|e| ConfigError::at(format!("{KEY}.{}", source.key), e.to_string()))?;
             builder.with_client_cert_verifier(verifier)
         }
     };
@@ -485,16 +415,16 @@ fn tls_version(
     name: &str,
     value: Option<&str>,
     default: &'static rustls::SupportedProtocolVersion,
-) -> Result<&'static rustls::SupportedProtocolVersion, WebConfigErrorKind> {
+) -> Result<&'static rustls::SupportedProtocolVersion, ConfigError> {
     match value {
         None => Ok(default),
         Some("TLS12") => Ok(&rustls::version::TLS12),
         Some("TLS13") => Ok(&rustls::version::TLS13),
-        Some(v @ ("TLS10" | "TLS11")) => Err(invalid(
+        Some(v @ ("TLS10" | "TLS11")) => Err(ConfigError::at(
             format!("tls_server_config.{name}"),
             format!("{v} is not supported (rustls speaks TLS12 and TLS13 only)"),
         )),
-        Some(other) => Err(invalid(
+        Some(other) => Err(ConfigError::at(
             format!("tls_server_config.{name}"),
             format!("unknown TLS version {other:?}; expected TLS12 or TLS13"),
         )),
@@ -515,9 +445,9 @@ fn pem_source(
     file_key: &'static str,
     inline_key: &'static str,
     base: &Path,
-) -> Result<Option<PemSource>, WebConfigErrorKind> {
+) -> Result<Option<PemSource>, ConfigError> {
     match (file, inline) {
-        (Some(_), Some(_)) => Err(invalid(
+        (Some(_), Some(_)) => Err(ConfigError::at(
             format!("tls_server_config.{inline_key}"),
             format!("give either {file_key} or {inline_key}, not both"),
         )),
@@ -540,10 +470,10 @@ impl PemSource {
         format!("tls_server_config.{}", self.key)
     }
 
-    fn bytes(&self) -> Result<Vec<u8>, WebConfigErrorKind> {
+    fn bytes(&self) -> Result<Vec<u8>, ConfigError> {
         match (&self.path, &self.inline) {
             (Some(path), _) => std::fs::read(path).map_err(|e| {
-                invalid(
+                ConfigError::at(
                     self.key_path(),
                     format!("cannot read {:?}: {e}", path.display().to_string()),
                 )
@@ -560,15 +490,13 @@ impl PemSource {
     }
 }
 
-fn read_certificates(
-    source: &PemSource,
-) -> Result<Vec<CertificateDer<'static>>, WebConfigErrorKind> {
+fn read_certificates(source: &PemSource) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
     let bytes = source.bytes()?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| invalid(source.key_path(), format!("invalid PEM: {e}")))?;
+        .map_err(|e| ConfigError::at(source.key_path(), format!("invalid PEM: {e}")))?;
     if certs.is_empty() {
-        return Err(invalid(
+        return Err(ConfigError::at(
             source.key_path(),
             "contains no PEM CERTIFICATE block",
         ));
@@ -581,25 +509,25 @@ fn load_certified_key(
     cert: &PemSource,
     key: &PemSource,
     provider: &CryptoProvider,
-) -> Result<Arc<CertifiedKey>, WebConfigErrorKind> {
+) -> Result<Arc<CertifiedKey>, ConfigError> {
     let chain = read_certificates(cert)?;
     let key_bytes = key.bytes()?;
     let private = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| match e {
-        rustls_pki_types::pem::Error::NoItemsFound => invalid(
+        rustls_pki_types::pem::Error::NoItemsFound => ConfigError::at(
             key.key_path(),
             "contains no PEM private key (PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block)",
         ),
-        other => invalid(key.key_path(), format!("invalid PEM: {other}")),
+        other => ConfigError::at(key.key_path(), format!("invalid PEM: {other}")),
     })?;
     let certified = CertifiedKey::from_der(chain, private, provider).map_err(|e| match e {
-        rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => invalid(
+        rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => ConfigError::at(
             key.key_path(),
             format!("does not match the certificate in {}", cert.key),
         ),
         rustls::Error::InvalidCertificate(reason) => {
-            invalid(cert.key_path(), format!("unusable certificate: {reason:?}"))
+            ConfigError::at(cert.key_path(), format!("unusable certificate: {reason:?}"))
         }
-        other => invalid(key.key_path(), format!("unusable private key: {other}")),
+        other => ConfigError::at(key.key_path(), format!("unusable private key: {other}")),
     })?;
     Ok(Arc::new(certified))
 }
@@ -742,19 +670,19 @@ struct BasicAuth {
 }
 
 impl BasicAuth {
-    fn new(users: BTreeMap<String, String>) -> Result<Self, WebConfigErrorKind> {
+    fn new(users: BTreeMap<String, String>) -> Result<Self, ConfigError> {
         let mut decoy: Option<(u32, String)> = None;
         for (user, hash) in &users {
             let key = || format!("basic_auth_users.{user}");
             if user.contains(':') {
-                return Err(invalid(
+                return Err(ConfigError::at(
                     key(),
                     "a user name cannot contain ':' (basic auth splits user and password at the first ':')",
                 ));
             }
             // The hash is a secret: errors never quote it.
             let parts: bcrypt::HashParts = hash.parse().map_err(|e| {
-                invalid(
+                ConfigError::at(
                     key(),
                     format!(
                         "not a bcrypt hash ({}); generate one with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`",
@@ -764,7 +692,7 @@ impl BasicAuth {
             })?;
             let cost = parts.get_cost();
             if !(4..=31).contains(&cost) {
-                return Err(invalid(
+                return Err(ConfigError::at(
                     key(),
                     format!("bcrypt cost {cost} is outside 4 to 31"),
                 ));
@@ -859,13 +787,13 @@ fn parse_basic(value: &HeaderValue) -> Option<(String, Vec<u8>)> {
 
 fn extra_headers(
     raw: BTreeMap<String, String>,
-) -> Result<Vec<(HeaderName, HeaderValue)>, WebConfigErrorKind> {
+) -> Result<Vec<(HeaderName, HeaderValue)>, ConfigError> {
     let mut headers = Vec::new();
     for (name, value) in raw {
         let key = || format!("http_server_config.headers.{name}");
         let Some((_, allowed)) = EXTRA_HEADERS.iter().find(|(n, _)| *n == name) else {
             let names: Vec<&str> = EXTRA_HEADERS.iter().map(|(n, _)| *n).collect();
-            return Err(invalid(
+            return Err(ConfigError::at(
                 key(),
                 format!(
                     "this header cannot be configured; expected one of {}",
@@ -877,7 +805,7 @@ fn extra_headers(
             continue;
         }
         if !allowed.is_empty() && !allowed.contains(&value.as_str()) {
-            return Err(invalid(
+            return Err(ConfigError::at(
                 key(),
                 format!(
                     "invalid value {value:?}; expected one of {}",
@@ -886,7 +814,7 @@ fn extra_headers(
             ));
         }
         let header_value = HeaderValue::from_str(&value)
-            .map_err(|_| invalid(key(), format!("invalid header value {value:?}")))?;
+            .map_err(|_| ConfigError::at(key(), format!("invalid header value {value:?}")))?;
         headers.push((
             HeaderName::from_bytes(name.as_bytes()).expect("listed header names are valid"),
             header_value,
@@ -903,11 +831,11 @@ struct RateLimiter {
 }
 
 impl RateLimiter {
-    fn from_raw(raw: RawRateLimit) -> Result<Option<Self>, WebConfigErrorKind> {
+    fn from_raw(raw: RawRateLimit) -> Result<Option<Self>, ConfigError> {
         let interval = match set(raw.interval) {
             None => Duration::ZERO,
             Some(text) => humantime::parse_duration(&text).map_err(|e| {
-                invalid(
+                ConfigError::at(
                     "rate_limit.interval",
                     format!("invalid duration {text:?}: {e}"),
                 )
@@ -918,7 +846,7 @@ impl RateLimiter {
         }
         let burst = raw.burst.unwrap_or(0);
         if burst == 0 {
-            return Err(invalid(
+            return Err(ConfigError::at(
                 "rate_limit.burst",
                 "must be at least 1 when rate_limit.interval is set (0 would refuse every request)",
             ));
