@@ -371,52 +371,6 @@ mod tests {
     }
 
     #[test]
-    fn humantime_durations_and_partial_timeouts() {
-        let c = Config::from_yaml(
-            "probe:\n  interval: 1m30s\n  jitter: 500ms\n  timeouts:\n    dns: 2s\n",
-        )
-        .unwrap();
-        assert_eq!(c.probe.interval, Duration::from_secs(90));
-        assert_eq!(c.probe.jitter, Duration::from_millis(500));
-        assert_eq!(c.probe.timeouts.dns, Duration::from_secs(2));
-        assert_eq!(c.probe.timeouts.http, Timeouts::default().http);
-    }
-
-    #[test]
-    fn unset_jitter_and_timeouts_shrink_to_fit_a_short_interval() {
-        let c =
-            Config::from_yaml("probe:\n  interval: 3s\n  timeouts:\n    connect: 1s\n").unwrap();
-        assert_eq!(c.probe.jitter, Duration::from_millis(300));
-        assert_eq!(c.probe.timeouts.connect, Duration::from_secs(1));
-        assert_eq!(c.probe.timeouts.http, Duration::from_secs(3));
-        let e =
-            Config::from_yaml("probe:\n  interval: 3s\n  timeouts:\n    http: 4s\n").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "probe.timeouts.http: 4s is longer than probe.interval (3s)"
-        );
-    }
-
-    #[test]
-    fn nameservers_default_to_port_53() {
-        let c = Config::from_yaml(
-            "dns:\n  nameservers: ['9.9.9.9', '::1', '127.0.0.1:5353', '[::1]:54', '[::2]']\n",
-        )
-        .unwrap();
-        let want: Vec<SocketAddr> = [
-            "9.9.9.9:53",
-            "[::1]:53",
-            "127.0.0.1:5353",
-            "[::1]:54",
-            "[::2]:53",
-        ]
-        .iter()
-        .map(|s| s.parse().unwrap())
-        .collect();
-        assert_eq!(c.dns.nameservers, want);
-    }
-
-    #[test]
     fn allow_private_addresses_comes_from_the_file_or_the_flag() {
         assert!(!Config::default().probe.allow_private_addresses);
         let on = Config::from_yaml("probe:\n  allow_private_addresses: true\n").unwrap();
