@@ -1,21 +1,24 @@
-//! Configuration: the raw YAML shape (serde) becomes a typed, validated [`Config`] in one place.
+//! Configuration: the typed, validated [`Config`] and its parts with their defaults, and [`Source`], where a
+//! config comes from (the file plus the command line).
 //!
-//! This module owns defaults and validation. It does no network I/O; building resolvers and TLS roots from a
+//! It does not read YAML or judge values (`config/raw.rs` is the one gate from the raw YAML shape to a `Config`),
+//! does not shape errors (`config/error.rs`), and does no network I/O: building resolvers and TLS roots from a
 //! `Config` happens in `probe/env.rs`.
 
+pub mod error;
+mod raw;
 pub mod server_name;
 pub mod shard;
 pub mod targets;
 
-use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use serde::Deserialize;
 
+use crate::config::error::ConfigError;
 use crate::config::server_name::ServerName;
 use crate::config::shard::Shard;
 
@@ -116,19 +119,15 @@ impl Config {
     /// Reads and validates a config file. Relative `tls.ca_files` are resolved against the file's directory.
     /// Errors name the file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let with_file = |kind| ConfigError {
-            file: Some(path.to_owned()),
-            kind,
-        };
-        let text =
-            std::fs::read_to_string(path).map_err(|e| with_file(ConfigErrorKind::Read(e)))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::cannot_read(&e).in_file(path))?;
         let base = path.parent().unwrap_or(Path::new(""));
-        parse(&text, base).map_err(with_file)
+        raw::parse(&text, base).map_err(|e| e.in_file(path))
     }
 
     /// Parses and validates YAML text. Relative `tls.ca_files` are resolved against the current directory.
     pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
-        parse(text, Path::new("")).map_err(|kind| ConfigError { file: None, kind })
+        raw::parse(text, Path::new(""))
     }
 }
 
@@ -175,67 +174,6 @@ impl Source {
     }
 }
 
-/// Why a config could not be loaded. Displays as one line: `FILE: WHERE: WHAT`, where `FILE` is present when
-/// loading from a file and `WHERE` is a key path (`probe.timeouts.dns`, `servers[2]`) or a YAML position
-/// (`line 3 column 5`).
-#[derive(Debug)]
-pub struct ConfigError {
-    file: Option<PathBuf>,
-    kind: ConfigErrorKind,
-}
-
-/// What went wrong, without the file name.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigErrorKind {
-    /// The file could not be read.
-    #[error("cannot read: {0}")]
-    Read(std::io::Error),
-    /// YAML syntax, an unknown key or a value of the wrong type, as reported by the YAML parser.
-    #[error("{}{message}", position_prefix(*.line, *.column))]
-    Yaml {
-        line: Option<u64>,
-        column: Option<u64>,
-        message: String,
-    },
-    /// A well-formed value that is not allowed, at a key path.
-    #[error("{key}: {message}")]
-    Invalid { key: String, message: String },
-}
-
-impl ConfigError {
-    /// The config file, when loading from one.
-    #[must_use]
-    pub fn file(&self) -> Option<&Path> {
-        self.file.as_deref()
-    }
-
-    #[must_use]
-    pub fn kind(&self) -> &ConfigErrorKind {
-        &self.kind
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_in_file(f, self.file.as_deref(), &self.kind)
-    }
-}
-
-/// `FILE: ` (when loading from a file), then `what`: the one-line shape of [`ConfigError`] and of
-/// `webconfig::WebConfigError`.
-pub(crate) fn write_in_file(
-    f: &mut fmt::Formatter<'_>,
-    file: Option<&Path>,
-    what: &dyn fmt::Display,
-) -> fmt::Result {
-    if let Some(file) = file {
-        write!(f, "{}: ", file.display())?;
-    }
-    write!(f, "{what}")
-}
-
-impl std::error::Error for ConfigError {}
-
 /// Why a CA file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CaFileError {
@@ -260,6 +198,22 @@ pub fn check_ca_file(path: &Path) -> Result<(), CaFileError> {
         return Err(CaFileError::NoCertificate);
     }
     Ok(())
+}
+
+fn pem_error_text(e: &rustls_pki_types::pem::Error) -> String {
+    use rustls_pki_types::pem::Error;
+    match e {
+        Error::MissingSectionEnd { end_marker } => {
+            format!(
+                "missing \"-----END {}-----\"",
+                String::from_utf8_lossy(end_marker).trim()
+            )
+        }
+        Error::IllegalSectionStart { line } => {
+            format!("malformed line {:?}", String::from_utf8_lossy(line).trim())
+        }
+        other => other.to_string(),
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -392,423 +346,6 @@ impl Default for ProbeConfig {
     }
 }
 
-// The raw YAML shape. Every field is optional, and an empty (null) value means the default too; defaults are
-// applied in `RawConfig::validate`, the one place a raw config becomes a `Config`.
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    servers: Option<Vec<String>>,
-    probe: Option<RawProbe>,
-    dns: Option<RawDns>,
-    tls: Option<RawTls>,
-    api: Option<RawApi>,
-    web: Option<RawWeb>,
-    target_files: Option<Vec<String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawWeb {
-    max_connections: Option<usize>,
-    #[serde(default, with = "humantime_serde")]
-    header_read_timeout: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    idle_timeout: Option<Duration>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawApi {
-    probe_unconfigured: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawChecks {
-    keys: Option<bool>,
-    version: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawProbe {
-    #[serde(default, with = "humantime_serde")]
-    interval: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    jitter: Option<Duration>,
-    concurrency: Option<usize>,
-    timeouts: Option<RawTimeouts>,
-    checks: Option<RawChecks>,
-    #[serde(default, with = "humantime_serde")]
-    max_timeout: Option<Duration>,
-    max_concurrent_probes: Option<usize>,
-    allowed_targets: Option<Vec<String>>,
-    allow_private_addresses: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTimeouts {
-    #[serde(default, with = "humantime_serde")]
-    dns: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    connect: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    tls_handshake: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    well_known: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    http: Option<Duration>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDns {
-    nameservers: Option<Vec<String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTls {
-    trust_store: Option<RawTrustStore>,
-    ca_files: Option<Vec<PathBuf>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum RawTrustStore {
-    #[default]
-    System,
-    Webpki,
-}
-
-fn parse(text: &str, base: &Path) -> Result<Config, ConfigErrorKind> {
-    // An empty file (or one holding only comments) is an empty mapping: every default, no servers.
-    let is_blank = text.lines().all(|l| {
-        let l = l.trim();
-        l.is_empty() || l.starts_with('#') || l == "---"
-    });
-    let raw: RawConfig = if is_blank {
-        RawConfig::default()
-    } else {
-        serde_saphyr::from_str(text).map_err(|e| yaml_error(&e))?
-    };
-    raw.validate(base)
-}
-
-impl RawConfig {
-    /// The one gate from raw YAML to a typed `Config`: defaults, ranges, cross-field checks, server names,
-    /// nameserver addresses and CA files. `base` is the directory relative CA paths are resolved against.
-    fn validate(self, base: &Path) -> Result<Config, ConfigErrorKind> {
-        let raw_servers = self.servers.unwrap_or_default();
-        let mut servers: Vec<ServerName> = Vec::with_capacity(raw_servers.len());
-        for (i, text) in raw_servers.iter().enumerate() {
-            let key = || format!("servers[{i}]");
-            let name = ServerName::parse(text)
-                .map_err(|e| invalid(key(), format!("invalid server name {text:?}: {e}")))?;
-            if let Some(first) = servers.iter().position(|s| *s == name) {
-                return Err(invalid(
-                    key(),
-                    format!("duplicate server name {text:?} (first at servers[{first}])"),
-                ));
-            }
-            servers.push(name);
-        }
-
-        let probe = self.probe.unwrap_or_default().validate()?;
-        let web = self.web.unwrap_or_default().validate()?;
-
-        let mut target_files = Vec::new();
-        for (i, glob) in self.target_files.unwrap_or_default().iter().enumerate() {
-            let full = base.join(glob).to_string_lossy().into_owned();
-            glob::Pattern::new(&full).map_err(|e| {
-                invalid(
-                    format!("target_files[{i}]"),
-                    format!("invalid glob {glob:?}: {e}"),
-                )
-            })?;
-            target_files.push(full);
-        }
-
-        let raw_nameservers = self.dns.and_then(|d| d.nameservers).unwrap_or_default();
-        let mut nameservers = Vec::with_capacity(raw_nameservers.len());
-        for (i, text) in raw_nameservers.iter().enumerate() {
-            let addr = parse_nameserver(text).ok_or_else(|| {
-                invalid(
-                    format!("dns.nameservers[{i}]"),
-                    format!("invalid nameserver {text:?}: expected IP, IP:PORT or [IPv6]:PORT"),
-                )
-            })?;
-            nameservers.push(addr);
-        }
-
-        let tls = self.tls.unwrap_or_default();
-        let raw_ca_files = tls.ca_files.unwrap_or_default();
-        let mut ca_files = Vec::with_capacity(raw_ca_files.len());
-        for (i, path) in raw_ca_files.iter().enumerate() {
-            let path = base.join(path);
-            check_ca_file(&path).map_err(|e| {
-                invalid(
-                    format!("tls.ca_files[{i}]"),
-                    format!("{}: {e}", path.display()),
-                )
-            })?;
-            ca_files.push(path);
-        }
-        let trust_store = match tls.trust_store.unwrap_or_default() {
-            RawTrustStore::System => TrustStore::System,
-            RawTrustStore::Webpki => TrustStore::Webpki,
-        };
-
-        Ok(Config {
-            servers,
-            probe,
-            dns: DnsConfig { nameservers },
-            tls: TlsConfig {
-                trust_store,
-                ca_files,
-            },
-            target_files,
-            shard: None,
-            web,
-            api: ApiConfig {
-                probe_unconfigured: self.api.and_then(|a| a.probe_unconfigured).unwrap_or(false),
-            },
-        })
-    }
-}
-
-impl RawWeb {
-    fn validate(self) -> Result<WebLimits, ConfigErrorKind> {
-        let d = WebLimits::default();
-        let limits = WebLimits {
-            max_connections: self.max_connections.unwrap_or(d.max_connections),
-            header_read_timeout: self.header_read_timeout.unwrap_or(d.header_read_timeout),
-            idle_timeout: self.idle_timeout.unwrap_or(d.idle_timeout),
-        };
-        if !(1..=MAX_CONNECTIONS).contains(&limits.max_connections) {
-            return Err(invalid(
-                "web.max_connections",
-                format!(
-                    "{} is not between 1 and {MAX_CONNECTIONS}",
-                    limits.max_connections
-                ),
-            ));
-        }
-        for (key, value) in [
-            ("web.header_read_timeout", limits.header_read_timeout),
-            ("web.idle_timeout", limits.idle_timeout),
-        ] {
-            if value.is_zero() {
-                return Err(invalid(key, "must be greater than 0"));
-            }
-        }
-        Ok(limits)
-    }
-}
-
-impl RawProbe {
-    fn validate(self) -> Result<ProbeConfig, ConfigErrorKind> {
-        let defaults = ProbeConfig::default();
-        let interval = self.interval.unwrap_or(defaults.interval);
-        let jitter = self.jitter.unwrap_or(defaults.jitter.min(interval / 10));
-        let concurrency = self.concurrency.unwrap_or(defaults.concurrency);
-        if interval.is_zero() {
-            return Err(invalid("probe.interval", "must be greater than 0"));
-        }
-        if jitter >= interval {
-            return Err(invalid(
-                "probe.jitter",
-                format!(
-                    "{} must be less than probe.interval ({})",
-                    show(jitter),
-                    show(interval)
-                ),
-            ));
-        }
-        if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
-            return Err(invalid(
-                "probe.concurrency",
-                format!("{concurrency} is not between 1 and {MAX_CONCURRENCY}"),
-            ));
-        }
-
-        // Unset timeouts take their default, shortened to the interval if that is shorter.
-        let d = Timeouts::default();
-        let t = self.timeouts.unwrap_or_default();
-        let timeouts = Timeouts {
-            dns: t.dns.unwrap_or(d.dns.min(interval)),
-            connect: t.connect.unwrap_or(d.connect.min(interval)),
-            tls_handshake: t.tls_handshake.unwrap_or(d.tls_handshake.min(interval)),
-            well_known: t.well_known.unwrap_or(d.well_known.min(interval)),
-            http: t.http.unwrap_or(d.http.min(interval)),
-        };
-        let named = [
-            ("dns", timeouts.dns),
-            ("connect", timeouts.connect),
-            ("tls_handshake", timeouts.tls_handshake),
-            ("well_known", timeouts.well_known),
-            ("http", timeouts.http),
-        ];
-        for (name, value) in named {
-            let key = format!("probe.timeouts.{name}");
-            if value.is_zero() {
-                return Err(invalid(key, "must be greater than 0"));
-            }
-            // One stage that may outlast the whole round cannot be what the operator meant.
-            if value > interval {
-                return Err(invalid(
-                    key,
-                    format!(
-                        "{} is longer than probe.interval ({})",
-                        show(value),
-                        show(interval)
-                    ),
-                ));
-            }
-        }
-
-        let c = self.checks.unwrap_or_default();
-        let checks = Checks {
-            keys: c.keys.unwrap_or(true),
-            version: c.version.unwrap_or(true),
-        };
-
-        if self.max_timeout.is_some_and(|t| t.is_zero()) {
-            return Err(invalid("probe.max_timeout", "must be greater than 0"));
-        }
-        let max_concurrent_probes = self
-            .max_concurrent_probes
-            .unwrap_or(defaults.max_concurrent_probes);
-        if !(1..=MAX_CONCURRENCY).contains(&max_concurrent_probes) {
-            return Err(invalid(
-                "probe.max_concurrent_probes",
-                format!("{max_concurrent_probes} is not between 1 and {MAX_CONCURRENCY}"),
-            ));
-        }
-        let raw_patterns = self.allowed_targets.unwrap_or_default();
-        let mut allowed_targets = Vec::with_capacity(raw_patterns.len());
-        for (i, pattern) in raw_patterns.iter().enumerate() {
-            let compiled = TargetPattern::new(pattern).map_err(|e| {
-                let reason = e
-                    .to_string()
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                invalid(
-                    format!("probe.allowed_targets[{i}]"),
-                    format!("invalid regular expression {pattern:?}: {reason}"),
-                )
-            })?;
-            allowed_targets.push(compiled);
-        }
-
-        Ok(ProbeConfig {
-            interval,
-            jitter,
-            concurrency,
-            timeouts,
-            checks,
-            max_timeout: self.max_timeout,
-            max_concurrent_probes,
-            allowed_targets,
-            allow_private_addresses: self.allow_private_addresses.unwrap_or(false),
-        })
-    }
-}
-
-fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigErrorKind {
-    ConfigErrorKind::Invalid {
-        key: key.into(),
-        message: message.into(),
-    }
-}
-
-fn show(d: Duration) -> humantime::FormattedDuration {
-    humantime::format_duration(d)
-}
-
-/// `IP`, `[IPv6]`, `IPv4:PORT` or `[IPv6]:PORT`; without a port, port 53. Port 0 is refused.
-fn parse_nameserver(text: &str) -> Option<SocketAddr> {
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return (addr.port() != 0).then_some(addr);
-    }
-    let bare = text
-        .strip_prefix('[')
-        .and_then(|t| t.strip_suffix(']'))
-        .unwrap_or(text);
-    bare.parse::<IpAddr>()
-        .ok()
-        .map(|ip| SocketAddr::new(ip, DEFAULT_NAMESERVER_PORT))
-}
-
-/// serde-saphyr's message, without its source snippet and location suffix, on one line; the location goes in
-/// front as `line L column C: `.
-fn yaml_error(err: &serde_saphyr::Error) -> ConfigErrorKind {
-    let (line, column, message) = yaml_parts(err);
-    ConfigErrorKind::Yaml {
-        line,
-        column,
-        message,
-    }
-}
-
-/// A YAML error as its line, column and one-line message (shared by every YAML file the exporter reads).
-pub(crate) fn yaml_parts(err: &serde_saphyr::Error) -> (Option<u64>, Option<u64>, String) {
-    struct NoLocation;
-    impl serde_saphyr::Localizer for NoLocation {
-        fn attach_location<'a>(
-            &self,
-            base: std::borrow::Cow<'a, str>,
-            _: serde_saphyr::Location,
-        ) -> std::borrow::Cow<'a, str> {
-            base
-        }
-    }
-    let formatter = serde_saphyr::DefaultMessageFormatter.with_localizer(&NoLocation);
-    let mut options = serde_saphyr::RenderOptions::new(&formatter);
-    options.snippets = serde_saphyr::SnippetMode::Off;
-    let message = err
-        .render_with_options(options)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    let location = err
-        .location()
-        .filter(|l| *l != serde_saphyr::Location::UNKNOWN);
-    (
-        location.map(|l| l.line()),
-        location.map(|l| l.column()),
-        message,
-    )
-}
-
-/// `line L column C: ` (or less, as far as the position is known).
-pub(crate) fn position_prefix(line: Option<u64>, column: Option<u64>) -> String {
-    match (line, column) {
-        (Some(line), Some(column)) => format!("line {line} column {column}: "),
-        (Some(line), None) => format!("line {line}: "),
-        _ => String::new(),
-    }
-}
-
-fn pem_error_text(e: &rustls_pki_types::pem::Error) -> String {
-    use rustls_pki_types::pem::Error;
-    match e {
-        Error::MissingSectionEnd { end_marker } => {
-            format!(
-                "missing \"-----END {}-----\"",
-                String::from_utf8_lossy(end_marker).trim()
-            )
-        }
-        Error::IllegalSectionStart { line } => {
-            format!("malformed line {:?}", String::from_utf8_lossy(line).trim())
-        }
-        other => other.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -831,52 +368,6 @@ mod tests {
         assert!(d.dns.nameservers.is_empty());
         assert_eq!(d.tls.trust_store, TrustStore::System);
         assert!(d.tls.ca_files.is_empty());
-    }
-
-    #[test]
-    fn humantime_durations_and_partial_timeouts() {
-        let c = Config::from_yaml(
-            "probe:\n  interval: 1m30s\n  jitter: 500ms\n  timeouts:\n    dns: 2s\n",
-        )
-        .unwrap();
-        assert_eq!(c.probe.interval, Duration::from_secs(90));
-        assert_eq!(c.probe.jitter, Duration::from_millis(500));
-        assert_eq!(c.probe.timeouts.dns, Duration::from_secs(2));
-        assert_eq!(c.probe.timeouts.http, Timeouts::default().http);
-    }
-
-    #[test]
-    fn unset_jitter_and_timeouts_shrink_to_fit_a_short_interval() {
-        let c =
-            Config::from_yaml("probe:\n  interval: 3s\n  timeouts:\n    connect: 1s\n").unwrap();
-        assert_eq!(c.probe.jitter, Duration::from_millis(300));
-        assert_eq!(c.probe.timeouts.connect, Duration::from_secs(1));
-        assert_eq!(c.probe.timeouts.http, Duration::from_secs(3));
-        let e =
-            Config::from_yaml("probe:\n  interval: 3s\n  timeouts:\n    http: 4s\n").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "probe.timeouts.http: 4s is longer than probe.interval (3s)"
-        );
-    }
-
-    #[test]
-    fn nameservers_default_to_port_53() {
-        let c = Config::from_yaml(
-            "dns:\n  nameservers: ['9.9.9.9', '::1', '127.0.0.1:5353', '[::1]:54', '[::2]']\n",
-        )
-        .unwrap();
-        let want: Vec<SocketAddr> = [
-            "9.9.9.9:53",
-            "[::1]:53",
-            "127.0.0.1:5353",
-            "[::1]:54",
-            "[::2]:53",
-        ]
-        .iter()
-        .map(|s| s.parse().unwrap())
-        .collect();
-        assert_eq!(c.dns.nameservers, want);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::time::SystemTime;
 use serde::Deserialize;
 
 use crate::config::Config;
+use crate::config::error::{ConfigError, Place, yaml_parts};
 use crate::config::server_name::ServerName;
 
 /// The largest target file read (a file this size holds hundreds of thousands of names).
@@ -57,45 +58,8 @@ pub struct Target {
 /// Extra labels, sorted by name.
 pub type Labels = BTreeMap<String, String>;
 
-/// Why the target list could not be built. One line: the file (or glob), where in it, and what is wrong.
-#[derive(Debug, thiserror::Error)]
-pub enum TargetsError {
-    #[error("target_files[{index}]: glob {glob:?} matches no file")]
-    NoMatch { index: usize, glob: String },
-    #[error("target_files[{index}]: glob {glob:?}: {message}")]
-    Glob {
-        index: usize,
-        glob: String,
-        message: String,
-    },
-    #[error("{}: {message}", .file.display())]
-    File { file: PathBuf, message: String },
-    #[error("{}: [{group}].targets[{target}]: invalid server name {text:?}: {message}", .file.display())]
-    Name {
-        file: PathBuf,
-        group: usize,
-        target: usize,
-        text: String,
-        message: String,
-    },
-    #[error("{}: [{group}].labels: {message}", .file.display())]
-    Label {
-        file: PathBuf,
-        group: usize,
-        message: String,
-    },
-    #[error("{}: [{group}].targets[{target}]: server {name:?} is already listed in {first}", .file.display())]
-    Duplicate {
-        file: PathBuf,
-        group: usize,
-        target: usize,
-        name: String,
-        first: String,
-    },
-}
-
 /// Every server of `config`: its `servers` first, then each target file's, in glob and file-name order.
-pub fn resolve(config: &Config) -> Result<Vec<Target>, TargetsError> {
+pub fn resolve(config: &Config) -> Result<Vec<Target>, ConfigError> {
     let mut targets: Vec<Target> = config
         .servers
         .iter()
@@ -116,23 +80,24 @@ pub fn resolve(config: &Config) -> Result<Vec<Target>, TargetsError> {
 }
 
 /// The files the globs match now, in order, without duplicates.
-pub fn files(config: &Config) -> Result<Vec<PathBuf>, TargetsError> {
+pub fn files(config: &Config) -> Result<Vec<PathBuf>, ConfigError> {
     let mut out: Vec<PathBuf> = Vec::new();
     for (index, pattern) in config.target_files.iter().enumerate() {
-        let glob_error = |message: String| TargetsError::Glob {
-            index,
-            glob: pattern.clone(),
-            message,
+        let glob_error = |message: String| {
+            ConfigError::at(
+                format!("target_files[{index}]"),
+                format!("glob {pattern:?}: {message}"),
+            )
         };
         let mut matched: Vec<PathBuf> = Vec::new();
         for entry in glob::glob(pattern).map_err(|e| glob_error(e.to_string()))? {
             matched.push(entry.map_err(|e| glob_error(e.to_string()))?);
         }
         if matched.is_empty() {
-            return Err(TargetsError::NoMatch {
-                index,
-                glob: pattern.clone(),
-            });
+            return Err(ConfigError::at(
+                format!("target_files[{index}]"),
+                format!("glob {pattern:?} matches no file"),
+            ));
         }
         matched.sort();
         for path in matched {
@@ -178,11 +143,8 @@ fn read_file(
     path: &Path,
     targets: &mut Vec<Target>,
     origin: &mut BTreeMap<String, String>,
-) -> Result<(), TargetsError> {
-    let file_error = |message: String| TargetsError::File {
-        file: path.to_owned(),
-        message,
-    };
+) -> Result<(), ConfigError> {
+    let file_error = |message: String| ConfigError::new(Place::None, message).in_file(path);
     let len = std::fs::metadata(path)
         .map_err(|e| file_error(format!("cannot read: {e}")))?
         .len();
@@ -198,7 +160,7 @@ fn read_file(
 
 /// The targets of one `file_sd` file's `text` alone (JSON when `path` ends in `.json`, else YAML), judged as a
 /// reload judges them; `path` only names the file in errors. For tests and fuzzing.
-pub fn parse_file(path: &Path, text: &str) -> Result<Vec<Target>, TargetsError> {
+pub fn parse_file(path: &Path, text: &str) -> Result<Vec<Target>, ConfigError> {
     let mut targets = Vec::new();
     parse_text(path, text, &mut targets, &mut BTreeMap::new())?;
     Ok(targets)
@@ -210,11 +172,8 @@ fn parse_text(
     text: &str,
     targets: &mut Vec<Target>,
     origin: &mut BTreeMap<String, String>,
-) -> Result<(), TargetsError> {
-    let file_error = |message: String| TargetsError::File {
-        file: path.to_owned(),
-        message,
-    };
+) -> Result<(), ConfigError> {
+    let file_error = |message: String| ConfigError::new(Place::None, message).in_file(path);
     let is_json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
@@ -230,36 +189,28 @@ fn parse_text(
         })?
     } else {
         serde_saphyr::from_str(text).map_err(|e| {
-            let (line, column, message) = crate::config::yaml_parts(&e);
-            let at = crate::config::position_prefix(line, column);
-            file_error(format!("{at}not a file_sd YAML list: {message}"))
+            let (place, message) = yaml_parts(&e);
+            ConfigError::new(place, format!("not a file_sd YAML list: {message}")).in_file(path)
         })?
     };
     for (group, g) in groups.into_iter().enumerate() {
         for name in g.labels.keys() {
-            check_label(name).map_err(|message| TargetsError::Label {
-                file: path.to_owned(),
-                group,
-                message,
+            check_label(name).map_err(|message| {
+                ConfigError::at(format!("[{group}].labels"), message).in_file(path)
             })?;
         }
         for (target, text) in g.targets.iter().enumerate() {
-            let name = ServerName::parse(text).map_err(|e| TargetsError::Name {
-                file: path.to_owned(),
-                group,
-                target,
-                text: text.clone(),
-                message: e.to_string(),
+            let place = || format!("[{group}].targets[{target}]");
+            let name = ServerName::parse(text).map_err(|e| {
+                ConfigError::at(place(), format!("invalid server name {text:?}: {e}")).in_file(path)
             })?;
-            let here = format!("{}: [{group}].targets[{target}]", path.display());
+            let here = format!("{}: {}", path.display(), place());
             if let Some(first) = origin.get(name.as_str()) {
-                return Err(TargetsError::Duplicate {
-                    file: path.to_owned(),
-                    group,
-                    target,
-                    name: text.clone(),
-                    first: first.clone(),
-                });
+                return Err(ConfigError::at(
+                    place(),
+                    format!("server {text:?} is already listed in {first}"),
+                )
+                .in_file(path));
             }
             origin.insert(name.as_str().to_owned(), here);
             targets.push(Target {
@@ -313,6 +264,51 @@ fn check_label(name: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each error is one line: the file (or the config's `target_files` entry), the place, the reason.
+    #[test]
+    fn errors_name_the_file_the_place_and_the_reason() {
+        let path = Path::new("t/team.yml");
+        let cases = [
+            (
+                "- targets: [a.test]\n  labels: {reason: x}\n",
+                "t/team.yml: [0].labels: \"reason\" clashes with a label the exporter sets itself; rename it",
+            ),
+            (
+                "- targets: [a.test, 'bad name']\n",
+                "t/team.yml: [0].targets[1]: invalid server name \"bad name\": character ' ' at byte 3 is not \
+                 allowed in a DNS name (only letters, digits, '-' and '.')",
+            ),
+            (
+                "- targets: [a.test]\n- targets: [a.test]\n",
+                "t/team.yml: [1].targets[0]: server \"a.test\" is already listed in t/team.yml: [0].targets[0]",
+            ),
+            (
+                "- targets: [a.test]\n  nope: 1\n",
+                "t/team.yml: line 2 column 3: not a file_sd YAML list: unknown field `nope`, expected one of \
+                 targets, labels",
+            ),
+        ];
+        for (text, want) in cases {
+            let got = parse_file(path, text).unwrap_err().to_string();
+            assert_eq!(got, want, "{text:?}");
+        }
+        let json = parse_file(Path::new("t.json"), "[{")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            json.starts_with("t.json: not a file_sd JSON list: "),
+            "{json}"
+        );
+        let config = Config {
+            target_files: vec!["/nonexistent/mfe/*.json".to_owned()],
+            ..Config::default()
+        };
+        assert_eq!(
+            files(&config).unwrap_err().to_string(),
+            "target_files[0]: glob \"/nonexistent/mfe/*.json\" matches no file"
+        );
+    }
 
     #[test]
     fn label_names_are_checked() {
