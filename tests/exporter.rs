@@ -47,6 +47,10 @@ fn value(metrics: &str, prefix: &str) -> f64 {
 }
 
 #[tokio::test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one end-to-end run over every kind of server, asserting the whole contract"
+)]
 async fn probes_every_configured_server_and_renders_the_metric_contract() {
     let mut world = World::new(
         "e2e",

@@ -81,6 +81,10 @@ fn series(metrics: &str, prefix: &str) -> Option<f64> {
 /// DNS and connections) or a reload. Before the connection cap and its descriptor reserve, the flood took every
 /// descriptor: `/metrics` timed out, every probe failed with `dns_error`, and reloads failed.
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one run of the real binary: flood, scrape, reload and probes, in order"
+)]
 fn a_connection_flood_under_a_low_descriptor_limit_leaves_scrapes_probes_and_reloads_working() {
     const FLOOD: usize = 700;
     // The flood's sockets live in this process: make room for them here.

@@ -112,6 +112,10 @@ const SEVERITIES: &[&str] = &["critical", "warning", "info"];
 // ---------------------------------------------------------------- every expression in a real Prometheus
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one Prometheus run checks every rule and dashboard expression"
+)]
 fn every_expression_returns_data_in_a_real_prometheus() {
     let started = Instant::now();
     let (prometheus_bin, _) = prometheus_binaries();
@@ -395,6 +399,10 @@ struct World {
 /// - keysoon.test: a key document valid for only 30 more minutes;
 /// - split.test: two addresses, two homeservers with different signing keys;
 /// - moved.test: delegated by `.well-known`, until the test makes it answer 404.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the world of every scenario the rules fire on, set up in one place"
+)]
 async fn start_world() -> World {
     let (mut wk, mut fed) = (PortAnchor::new(), PortAnchor::new());
     let ca = TestCa::new("promql");
@@ -1105,6 +1113,10 @@ fn load_rules(path: &Path) -> RuleFile {
 /// description, a `runbook_url` to its section of docs/runbook.md, a reason comment on every `for:` and
 /// unit tests that both fire it (per severity) and keep it quiet.
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one pass over every rule, checking each convention in turn"
+)]
 fn every_alert_follows_the_conventions_and_has_a_runbook_section_and_unit_tests() {
     let runbook = std::fs::read_to_string(repo_path("docs/runbook.md")).expect("docs/runbook.md");
     let sections: BTreeSet<&str> = runbook

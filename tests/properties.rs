@@ -1180,6 +1180,10 @@ fn promtool_parse_openmetrics(text: &str, dir: &Path) {
 /// label: each `*_info` family has exactly one sample per report, whose labels read back as the strings given.
 /// One batch of generated reports, one promtool run per format.
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "a property and the exposition checks it makes, in one place"
+)]
 fn info_labels_with_any_text_render_parseable_exposition() {
     const BATCH: usize = 160;
     let mut runner = TestRunner::new(RunnerConfig {

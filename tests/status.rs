@@ -867,6 +867,10 @@ fn on_path(name: &str) -> Option<PathBuf> {
 /// failure in words; the detail page must show the failures with their fixes. Screenshots at desktop and phone
 /// sizes land in the CI artefacts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one browser session over every page and viewport"
+)]
 async fn status_page_renders_in_headless_chromium() {
     let started = Instant::now();
     let chromium = Chromium::find();

@@ -235,6 +235,64 @@ impl RawWeb {
     }
 }
 
+/// `probe.timeouts`: unset ones take their default, shortened to the interval if that is shorter; none may be 0
+/// or longer than the interval.
+fn validate_timeouts(t: &RawTimeouts, interval: Duration) -> Result<Timeouts, ConfigError> {
+    let d = Timeouts::default();
+    let timeouts = Timeouts {
+        dns: t.dns.unwrap_or(d.dns.min(interval)),
+        connect: t.connect.unwrap_or(d.connect.min(interval)),
+        tls_handshake: t.tls_handshake.unwrap_or(d.tls_handshake.min(interval)),
+        well_known: t.well_known.unwrap_or(d.well_known.min(interval)),
+        http: t.http.unwrap_or(d.http.min(interval)),
+    };
+    let named = [
+        ("dns", timeouts.dns),
+        ("connect", timeouts.connect),
+        ("tls_handshake", timeouts.tls_handshake),
+        ("well_known", timeouts.well_known),
+        ("http", timeouts.http),
+    ];
+    for (name, value) in named {
+        let key = format!("probe.timeouts.{name}");
+        if value.is_zero() {
+            return Err(ConfigError::at(key, "must be greater than 0"));
+        }
+        // One stage that may outlast the whole round cannot be what the operator meant.
+        if value > interval {
+            return Err(ConfigError::at(
+                key,
+                format!(
+                    "{} is longer than probe.interval ({})",
+                    show(value),
+                    show(interval)
+                ),
+            ));
+        }
+    }
+    Ok(timeouts)
+}
+
+/// `probe.allowed_targets`, each compiled; the error names the entry and the regex engine's reason on one line.
+fn compile_patterns(raw: &[String]) -> Result<Vec<TargetPattern>, ConfigError> {
+    let mut allowed_targets = Vec::with_capacity(raw.len());
+    for (i, pattern) in raw.iter().enumerate() {
+        let compiled = TargetPattern::new(pattern).map_err(|e| {
+            let reason = e
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            ConfigError::at(
+                format!("probe.allowed_targets[{i}]"),
+                format!("invalid regular expression {pattern:?}: {reason}"),
+            )
+        })?;
+        allowed_targets.push(compiled);
+    }
+    Ok(allowed_targets)
+}
+
 impl RawProbe {
     fn validate(self) -> Result<ProbeConfig, ConfigError> {
         let defaults = ProbeConfig::default();
@@ -261,40 +319,7 @@ impl RawProbe {
             ));
         }
 
-        // Unset timeouts take their default, shortened to the interval if that is shorter.
-        let d = Timeouts::default();
-        let t = self.timeouts.unwrap_or_default();
-        let timeouts = Timeouts {
-            dns: t.dns.unwrap_or(d.dns.min(interval)),
-            connect: t.connect.unwrap_or(d.connect.min(interval)),
-            tls_handshake: t.tls_handshake.unwrap_or(d.tls_handshake.min(interval)),
-            well_known: t.well_known.unwrap_or(d.well_known.min(interval)),
-            http: t.http.unwrap_or(d.http.min(interval)),
-        };
-        let named = [
-            ("dns", timeouts.dns),
-            ("connect", timeouts.connect),
-            ("tls_handshake", timeouts.tls_handshake),
-            ("well_known", timeouts.well_known),
-            ("http", timeouts.http),
-        ];
-        for (name, value) in named {
-            let key = format!("probe.timeouts.{name}");
-            if value.is_zero() {
-                return Err(ConfigError::at(key, "must be greater than 0"));
-            }
-            // One stage that may outlast the whole round cannot be what the operator meant.
-            if value > interval {
-                return Err(ConfigError::at(
-                    key,
-                    format!(
-                        "{} is longer than probe.interval ({})",
-                        show(value),
-                        show(interval)
-                    ),
-                ));
-            }
-        }
+        let timeouts = validate_timeouts(&self.timeouts.unwrap_or_default(), interval)?;
 
         let c = self.checks.unwrap_or_default();
         let checks = Checks {
@@ -317,22 +342,7 @@ impl RawProbe {
                 format!("{max_concurrent_probes} is not between 1 and {MAX_CONCURRENCY}"),
             ));
         }
-        let raw_patterns = self.allowed_targets.unwrap_or_default();
-        let mut allowed_targets = Vec::with_capacity(raw_patterns.len());
-        for (i, pattern) in raw_patterns.iter().enumerate() {
-            let compiled = TargetPattern::new(pattern).map_err(|e| {
-                let reason = e
-                    .to_string()
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                ConfigError::at(
-                    format!("probe.allowed_targets[{i}]"),
-                    format!("invalid regular expression {pattern:?}: {reason}"),
-                )
-            })?;
-            allowed_targets.push(compiled);
-        }
+        let allowed_targets = compile_patterns(&self.allowed_targets.unwrap_or_default())?;
 
         Ok(ProbeConfig {
             interval,

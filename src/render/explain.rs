@@ -18,61 +18,141 @@ use crate::report::{
 /// to, `None` for a server-level failure.
 #[must_use]
 pub fn hint(failure: &Failure, report: &ServerReport, address: Option<&AddressReport>) -> String {
+    let at = At::new(report, address);
+    match failure.reason {
+        Reason::DnsNxdomain
+        | Reason::DnsNoRecords
+        | Reason::DnsError
+        | Reason::DnsTimeout
+        | Reason::SrvTargetInvalid
+        | Reason::AddressNotPublic => dns_hint(failure.reason, report, &at),
+        Reason::ConnectionRefused
+        | Reason::ConnectionTimeout
+        | Reason::Unreachable
+        | Reason::TlsHandshakeFailed
+        | Reason::TlsTimeout => connection_hint(failure.reason, report, &at),
+        Reason::CertExpired
+        | Reason::CertNotYetValid
+        | Reason::CertHostnameMismatch
+        | Reason::CertUnknownIssuer
+        | Reason::CertInvalid => certificate_hint(failure.reason, report, address),
+        Reason::Timeout
+        | Reason::HttpStatus
+        | Reason::NotJson
+        | Reason::KeysServerNameMismatch
+        | Reason::KeysBadSignature
+        | Reason::KeysNoEd25519Key
+        | Reason::KeysExpired => answer_hint(failure, report, address, &at),
+    }
+}
+
+/// Where a failure happened, in the words its hint uses.
+struct At<'a> {
+    /// The address, or "the server" for a server-level failure.
+    addr: String,
+    port: u16,
+    ipv6: bool,
+    /// The host the address came from (the certificate name for a server-level failure).
+    host: &'a str,
+}
+
+impl<'a> At<'a> {
+    fn new(report: &'a ServerReport, address: Option<&'a AddressReport>) -> Self {
+        let tls_name = report.discovery.tls_name.as_str();
+        Self {
+            addr: address.map_or_else(|| "the server".to_owned(), |a| a.address.to_string()),
+            port: address.map_or(8448, |a| a.address.port()),
+            ipv6: address.is_some_and(|a| a.family() == Family::Ipv6),
+            host: address.map_or(tls_name, |a| a.target_host.as_str()),
+        }
+    }
+
+    /// " or remove the AAAA record for HOST", or nothing for an IP literal (it has no AAAA record to remove).
+    fn or_remove_aaaa(&self) -> String {
+        if self.host.parse::<std::net::IpAddr>().is_ok() {
+            String::new()
+        } else {
+            format!(" or remove the AAAA record for {}", self.host)
+        }
+    }
+}
+
+/// DNS and the addresses it gave.
+fn dns_hint(reason: Reason, report: &ServerReport, at: &At<'_>) -> String {
     let d = &report.discovery;
     let tls_name = d.tls_name.as_str();
-    let addr = address.map_or_else(|| "the server".to_owned(), |a| a.address.to_string());
-    let port = address.map_or(8448, |a| a.address.port());
-    let ipv6 = address.is_some_and(|a| a.family() == Family::Ipv6);
-    let host = address.map_or(tls_name, |a| a.target_host.as_str());
-    // An IP literal has no AAAA record to remove.
-    let or_remove_aaaa = if host.parse::<std::net::IpAddr>().is_ok() {
-        String::new()
-    } else {
-        format!(" or remove the AAAA record for {host}")
-    };
-    let srv_record = match d.method {
-        Method::SrvMatrix => format!("_matrix._tcp.{tls_name}"),
-        _ => format!("_matrix-fed._tcp.{tls_name}"),
-    };
-    let path = match failure.stage {
-        Stage::Version => "/_matrix/federation/v1/version",
-        _ => "/_matrix/key/v2/server",
-    };
-    match failure.reason {
-        Reason::DnsNxdomain => "the name does not exist in DNS: check its spelling (server name, SRV target \
+    let host = at.host;
+    match reason {
+        Reason::DnsNxdomain => {
+            "the name does not exist in DNS: check its spelling (server name, SRV target \
              or .well-known m.server) and that the domain's zone is published"
-            .to_owned(),
-        Reason::DnsNoRecords => "the name exists but has no A or AAAA record: add one that points at the \
+                .to_owned()
+        }
+        Reason::DnsNoRecords => {
+            "the name exists but has no A or AAAA record: add one that points at the \
              homeserver or its reverse proxy"
-            .to_owned(),
-        Reason::DnsError => "the DNS servers failed to answer (SERVFAIL, REFUSED or a malformed answer): check \
+                .to_owned()
+        }
+        Reason::DnsError => {
+            "the DNS servers failed to answer (SERVFAIL, REFUSED or a malformed answer): check \
              that the zone's nameservers work and its DNSSEC signatures are valid (dig +dnssec)"
-            .to_owned(),
-        Reason::DnsTimeout => "no DNS answer in time: check that the domain's nameservers are up and answer \
+                .to_owned()
+        }
+        Reason::DnsTimeout => {
+            "no DNS answer in time: check that the domain's nameservers are up and answer \
              on UDP and TCP port 53"
-            .to_owned(),
-        Reason::SrvTargetInvalid => format!(
-            "fix the SRV record {srv_record}: its target must be a host name with A/AAAA records; or delete \
-             it, and peers use {tls_name}:8448"
+                .to_owned()
+        }
+        Reason::SrvTargetInvalid => {
+            let srv_record = match d.method {
+                Method::SrvMatrix => format!("_matrix._tcp.{tls_name}"),
+                _ => format!("_matrix-fed._tcp.{tls_name}"),
+            };
+            format!(
+                "fix the SRV record {srv_record}: its target must be a host name with A/AAAA records; or \
+                 delete it, and peers use {tls_name}:8448"
+            )
+        }
+        _ => format!(
+            "peers with a default configuration refuse loopback, private, link-local, CGNAT, documentation and \
+             other reserved addresses (Synapse's ip_range_blacklist): publish public A/AAAA records for \
+             {host} (check with a public resolver if your network answers differently); to monitor a private \
+             federation, set probe.allow_private_addresses (--probe.allow-private-addresses)"
         ),
-        Reason::ConnectionRefused if ipv6 => format!(
+    }
+}
+
+/// TCP and the TLS handshake.
+fn connection_hint(reason: Reason, report: &ServerReport, at: &At<'_>) -> String {
+    let tls_name = report.discovery.tls_name.as_str();
+    let At {
+        addr,
+        port,
+        ipv6,
+        host,
+    } = at;
+    match reason {
+        Reason::ConnectionRefused if *ipv6 => format!(
             "nothing listens on {addr}: open the port for IPv6 (let the server or proxy listen on \
-             [::]){or_remove_aaaa}"
+             [::]){}",
+            at.or_remove_aaaa()
         ),
         Reason::ConnectionRefused => format!(
             "nothing listens on {addr}: start the homeserver or reverse proxy on port {port}, or forward the \
              port to it"
         ),
-        Reason::ConnectionTimeout if ipv6 => format!(
+        Reason::ConnectionTimeout if *ipv6 => format!(
             "{addr} did not accept the connection in time: a firewall probably drops port {port} over IPv6; \
-             open it{or_remove_aaaa}"
+             open it{}",
+            at.or_remove_aaaa()
         ),
         Reason::ConnectionTimeout => format!(
             "{addr} did not accept the connection in time: a firewall probably drops port {port}; open it"
         ),
-        Reason::Unreachable if ipv6 => format!(
-            "there is no route to {addr}: fix IPv6 routing to the server{or_remove_aaaa} (or this machine \
-             has no IPv6 connectivity)"
+        Reason::Unreachable if *ipv6 => format!(
+            "there is no route to {addr}: fix IPv6 routing to the server{} (or this machine \
+             has no IPv6 connectivity)",
+            at.or_remove_aaaa()
         ),
         Reason::Unreachable => format!(
             "there is no route to {addr}: check that the A record for {host} holds the server's public address"
@@ -81,10 +161,20 @@ pub fn hint(failure: &Failure, report: &ServerReport, address: Option<&AddressRe
             "TLS failed on {addr}: check that port {port} serves HTTPS (not plain HTTP) with a certificate \
              for {tls_name}, and that TLS 1.2 or 1.3 is enabled"
         ),
-        Reason::TlsTimeout => format!(
+        _ => format!(
             "{addr} accepted TCP but did not finish TLS in time: check what listens on port {port} (it may \
              speak plain HTTP, or be overloaded)"
         ),
+    }
+}
+
+/// The certificate's verdict.
+fn certificate_hint(
+    reason: Reason,
+    report: &ServerReport,
+    address: Option<&AddressReport>,
+) -> String {
+    match reason {
         Reason::CertExpired => "the certificate has expired: renew it, reload the web server, and check the \
              renewal job (for example certbot's timer)"
             .to_owned(),
@@ -95,9 +185,25 @@ pub fn hint(failure: &Failure, report: &ServerReport, address: Option<&AddressRe
         Reason::CertUnknownIssuer => "the chain does not lead to a trusted CA: serve the full chain \
              (fullchain.pem), not just the leaf; self-signed and private-CA certificates do not federate"
             .to_owned(),
-        Reason::CertInvalid => "the certificate cannot be used (unparseable, wrong key usage or an unsupported \
+        _ => "the certificate cannot be used (unparseable, wrong key usage or an unsupported \
              algorithm): reissue it from a public CA as an ordinary TLS server certificate"
             .to_owned(),
+    }
+}
+
+/// The answers to the requests made on a judged connection: HTTP status, JSON, the key document.
+fn answer_hint(
+    failure: &Failure,
+    report: &ServerReport,
+    address: Option<&AddressReport>,
+    at: &At<'_>,
+) -> String {
+    let addr = &at.addr;
+    let path = match failure.stage {
+        Stage::Version => "/_matrix/federation/v1/version",
+        _ => "/_matrix/key/v2/server",
+    };
+    match failure.reason {
         Reason::Timeout if address.is_none() => "the probe did not finish in time: DNS or the servers \
              answer too slowly; see the discovery steps above"
             .to_owned(),
@@ -108,7 +214,7 @@ pub fn hint(failure: &Failure, report: &ServerReport, address: Option<&AddressRe
         Reason::HttpStatus => format!(
             "{path} did not answer 200: make the reverse proxy forward all of /_matrix/ to the homeserver \
              (requests carry Host: {})",
-            d.host_header
+            report.discovery.host_header
         ),
         Reason::NotJson => format!(
             "{path} did not answer JSON: a proxy may be routing /_matrix to another backend (a web site or \
@@ -136,15 +242,9 @@ pub fn hint(failure: &Failure, report: &ServerReport, address: Option<&AddressRe
         Reason::KeysNoEd25519Key => "the key document has no usable ed25519 key: check the homeserver's \
              signing key file (Synapse: signing_key_path)"
             .to_owned(),
-        Reason::KeysExpired => "the key document's valid_until_ts is missing or in the past: the homeserver \
+        _ => "the key document's valid_until_ts is missing or in the past: the homeserver \
              does not refresh it; check its clock and restart it"
             .to_owned(),
-        Reason::AddressNotPublic => format!(
-            "peers with a default configuration refuse loopback, private, link-local, CGNAT, documentation and \
-             other reserved addresses (Synapse's ip_range_blacklist): publish public A/AAAA records for \
-             {host} (check with a public resolver if your network answers differently); to monitor a private \
-             federation, set probe.allow_private_addresses (--probe.allow-private-addresses)"
-        ),
     }
 }
 
@@ -244,14 +344,29 @@ impl From<String> for DiscoveryStep {
 #[must_use]
 pub fn discovery_steps(report: &ServerReport) -> Vec<DiscoveryStep> {
     let d = &report.discovery;
-    let took = |step: Step| {
-        d.steps
-            .iter()
-            .find(|(s, _)| *s == step)
-            .map_or_else(String::new, |(_, t)| format!(" [{}]", ms(*t)))
-    };
-    let mut steps: Vec<DiscoveryStep> = Vec::new();
+    let mut steps = well_known_steps(report);
+    if d.steps.iter().any(|(s, _)| *s == Step::Srv) {
+        steps.push(srv_step(report));
+    }
+    steps.extend(address_lookup_step(report));
+    steps
+}
+
+/// ` [12 ms]`: how long `step` took, or nothing when it did not run.
+fn took(report: &ServerReport, step: Step) -> String {
+    report
+        .discovery
+        .steps
+        .iter()
+        .find(|(s, _)| *s == step)
+        .map_or_else(String::new, |(_, t)| format!(" [{}]", ms(*t)))
+}
+
+/// The `.well-known` step, and what delegation to an IP literal or an explicit port skips.
+fn well_known_steps(report: &ServerReport) -> Vec<DiscoveryStep> {
+    let d = &report.discovery;
     let wk = &d.well_known;
+    let mut steps: Vec<DiscoveryStep> = Vec::new();
     match wk.outcome {
         WellKnownOutcome::Skipped => steps.push(
             match d.method {
@@ -274,7 +389,7 @@ pub fn discovery_steps(report: &ServerReport) -> Vec<DiscoveryStep> {
             steps.push(
                 format!(
                     ".well-known: delegated to {delegated}{ttl}{redirects}{}",
-                    took(Step::WellKnown)
+                    took(report, Step::WellKnown)
                 )
                 .into(),
             );
@@ -293,82 +408,94 @@ pub fn discovery_steps(report: &ServerReport) -> Vec<DiscoveryStep> {
                 .error
                 .as_deref()
                 .map_or_else(String::new, |e| format!(" ({e})"));
-            steps
-                .push(format!(".well-known: {outcome}{why} → SRV{}", took(Step::WellKnown)).into());
+            steps.push(
+                format!(
+                    ".well-known: {outcome}{why} → SRV{}",
+                    took(report, Step::WellKnown)
+                )
+                .into(),
+            );
         }
     }
+    steps
+}
 
-    if d.steps.iter().any(|(s, _)| *s == Step::Srv) {
-        let h = &d.tls_name;
-        let srv = took(Step::Srv);
-        let srv_targets = || {
-            d.targets
-                .iter()
-                .filter_map(|t| {
-                    t.srv.map(|s| {
-                        format!(
-                            "→ {}:{} (priority {}, weight {})",
-                            t.host, t.port, s.priority, s.weight
-                        )
-                    })
+/// The SRV step: which record answered, and its targets.
+fn srv_step(report: &ServerReport) -> DiscoveryStep {
+    let d = &report.discovery;
+    let h = &d.tls_name;
+    let srv = took(report, Step::Srv);
+    let srv_targets = || {
+        d.targets
+            .iter()
+            .filter_map(|t| {
+                t.srv.map(|s| {
+                    format!(
+                        "→ {}:{} (priority {}, weight {})",
+                        t.host, t.port, s.priority, s.weight
+                    )
                 })
-                .collect()
-        };
-        let n = count(d.targets.len(), "target", "targets");
-        steps.push(match d.method {
-            Method::SrvMatrixFed => DiscoveryStep {
-                line: format!("SRV _matrix-fed._tcp.{h}: {n}{srv}"),
-                more: srv_targets(),
-            },
-            Method::SrvMatrix => DiscoveryStep {
-                line: format!(
-                    "SRV _matrix-fed._tcp.{h}: not found; _matrix._tcp.{h} (deprecated, add a _matrix-fed \
-                     record): {n}{srv}"
-                ),
-                more: srv_targets(),
-            },
-            Method::DefaultPort => {
-                let port = d.targets.first().map_or(8448, |t| t.port);
-                format!("SRV: no _matrix-fed._tcp.{h} or _matrix._tcp.{h} record → port {port}{srv}")
-                    .into()
-            }
-            _ => format!("SRV _matrix-fed._tcp.{h}: lookup failed (see below){srv}").into(),
-        });
+            })
+            .collect()
+    };
+    let n = count(d.targets.len(), "target", "targets");
+    match d.method {
+        Method::SrvMatrixFed => DiscoveryStep {
+            line: format!("SRV _matrix-fed._tcp.{h}: {n}{srv}"),
+            more: srv_targets(),
+        },
+        Method::SrvMatrix => DiscoveryStep {
+            line: format!(
+                "SRV _matrix-fed._tcp.{h}: not found; _matrix._tcp.{h} (deprecated, add a _matrix-fed \
+                 record): {n}{srv}"
+            ),
+            more: srv_targets(),
+        },
+        Method::DefaultPort => {
+            let port = d.targets.first().map_or(8448, |t| t.port);
+            format!("SRV: no _matrix-fed._tcp.{h} or _matrix._tcp.{h} record → port {port}{srv}")
+                .into()
+        }
+        _ => format!("SRV _matrix-fed._tcp.{h}: lookup failed (see below){srv}").into(),
     }
+}
 
-    let lookups: Vec<&TargetReport> = d
+/// The A/AAAA step: the addresses of every target host that is a name (IP literals need no lookup).
+fn address_lookup_step(report: &ServerReport) -> Option<DiscoveryStep> {
+    let lookups: Vec<&TargetReport> = report
+        .discovery
         .targets
         .iter()
         .filter(|t| t.host.parse::<std::net::IpAddr>().is_err())
         .collect();
-    if !lookups.is_empty() {
-        let mut lines: Vec<String> = lookups
-            .iter()
-            .map(|t| {
-                let found = if t.addresses.is_empty() {
-                    "no addresses".to_owned()
-                } else {
-                    t.addresses
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                let cname = if t.via_cname { " (via CNAME)" } else { "" };
-                format!("{}: {found}{cname}", t.host)
-            })
-            .collect();
-        let took = took(Step::AddressLookup);
-        if lines.len() == 1 {
-            steps.push(format!("A/AAAA {}{took}", lines.remove(0)).into());
-        } else {
-            steps.push(DiscoveryStep {
-                line: format!("A/AAAA{took}"),
-                more: lines,
-            });
-        }
+    if lookups.is_empty() {
+        return None;
     }
-    steps
+    let mut lines: Vec<String> = lookups
+        .iter()
+        .map(|t| {
+            let found = if t.addresses.is_empty() {
+                "no addresses".to_owned()
+            } else {
+                t.addresses
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let cname = if t.via_cname { " (via CNAME)" } else { "" };
+            format!("{}: {found}{cname}", t.host)
+        })
+        .collect();
+    let took = took(report, Step::AddressLookup);
+    Some(if lines.len() == 1 {
+        format!("A/AAAA {}{took}", lines.remove(0)).into()
+    } else {
+        DiscoveryStep {
+            line: format!("A/AAAA{took}"),
+            more: lines,
+        }
+    })
 }
 
 /// The names a certificate holds: DNS names, then IP addresses.
