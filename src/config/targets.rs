@@ -55,8 +55,7 @@ pub struct Target {
     pub labels: Labels,
 }
 
-/// Extra labels, sorted by name.
-pub type Labels = BTreeMap<String, String>;
+pub use crate::report::Labels;
 
 /// Every server of `config`: its `servers` first, then each target file's, in glob and file-name order.
 pub fn resolve(config: &Config) -> Result<Vec<Target>, ConfigError> {

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
 
-use crate::config::targets::Labels;
+use crate::report::Labels;
 
 /// An address's label set, rendered: `head` is everything up to the value of the last label (`family`).
 #[derive(Clone, Copy)]

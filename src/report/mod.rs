@@ -14,6 +14,9 @@ pub use labels::{
 };
 pub use shared_str::SharedStr;
 
+/// A server's extra labels (from a target file), sorted by name; every series of the server carries them.
+pub type Labels = std::collections::BTreeMap<String, String>;
+
 use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};

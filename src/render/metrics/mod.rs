@@ -17,7 +17,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-use crate::config::targets::Labels;
+use crate::report::Labels;
 use crate::report::ServerReport;
 use crate::schedule::store::Store;
 

@@ -19,8 +19,8 @@ use super::{
     RESOLUTION_DURATION, SERVER_VERSION_INFO, SIGNING_KEY_INFO, TLS_INFO, WARNING_INFO,
     WELL_KNOWN_CACHE_TTL, family_name, unix_seconds,
 };
-use crate::config::targets::Labels;
 use crate::render::prerendered::{Prerendered, address_head};
+use crate::report::Labels;
 use crate::report::{
     AddressClass, AddressReport, CertFacts, CertReport, Family, Fingerprint, Phase, Reason,
     ServerReport, Stage, Step, Warning,
