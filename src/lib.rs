@@ -3,14 +3,15 @@
 //! The data flows one way:
 //!
 //! ```text
-//! config ─▶ Config ─▶ ProbeEnv (resolver, TLS roots, ports, timeouts)
-//! scheduler ─▶ probe::probe_server(env, name)
-//!     discovery (well_known ─▶ SRV ─▶ A/AAAA) ─▶ every address: connect ─▶ TLS ─▶ certificate verdict
-//!   ─▶ report::ServerReport (plain data) ─▶ store::Store of latest reports
-//! GET /metrics ─▶ metrics renders the store
+//! config ─▶ Config ─▶ probe::env::ProbeEnv (resolver, TLS roots, ports, timeouts)
+//! schedule::scheduler ─▶ probe::run_within(deadline, probe::probe_server(env, name))
+//!     discovery (well_known ─▶ SRV ─▶ A/AAAA) ─▶ every address: connect ─▶ TLS ─▶ judge ─▶ checks
+//!   ─▶ report::ServerReport (plain data) ─▶ schedule::store::Store of latest reports
+//! render (metrics, tester JSON, text, HTML) ─▶ serve (listener, routes, daemon)
 //! ```
 //!
-//! Probe code never touches metric types; the metrics code never does I/O.
+//! One folder per stage, imports one way (`serve` → `render` → `schedule` → `probe` → `config` → `report`).
+//! Probe code never touches metric types; rendering never does I/O.
 //!
 //! Server names are parsed once, by the spec grammar, and keep their case:
 //!

@@ -7,8 +7,8 @@
 //!
 //! Much of what a report holds comes from the probed servers (version, key ids, certificate names, error texts),
 //! and a hostile one could put terminal controls there: clear the screen, retitle the window, or end a line and
-//! forge a `✔` one. Every such string enters the text through [`Inert`], which writes control and bidi
-//! characters as visible escapes, and [`Paint`] passes what it colours through it too; so the only control
+//! forge a `✔` one. Every such string enters the text through `Inert`, which writes control and bidi
+//! characters as visible escapes, and `Paint` passes what it colours through it too; so the only control
 //! characters in the text are our own line ends and colour codes.
 
 use std::fmt::{self, Write as _};

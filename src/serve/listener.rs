@@ -130,7 +130,7 @@ pub fn descriptor_limit() -> Option<u64> {
 
 /// The connection cap in force: `max_connections`, lowered so that `reserve` descriptors stay free for probes,
 /// reloads and the process itself below the descriptor limit `nofile`. However low the limit, the listener keeps
-/// a quarter of it (and at least [`MIN_CONNECTIONS`]), so the exporter still answers.
+/// a quarter of it (and at least `MIN_CONNECTIONS`), so the exporter still answers.
 #[must_use]
 pub fn connection_cap(max_connections: usize, reserve: usize, nofile: Option<u64>) -> usize {
     let Some(nofile) = nofile else {

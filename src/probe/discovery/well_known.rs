@@ -174,7 +174,7 @@ async fn fetch(
     Ok((name, cache_ttl(&response.headers, SystemTime::now())))
 }
 
-/// [`parse_body`] for tests and fuzzing: the delegated server name, or the outcome and the words for humans.
+/// `parse_body` for tests and fuzzing: the delegated server name, or the outcome and the words for humans.
 pub fn judge_body(body: &[u8]) -> Result<ServerName, (WellKnownOutcome, String)> {
     parse_body(body).map_err(|bad| (bad.outcome, bad.message))
 }
