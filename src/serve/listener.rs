@@ -448,10 +448,18 @@ impl Connection {
                     };
                     http(io, router, &slot, stop).await;
                 }
-                Some(acceptor) => match handshake(&acceptor, tcp, &slot).await {
-                    Ok(tls) => http(tls, router, &slot, stop).await,
-                    Err(error) => tracing::debug!(%peer, %error, "TLS handshake failed"),
-                },
+                Some(acceptor) => {
+                    // Shutdown does not wait for a handshake: the client has sent no request yet.
+                    let mut stopping = stop.clone();
+                    let shaken = tokio::select! {
+                        shaken = handshake(&acceptor, tcp, &slot) => shaken,
+                        _ = stopping.wait_for(|stop| *stop) => Err("shutting down".to_owned()),
+                    };
+                    match shaken {
+                        Ok(tls) => http(tls, router, &slot, stop).await,
+                        Err(error) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                    }
+                }
             }
         };
         tokio::select! {
