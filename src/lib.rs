@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! config ─▶ Config ─▶ probe::env::ProbeEnv (resolver, TLS roots, ports, timeouts)
-//! schedule::scheduler ─▶ probe::run_within(deadline, probe::probe_server(env, name))
+//! schedule::scheduler ─▶ probe::run_within(name, deadline, probe::probe_server(env, name))
 //!     discovery (well_known ─▶ SRV ─▶ A/AAAA) ─▶ every address: connect ─▶ TLS ─▶ judge ─▶ checks
 //!   ─▶ report::ServerReport (plain data) ─▶ schedule::store::Store of latest reports
 //! render (metrics, tester JSON, text, HTML) ─▶ serve (listener, routes, daemon)
