@@ -6,10 +6,9 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -18,6 +17,7 @@ use http_body_util::BodyExt;
 use matrix_federation_exporter::config::Config;
 use matrix_federation_exporter::config::server_name::ServerName;
 use matrix_federation_exporter::serve::daemon;
+use support::binary::Log;
 use support::{
     Behaviour, FakeDns, FakeServer, PortAnchor, TIMEOUTS, TestCa, Validity, World, Zone, keys,
     world::delegated_and_expired_zone,
@@ -273,27 +273,14 @@ fn the_binary_serves_metrics_and_stops_on_sigterm() {
         .spawn()
         .unwrap();
 
-    // Wait (bounded) for the log line of the first finished probe.
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    // "federation ok" is logged once the first report is stored, so /metrics serves it from then on.
-    while !seen.iter().any(|l: &String| l.contains("federation ok")) {
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) => seen.push(line),
-            Err(e) => panic!(
-                "the server never federated ({e}); log so far:\n{}",
-                seen.join("\n")
-            ),
-        }
-    }
+    // Wait (bounded) for the log line of the first finished probe: "federation ok" is logged once the first
+    // report is stored, so /metrics serves it from then on.
+    let mut log = Log::capture(&mut child);
+    log.wait_for(
+        "federation ok",
+        Duration::from_secs(30),
+        "the server never federated",
+    );
     let success = format!(
         r#"matrix_federation_probe_success{{server_name="127.0.0.2:{}"}} 1"#,
         anchor.port

@@ -6,16 +6,16 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
 use matrix_federation_exporter::config::WebLimits;
 use matrix_federation_exporter::serve::listener;
+use support::binary::Log;
 use support::ca::{TestCa, Validity};
 use support::dns::{FakeDns, Zone};
 use support::https::{Behaviour, FakeServer, PortAnchor};
@@ -150,27 +150,14 @@ fn a_connection_flood_under_a_low_descriptor_limit_leaves_scrapes_probes_and_rel
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut log = Vec::new();
-    while !log.iter().any(|l: &String| l.contains("federation ok")) {
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) => log.push(line),
-            Err(e) => panic!("never federated ({e}); log:\n{}", log.join("\n")),
-        }
-    }
+    let mut log = Log::capture(&mut child);
+    log.wait_for("federation ok", Duration::from_secs(30), "never federated");
     let cap_line = log
+        .lines
         .iter()
         .find(|l| l.contains("web.max_connections lowered"))
         .cloned()
-        .unwrap_or_else(|| panic!("the cap was not lowered; log:\n{}", log.join("\n")));
+        .unwrap_or_else(|| panic!("the cap was not lowered; log:\n{}", log.lines.join("\n")));
     eprintln!("{cap_line}");
 
     // The flood: idle connections, more than the descriptor limit.
@@ -247,13 +234,11 @@ fn a_connection_flood_under_a_low_descriptor_limit_leaves_scrapes_probes_and_rel
         .unwrap();
     assert!(status.success());
     assert_eq!(child.wait().unwrap().code(), Some(0));
-    while let Ok(line) = rx.try_recv() {
-        log.push(line);
-    }
+    let lines = log.drain();
     assert!(
-        !log.iter().any(|l| l.contains("federation failing")),
+        !lines.iter().any(|l| l.contains("federation failing")),
         "{}",
-        log.join("\n")
+        lines.join("\n")
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

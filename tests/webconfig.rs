@@ -5,12 +5,12 @@
 
 mod support;
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use axum::Router;
@@ -24,6 +24,7 @@ use matrix_federation_exporter::config::WebLimits;
 use matrix_federation_exporter::serve::listener;
 use matrix_federation_exporter::serve::web::{self, WebConfig};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use support::binary::Log;
 use support::{Leaf, TestCa, Validity};
 use tokio::io::AsyncReadExt as _;
 use tokio::net::{TcpListener, TcpStream};
@@ -891,23 +892,16 @@ fn the_binary_serves_tls_with_basic_auth_and_stops_on_sigterm() {
             .unwrap(),
     );
 
-    let stderr = child.0.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let mut log = Log::capture(&mut child.0);
     // Wait (bounded) until the port accepts connections.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(listen).is_err() {
         let exited = child.0.try_wait().unwrap();
-        if exited.is_some() || std::time::Instant::now() > deadline {
-            let log: Vec<String> = rx.try_iter().collect();
-            panic!("not listening ({exited:?}); log:\n{}", log.join("\n"));
-        }
+        assert!(
+            exited.is_none() && std::time::Instant::now() <= deadline,
+            "not listening ({exited:?}); log:\n{}",
+            log.drain().join("\n")
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 
