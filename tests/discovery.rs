@@ -355,6 +355,13 @@ fn check(world: &World, s: &Scenario, report: &ServerReport) {
         && w.server_failures.is_empty()
         && w.addresses.iter().all(|(_, r)| r.is_empty());
     assert_eq!(report.success(), should_pass, "probe success\n{context}");
+    // Issue 13: every path and failure of the world reads, in the report API, as upstream's Go types.
+    let tester = support::tester_shape::assert_upstream_shape(
+        &matrix_federation_exporter::render::tester::tester_report_pretty(report),
+    );
+    assert_eq!(tester["FederationOK"], should_pass, "{tester:#}");
+    support::tester_shape::read_like_fed_tester_ui(&tester)
+        .unwrap_or_else(|e| panic!("{e}\n{tester:#}"));
     // "SNI should be sent for the certificate which is expected, unless that certificate is expected to be an
     // IP address in which case SNI is not supported and should not be sent."
     let expected_sni = if w.tls_name.parse::<IpAddr>().is_ok() {

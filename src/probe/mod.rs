@@ -58,13 +58,14 @@ pub async fn probe_server(env: &ProbeEnv, name: &ServerName) -> ServerReport {
         tls_name: &discovery.report.tls_name,
         host_header: &discovery.report.host_header,
     };
-    let addresses = join_all(
+    let mut addresses = join_all(
         discovery
             .endpoints
             .iter()
             .map(|ep| probe_address(env, ep, &expect)),
     )
     .await;
+    share_key_documents(&mut addresses);
     let report = ServerReport {
         server_name: name.shared_str().into(),
         started_at,
@@ -106,6 +107,24 @@ where
 }
 
 /// Connect, handshake, judge, then the Matrix checks on the same connection, for one `ip:port`.
+/// Addresses of one server usually serve the same key document: they keep one copy of its bytes between them
+/// (the report keeps each document as served, for the tester's `Keys`).
+fn share_key_documents(addresses: &mut [AddressReport]) {
+    for i in 1..addresses.len() {
+        let (earlier, rest) = addresses.split_at_mut(i);
+        let Some(keys) = rest[0].keys.as_mut() else {
+            continue;
+        };
+        if let Some(same) = earlier
+            .iter()
+            .filter_map(|a| a.keys.as_ref())
+            .find(|k| k.raw == keys.raw)
+        {
+            keys.raw = same.raw.clone();
+        }
+    }
+}
+
 async fn probe_address(env: &ProbeEnv, endpoint: &Endpoint, expect: &Expect<'_>) -> AddressReport {
     let mut report = AddressReport::new(endpoint.address, endpoint.target_host.clone());
 
