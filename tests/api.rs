@@ -279,6 +279,47 @@ async fn report_of_a_server_with_an_expired_certificate_is_bad() {
     assert_eq!((ok.status, ok.body.as_str()), (200, "BAD"));
 }
 
+/// Issue 13, as a new user tries it: fed-tester-ui's code path (`res.json()` on every answer, then the fields it
+/// reads) and a `jq '.FederationOK'` script, for a good, a bad, an invalid and a refused name.
+#[tokio::test]
+async fn the_testers_ui_and_a_jq_script_read_every_answer() {
+    use support::tester_shape::{assert_upstream_shape, jq_federation_ok, read_like_fed_tester_ui};
+    let world = start_world().await;
+    let exporter = start_exporter(&world, false).await;
+    let bad_addr = world.fed_addr(3);
+    for (name, status, ok, tldr) in [
+        ("good.test", 200, true, None),
+        (
+            "bad.test",
+            200,
+            false,
+            Some(format!(
+                "WARN: Could not find a valid certificate for {bad_addr}."
+            )),
+        ),
+        ("https%3A%2F%2Fgood.test", 200, false, None),
+        ("other.test", 403, false, None),
+    ] {
+        let reply = get(&exporter.router, &format!("/api/report?server_name={name}")).await;
+        assert_eq!(reply.status, status, "{name}: {}", reply.body);
+        let json = assert_upstream_shape(&reply.body);
+        let shown =
+            read_like_fed_tester_ui(&json).unwrap_or_else(|e| panic!("{name}: {e}\n{json:#}"));
+        if let Some(line) = tldr {
+            assert!(shown.contains(&line), "{name}: {shown:?}");
+        }
+        assert_eq!(jq_federation_ok(&reply.body), [json!(ok)], "{name}");
+        let verdict = get(
+            &exporter.router,
+            &format!("/api/federation-ok?server_name={name}"),
+        )
+        .await;
+        if status == 200 {
+            assert_eq!(verdict.body, if ok { "GOOD" } else { "BAD" }, "{name}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn bad_requests_answer_like_the_tester() {
     let world = start_world().await;

@@ -100,7 +100,24 @@ pub fn check_report(json: &Value) -> Result<(), String> {
     for (address, error) in object(&json["ConnectionErrors"], "ConnectionErrors")? {
         message(error, &format!("ConnectionErrors[{address}]"))?;
     }
-    version(&json["Version"])
+    version(&json["Version"])?;
+    // Point 5: upstream fetches the version over verified TLS; when every address was judged and none has a
+    // valid certificate, it is an error.
+    let reports = object(&json["ConnectionReports"], "ConnectionReports")?;
+    let none_valid = !reports.is_empty()
+        && json["ConnectionErrors"]
+            .as_object()
+            .is_some_and(Map::is_empty)
+        && reports
+            .values()
+            .all(|c| c["Checks"]["ValidCertificates"] != true);
+    if none_valid && json["Version"].get("error").is_none() {
+        return Err(format!(
+            "point 5: Version {} although no address has a valid certificate",
+            json["Version"]
+        ));
+    }
+    Ok(())
 }
 
 /// Reads `json` as fed-tester-ui's `app.js` does after `res.json()`, failing where its JavaScript would throw

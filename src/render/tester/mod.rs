@@ -313,8 +313,10 @@ fn well_known_result(r: &ServerReport) -> WellKnownResult {
     WellKnownResult {
         m_server: r.discovery.delegated_server.clone().unwrap_or_default(),
         result,
+        // Upstream sets it only for a delegation (0 for an error).
         cache_expires_at: wk
             .cache_ttl
+            .filter(|_| wk.outcome == WellKnownOutcome::Delegated)
             .map_or(0, |ttl| unix_seconds(r.finished_at + ttl) as i64),
     }
 }
@@ -851,7 +853,7 @@ mod tests {
         let json = tester_report(&report_with(address(None)));
         assert_eq!(
             json["WellKnownResult"],
-            serde_json::json!({"m.server": "", "result": "No .well-known found", "CacheExpiresAt": 3700})
+            serde_json::json!({"m.server": "", "result": "No .well-known found", "CacheExpiresAt": 0})
         );
         assert_eq!(json["DNSResult"]["SRVSkipped"], false);
         assert_eq!(json["DNSResult"]["SRVRecords"], Value::Null);
