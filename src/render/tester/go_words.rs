@@ -42,6 +42,10 @@ pub(super) fn well_known_result(
         WellKnownOutcome::InvalidServerName => {
             format!("Invalid server name '{m_server}' in .well-known result")
         }
+        // hyper's "message head is too large": Go's client has its own limit (10 MiB) and says so in these words.
+        WellKnownOutcome::HttpError if message.contains("too large") => {
+            "net/http: server response headers exceeded the limit; aborted".to_owned()
+        }
         WellKnownOutcome::RedirectLoop => "stopped after 10 redirects".to_owned(),
         WellKnownOutcome::TooLarge => format!(
             "well-known content length exceeds {} bytes",
@@ -198,6 +202,21 @@ mod tests {
             "x509: certificate signed by unknown authority"
         );
         assert_eq!(text(O::DnsError, "x: NXDOMAIN"), "no such host");
+        assert_eq!(
+            text(O::HttpError, "message head is too large"),
+            "net/http: server response headers exceeded the limit; aborted"
+        );
+        assert_eq!(
+            text(O::HttpError, "HTTP 302 without a Location"),
+            NO_WELL_KNOWN
+        );
+        assert_eq!(
+            text(
+                O::ConnectionFailed,
+                "127.0.0.1:443: connection refused (os error 111)"
+            ),
+            "connection refused"
+        );
         assert_eq!(fqdn("a.example"), "a.example.");
         assert_eq!(fqdn("a.example."), "a.example.");
     }
