@@ -281,3 +281,40 @@ fn get_failure(stage: Stage, e: &GetError) -> Failure {
     };
     Failure::new(stage, reason, e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::KeysReport;
+
+    fn address(addr: &str, raw: &'static [u8]) -> AddressReport {
+        AddressReport {
+            address: addr.parse().unwrap(),
+            target_host: "example.org".into(),
+            phases: Vec::new(),
+            tls: None,
+            certificate: None,
+            keys: Some(KeysReport {
+                raw: bytes::Bytes::copy_from_slice(raw),
+                ..KeysReport::default()
+            }),
+            version: None,
+            failures: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn addresses_that_served_the_same_document_share_its_bytes() {
+        let mut addresses = [
+            address("192.0.2.1:8448", b"{\"a\":1}"),
+            address("[2001:db8::1]:8448", b"{\"a\":1}"),
+            address("192.0.2.2:8448", b"{\"a\":2}"),
+        ];
+        let raw = |a: &AddressReport| a.keys.as_ref().unwrap().raw.clone();
+        assert_ne!(raw(&addresses[0]).as_ptr(), raw(&addresses[1]).as_ptr());
+        share_key_documents(&mut addresses);
+        assert_eq!(raw(&addresses[0]).as_ptr(), raw(&addresses[1]).as_ptr());
+        assert_eq!(raw(&addresses[1]), &b"{\"a\":1}"[..]);
+        assert_eq!(raw(&addresses[2]), &b"{\"a\":2}"[..]);
+    }
+}

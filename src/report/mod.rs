@@ -335,7 +335,7 @@ pub struct KeysReport {
     /// Things that work today but deserve a look (`valid_until_ts` under 1 h or over 7 days away).
     pub warnings: Vec<String>,
     /// The document as served, byte for byte (the federation tester echoes it as `Keys`). Its own allocation
-    /// of exactly its length (a Synapse document with one key is about 400 bytes); addresses of one server that
+    /// of exactly its length (a Synapse document with one key is about 300 bytes); addresses of one server that
     /// served the same document share one copy (`probe_server`).
     pub raw: bytes::Bytes,
 }
