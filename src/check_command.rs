@@ -90,10 +90,8 @@ pub(crate) fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         .write_all(out.as_bytes())
         .context("cannot write to stdout")?;
     if !invalid.is_empty() {
-        for message in &invalid {
-            eprintln!("error: {message}");
-        }
-        return Ok(ExitCode::from(2));
+        // The reports are out; main prints why and exits 2.
+        return Err(UsageError(anyhow::anyhow!("{}", invalid.join("\n"))).into());
     }
     Ok(if reports.iter().all(ServerReport::success) {
         ExitCode::SUCCESS
