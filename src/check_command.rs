@@ -36,9 +36,27 @@ fn load_config(
 }
 
 /// `check NAME...`: probes every name once (at most `probe.concurrency` at a time), prints the reports in
-/// argument order, and picks the exit code: 0 when every name federates, 1 when any does not.
+/// argument order, and picks the exit code: 0 when every name federates, 1 when any does not, 2 when a name is
+/// invalid (with `--json`, after printing every report: the invalid name's has `Error` set, as the tester's
+/// `-lookup` prints it).
 pub(crate) fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     init_logging(args.log_level, LogFormat::Logfmt)?;
+    let parsed: Vec<Result<ServerName, String>> = args
+        .names
+        .iter()
+        .map(|raw| {
+            ServerName::parse(raw)
+                .map_err(|e| format!("invalid value '{raw}' for '<NAME>...': {e}"))
+        })
+        .collect();
+    let invalid: Vec<&str> = parsed
+        .iter()
+        .filter_map(|p| p.as_ref().err().map(String::as_str))
+        .collect();
+    if !invalid.is_empty() && !args.json {
+        return Err(UsageError(anyhow::anyhow!("{}", invalid.join("\n"))).into());
+    }
+    let names: Vec<ServerName> = parsed.iter().filter_map(|p| p.clone().ok()).collect();
     let config = load_config(
         args.config_file.as_deref(),
         &args.ca_files,
@@ -52,12 +70,11 @@ pub(crate) fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let reports = runtime.block_on(async {
         // An unusable trust store or resolver setup is a config error, like a bad file.
         let env = ProbeEnv::from_config(&config).map_err(UsageError)?;
-        anyhow::Ok(probe_all(env, &args.names, config.probe.concurrency).await)
+        anyhow::Ok(probe_all(env, &names, config.probe.concurrency).await)
     })?;
 
     let mut out = if args.json {
-        let array: Vec<serde_json::Value> = reports.iter().map(tester::tester_report).collect();
-        serde_json::to_string_pretty(&array).context("cannot encode the JSON report")? + "\n"
+        json_reports(&args.names, &parsed, &reports)
     } else {
         // As clap decides for its own output: colour on a terminal whose TERM is not `dumb`, never with a
         // non-empty NO_COLOR (https://no-color.org) or CLICOLOR=0, always with a non-empty CLICOLOR_FORCE.
@@ -72,11 +89,52 @@ pub(crate) fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         .lock()
         .write_all(out.as_bytes())
         .context("cannot write to stdout")?;
+    if !invalid.is_empty() {
+        // The reports are out; main prints why and exits 2.
+        return Err(UsageError(anyhow::anyhow!("{}", invalid.join("\n"))).into());
+    }
     Ok(if reports.iter().all(ServerReport::success) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The tester's JSON, in argument order: the report as the tester's `-lookup` prints it for one name; one
+/// report per line (JSON Lines) for several, so that `jq .FederationOK` reads each. An invalid name is a report
+/// with `Error` set (upstream's text), as the tester gives it.
+fn json_reports(
+    raw: &[String],
+    parsed: &[Result<ServerName, String>],
+    reports: &[ServerReport],
+) -> String {
+    let mut reports = reports.iter();
+    let one = parsed.len() == 1;
+    let mut out = String::new();
+    for (raw, parsed) in raw.iter().zip(parsed) {
+        let line = match parsed {
+            Ok(_) => {
+                // Invariant: one report per valid name, in order (`probe_all`).
+                let report = reports.next().expect("a report per valid name");
+                if one {
+                    tester::tester_report_pretty(report)
+                } else {
+                    tester::tester_report_line(report)
+                }
+            }
+            Err(message) => {
+                let text = format!("Invalid server name '{raw}'");
+                if one {
+                    tester::tester_error_pretty(&text, message)
+                } else {
+                    tester::tester_error_line(&text, message)
+                }
+            }
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
 }
 
 /// Probes `names` concurrently, at most `concurrency` at a time, each cut at the environment's deadline (as the

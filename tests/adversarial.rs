@@ -21,7 +21,7 @@ use matrix_federation_exporter::probe::discovery::well_known::{MAX_BODY, MAX_RED
 use matrix_federation_exporter::probe::discovery::{MAX_ADDRESSES, MAX_TARGETS};
 use matrix_federation_exporter::probe::env::{Ports, ProbeEnv};
 use matrix_federation_exporter::probe::{MAX_KEYS_BODY, probe_server};
-use matrix_federation_exporter::render::tester::tester_report;
+use matrix_federation_exporter::render::tester::{tester_report, tester_report_pretty};
 use matrix_federation_exporter::render::text;
 use matrix_federation_exporter::report::{
     AddressReport, Method, Reason, ServerReport, Stage, WellKnownOutcome,
@@ -112,7 +112,15 @@ async fn probe(env: &ProbeEnv, name: &str) -> ServerReport {
         "a task of the probe panicked\n{report:#?}"
     );
     assert!(!report.success(), "a hostile server passed\n{report:#?}");
+    upstream_shape(&report);
     report
+}
+
+/// Issue 13: what a hostile server makes of the report API still reads as upstream's Go types.
+fn upstream_shape(report: &ServerReport) {
+    let json = support::tester_shape::assert_upstream_shape(&tester_report_pretty(report));
+    support::tester_shape::read_like_fed_tester_ui(&json)
+        .unwrap_or_else(|e| panic!("{e}\n{json:#}"));
 }
 
 thread_local! {
@@ -605,6 +613,7 @@ async fn probe_ok(env: &ProbeEnv, name: &str) -> ServerReport {
         .await
         .unwrap_or_else(|_| panic!("the probe of {name} did not end within {limit:?}"));
     assert_eq!(PANICS.with(Cell::get), 0, "a task of the probe panicked");
+    upstream_shape(&report);
     report
 }
 

@@ -177,10 +177,11 @@ async fn report_of_a_healthy_server_is_the_testers_json_from_the_store() {
     assert_eq!(json["DNSResult"]["Addrs"], json!([addr]));
     assert_eq!(
         json["DNSResult"]["Hosts"],
-        json!({"good.test": {"CName": "", "Addrs": ["127.0.0.2"], "Error": null}})
+        json!({"good.test": {"CName": "good.test.", "Addrs": ["127.0.0.2"], "Error": null}})
     );
     assert_eq!(json["WellKnownResult"]["m.server"], "");
-    assert!(json["WellKnownResult"]["result"].is_string());
+    // Nothing listens on 443: Go's innermost error, as upstream shows it.
+    assert_eq!(json["WellKnownResult"]["result"], "connection refused");
 
     let reports = json["ConnectionReports"].as_object().unwrap();
     assert_eq!(reports.keys().collect::<Vec<_>>(), [&addr]);
@@ -208,6 +209,13 @@ async fn report_of_a_healthy_server_is_the_testers_json_from_the_store() {
     assert_eq!(conn["Errors"], json!([]));
     assert_eq!(conn["Info"], json!({}));
     assert_eq!(conn["Cipher"]["Version"], "TLS 1.3");
+    assert!(
+        conn["Cipher"]["CipherSuite"]
+            .as_str()
+            .unwrap()
+            .starts_with("TLS_"),
+        "{conn}"
+    );
     let certs = conn["Certificates"].as_array().unwrap();
     assert_eq!(certs[0]["SubjectCommonName"], "good.test");
     assert_eq!(certs[0]["DNSNames"], json!(["good.test"]));
@@ -271,6 +279,47 @@ async fn report_of_a_server_with_an_expired_certificate_is_bad() {
     assert_eq!((ok.status, ok.body.as_str()), (200, "BAD"));
 }
 
+/// Issue 13, as a new user tries it: fed-tester-ui's code path (`res.json()` on every answer, then the fields it
+/// reads) and a `jq '.FederationOK'` script, for a good, a bad, an invalid and a refused name.
+#[tokio::test]
+async fn the_testers_ui_and_a_jq_script_read_every_answer() {
+    use support::tester_shape::{assert_upstream_shape, jq_federation_ok, read_like_fed_tester_ui};
+    let world = start_world().await;
+    let exporter = start_exporter(&world, false).await;
+    let bad_addr = world.fed_addr(3);
+    for (name, status, ok, tldr) in [
+        ("good.test", 200, true, None),
+        (
+            "bad.test",
+            200,
+            false,
+            Some(format!(
+                "WARN: Could not find a valid certificate for {bad_addr}."
+            )),
+        ),
+        ("https%3A%2F%2Fgood.test", 200, false, None),
+        ("other.test", 403, false, None),
+    ] {
+        let reply = get(&exporter.router, &format!("/api/report?server_name={name}")).await;
+        assert_eq!(reply.status, status, "{name}: {}", reply.body);
+        let json = assert_upstream_shape(&reply.body);
+        let shown =
+            read_like_fed_tester_ui(&json).unwrap_or_else(|e| panic!("{name}: {e}\n{json:#}"));
+        if let Some(line) = tldr {
+            assert!(shown.contains(&line), "{name}: {shown:?}");
+        }
+        assert_eq!(jq_federation_ok(&reply.body), [json!(ok)], "{name}");
+        let verdict = get(
+            &exporter.router,
+            &format!("/api/federation-ok?server_name={name}"),
+        )
+        .await;
+        if status == 200 {
+            assert_eq!(verdict.body, if ok { "GOOD" } else { "BAD" }, "{name}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn bad_requests_answer_like_the_tester() {
     let world = start_world().await;
@@ -321,27 +370,41 @@ async fn bad_requests_answer_like_the_tester() {
             reply.assert_cors();
         }
 
+        // An invalid name is an answer, as upstream: 200, and `Error` set (the report) or `BAD`.
         let invalid = get(
             &exporter.router,
             &format!("{path}?server_name=https%3A%2F%2Fgood.test"),
         )
         .await;
-        assert_eq!(invalid.status, 400);
-        assert!(
-            invalid
-                .body
-                .starts_with("Invalid server name \"https://good.test\": "),
-            "{}",
-            invalid.body
-        );
+        assert_eq!(invalid.status, 200);
+        if path == "/api/report" {
+            let json = invalid.json();
+            assert_eq!(json["Error"], "Invalid server name 'https://good.test'");
+            assert_eq!(json["FederationOK"], false);
+            assert!(
+                json[EXTENSION_KEY]["error"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Invalid server name \"https://good.test\": "),
+                "{json}"
+            );
+        } else {
+            assert_eq!(invalid.body, "BAD");
+        }
         invalid.assert_cors();
 
-        // Not configured, and probing unconfigured names is off by default: refused without a probe.
+        // Not configured, and probing unconfigured names is off by default: refused without a probe, the
+        // report route in JSON (so `res.json()` does not throw), the verdict route in text.
         let before = world.servers[2].connections();
         let refused = get(&exporter.router, &format!("{path}?server_name=other.test")).await;
         assert_eq!(refused.status, 403, "{}", refused.body);
         assert!(refused.body.contains("other.test"));
-        assert!(refused.content_type().starts_with("text/plain"));
+        if path == "/api/report" {
+            assert_eq!(refused.content_type(), "application/json");
+            assert_eq!(refused.json()["FederationOK"], false);
+        } else {
+            assert!(refused.content_type().starts_with("text/plain"));
+        }
         refused.assert_cors();
         assert_eq!(world.servers[2].connections(), before);
         // Server names are case-sensitive: a differently cased name is not the configured one.
@@ -382,7 +445,7 @@ async fn unconfigured_names_are_probed_when_allowed_and_not_stored() {
         .await
         .json();
     assert_eq!(missing["FederationOK"], false);
-    assert_eq!(missing["DNSResult"]["Addrs"], json!([]));
+    assert_eq!(missing["DNSResult"]["Addrs"], Value::Null);
     assert!(
         missing["DNSResult"]["Hosts"]["missing.test"]["Error"]["Message"].is_string(),
         "{missing}"
@@ -425,18 +488,21 @@ async fn the_api_probes_only_names_that_probe_allowed_targets_allows() {
 
     // A name the list does not allow: 403 on both routes, and no probe reaches its server.
     let before = world.servers[3].connections();
+    let why = "denied.test has no fresh report, and probing it is not allowed: it matches no pattern in \
+               probe.allowed_targets";
     for path in ["/api/report", "/api/federation-ok"] {
         let refused = get(&exporter.router, &format!("{path}?server_name=denied.test")).await;
-        assert_eq!(
-            (refused.status, refused.body.as_str()),
-            (
-                403,
-                "denied.test has no fresh report, and probing it is not allowed: it matches no pattern in \
-                 probe.allowed_targets\n"
-            ),
-            "{path}"
-        );
-        assert!(refused.content_type().starts_with("text/plain"));
+        assert_eq!(refused.status, 403, "{path}");
+        if path == "/api/report" {
+            let json = refused.json();
+            assert_eq!(
+                (&json["Error"], &json[EXTENSION_KEY]["error"]),
+                (&json!(why), &json!(why))
+            );
+        } else {
+            assert_eq!(refused.body, format!("{why}\n"));
+            assert!(refused.content_type().starts_with("text/plain"));
+        }
         refused.assert_cors();
     }
     assert_eq!(world.servers[3].connections(), before, "no probe");
@@ -561,18 +627,16 @@ async fn a_stale_report_is_not_probed_again_for_a_name_the_allowlist_refuses() {
         "a.test",
         SystemTime::now() - Duration::from_secs(61),
     ));
-    for path in ["/api/report", "/api/federation-ok"] {
-        let refused = get(&app, &format!("{path}?server_name=a.test")).await;
-        assert_eq!(
-            (refused.status, refused.body.as_str()),
-            (
-                403,
-                "a.test has no fresh report, and probing it is not allowed: it matches no pattern in \
-                 probe.allowed_targets\n"
-            ),
-            "{path}"
-        );
-    }
+    let why = "a.test has no fresh report, and probing it is not allowed: it matches no pattern in \
+               probe.allowed_targets";
+    let refused = get(&app, "/api/federation-ok?server_name=a.test").await;
+    assert_eq!(
+        (refused.status, refused.body.as_str()),
+        (403, format!("{why}\n").as_str())
+    );
+    let refused = get(&app, "/api/report?server_name=a.test").await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.json()["Error"], why);
     assert_eq!(calls.load(Ordering::SeqCst), 0, "never probed");
 }
 
@@ -605,6 +669,10 @@ async fn probes_over_the_cap_get_503_not_a_queue() {
         (503, "too many probes in flight\n")
     );
     busy.assert_cors();
+    let busy = get(&app, "/api/report?server_name=other.test").await;
+    assert_eq!(busy.status, 503);
+    assert_eq!(busy.json()["Error"], "too many probes in flight");
+    busy.assert_cors();
 
     release.notify_one();
     let first = first.await.unwrap();
@@ -633,7 +701,9 @@ const T0: u64 = 1_700_000_000;
     reason = "the golden report fills every field the tester JSON renders"
 )]
 fn golden_report() -> ServerReport {
-    let raw_keys = r#"{"old_verify_keys":{"ed25519:old":{"expired_ts":1690000000000,"key":"T2xkS2V5T2xkS2V5T2xkS2V5T2xkS2V5T2xkS2V5T2s"}},"server_name":"example.org","signatures":{"example.org":{"ed25519:a_AbCd":"c2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dQ"}},"valid_until_ts":1700086400000,"verify_keys":{"ed25519:a_AbCd":{"key":"l8Hft5qXKn1vfHrg3p4+W8gELQVo8N13JkluMfmn2sQ"}}}"#;
+    // As served: not in canonical key order, with spaces and a number written `1.0e3` (issue 13 point 6: `Keys`
+    // echoes it, compacted as Go's `json.RawMessage` is, in its own order and number forms).
+    let raw_keys = r#"{"server_name": "example.org", "valid_until_ts": 1700086400000, "verify_keys": {"ed25519:a_AbCd": {"key": "l8Hft5qXKn1vfHrg3p4+W8gELQVo8N13JkluMfmn2sQ"}}, "old_verify_keys": {"ed25519:old": {"expired_ts": 1690000000000, "key": "T2xkS2V5T2xkS2V5T2xkS2V5T2xkS2V5T2xkS2V5T2s"}}, "signatures": {"example.org": {"ed25519:a_AbCd": "c2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dQ"}}, "x_note": "a \"quoted\" value", "x_weight": 1.0e3}"#;
     let intermediate = CertFacts {
         subject: "C=US, O=Let's Encrypt, CN=R11".to_owned(),
         issuer: "C=US, O=Internet Security Research Group, CN=ISRG Root X1".to_owned(),
@@ -738,7 +808,7 @@ fn golden_report() -> ServerReport {
                         "valid_until_ts is 1 day away; the spec caps key validity at 7 days"
                             .to_owned(),
                     ],
-                    raw: raw_keys.to_owned(),
+                    raw: raw_keys.as_bytes().to_vec().into(),
                     ..one_key(
                         "example.org",
                         1_700_086_400_000,
@@ -802,6 +872,18 @@ fn golden_path() -> PathBuf {
 fn golden_report_json() {
     let report = golden_report();
     let rendered = tester::tester_report_pretty(&report) + "\n";
+    // Upstream's shapes, and the key document as served (compacted, its order, `1.0e3` kept).
+    support::tester_shape::assert_upstream_shape(&rendered);
+    assert!(
+        rendered.contains(
+            r#""Keys": {"server_name":"example.org","valid_until_ts":1700086400000,"verify_keys":"#
+        ),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains(r#""x_note":"a \"quoted\" value","x_weight":1.0e3}"#),
+        "{rendered}"
+    );
     // The ordered rendering and the value are the same document.
     assert_eq!(
         serde_json::from_str::<Value>(&rendered).unwrap(),

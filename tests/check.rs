@@ -297,21 +297,45 @@ fn one_failing_name_of_two_fails_the_run_and_order_is_kept() {
     );
 }
 
+/// Issue 13 point 7: one name prints one report (as the tester's `-lookup`), several print JSON Lines, so
+/// `check NAME --json | jq .FederationOK` reads each; an invalid name is a report with `Error` set (exit 2).
 #[test]
-fn json_is_always_an_array_of_tester_reports() {
+fn json_is_one_tester_report_per_name() {
     let world = World::start("json");
     let (good, mismatch) = (world.name("good"), world.name("mismatch"));
-    let (code, out, err) = world.check(&["--json", &good, &mismatch]);
-    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
-    let reports: Vec<Value> = serde_json::from_str(&out).unwrap();
-    let ok: Vec<&Value> = reports.iter().map(|r| &r["FederationOK"]).collect();
-    assert_eq!(ok, [&Value::Bool(true), &Value::Bool(false)], "{out}");
-
     let (code, out, err) = world.check(&[&good, "--json"]);
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
-    let reports: Vec<Value> = serde_json::from_str(&out).unwrap();
-    assert_eq!(reports.len(), 1, "one name is still an array:\n{out}");
-    assert_eq!(reports[0]["FederationOK"], Value::Bool(true));
+    let report = support::tester_shape::assert_upstream_shape(&out);
+    assert!(
+        out.starts_with("{\n  \"WellKnownResult\""),
+        "indented as upstream:\n{out}"
+    );
+    assert_eq!(support::tester_shape::jq_federation_ok(&out), [json!(true)]);
+    support::tester_shape::read_like_fed_tester_ui(&report).unwrap();
+
+    let (code, out, err) = world.check(&["--json", &good, &mismatch, "bad name!"]);
+    assert_eq!(code, 2, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(err.contains("'bad name!'"), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "JSON Lines:\n{out}");
+    for line in &lines {
+        let report = support::tester_shape::assert_upstream_shape(line);
+        support::tester_shape::read_like_fed_tester_ui(&report).unwrap();
+    }
+    assert_eq!(
+        support::tester_shape::jq_federation_ok(&out),
+        [json!(true), json!(false), json!(false)]
+    );
+    let invalid: Value = serde_json::from_str(lines[2]).unwrap();
+    assert_eq!(invalid["Error"], "Invalid server name 'bad name!'");
+
+    // One invalid name alone: its report, as `-lookup` prints it.
+    let (code, out, _) = world.check(&["--json", "bad name!"]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        support::tester_shape::jq_federation_ok(&out),
+        [json!(false)]
+    );
 }
 
 /// Without `probe.allow_private_addresses`, a server on loopback is unreachable for default-configured peers;
@@ -360,8 +384,7 @@ fn the_public_view_refuses_loopback_unless_allowed() {
 
     let (code, out) = run(&["--json"]);
     assert_eq!(code, 1, "{out}");
-    let reports: Vec<Value> = serde_json::from_str(&out).unwrap();
-    let report = &reports[0];
+    let report = &support::tester_shape::assert_upstream_shape(&out);
     assert_eq!(report["FederationOK"], false);
     let key = format!("127.0.0.2:{port}");
     assert_eq!(

@@ -355,6 +355,8 @@ fn check(world: &World, s: &Scenario, report: &ServerReport) {
         && w.server_failures.is_empty()
         && w.addresses.iter().all(|(_, r)| r.is_empty());
     assert_eq!(report.success(), should_pass, "probe success\n{context}");
+    let tester = upstream_shape(report);
+    assert_eq!(tester["FederationOK"], should_pass, "{tester:#}");
     // "SNI should be sent for the certificate which is expected, unless that certificate is expected to be an
     // IP address in which case SNI is not supported and should not be sent."
     let expected_sni = if w.tls_name.parse::<IpAddr>().is_ok() {
@@ -381,6 +383,17 @@ fn check(world: &World, s: &Scenario, report: &ServerReport) {
             );
         }
     }
+}
+
+/// Issue 13: every path and failure of the world reads, in the report API, as upstream's Go types and as
+/// fed-tester-ui reads them.
+fn upstream_shape(report: &ServerReport) -> serde_json::Value {
+    let tester = support::tester_shape::assert_upstream_shape(
+        &matrix_federation_exporter::render::tester::tester_report_pretty(report),
+    );
+    support::tester_shape::read_like_fed_tester_ui(&tester)
+        .unwrap_or_else(|e| panic!("{e}\n{tester:#}"));
+    tester
 }
 
 macro_rules! scenarios {
@@ -1288,6 +1301,7 @@ async fn dns_timeout() {
     };
     let env = world.env_with_dns(silent.addr, timeouts);
     let report = probe_server(&env, &ServerName::parse("quiet.test").unwrap()).await;
+    upstream_shape(&report);
     assert_eq!(report.discovery.method, Method::None, "{report:#?}");
     assert_eq!(
         report.discovery.well_known.outcome,
@@ -1531,6 +1545,7 @@ async fn connection_timeout() {
     });
     let name = ServerName::parse(&format!("full.test:{}", world.port(P::X1))).unwrap();
     let report = probe_server(&env, &name).await;
+    upstream_shape(&report);
     let reasons: Vec<Reason> = report.addresses[0]
         .failures
         .iter()

@@ -169,23 +169,19 @@ async fn exporter_judges_a_real_synapse_healthy() {
     // 4. The raw document as Synapse served it passes the key check on its own; one flipped signature bit,
     //    or one changed signed field, does not.
     let now = SystemTime::now();
-    let raw = keys.raw.as_bytes();
-    let (again, failures) = check_key_document(raw, SERVER_NAME, now);
-    assert!(failures.is_empty(), "{failures:#?}\n{}", keys.raw);
+    let raw = std::str::from_utf8(&keys.raw).expect("Synapse serves UTF-8");
+    let (again, failures) = check_key_document(raw.as_bytes(), SERVER_NAME, now);
+    assert!(failures.is_empty(), "{failures:#?}\n{raw}");
     assert_eq!(again.as_ref(), Some(keys));
 
-    let signature = keys_signature(&keys.raw, KEY_ID);
+    let signature = keys_signature(raw, KEY_ID);
     let mut bytes = STANDARD_NO_PAD
         .decode(&signature)
         .expect("Synapse signs in unpadded base64");
     assert_eq!(bytes.len(), 64, "an ed25519 signature");
     bytes[17] ^= 0x08;
     let flipped = STANDARD_NO_PAD.encode(&bytes);
-    let tampered = replace_once(
-        &keys.raw,
-        &format!("\"{signature}\""),
-        &format!("\"{flipped}\""),
-    );
+    let tampered = replace_once(raw, &format!("\"{signature}\""), &format!("\"{flipped}\""));
     let (report, failures) = check_key_document(tampered.as_bytes(), SERVER_NAME, now);
     assert_eq!(
         failures.iter().map(|f| f.reason).collect::<Vec<_>>(),
@@ -203,7 +199,7 @@ async fn exporter_judges_a_real_synapse_healthy() {
 
     let until = keys.valid_until_ts.expect("valid_until_ts");
     let tampered = replace_once(
-        &keys.raw,
+        raw,
         &format!("\"valid_until_ts\":{until}"),
         &format!("\"valid_until_ts\":{}", until + 1),
     );

@@ -58,13 +58,14 @@ pub async fn probe_server(env: &ProbeEnv, name: &ServerName) -> ServerReport {
         tls_name: &discovery.report.tls_name,
         host_header: &discovery.report.host_header,
     };
-    let addresses = join_all(
+    let mut addresses = join_all(
         discovery
             .endpoints
             .iter()
             .map(|ep| probe_address(env, ep, &expect)),
     )
     .await;
+    share_key_documents(&mut addresses);
     let report = ServerReport {
         server_name: name.shared_str().into(),
         started_at,
@@ -106,6 +107,24 @@ where
 }
 
 /// Connect, handshake, judge, then the Matrix checks on the same connection, for one `ip:port`.
+/// Addresses of one server usually serve the same key document: they keep one copy of its bytes between them
+/// (the report keeps each document as served, for the tester's `Keys`).
+fn share_key_documents(addresses: &mut [AddressReport]) {
+    for i in 1..addresses.len() {
+        let (earlier, rest) = addresses.split_at_mut(i);
+        let Some(keys) = rest[0].keys.as_mut() else {
+            continue;
+        };
+        if let Some(same) = earlier
+            .iter()
+            .filter_map(|a| a.keys.as_ref())
+            .find(|k| k.raw == keys.raw)
+        {
+            keys.raw = same.raw.clone();
+        }
+    }
+}
+
 async fn probe_address(env: &ProbeEnv, endpoint: &Endpoint, expect: &Expect<'_>) -> AddressReport {
     let mut report = AddressReport::new(endpoint.address, endpoint.target_host.clone());
 
@@ -261,4 +280,41 @@ fn get_failure(stage: Stage, e: &GetError) -> Failure {
         GetError::Http(_) => Reason::HttpStatus,
     };
     Failure::new(stage, reason, e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::KeysReport;
+
+    fn address(addr: &str, raw: &'static [u8]) -> AddressReport {
+        AddressReport {
+            address: addr.parse().unwrap(),
+            target_host: "example.org".into(),
+            phases: Vec::new(),
+            tls: None,
+            certificate: None,
+            keys: Some(KeysReport {
+                raw: bytes::Bytes::copy_from_slice(raw),
+                ..KeysReport::default()
+            }),
+            version: None,
+            failures: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn addresses_that_served_the_same_document_share_its_bytes() {
+        let mut addresses = [
+            address("192.0.2.1:8448", b"{\"a\":1}"),
+            address("[2001:db8::1]:8448", b"{\"a\":1}"),
+            address("192.0.2.2:8448", b"{\"a\":2}"),
+        ];
+        let raw = |a: &AddressReport| a.keys.as_ref().unwrap().raw.clone();
+        assert_ne!(raw(&addresses[0]).as_ptr(), raw(&addresses[1]).as_ptr());
+        share_key_documents(&mut addresses);
+        assert_eq!(raw(&addresses[0]).as_ptr(), raw(&addresses[1]).as_ptr());
+        assert_eq!(raw(&addresses[1]), &b"{\"a\":1}"[..]);
+        assert_eq!(raw(&addresses[2]), &b"{\"a\":2}"[..]);
+    }
 }

@@ -147,7 +147,7 @@ pub(crate) fn delegated_ok() -> ServerReport {
         }],
         old_verify_keys: Vec::new(),
         warnings: Vec::new(),
-        raw: String::new(),
+        raw: bytes::Bytes::new(),
     });
     a.version = Some(VersionReport {
         name: Some("Synapse".to_owned()),

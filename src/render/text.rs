@@ -842,7 +842,7 @@ mod tests {
             }) = keys
             {
                 text(server_name);
-                text(raw);
+                *raw = [raw.as_ref(), HOSTILE.as_bytes()].concat().into();
                 warnings.iter_mut().for_each(text);
                 for VerifyKey {
                     key_id,

@@ -334,8 +334,10 @@ pub struct KeysReport {
     pub old_verify_keys: Vec<OldVerifyKey>,
     /// Things that work today but deserve a look (`valid_until_ts` under 1 h or over 7 days away).
     pub warnings: Vec<String>,
-    /// The document as served (the federation tester reports it as `Keys`).
-    pub raw: String,
+    /// The document as served, byte for byte (the federation tester echoes it as `Keys`). Its own allocation
+    /// of exactly its length (a Synapse document with one key is about 300 bytes); addresses of one server that
+    /// served the same document share one copy (`probe_server`).
+    pub raw: bytes::Bytes,
 }
 
 /// One current signing key.

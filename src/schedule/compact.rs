@@ -60,7 +60,7 @@ fn shrink_keys(k: &mut KeysReport) {
     k.verify_keys.shrink_to_fit();
     k.old_verify_keys.shrink_to_fit();
     k.warnings.shrink_to_fit();
-    k.raw.shrink_to_fit();
+    // `raw` is built at its exact length (`Bytes::copy_from_slice`) and may be shared between addresses.
 }
 
 #[cfg(test)]

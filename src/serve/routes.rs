@@ -320,15 +320,25 @@ async fn api_report(
     RawQuery(query): RawQuery,
 ) -> Response {
     with_cors(
-        api(&state, &method, query.as_deref(), |report| {
-            (
-                [(CONTENT_TYPE, "application/json")],
-                tester::tester_report_pretty(report),
-            )
-                .into_response()
-        })
+        api(
+            &state,
+            &method,
+            query.as_deref(),
+            |report| json_answer(StatusCode::OK, tester::tester_report_pretty(report)),
+            // Every answer about a name is JSON in the tester's shape, so `res.json()` never throws.
+            |refusal| {
+                json_answer(
+                    refusal.status,
+                    tester::tester_error_pretty(&refusal.tester_text, &refusal.message),
+                )
+            },
+        )
         .await,
     )
+}
+
+fn json_answer(status: StatusCode, body: String) -> Response {
+    (status, [(CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// `GET /api/federation-ok?server_name=NAME`: `GOOD` when the tester's `FederationOK` would be true, else `BAD`.
@@ -337,21 +347,55 @@ async fn api_federation_ok(
     method: Method,
     RawQuery(query): RawQuery,
 ) -> Response {
+    let verdict = |ok: bool| {
+        (
+            [(CONTENT_TYPE, TEXT_PLAIN)],
+            if ok { "GOOD" } else { "BAD" },
+        )
+    };
     with_cors(
-        api(&state, &method, query.as_deref(), |report| {
-            let verdict = if report.success() { "GOOD" } else { "BAD" };
-            ([(CONTENT_TYPE, TEXT_PLAIN)], verdict).into_response()
-        })
+        api(
+            &state,
+            &method,
+            query.as_deref(),
+            |report| verdict(report.success()).into_response(),
+            // An invalid name does not federate (upstream: 200 and `BAD`); a refusal keeps its status.
+            |refusal| match refusal.status {
+                StatusCode::OK => verdict(false).into_response(),
+                status => text_error(status, &refusal.message),
+            },
+        )
         .await,
     )
 }
 
-/// The tester's request handling, shared by both API routes: OPTIONS, 405, 400, then a report.
+/// Why the API gives no report for a name: the status to answer with, upstream's text for it where upstream
+/// has one (else ours), and our words.
+struct Refusal {
+    status: StatusCode,
+    tester_text: String,
+    message: String,
+}
+
+impl Refusal {
+    fn ours(status: StatusCode, message: String) -> Self {
+        Self {
+            status,
+            tester_text: message.clone(),
+            message,
+        }
+    }
+}
+
+/// The tester's request handling, shared by both API routes: OPTIONS, 405, 400 for a missing name (as
+/// upstream, plain text), then a report, or a refusal: an invalid name (200, as upstream), a name the
+/// exporter will not probe (403) or a busy exporter (503).
 async fn api(
     state: &AppState,
     method: &Method,
     query: Option<&str>,
     render: impl FnOnce(&ServerReport) -> Response,
+    refuse: impl FnOnce(Refusal) -> Response,
 ) -> Response {
     if method == Method::OPTIONS {
         return StatusCode::OK.into_response();
@@ -359,26 +403,42 @@ async fn api(
     if method != Method::GET {
         return text_error(StatusCode::METHOD_NOT_ALLOWED, "Unsupported method");
     }
-    let name = match server_name_param(query, "server_name", "server name") {
+    let raw = query_param(query, "server_name");
+    if raw.is_empty() {
+        return text_error(StatusCode::BAD_REQUEST, "Missing server_name parameter");
+    }
+    let name = match ServerName::parse(&raw) {
         Ok(name) => name,
-        Err(message) => return text_error(StatusCode::BAD_REQUEST, &message),
+        Err(e) => {
+            return refuse(Refusal {
+                status: StatusCode::OK,
+                // gomatrixserverlib's text (matrix-federation-tester `Report`).
+                tester_text: format!("Invalid server name '{raw}'"),
+                message: format!("Invalid server name {raw:?}: {e}"),
+            });
+        }
     };
     match current_report(state, name).await {
         Ok(report) => render(&report),
-        Err(response) => response,
+        Err(refusal) => refuse(refusal),
     }
 }
 
-/// The server name in query parameter `key`, or the text of the 400 answer: "Missing KEY parameter" or
-/// "Invalid WHAT "...": reason".
-fn server_name_param(query: Option<&str>, key: &str, what: &str) -> Result<ServerName, String> {
-    let raw = query
+/// The value of query parameter `key`, "" when absent.
+fn query_param(query: Option<&str>, key: &str) -> String {
+    query
         .and_then(|q| {
             url::form_urlencoded::parse(q.as_bytes())
                 .find(|(k, _)| k == key)
                 .map(|(_, v)| v.into_owned())
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The server name in query parameter `key`, or the text of the 400 answer: "Missing KEY parameter" or
+/// "Invalid WHAT "...": reason".
+fn server_name_param(query: Option<&str>, key: &str, what: &str) -> Result<ServerName, String> {
+    let raw = query_param(query, key);
     if raw.is_empty() {
         return Err(format!("Missing {key} parameter"));
     }
@@ -388,7 +448,7 @@ fn server_name_param(query: Option<&str>, key: &str, what: &str) -> Result<Serve
 /// The stored report of a configured server while it is fresh; otherwise a new probe (stored for configured
 /// servers only). Unconfigured names are probed only when `api.probe_unconfigured` is on, and any name only when
 /// `probe.allowed_targets` allows it (403 otherwise).
-async fn current_report(state: &AppState, name: ServerName) -> Result<Arc<ServerReport>, Response> {
+async fn current_report(state: &AppState, name: ServerName) -> Result<Arc<ServerReport>, Refusal> {
     let configured = state.store.is_configured(name.as_str());
     if configured {
         if let Some(stored) = state.store.get(name.as_str())
@@ -397,27 +457,27 @@ async fn current_report(state: &AppState, name: ServerName) -> Result<Arc<Server
             return Ok(stored);
         }
     } else if !state.probe_unconfigured {
-        return Err(text_error(
+        return Err(Refusal::ours(
             StatusCode::FORBIDDEN,
-            &format!(
+            format!(
                 "{name} is not a configured server name, and probing unconfigured names is off \
                  (api.probe_unconfigured)"
             ),
         ));
     }
     if !state.allowed_targets.allows(&name) {
-        return Err(text_error(
+        return Err(Refusal::ours(
             StatusCode::FORBIDDEN,
-            &format!(
+            format!(
                 "{name} has no fresh report, and probing it is not allowed: it matches no pattern in \
                  probe.allowed_targets"
             ),
         ));
     }
     let Ok(_permit) = state.api_probes.try_acquire() else {
-        return Err(text_error(
+        return Err(Refusal::ours(
             StatusCode::SERVICE_UNAVAILABLE,
-            "too many probes in flight",
+            "too many probes in flight".to_owned(),
         ));
     };
     tracing::debug!(server_name = %name, configured, "probing on demand for the API");

@@ -12,6 +12,7 @@ pub mod https;
 pub mod keys;
 pub mod metrics_fixture;
 pub mod reports;
+pub mod tester_shape;
 pub mod world;
 
 pub use ca::{Leaf, TestCa, Validity, self_signed};

@@ -55,7 +55,7 @@ pub fn one_key(server_name: &str, valid_until_ts: i64, key: &str) -> KeysReport 
         }],
         old_verify_keys: Vec::new(),
         warnings: Vec::new(),
-        raw: String::new(),
+        raw: bytes::Bytes::new(),
     }
 }
 

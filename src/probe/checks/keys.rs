@@ -80,7 +80,7 @@ pub fn check_key_document(
         Err(message) => return (None, vec![fail(Reason::NotJson, message)]),
     };
     let mut report = KeysReport {
-        raw: String::from_utf8_lossy(body).into_owned(),
+        raw: bytes::Bytes::copy_from_slice(body),
         ..KeysReport::default()
     };
     let mut failures = Vec::new();
@@ -759,7 +759,10 @@ mod tests {
             }]
         );
         assert!(report.warnings.is_empty(), "{:?}", report.warnings);
-        assert_eq!(report.raw, serde_json::to_string(&doc).expect("json"));
+        assert_eq!(
+            report.raw,
+            serde_json::to_string(&doc).expect("json").as_bytes()
+        );
     }
 
     #[test]

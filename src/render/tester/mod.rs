@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::report::{
     AddressReport, CertReport, Failure, KeysReport, Method, Reason, RefusedAddress, ServerReport,
@@ -19,6 +20,7 @@ use crate::report::{
 };
 
 mod extension;
+mod go_words;
 
 use extension::{Extension, extension};
 
@@ -42,6 +44,62 @@ pub fn tester_report_pretty(report: &ServerReport) -> String {
         .expect("the tester report serializes to JSON")
 }
 
+/// The report on one line (fields in Go struct order), for JSON Lines.
+#[must_use]
+pub fn tester_report_line(report: &ServerReport) -> String {
+    // Invariant: as in `tester_report`.
+    serde_json::to_string(&TesterReport::from_report(report))
+        .expect("the tester report serializes to JSON")
+}
+
+/// The tester's answer when there is no report: `Error` is `tester_text`, `FederationOK` false, and every other
+/// field as upstream leaves it when it stops before discovery (empty maps, `null` slices), except `Version`,
+/// which carries the error too (never `{}`). Our words go to the extension key.
+#[must_use]
+pub fn tester_error_pretty(tester_text: &str, message: &str) -> String {
+    // Invariant: as in `tester_report`.
+    serde_json::to_string_pretty(&error_report(tester_text, message))
+        .expect("the tester report serializes to JSON")
+}
+
+/// [`tester_error_pretty`] on one line, for JSON Lines.
+#[must_use]
+pub fn tester_error_line(tester_text: &str, message: &str) -> String {
+    // Invariant: as in `tester_report`.
+    serde_json::to_string(&error_report(tester_text, message))
+        .expect("the tester report serializes to JSON")
+}
+
+fn error_report(tester_text: &str, message: &str) -> TesterReport {
+    TesterReport {
+        error: Some(tester_text.to_owned()),
+        well_known_result: WellKnownResult {
+            m_server: String::new(),
+            result: None,
+            cache_expires_at: 0,
+        },
+        dns_result: DnsResult {
+            srv_skipped: false,
+            srv_cname: String::new(),
+            srv_records: None,
+            srv_error: None,
+            hosts: None,
+            addrs: None,
+        },
+        connection_reports: BTreeMap::new(),
+        connection_errors: BTreeMap::new(),
+        version: VersionResult {
+            name: None,
+            version: None,
+            error: Some(tester_text.to_owned()),
+        },
+        federation_ok: false,
+        extension: Ours::Refused {
+            error: message.to_owned(),
+        },
+    }
+}
+
 // ---- the tester's schema (Go field order) ----
 
 #[derive(Serialize)]
@@ -59,7 +117,15 @@ struct TesterReport {
     #[serde(rename = "FederationOK")]
     federation_ok: bool,
     #[serde(rename = "MatrixFederationExporter")]
-    extension: Extension,
+    extension: Ours,
+}
+
+/// What our extension key holds: the report's extra facts, or why there is no report.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Ours {
+    Report(Box<Extension>),
+    Refused { error: String },
 }
 
 #[derive(Serialize)]
@@ -83,8 +149,10 @@ struct DnsResult {
     srv_records: Option<Vec<SrvRecord>>,
     #[serde(rename = "SRVError")]
     srv_error: Option<Message>,
-    hosts: BTreeMap<String, HostResult>,
-    addrs: Vec<String>,
+    /// `null` only when discovery did not run.
+    hosts: Option<BTreeMap<String, HostResult>>,
+    /// `null` when there is no address (a Go nil slice).
+    addrs: Option<Vec<String>>,
 }
 
 #[derive(Serialize)]
@@ -101,7 +169,8 @@ struct SrvRecord {
 struct HostResult {
     #[serde(rename = "CName")]
     cname: String,
-    addrs: Vec<String>,
+    /// `null` when there is none (Go's `net.LookupHost` gives nil with its error).
+    addrs: Option<Vec<String>>,
     error: Option<Message>,
 }
 
@@ -128,7 +197,8 @@ struct ConnectionReport {
     errors: Vec<Message>,
     ed25519_verify_keys: Option<BTreeMap<String, String>>,
     info: BTreeMap<String, Value>,
-    keys: Value,
+    /// The key document as served (Go's `*json.RawMessage`): key order, number forms and escapes unchanged.
+    keys: Option<Box<RawValue>>,
 }
 
 #[derive(Serialize)]
@@ -228,7 +298,7 @@ impl TesterReport {
             connection_errors,
             version: version_result(r),
             federation_ok: r.success(),
-            extension: extension(r),
+            extension: Ours::Report(Box::new(extension(r))),
             error,
         }
     }
@@ -236,21 +306,27 @@ impl TesterReport {
 
 fn well_known_result(r: &ServerReport) -> WellKnownResult {
     let wk = &r.discovery.well_known;
-    let result = match (wk.outcome, &wk.error) {
-        (WellKnownOutcome::Delegated, _) => None,
-        (_, Some(e)) => Some(e.clone()),
-        (WellKnownOutcome::Skipped, None) => Some(
-            "not looked up: the server name is an IP literal or has an explicit port".to_owned(),
-        ),
-        (outcome, None) => Some(format!("no valid .well-known ({outcome})")),
-    };
+    let result = (wk.outcome != WellKnownOutcome::Delegated).then(|| {
+        let message = wk.error.as_deref().unwrap_or_default();
+        go_words::well_known_result(wk.outcome, message, invalid_m_server(message))
+    });
     WellKnownResult {
         m_server: r.discovery.delegated_server.clone().unwrap_or_default(),
         result,
+        // Upstream sets it only for a delegation (0 for an error).
         cache_expires_at: wk
             .cache_ttl
+            .filter(|_| wk.outcome == WellKnownOutcome::Delegated)
             .map_or(0, |ttl| unix_seconds(r.finished_at + ttl) as i64),
     }
+}
+
+/// The `m.server` value our well-known judge refused, from its message (`"m.server" "value": why`).
+fn invalid_m_server(message: &str) -> &str {
+    message
+        .strip_prefix("\"m.server\" \"")
+        .and_then(|rest| rest.split_once("\": "))
+        .map_or("", |(value, _)| value)
 }
 
 fn dns_result(r: &ServerReport, discovery_ran: bool) -> DnsResult {
@@ -260,7 +336,7 @@ fn dns_result(r: &ServerReport, discovery_ran: bool) -> DnsResult {
         .iter()
         .filter_map(|t| {
             t.srv.map(|s| SrvRecord {
-                target: t.host.to_string(),
+                target: go_words::fqdn(&t.host),
                 port: t.port,
                 priority: s.priority,
                 weight: s.weight,
@@ -269,17 +345,28 @@ fn dns_result(r: &ServerReport, discovery_ran: bool) -> DnsResult {
         .collect();
     let mut hosts: BTreeMap<String, HostResult> = BTreeMap::new();
     for t in &d.targets {
-        let host = hosts
-            .entry(t.host.to_string())
-            .or_insert_with(|| HostResult {
-                cname: String::new(),
-                addrs: Vec::new(),
-                error: None,
-            });
+        // Upstream keys `Hosts` by the SRV target as `net.LookupSRV` returns it (fully qualified), else by the
+        // name as given; `CName` is `net.LookupCNAME`'s answer, fully qualified. An IP literal has none.
+        let is_ip = t.host.parse::<std::net::IpAddr>().is_ok() || t.host.starts_with('[');
+        let key = if t.srv.is_some() {
+            go_words::fqdn(&t.host)
+        } else {
+            t.host.to_string()
+        };
+        let host = hosts.entry(key).or_insert_with(|| HostResult {
+            cname: if is_ip {
+                String::new()
+            } else {
+                go_words::fqdn(&t.host)
+            },
+            addrs: None,
+            error: None,
+        });
         for ip in &t.addresses {
             let ip = ip.to_string();
-            if !host.addrs.contains(&ip) {
-                host.addrs.push(ip);
+            let addrs = host.addrs.get_or_insert_with(Vec::new);
+            if !addrs.contains(&ip) {
+                addrs.push(ip);
             }
         }
     }
@@ -308,17 +395,19 @@ fn dns_result(r: &ServerReport, discovery_ran: bool) -> DnsResult {
     }
     DnsResult {
         srv_skipped: matches!(d.method, Method::IpLiteral | Method::ExplicitPort),
-        srv_cname: String::new(),
+        srv_cname: srv_cname(r),
         srv_records: (!srv_records.is_empty()).then_some(srv_records),
         srv_error: Message::joined(srv_errors),
-        hosts,
-        addrs: r
-            .addresses
-            .iter()
-            .map(|a| a.address)
-            .chain(refused_errors(r).map(|a| a.address))
-            .map(|a| a.to_string())
-            .collect(),
+        hosts: discovery_ran.then_some(hosts),
+        addrs: Some(
+            r.addresses
+                .iter()
+                .map(|a| a.address)
+                .chain(refused_errors(r).map(|a| a.address))
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .filter(|addrs| !addrs.is_empty()),
     }
 }
 
@@ -354,10 +443,12 @@ fn connection_error(a: &AddressReport) -> Option<Message> {
 
 fn connection_report(r: &ServerReport, a: &AddressReport) -> ConnectionReport {
     let valid_certificates = a.certificate.as_ref().is_some_and(CertReport::valid);
+    // Upstream's `Errors` holds one thing: the certificate verification error. Key failures show in `Checks`
+    // and in the extension key.
     let mut errors: Vec<&Failure> = a
         .failures
         .iter()
-        .filter(|f| matches!(f.stage, Stage::Certificate | Stage::Keys))
+        .filter(|f| f.stage == Stage::Certificate)
         .collect();
     for f in a.certificate.iter().flat_map(|c| &c.failures) {
         if !errors.contains(&f) {
@@ -369,7 +460,8 @@ fn connection_report(r: &ServerReport, a: &AddressReport) -> ConnectionReport {
         // The key check is off (or produced nothing): only the certificate is judged.
         None => (
             Checks {
-                all_checks_ok: valid_certificates && !errors.iter().any(|f| f.stage == Stage::Keys),
+                all_checks_ok: valid_certificates
+                    && !a.failures.iter().any(|f| f.stage == Stage::Keys),
                 matching_server_name: false,
                 future_valid_until_ts: false,
                 has_ed25519_key: false,
@@ -395,7 +487,9 @@ fn connection_report(r: &ServerReport, a: &AddressReport) -> ConnectionReport {
             .collect(),
         cipher: Cipher {
             version: tls.map(|t| go_tls_version(&t.version)).unwrap_or_default(),
-            cipher_suite: tls.map(|t| t.cipher.to_string()).unwrap_or_default(),
+            cipher_suite: tls
+                .map(|t| go_words::cipher_suite(&t.cipher))
+                .unwrap_or_default(),
         },
         checks,
         errors: errors
@@ -406,11 +500,7 @@ fn connection_report(r: &ServerReport, a: &AddressReport) -> ConnectionReport {
             .collect(),
         ed25519_verify_keys,
         info: BTreeMap::new(),
-        keys: a
-            .keys
-            .as_ref()
-            .and_then(|k| serde_json::from_str(&k.raw).ok())
-            .unwrap_or(Value::Null),
+        keys: a.keys.as_ref().and_then(|k| go_words::raw_json(&k.raw)),
     }
 }
 
@@ -468,24 +558,62 @@ fn key_checks(
     (checks, verify_keys)
 }
 
-/// The first address's server software, else the first version failure.
+/// The name of the SRV record the targets came from, fully qualified as `net.LookupSRV` gives it; "" when no
+/// SRV record was used.
+fn srv_cname(r: &ServerReport) -> String {
+    let service = match r.discovery.method {
+        Method::SrvMatrixFed => "_matrix-fed._tcp",
+        Method::SrvMatrix => "_matrix._tcp",
+        _ => return String::new(),
+    };
+    // The SRV lookup is of the delegated name when the well-known delegated (a name without a port then).
+    let name = r
+        .discovery
+        .delegated_server
+        .as_deref()
+        .unwrap_or(&r.server_name);
+    go_words::fqdn(&format!("{service}.{name}"))
+}
+
+/// Upstream's `Version`: the software of a server that answered over verified TLS (its fetch verifies the
+/// certificate), else an error; never empty. Ours is the first address whose certificate is valid and that
+/// answered; the error is the first reason none did.
 fn version_result(r: &ServerReport) -> VersionResult {
-    if let Some(v) = r.addresses.iter().find_map(|a| a.version.as_ref()) {
+    let verified = |a: &&AddressReport| a.certificate.as_ref().is_some_and(CertReport::valid);
+    if let Some(v) = r
+        .addresses
+        .iter()
+        .filter(verified)
+        .find_map(|a| a.version.as_ref())
+    {
         return VersionResult {
-            name: v.name.clone(),
-            version: v.version.clone(),
+            name: v.name.clone().or_else(|| Some(String::new())),
+            version: v.version.clone().or_else(|| Some(String::new())),
             error: None,
         };
     }
+    let per_address = |stage: Stage| {
+        r.addresses
+            .iter()
+            .flat_map(|a| &a.failures)
+            .find(|f| f.stage == stage)
+            .map(|f| f.message.clone())
+    };
+    let error = per_address(Stage::Version)
+        .or_else(|| per_address(Stage::Certificate))
+        .or_else(|| {
+            r.addresses
+                .iter()
+                .flat_map(|a| a.certificate.iter().flat_map(|c| &c.failures))
+                .next()
+                .map(|f| f.message.clone())
+        })
+        .or_else(|| r.all_failures().next().map(|(_, f)| f.message.clone()))
+        .unwrap_or_else(|| "no address answered the version request".to_owned());
     VersionResult {
         name: None,
         version: None,
-        error: r
-            .addresses
-            .iter()
-            .flat_map(|a| &a.failures)
-            .find(|f| f.stage == Stage::Version)
-            .map(|f| f.message.clone()),
+        error: Some(error),
     }
 }
 
@@ -667,7 +795,7 @@ mod tests {
                 valid_ed25519: false,
                 matching_signature: false,
             }],
-            raw: "{\"server_name\":\"example.org\"}".to_owned(),
+            raw: bytes::Bytes::from_static(b"{\"server_name\":\"example.org\"}"),
             ..KeysReport::default()
         };
         let json = tester_report(&report_with(address(Some(keys))));
@@ -725,7 +853,7 @@ mod tests {
         let json = tester_report(&report_with(address(None)));
         assert_eq!(
             json["WellKnownResult"],
-            serde_json::json!({"m.server": "", "result": "HTTP 404", "CacheExpiresAt": 3700})
+            serde_json::json!({"m.server": "", "result": "No .well-known found", "CacheExpiresAt": 0})
         );
         assert_eq!(json["DNSResult"]["SRVSkipped"], false);
         assert_eq!(json["DNSResult"]["SRVRecords"], Value::Null);
@@ -734,7 +862,11 @@ mod tests {
             serde_json::json!(["[2001:db8::1]:8448"])
         );
         assert!(json.get("Error").is_none());
-        assert_eq!(json["Version"], serde_json::json!({}));
+        // No address answered the version request: an error, never `{}`.
+        assert_eq!(
+            json["Version"],
+            serde_json::json!({"error": "no address answered the version request"})
+        );
     }
 
     #[test]
@@ -765,8 +897,8 @@ mod tests {
         let json = tester_report(&r);
         let dns = &json["DNSResult"];
         assert_eq!(
-            dns["Hosts"]["gone.example.org"],
-            serde_json::json!({"CName": "", "Addrs": [], "Error": {"Message": "gone.example.org does not exist (NXDOMAIN)"}})
+            dns["Hosts"]["gone.example.org."],
+            serde_json::json!({"CName": "gone.example.org.", "Addrs": null, "Error": {"Message": "gone.example.org does not exist (NXDOMAIN)"}})
         );
         assert_eq!(
             dns["SRVError"]["Message"],
@@ -774,7 +906,7 @@ mod tests {
         );
         assert_eq!(
             dns["SRVRecords"],
-            serde_json::json!([{"Target": "gone.example.org", "Port": 8448, "Priority": 1, "Weight": 2}])
+            serde_json::json!([{"Target": "gone.example.org.", "Port": 8448, "Priority": 1, "Weight": 2}])
         );
         assert_eq!(json["FederationOK"], false);
     }
