@@ -456,24 +456,6 @@ fn alertmanager_example_routes_every_alert_and_severity() {
     }
 }
 
-#[test]
-fn alertmanager_example_passes_amtool_when_installed() {
-    // Debian's prometheus-alertmanager package has amtool; CI does not install it, so this runs where it is.
-    match Command::new("amtool")
-        .args(["check-config"])
-        .arg(repo_path("deploy/alertmanager.yml"))
-        .output()
-    {
-        Ok(out) => assert!(
-            out.status.success(),
-            "amtool check-config: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => eprintln!("amtool not run ({e})"),
-    }
-}
-
 fn collect_routes<'a>(route: &'a Value, out: &mut Vec<&'a Value>) {
     out.push(route);
     for child in route["routes"].as_array().into_iter().flatten() {
