@@ -66,6 +66,7 @@ pub async fn probe_server(env: &ProbeEnv, name: &ServerName) -> ServerReport {
     )
     .await;
     let report = ServerReport {
+        history: crate::report::History::default(),
         server_name: name.shared_str().into(),
         started_at,
         finished_at: SystemTime::now(),

@@ -433,6 +433,10 @@ async fn current_report(state: &AppState, name: ServerName) -> Result<Arc<Server
             .is_some_and(|s| s.finished_at > report.finished_at);
         if !newer_stored {
             state.store.insert(ServerReport::clone(&report));
+            // The stored one carries the server's recent history.
+            if let Some(stored) = state.store.get(&report.server_name) {
+                return Ok(stored);
+            }
         }
     }
     Ok(report)
