@@ -605,7 +605,9 @@ async fn detail_page_shows_the_whole_report() {
     let (status, _, gone) = get(&app, "/server/gone.test").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
-        gone.contains("on discovery: <span class=\"what\">the name does not exist in DNS"),
+        gone.contains(
+            "<code>dns/dns_nxdomain</code> on the server: <span class=\"what\">the name does not exist in DNS"
+        ),
         "{gone}"
     );
     assert!(

@@ -155,7 +155,8 @@ fn failure_item(r: &ServerReport, address: Option<&AddressReport>, failure: &Fai
                 @if let Some(a) = address {
                     a href={ "#" (anchor(a)) } { (a.address) }
                 } @else {
-                    "discovery"
+                    // As on the index: the stage is the label's word (`dns`, `discovery`), the place is the server.
+                    "the server"
                 }
                 ": "
                 span class="what" { (Esc(what)) }
