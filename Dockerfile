@@ -18,6 +18,8 @@ WORKDIR /src
 ARG MFE_GIT_REVISION=unknown
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# The runbook is built into the binary (GET /runbook).
+COPY docs/runbook.md ./docs/runbook.md
 # Only the library and the binary are built (no tests, examples or dev-dependencies). The cache mounts keep the
 # crates.io downloads and compiled dependencies between builds; the binary is copied out of the cached target/.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

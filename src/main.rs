@@ -240,8 +240,16 @@ fn describe(cli: &Cli, config: &Config, targets: &[targets::Target], listen: Soc
         Some(path) => line("config file", &path.display()),
         None => line("config file", &"none (defaults)"),
     }
+    // Every section, an empty list as "(none)": what is not printed here is not in effect.
+    let list = |items: Vec<String>| {
+        if items.is_empty() {
+            "(none)".to_owned()
+        } else {
+            items.join(", ")
+        }
+    };
     line("servers", &targets.len());
-    line("target_files", &config.target_files.join(", "));
+    line("target_files", &list(config.target_files.clone()));
     let in_shard = |name: &ServerName| config.shard.is_none_or(|shard| shard.contains(name));
     if let Some(shard) = config.shard {
         let mine = targets.iter().filter(|t| in_shard(&t.name)).count();
@@ -255,6 +263,23 @@ fn describe(cli: &Cli, config: &Config, targets: &[targets::Target], listen: Soc
     line("probe.timeouts.tls_handshake", &d(t.tls_handshake));
     line("probe.timeouts.well_known", &d(t.well_known));
     line("probe.timeouts.http", &d(t.http));
+    line("probe.checks.keys", &p.checks.keys);
+    line("probe.checks.version", &p.checks.version);
+    line(
+        "probe.max_timeout",
+        &p.max_timeout
+            .map_or_else(|| "(none)".to_owned(), |t| d(t).to_string()),
+    );
+    line("probe.max_concurrent_probes", &p.max_concurrent_probes);
+    line(
+        "probe.allowed_targets",
+        &list(
+            p.allowed_targets
+                .iter()
+                .map(|t| format!("{:?}", t.as_str()))
+                .collect(),
+        ),
+    );
     line("probe.allow_private_addresses", &p.allow_private_addresses);
     if config.dns.nameservers.is_empty() {
         line("dns.nameservers", &"system (/etc/resolv.conf)");
@@ -272,13 +297,36 @@ fn describe(cli: &Cli, config: &Config, targets: &[targets::Target], listen: Soc
         TrustStore::Webpki => "webpki",
     };
     line("tls.trust_store", &store);
-    line("tls.ca_files", &config.tls.ca_files.len());
-    for path in &config.tls.ca_files {
-        let _ = writeln!(out, "  {}", path.display());
-    }
+    line(
+        "tls.ca_files",
+        &list(
+            config
+                .tls
+                .ca_files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+        ),
+    );
+    line("api.probe_unconfigured", &config.api.probe_unconfigured);
+    line("web.max_connections", &config.web.max_connections);
+    line(
+        "web.header_read_timeout",
+        &d(config.web.header_read_timeout),
+    );
+    line("web.idle_timeout", &d(config.web.idle_timeout));
     let _ = writeln!(out, "web.listen-address: {listen}");
+    would_probe(&mut out, targets.iter().filter(|t| in_shard(&t.name)));
+    out.truncate(out.trim_end().len());
+    out
+}
+
+/// The `would probe:` list of `--check-config`, with labels, or "(none)".
+fn would_probe<'a>(out: &mut String, targets: impl Iterator<Item = &'a targets::Target>) {
     let _ = writeln!(out, "would probe:");
-    for target in targets.iter().filter(|t| in_shard(&t.name)) {
+    let mut none = true;
+    for target in targets {
+        none = false;
         let labels: Vec<String> = target
             .labels
             .iter()
@@ -290,8 +338,9 @@ fn describe(cli: &Cli, config: &Config, targets: &[targets::Target], listen: Soc
             let _ = writeln!(out, "  {} {{{}}}", target.name, labels.join(", "));
         }
     }
-    out.truncate(out.trim_end().len());
-    out
+    if none {
+        let _ = writeln!(out, "  (none)");
+    }
 }
 
 #[cfg(test)]

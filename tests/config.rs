@@ -55,13 +55,13 @@ const BAD: &[Bad] = &[
         name: "bad duration",
         yaml: "probe:\n  interval: 5 parsecs\n",
         files: &[],
-        want: "line 2 column 3: invalid value: string \"5 parsecs\", expected a duration",
+        want: "probe.interval: \"5 parsecs\" is not a duration: write a number and a unit, as in 30s, 5m, 1h30m or 2d (units: ms, s, m, h, d)",
     },
     Bad {
         name: "duration without unit",
         yaml: "probe:\n  timeouts:\n    dns: 5\n",
         files: &[],
-        want: "line 3 column 5: invalid value: string \"5\", expected a duration",
+        want: "probe.timeouts.dns: \"5\" is not a duration: write a number and a unit, as in 30s, 5m, 1h30m or 2d (units: ms, s, m, h, d)",
     },
     Bad {
         name: "zero interval",
@@ -103,7 +103,7 @@ const BAD: &[Bad] = &[
         name: "server name with a scheme",
         yaml: "servers:\n  - matrix.org\n  - https://matrix.org\n",
         files: &[],
-        want: "servers[1]: invalid server name \"https://matrix.org\": port \"//matrix.org\" is not a number from 1 to 65535",
+        want: "servers[1]: invalid server name \"https://matrix.org\": \"https://matrix.org\" is a URL, but a server name has no scheme or path: write \"matrix.org\" (the part after @ in a user ID)",
     },
     Bad {
         name: "server name with port 0",
@@ -314,6 +314,71 @@ fn check_config_with_the_example_prints_the_servers() {
             "{line:?} missing from:\n{stdout}"
         );
     }
+}
+
+#[test]
+fn check_config_prints_every_section_and_none_for_an_empty_list() {
+    // A newcomer read an empty `target_files: ` as "broken", and missed the checks that were off.
+    let dir = temp_dir("cli every section");
+    let path = dir.join("config.yml");
+    write(&path, "servers: []\n");
+    let out = exporter(&["--check-config", "--config.file", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    for line in [
+        "target_files: (none)",
+        "probe.checks.keys: true",
+        "probe.checks.version: true",
+        "probe.allowed_targets: (none)",
+        "tls.ca_files: (none)",
+        "api.probe_unconfigured: false",
+        "would probe:",
+        "  (none)",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "{line:?} missing from:\n{stdout}"
+        );
+    }
+    remove(&dir);
+}
+
+#[test]
+fn a_bad_duration_names_its_key_and_the_syntax() {
+    let dir = temp_dir("cli bad duration");
+    let path = dir.join("config.yml");
+    write(
+        &path,
+        "servers: [matrix.org]\nprobe:\n  timeouts:\n    dns: 5 secondz\n",
+    );
+    let out = exporter(&["--check-config", "--config.file", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: {}: probe.timeouts.dns: \"5 secondz\" is not a duration: write a number and a unit, as in \
+             30s, 5m, 1h30m or 2d (units: ms, s, m, h, d)\n",
+            path.display()
+        )
+    );
+    remove(&dir);
+}
+
+#[test]
+fn a_url_in_servers_says_server_names_have_no_scheme_or_path() {
+    let dir = temp_dir("cli url");
+    let path = dir.join("config.yml");
+    write(&path, "servers: [\"https://matrix.example.org/\"]\n");
+    let out = exporter(&["--check-config", "--config.file", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "is a URL, but a server name has no scheme or path: write \"matrix.example.org\""
+        ),
+        "{err}"
+    );
+    remove(&dir);
 }
 
 #[test]

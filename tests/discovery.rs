@@ -1310,6 +1310,13 @@ async fn dns_timeout() {
     );
     let reasons: Vec<Reason> = report.failures.iter().map(|f| f.reason).collect();
     assert_eq!(reasons, [Reason::DnsTimeout], "{report:#?}");
+    // Which resolver failed is the first thing to know when every server fails at once (issue 14).
+    let asked = format!("(asked {})", silent.addr);
+    assert!(
+        report.failures[0].message.ends_with(&asked),
+        "{:?} does not end with {asked}",
+        report.failures[0].message
+    );
     assert!(!report.success());
 }
 

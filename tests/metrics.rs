@@ -83,6 +83,7 @@ fn healthy() -> ServerReport {
         failures: Vec::new(),
     };
     ServerReport {
+        history: matrix_federation_exporter::report::History::default(),
         server_name: "example.org".into(),
         started_at: at(T0, 0),
         finished_at: at(T0, 250),
@@ -160,6 +161,7 @@ fn failing() -> ServerReport {
         via_cname: false,
     };
     ServerReport {
+        history: matrix_federation_exporter::report::History::default(),
         server_name: "broken.test".into(),
         started_at: at(T0 + 5, 0),
         finished_at: at(T0 + 7, 500),
@@ -538,6 +540,7 @@ fn app() -> (axum::Router, tokio::sync::watch::Sender<bool>) {
         prober: Arc::new(|name: ServerName| {
             let now = SystemTime::now();
             futures_util::future::ready(ServerReport {
+                history: matrix_federation_exporter::report::History::default(),
                 server_name: name.as_str().into(),
                 started_at: now,
                 finished_at: now,

@@ -68,7 +68,7 @@ const EXPECTED_ALERTS: &[(&str, &str, &str)] = &[
     ),
     (
         "MatrixFederationCertificateInvalid",
-        "warning",
+        "critical",
         "wrongname.test",
     ),
     ("MatrixFederationWellKnownBroken", "warning", "moved.test"),
@@ -79,7 +79,7 @@ const EXPECTED_ALERTS: &[(&str, &str, &str)] = &[
     ),
     (
         "MatrixFederationSigningKeysInvalid",
-        "warning",
+        "critical",
         "badkeys.test",
     ),
     (
@@ -105,8 +105,11 @@ const WORLD_TIMEOUTS: Timeouts = Timeouts {
 };
 /// Bound on each wait for Prometheus (start, data, alerts); the whole test takes about 15 s.
 const WAIT: Duration = Duration::from_secs(30);
-const RUNBOOK_URL: &str =
-    "https://github.com/OWNER/matrix-federation-exporter/blob/main/docs/runbook.md#";
+/// Every `runbook_url` is the URL the recording rule `matrix_federation_exporter:runbook_url:info` holds (the one
+/// place to change it), then `#` and the alert name in lower case.
+const RUNBOOK_URL: &str = "{{ with query \"matrix_federation_exporter:runbook_url:info\" }}{{ (. | first).Labels.url }}{{ end }}#";
+/// Where that rule points by default: the exporter's own `/runbook`.
+const DEFAULT_RUNBOOK: &str = "http://matrix-federation-exporter:9448/runbook#";
 const SEVERITIES: &[&str] = &["critical", "warning", "info"];
 
 // ---------------------------------------------------------------- every expression in a real Prometheus
@@ -207,6 +210,10 @@ fn every_expression_returns_data_in_a_real_prometheus() {
     // The rules evaluate without error on real data, and make exactly the expected alerts pending.
     check_rules_and_alerts(&prometheus);
     let alerts_ready = started.elapsed();
+    // Where the alerts' runbook_url points by default: the exporter serves the runbook, an anchor per alert.
+    let (status, page) = http_get(target, "/runbook").expect("GET /runbook");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("id=\"matrixfederationdown\""), "{page}");
 
     let mut report = String::new();
     let mut failures = Vec::new();
@@ -259,6 +266,143 @@ fn every_expression_returns_data_in_a_real_prometheus() {
     drop(world);
 }
 
+/// Watch the watcher: with every `for:` shortened to 1s (the rules as shipped otherwise), a federation alert fires;
+/// then the exporter stops, `MatrixFederationExporterDown` fires, and the federation alerts keep firing
+/// (`keep_firing_for`) instead of resolving into a false "all clear".
+#[test]
+fn stopping_the_exporter_fires_the_watcher_while_federation_alerts_stay() {
+    const SERVERS_HERE: &[&str] = &["wrongname.test", "dual.test"];
+    let (prometheus_bin, _) = prometheus_binaries();
+    let world_runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let world = world_runtime.block_on(start_world());
+    // The exporter on a runtime of its own: shutting it down closes the listener and every open connection.
+    let exporter_runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let target = exporter_runtime.block_on(async {
+        let config = Config {
+            servers: SERVERS_HERE
+                .iter()
+                .map(|s| ServerName::parse(s).unwrap())
+                .collect(),
+            probe: ProbeConfig {
+                interval: PROBE_INTERVAL,
+                jitter: Duration::from_millis(200),
+                timeouts: WORLD_TIMEOUTS,
+                ..ProbeConfig::default()
+            },
+            ..Config::default()
+        };
+        let env = ProbeEnv::new(
+            &[world.dns.addr],
+            world.ca.root_store(),
+            world.ports,
+            WORLD_TIMEOUTS,
+        )
+        .expect("probe environment");
+        let mut exporter = daemon::start(&config, env);
+        tokio::time::timeout(WAIT, exporter.ready.wait_for(|ready| *ready))
+            .await
+            .expect("every server probed once within the bound")
+            .expect("ready channel open");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the exporter");
+        let target = listener.local_addr().expect("exporter address");
+        // The exporter (its scheduler) lives as long as the task that serves it.
+        tokio::spawn(async move {
+            let router = exporter.router.clone();
+            axum::serve(listener, router)
+                .await
+                .expect("serve the exporter");
+            drop(exporter);
+        });
+        target
+    });
+
+    let dir = std::env::temp_dir().join(format!("mfe-promql-watcher-{}", std::process::id()));
+    let rules_files = rules_with_short_for(&dir);
+    let prometheus = Prometheus::start(&prometheus_bin, target, &rules_files);
+
+    let down = (
+        "MatrixFederationDown".to_owned(),
+        "wrongname.test".to_owned(),
+    );
+    let degraded = (
+        "MatrixFederationDegraded".to_owned(),
+        "dual.test".to_owned(),
+    );
+    let watcher = ("MatrixFederationExporterDown".to_owned(), String::new());
+    prometheus.wait_for("the federation alerts firing, the watcher quiet", |p| {
+        let got = firing(p)?;
+        let done = got.contains(&down) && got.contains(&degraded);
+        if got.contains(&watcher) {
+            return Err(format!(
+                "the watcher fires while the exporter is up: {got:?}"
+            ));
+        }
+        Ok((done, format!("{got:?}")))
+    });
+
+    exporter_runtime.shutdown_background();
+    prometheus.wait_for(
+        "the watcher firing, the federation alerts still firing",
+        |p| {
+            let got = firing(p)?;
+            if !(got.contains(&down) && got.contains(&degraded)) {
+                return Err(format!(
+                    "a federation alert resolved when the exporter stopped: {got:?}"
+                ));
+            }
+            Ok((got.contains(&watcher), format!("{got:?}")))
+        },
+    );
+    // And a few evaluations later, still so (keep_firing_for is 15m).
+    std::thread::sleep(Duration::from_secs(3));
+    let got = firing(&prometheus).expect("alerts");
+    assert!(
+        got.contains(&down) && got.contains(&degraded) && got.contains(&watcher),
+        "{got:?}"
+    );
+    drop(prometheus);
+    let _ = std::fs::remove_dir_all(&dir);
+    drop(world);
+}
+
+/// The firing alerts, as (alertname, `server_name`).
+fn firing(p: &Prometheus) -> Result<BTreeSet<(String, String)>, String> {
+    let alerts = p.api("/api/v1/alerts")?;
+    Ok(alerts["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["state"] == "firing")
+        .map(|a| {
+            let label = |k: &str| a["labels"][k].as_str().unwrap_or("").to_owned();
+            (label("alertname"), label("server_name"))
+        })
+        .collect())
+}
+
+/// The shipped rules with every `for:` 1s, so that alerts fire within a test instead of staying pending; written
+/// into `dir`.
+fn rules_with_short_for(dir: &Path) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).expect("create the rules directory");
+    let mut rules_files = Vec::new();
+    for file in rule_files() {
+        let text = std::fs::read_to_string(&file).expect("read the rules");
+        let short: Vec<String> = text
+            .lines()
+            .map(|line| match line.split_once("for: ") {
+                Some((indent, _)) if indent.trim().is_empty() => format!("{indent}for: 1s"),
+                _ => line.to_owned(),
+            })
+            .collect();
+        let path = dir.join(file.file_name().expect("a file name"));
+        std::fs::write(&path, short.join("\n")).expect("write the rules");
+        rules_files.push(path);
+    }
+    rules_files
+}
+
 /// The rules are all healthy after an evaluation on real data, their annotations expand, and the pending and
 /// firing alerts are exactly [`EXPECTED_ALERTS`].
 fn check_rules_and_alerts(prometheus: &Prometheus) {
@@ -294,6 +438,9 @@ fn check_rules_and_alerts(prometheus: &Prometheus) {
                 let value = value.as_str().unwrap_or("");
                 if value.contains("error expanding template") || value.contains("<no value>") {
                     return Err(format!("{} {key}: {value}", label("alertname")));
+                }
+                if key == "runbook_url" && !value.starts_with(DEFAULT_RUNBOOK) {
+                    return Err(format!("{} runbook_url: {value}", label("alertname")));
                 }
             }
             last.push(format!(
@@ -1124,6 +1271,7 @@ fn every_alert_follows_the_conventions_and_has_a_runbook_section_and_unit_tests(
         .filter_map(|l| l.strip_prefix("## "))
         .map(str::trim)
         .collect();
+    let runbook_page = matrix_federation_exporter::render::html::runbook_page();
     let tests = unit_tests();
     let mut alerts = BTreeSet::new();
     let mut problems = Vec::new();
@@ -1183,6 +1331,10 @@ fn every_alert_follows_the_conventions_and_has_a_runbook_section_and_unit_tests(
                 }
                 if !sections.contains(name.as_str()) {
                     problem("no `## {name}` section in docs/runbook.md".into());
+                }
+                // The default runbook_url works: the exporter's /runbook has the anchor.
+                if !runbook_page.contains(&format!("id=\"{}\"", name.to_lowercase())) {
+                    problem("no anchor for it on the exporter's /runbook page".into());
                 }
                 let fired = tests.iter().any(|t| {
                     t.alertname == name
@@ -1323,7 +1475,7 @@ fn every_metric_in_rules_and_dashboards_is_documented() {
     assert!(seen.len() > 10, "found too few metric names: {seen:?}");
 }
 
-/// Every `matrix_federation_[a-z0-9_]+` in `text` that is not part of a longer identifier.
+/// Every `matrix_federation_[a-z0-9_]+` in `text` that is not part of a longer identifier or a recording rule name.
 fn metric_names(text: &str) -> BTreeSet<String> {
     const PREFIX: &str = "matrix_federation_";
     let mut out = BTreeSet::new();
@@ -1336,6 +1488,10 @@ fn metric_names(text: &str) -> BTreeSet<String> {
             .chars()
             .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
             .collect();
+        // A recording rule's name (`level:metric:operations`) is the rules' own, not an exporter metric.
+        if text[at + name.len()..].starts_with(':') {
+            continue;
+        }
         out.insert(name);
     }
     out

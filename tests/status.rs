@@ -97,6 +97,7 @@ fn healthy(name: &str, days: i64, probed_secs_ago: u64) -> ServerReport {
     let delegated = format!("matrix.{name}");
     let finished_at = now() - Duration::from_secs(probed_secs_ago);
     ServerReport {
+        history: matrix_federation_exporter::report::History::default(),
         server_name: name.into(),
         started_at: finished_at - Duration::from_millis(80),
         finished_at,
@@ -604,7 +605,9 @@ async fn detail_page_shows_the_whole_report() {
     let (status, _, gone) = get(&app, "/server/gone.test").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
-        gone.contains("on discovery: <span class=\"what\">the name does not exist in DNS"),
+        gone.contains(
+            "<code>dns/dns_nxdomain</code> on the server: <span class=\"what\">the name does not exist in DNS"
+        ),
         "{gone}"
     );
     assert!(

@@ -118,9 +118,58 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {
     let raw: RawConfig = if is_blank {
         RawConfig::default()
     } else {
-        serde_saphyr::from_str(text).map_err(|e| ConfigError::yaml(&e))?
+        serde_saphyr::from_str(text).map_err(|e| duration_error(&e, text))?
     };
     raw.validate(base)
+}
+
+/// The accepted duration syntax, for the error of a value that is not one.
+const DURATION_SYNTAX: &str =
+    "write a number and a unit, as in 30s, 5m, 1h30m or 2d (units: ms, s, m, h, d)";
+
+/// A YAML error as [`ConfigError::yaml`] reports it, except a bad duration: that one names its key (found from
+/// the YAML position) and the accepted syntax, where the parser says only "expected a duration" at a line.
+fn duration_error(error: &serde_saphyr::Error, text: &str) -> ConfigError {
+    let (_, message) = crate::config::error::yaml_parts(error);
+    let key = error
+        .location()
+        .filter(|_| message.contains("expected a duration"))
+        .and_then(|l| key_path_at(text, usize::try_from(l.line()).ok()?));
+    match key {
+        Some((key, value)) => ConfigError::at(
+            key,
+            format!("{value:?} is not a duration: {DURATION_SYNTAX}"),
+        ),
+        None => ConfigError::yaml(error),
+    }
+}
+
+/// The dotted key path and the value of the `key: value` line `line` (1-based) of block YAML, from the
+/// indentation of the lines above it.
+fn key_path_at(text: &str, line: usize) -> Option<(String, String)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let here = lines.get(line.checked_sub(1)?)?;
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let (key, value) = here.trim().split_once(':')?;
+    let mut path = vec![key.trim().to_owned()];
+    let mut level = indent(here);
+    for above in lines[..line - 1].iter().rev() {
+        let t = above.trim();
+        if t.is_empty() || t.starts_with('#') || indent(above) >= level {
+            continue;
+        }
+        let parent = t.strip_suffix(':')?;
+        path.push(parent.trim().to_owned());
+        level = indent(above);
+        if level == 0 {
+            break;
+        }
+    }
+    path.reverse();
+    Some((
+        path.join("."),
+        value.trim().trim_matches(['"', '\'']).to_owned(),
+    ))
 }
 
 impl RawConfig {

@@ -64,6 +64,12 @@ pub enum ServerNameError {
     BadPort(String),
     #[error("unexpected {0:?} after the host (expected ':' and a port)")]
     TrailingGarbage(String),
+    /// A URL where a server name belongs: a newcomer's first mistake.
+    #[error(
+        "{given:?} is a URL, but a server name has no scheme or path: write {suggestion:?} (the part after @ \
+         in a user ID)"
+    )]
+    Url { given: String, suggestion: String },
 }
 
 impl ServerName {
@@ -132,6 +138,18 @@ impl FromStr for ServerName {
         // the work below.
         if s.len() > 255 + 8 {
             return Err(ServerNameError::TooLong(s.len()));
+        }
+        if let Some((scheme, rest)) = s.split_once("://")
+            && !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        {
+            let suggestion = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            return Err(ServerNameError::Url {
+                given: s.to_owned(),
+                suggestion: suggestion.to_owned(),
+            });
         }
         let (ip, rest) = if let Some(inner) = s.strip_prefix('[') {
             let end = inner.find(']').ok_or(ServerNameError::UnclosedBracket)?;
@@ -216,6 +234,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_url_is_refused_with_the_name_to_write() {
+        let err = ServerName::parse("https://matrix.example.org/_matrix").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "\"https://matrix.example.org/_matrix\" is a URL, but a server name has no scheme or path: write \
+             \"matrix.example.org\" (the part after @ in a user ID)"
+        );
+    }
+
+    #[test]
     fn spec_examples_parse() {
         // The examples of the spec's "Server Name" appendix.
         let cases: &[(&str, Host, Option<u16>)] = &[
@@ -268,7 +296,10 @@ mod tests {
             ("", ServerNameError::Empty),
             (
                 "https://matrix.org",
-                ServerNameError::BadPort("//matrix.org".into()),
+                ServerNameError::Url {
+                    given: "https://matrix.org".into(),
+                    suggestion: "matrix.org".into(),
+                },
             ),
             (
                 "matrix.org/",

@@ -67,6 +67,7 @@ pub async fn probe_server(env: &ProbeEnv, name: &ServerName) -> ServerReport {
     .await;
     share_key_documents(&mut addresses);
     let report = ServerReport {
+        history: crate::report::History::default(),
         server_name: name.shared_str().into(),
         started_at,
         finished_at: SystemTime::now(),

@@ -71,6 +71,7 @@ pub(crate) fn srv_mismatch() -> ServerReport {
         "TCP connect to [2001:db8::5]:8448: Connection refused (os error 111)",
     ));
     ServerReport {
+        history: crate::report::History::default(),
         server_name: "example.org".into(),
         started_at: now(),
         finished_at: now(),
@@ -154,6 +155,7 @@ pub(crate) fn delegated_ok() -> ServerReport {
         version: Some("1.120.0".to_owned()),
     });
     ServerReport {
+        history: crate::report::History::default(),
         server_name: "example.org".into(),
         started_at: now(),
         finished_at: now(),

@@ -6,6 +6,7 @@ pub mod explain;
 #[cfg(test)]
 mod fixtures;
 pub mod format;
+pub mod history;
 pub mod html;
 pub mod metrics;
 pub mod prerendered;

@@ -747,6 +747,7 @@ mod tests {
             text(message);
         }
         let ServerReport {
+            history: _,
             server_name,
             started_at: _,
             finished_at: _,

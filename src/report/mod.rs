@@ -6,9 +6,11 @@
 //! CLI) and never becomes a label value.
 
 pub mod address_class;
+mod history;
 mod labels;
 mod shared_str;
 
+pub use history::{Change, History, State};
 pub use labels::{
     AddressClass, Family, Method, Phase, Reason, Stage, Step, Warning, WellKnownOutcome,
 };
@@ -39,6 +41,9 @@ pub struct ServerReport {
     pub addresses: Vec<AddressReport>,
     /// Failures that belong to no single address (discovery and DNS).
     pub failures: Vec<Failure>,
+    /// The server's recent state changes, this report's included; set by the store for scheduled servers,
+    /// empty in the reports of `/probe`, on-demand probes and `check`.
+    pub history: History,
 }
 
 impl ServerReport {
@@ -116,6 +121,7 @@ impl ServerReport {
     #[must_use]
     pub fn timed_out(server_name: &str, started_at: SystemTime, duration: Duration) -> Self {
         Self {
+            history: History::default(),
             server_name: server_name.into(),
             started_at,
             finished_at: started_at + duration,

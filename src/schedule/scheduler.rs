@@ -348,6 +348,7 @@ mod tests {
     fn report(name: &str) -> ServerReport {
         let now = SystemTime::now();
         ServerReport {
+            history: crate::report::History::default(),
             server_name: name.into(),
             started_at: now,
             finished_at: now,

@@ -1,5 +1,6 @@
 //! The latest [`ServerReport`] of every configured server, shared between the scheduler (writer) and the HTTP
-//! side (readers).
+//! side (readers), with the server's recent state changes (`report::History`) carried on from report to report
+//! and across reloads for servers that stay.
 //!
 //! This module only keeps reports; it does not probe, schedule or render. Readers get `Arc`s, so a scrape never
 //! copies a report and never holds the lock while encoding. One map holds each server's labels and report,
@@ -47,11 +48,17 @@ impl Store {
     pub fn insert(&self, mut report: ServerReport) {
         // Kept for a whole interval: return the spare capacity first.
         crate::schedule::compact::shrink(&mut report);
-        let report = Arc::new(report);
         let mut servers = self.write();
         if let Some(entry) = servers.by_name.get_mut(report.server_name.as_str()) {
-            entry.report = Some(report);
+            // The server's recent changes go on with it (shared, unless this report changed something).
+            report.history = match &entry.report {
+                Some(previous) => previous.history.next(&report),
+                None => report.history.next(&report),
+            };
+            entry.report = Some(Arc::new(report));
         } else if !servers.configured {
+            report.history = report.history.next(&report);
+            let report = Arc::new(report);
             let entry = Entry {
                 labels: Arc::default(),
                 report: Some(report.clone()),
@@ -208,6 +215,7 @@ mod tests {
 
     fn report(name: &str, secs: u64) -> ServerReport {
         ServerReport {
+            history: crate::report::History::default(),
             server_name: name.into(),
             started_at: SystemTime::UNIX_EPOCH,
             finished_at: SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
@@ -238,6 +246,42 @@ mod tests {
             SystemTime::UNIX_EPOCH + Duration::from_secs(2)
         );
         assert!(store.get("c.example").is_none());
+    }
+
+    #[test]
+    fn history_goes_on_across_reports_and_reloads_for_servers_that_stay() {
+        let store = Store::new();
+        let target = |n: &str| Target {
+            name: crate::config::server_name::ServerName::parse(n).unwrap(),
+            labels: Labels::new(),
+        };
+        store.configure(&[target("a.example")]);
+        store.insert(report("a.example", 1));
+        let mut failing = report("a.example", 2);
+        failing.failures.push(crate::report::Failure::new(
+            crate::report::Stage::Dns,
+            crate::report::Reason::DnsNxdomain,
+            "gone",
+        ));
+        store.insert(failing);
+        store.insert(report("a.example", 3));
+        store.configure(&[target("a.example"), target("b.example")]);
+        store.insert(report("a.example", 4));
+        let times = |name: &str| -> Vec<u64> {
+            store
+                .get(name)
+                .map(|r| r.history.changes().iter().map(|c| c.at).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            times("a.example"),
+            [1, 2, 3],
+            "unchanged at 4, kept across the reload"
+        );
+        store.configure(&[target("b.example")]);
+        store.configure(&[target("a.example")]);
+        store.insert(report("a.example", 5));
+        assert_eq!(times("a.example"), [5], "a server that left starts over");
     }
 
     #[test]

@@ -150,6 +150,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(status_index))
         .route("/server/{name}", get(status_server))
+        .route("/runbook", get(runbook))
         .route("/metrics", get(metrics_handler))
         .route("/probe", get(probe_handler))
         .route("/-/healthy", get(healthy))
@@ -184,6 +185,11 @@ async fn status_server(State(state): State<Arc<AppState>>, Path(name): Path<Stri
         StatusCode::OK,
         html::server_page(&name, report.as_deref(), SystemTime::now()),
     )
+}
+
+/// `GET /runbook`: the alerts' runbook (docs/runbook.md, built in), where their `runbook_url` points by default.
+async fn runbook() -> Response {
+    html_page(StatusCode::OK, html::runbook_page())
 }
 
 /// An HTML page with the status page's headers: a `Content-Security-Policy` that lets it load nothing from
@@ -493,6 +499,10 @@ async fn current_report(state: &AppState, name: ServerName) -> Result<Arc<Server
             .is_some_and(|s| s.finished_at > report.finished_at);
         if !newer_stored {
             state.store.insert(ServerReport::clone(&report));
+            // The stored one carries the server's recent history.
+            if let Some(stored) = state.store.get(&report.server_name) {
+                return Ok(stored);
+            }
         }
     }
     Ok(report)

@@ -80,6 +80,7 @@ pub fn dual_stack_report(i: usize) -> ServerReport {
         (Step::AddressLookup, Duration::from_micros(2_345)),
     ];
     ServerReport {
+        history: matrix_federation_exporter::report::History::default(),
         server_name: name.clone().into(),
         started_at: SystemTime::now(),
         finished_at: SystemTime::now(),

@@ -25,6 +25,8 @@ pub const MAX_RECORDS: usize = 32;
 pub struct Dns {
     resolver: TokioResolver,
     timeout: Duration,
+    /// The nameservers asked, for failure messages ("127.0.0.53:53"; the system's from `/etc/resolv.conf`).
+    asked: std::sync::Arc<str>,
 }
 
 /// A lookup that completed: records, or one of the two "not found" answers.
@@ -110,6 +112,18 @@ impl Dns {
         opts.timeout = timeout;
         // What the internet sees, not this machine's /etc/hosts.
         opts.use_hosts_file = ResolveHosts::Never;
+        let asked = if nameservers.is_empty() {
+            let system = hickory_resolver::system_conf::read_system_conf()
+                .map(|(config, _)| describe(config.name_servers()))
+                .unwrap_or_default();
+            format!("{system} (/etc/resolv.conf)")
+        } else {
+            nameservers
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let resolver = if nameservers.is_empty() {
             let mut builder = TokioResolver::builder_tokio()?;
             *builder.options_mut() = opts;
@@ -132,7 +146,11 @@ impl Dns {
             .with_options(opts)
             .build()?
         };
-        Ok(Self { resolver, timeout })
+        Ok(Self {
+            resolver,
+            timeout,
+            asked: asked.trim().into(),
+        })
     }
 
     /// SRV records of `name` (for example `_matrix-fed._tcp.example.org`), in answer order.
@@ -241,7 +259,11 @@ impl Dns {
                     Answer::NoData
                 })
             }
-            Err(e) => classify(name, rtype, &e),
+            Err(e) => classify(name, rtype, &e).map_err(|mut failure| {
+                // Which resolver failed is the first question when every server fails at once.
+                failure.message = format!("{} (asked {})", failure.message, self.asked);
+                failure
+            }),
         }
     }
 }
@@ -262,6 +284,19 @@ fn classify(name: &str, rtype: RecordType, e: &NetError) -> Lookup<Vec<RData>> {
         reason,
         message: format!("{rtype} {name}: {e}"),
     })
+}
+
+/// The nameservers of a resolver config as `ip:port`, comma-separated.
+fn describe(servers: &[NameServerConfig]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for ns in servers {
+        let port = ns.connections.first().map_or(53, |c| c.port);
+        let addr = SocketAddr::new(ns.ip, port).to_string();
+        if !out.contains(&addr) {
+            out.push(addr);
+        }
+    }
+    out.join(", ")
 }
 
 /// `name` as a fully qualified name (one trailing dot), so no search list is applied.

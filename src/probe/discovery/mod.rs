@@ -453,6 +453,7 @@ mod tests {
             .map(|e| crate::report::AddressReport::new(e.address, e.target_host.clone()))
             .collect();
         let report = ServerReport {
+            history: crate::report::History::default(),
             server_name: "mixed.example".into(),
             started_at: std::time::UNIX_EPOCH,
             finished_at: std::time::UNIX_EPOCH,

@@ -11,8 +11,10 @@ use super::{
     split_hint, time_tag, timings,
 };
 use crate::render::format::{count, ms, unix};
-use crate::render::{explain, text};
-use crate::report::{AddressReport, CertFacts, CertReport, Failure, KeysReport, ServerReport};
+use crate::render::{explain, history, text};
+use crate::report::{
+    AddressReport, CertFacts, CertReport, Failure, History, KeysReport, ServerReport,
+};
 
 /// The page at `/server/{name}`: verdict, failures with fixes, discovery, every address, and `check`'s text.
 #[must_use]
@@ -94,11 +96,49 @@ fn report_sections(r: &ServerReport, now: SystemTime) -> Markup {
             }
             @for a in &r.addresses { (address_card(a, now)) }
         }
+        @if !r.history.changes().is_empty() {
+            (history_section(r, now))
+        }
         section id="text" {
             h2 { "Plain-text report" }
             details {
                 summary { "As the " code { "check" } " command prints it" }
                 pre { (Esc(&text::render(r, now, false))) }
+            }
+        }
+    }
+}
+
+/// The last state changes, newest first: when, what changed, and the state then.
+fn history_section(r: &ServerReport, now: SystemTime) -> Markup {
+    html! {
+        section id="history" {
+            h2 { "Recent changes" }
+            p class="meta" {
+                "The last " (History::CAPACITY) " changes of verdict, failures, delegation, certificate or key set \
+                 that this exporter's probes saw (kept across reloads, not across restarts)."
+            }
+            table class="history" {
+                thead { tr {
+                    th { "when" } th { "changed" } th { "verdict" } th { "failures" } th { "delegation" }
+                    th { "certificate (SHA-256)" } th { "key set" }
+                } }
+                tbody {
+                    @for (c, changed) in history::changes(&r.history) {
+                        @let s = &c.state;
+                        tr data-changed=(changed.join(" ")) {
+                            td { (time_tag(c.time(), now)) }
+                            td { (changed.join(", ")) }
+                            td { @if s.ok { "federation works" } @else { "federation fails" } }
+                            td { @for (i, reason) in s.reasons().enumerate() {
+                                @if i > 0 { ", " } code { (reason) }
+                            } }
+                            td class="delegation" { (Esc(&history::delegation_words(s))) }
+                            td class="certificate" { code { (history::certificate_words(s)) } }
+                            td class="key-set" { code { (history::key_set_words(s)) } }
+                        }
+                    }
+                }
             }
         }
     }
@@ -115,7 +155,8 @@ fn failure_item(r: &ServerReport, address: Option<&AddressReport>, failure: &Fai
                 @if let Some(a) = address {
                     a href={ "#" (anchor(a)) } { (a.address) }
                 } @else {
-                    "discovery"
+                    // As on the index: the stage is the label's word (`dns`, `discovery`), the place is the server.
+                    "the server"
                 }
                 ": "
                 span class="what" { (Esc(what)) }

@@ -18,6 +18,7 @@
 
 mod detail;
 mod index;
+mod runbook;
 
 use std::fmt::{self, Write as _};
 use std::time::{Duration, SystemTime};
@@ -26,6 +27,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, Render, html};
 
 pub use self::detail::{not_found_page, server_page};
 pub use self::index::index_page;
+pub use self::runbook::{RUNBOOK_MD, runbook_page};
 use crate::render::format::{at, count, date_utc as date, ms, unix};
 use crate::report::{AddressReport, Failure, Method, ServerReport, WellKnownOutcome};
 

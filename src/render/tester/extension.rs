@@ -35,6 +35,9 @@ pub(super) struct Extension {
     addresses: Vec<ExtAddress>,
     /// Addresses left unprobed because default-configured peers refuse them (public-federation view).
     refused_addresses: Vec<ExtRefused>,
+    /// The server's last state changes, newest first (scheduled servers only; absent otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    history: Vec<crate::render::history::JsonChange>,
 }
 
 #[derive(Serialize)]
@@ -189,6 +192,7 @@ pub(super) fn extension(r: &ServerReport) -> Extension {
                 target_host: a.target_host.to_string(),
             })
             .collect(),
+        history: crate::render::history::json(&r.history),
     }
 }
 
