@@ -115,10 +115,6 @@ const SEVERITIES: &[&str] = &["critical", "warning", "info"];
 // ---------------------------------------------------------------- every expression in a real Prometheus
 
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "one Prometheus run checks every rule and dashboard expression"
-)]
 fn every_expression_returns_data_in_a_real_prometheus() {
     let started = Instant::now();
     let (prometheus_bin, _) = prometheus_binaries();
@@ -136,44 +132,7 @@ fn every_expression_returns_data_in_a_real_prometheus() {
 
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let world = runtime.block_on(start_world());
-    let (exporter, target) = runtime.block_on(async {
-        let config = Config {
-            servers: SERVERS
-                .iter()
-                .map(|s| ServerName::parse(s).unwrap())
-                .collect(),
-            probe: ProbeConfig {
-                interval: PROBE_INTERVAL,
-                jitter: Duration::from_millis(200),
-                timeouts: WORLD_TIMEOUTS,
-                ..ProbeConfig::default()
-            },
-            ..Config::default()
-        };
-        let env = ProbeEnv::new(
-            &[world.dns.addr],
-            world.ca.root_store(),
-            world.ports,
-            WORLD_TIMEOUTS,
-        )
-        .expect("probe environment");
-        let mut exporter = daemon::start(&config, env);
-        tokio::time::timeout(WAIT, exporter.ready.wait_for(|ready| *ready))
-            .await
-            .expect("every server probed once within the bound")
-            .expect("ready channel open");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the exporter");
-        let target = listener.local_addr().expect("exporter address");
-        let router = exporter.router.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, router)
-                .await
-                .expect("serve the exporter");
-        });
-        (exporter, target)
-    });
+    let (exporter, target) = runtime.block_on(start_exporter(&world, SERVERS));
     let world_ready = started.elapsed();
 
     let prometheus = Prometheus::start(&prometheus_bin, target, &rule_files());
@@ -277,46 +236,8 @@ fn stopping_the_exporter_fires_the_watcher_while_federation_alerts_stay() {
     let world = world_runtime.block_on(start_world());
     // The exporter on a runtime of its own: shutting it down closes the listener and every open connection.
     let exporter_runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let target = exporter_runtime.block_on(async {
-        let config = Config {
-            servers: SERVERS_HERE
-                .iter()
-                .map(|s| ServerName::parse(s).unwrap())
-                .collect(),
-            probe: ProbeConfig {
-                interval: PROBE_INTERVAL,
-                jitter: Duration::from_millis(200),
-                timeouts: WORLD_TIMEOUTS,
-                ..ProbeConfig::default()
-            },
-            ..Config::default()
-        };
-        let env = ProbeEnv::new(
-            &[world.dns.addr],
-            world.ca.root_store(),
-            world.ports,
-            WORLD_TIMEOUTS,
-        )
-        .expect("probe environment");
-        let mut exporter = daemon::start(&config, env);
-        tokio::time::timeout(WAIT, exporter.ready.wait_for(|ready| *ready))
-            .await
-            .expect("every server probed once within the bound")
-            .expect("ready channel open");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the exporter");
-        let target = listener.local_addr().expect("exporter address");
-        // The exporter (its scheduler) lives as long as the task that serves it.
-        tokio::spawn(async move {
-            let router = exporter.router.clone();
-            axum::serve(listener, router)
-                .await
-                .expect("serve the exporter");
-            drop(exporter);
-        });
-        target
-    });
+    // The exporter (its scheduler) lives as long as the task that serves it.
+    let (_, target) = exporter_runtime.block_on(start_exporter(&world, SERVERS_HERE));
 
     let dir = std::env::temp_dir().join(format!("mfe-promql-watcher-{}", std::process::id()));
     let rules_files = rules_with_short_for(&dir);
@@ -534,6 +455,48 @@ struct World {
     moved_well_known: FakeServer,
     _servers: Vec<FakeServer>,
     _anchors: (PortAnchor, PortAnchor),
+}
+
+/// The exporter over `servers` of `world`, once every server was probed, served on 127.0.0.1 by a task that
+/// holds it: it lives until that task's runtime shuts down, which also closes the listener.
+async fn start_exporter(world: &World, servers: &[&str]) -> (daemon::Exporter, SocketAddr) {
+    let config = Config {
+        servers: servers
+            .iter()
+            .map(|s| ServerName::parse(s).unwrap())
+            .collect(),
+        probe: ProbeConfig {
+            interval: PROBE_INTERVAL,
+            jitter: Duration::from_millis(200),
+            timeouts: WORLD_TIMEOUTS,
+            ..ProbeConfig::default()
+        },
+        ..Config::default()
+    };
+    let env = ProbeEnv::new(
+        &[world.dns.addr],
+        world.ca.root_store(),
+        world.ports,
+        WORLD_TIMEOUTS,
+    )
+    .expect("probe environment");
+    let mut exporter = daemon::start(&config, env);
+    tokio::time::timeout(WAIT, exporter.ready.wait_for(|ready| *ready))
+        .await
+        .expect("every server probed once within the bound")
+        .expect("ready channel open");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the exporter");
+    let target = listener.local_addr().expect("exporter address");
+    let serving = exporter.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, serving.router.clone())
+            .await
+            .expect("serve the exporter");
+        drop(serving);
+    });
+    (exporter, target)
 }
 
 /// One server per state an alert or panel looks for:
