@@ -11,25 +11,8 @@ if have_alertmanager && command -v amtool >/dev/null 2>&1; then
   exit 0
 fi
 
-SUDO=()
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then
-    SUDO=(sudo -n)
-  else
-    echo "install-alertmanager.sh: need root (or sudo) to apt-get install prometheus-alertmanager" >&2
-    exit 1
-  fi
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-"${SUDO[@]}" apt-get update
-# The package's maintainer script may try to start the service, which fails harmlessly without systemd.
-"${SUDO[@]}" apt-get install -y --no-install-recommends prometheus-alertmanager
-
-# The package's service is not wanted here: if an init system started it, stop it so it holds no port.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus-alertmanager 2>/dev/null; then
-  "${SUDO[@]}" systemctl stop prometheus-alertmanager || true
-fi
+source "$(dirname "$0")/apt-install.sh"
+apt_install install-alertmanager.sh prometheus-alertmanager --stop prometheus-alertmanager
 
 if ! have_alertmanager || ! command -v amtool >/dev/null 2>&1; then
   echo "install-alertmanager.sh: alertmanager or amtool is still not on PATH after installing the package" >&2

@@ -9,20 +9,9 @@ if command -v chromium >/dev/null 2>&1; then
   exit 0
 fi
 
-SUDO=()
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then
-    SUDO=(sudo -n)
-  else
-    echo "install-chromium.sh: need root (or sudo) to apt-get install chromium" >&2
-    exit 1
-  fi
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-"${SUDO[@]}" apt-get update
-# --no-install-recommends keeps the desktop integration out; fonts-dejavu-core gives the page a real font.
-"${SUDO[@]}" apt-get install -y --no-install-recommends chromium fonts-dejavu-core
+source "$(dirname "$0")/apt-install.sh"
+# fonts-dejavu-core gives the page a real font.
+apt_install install-chromium.sh chromium fonts-dejavu-core
 
 if ! command -v chromium >/dev/null 2>&1; then
   echo "install-chromium.sh: chromium is still not on PATH after installing Debian's chromium package" >&2
