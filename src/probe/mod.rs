@@ -170,16 +170,7 @@ async fn matrix_checks(
     report: &mut AddressReport,
 ) {
     if env.checks.keys {
-        let start = Instant::now();
-        let response = conn
-            .get(
-                "/_matrix/key/v2/server",
-                expect.host_header,
-                MAX_KEYS_BODY,
-                env.timeouts.http,
-            )
-            .await;
-        report.phases.push((Phase::Keys, start.elapsed()));
+        let response = timed_get(env, conn, expect, report, Phase::Keys).await;
         // A request that timed out or broke leaves no connection to send the next one on; neither does a body cut
         // at the cap (the unread rest closes the connection, and the version check would fail for our cap).
         let broken = matches!(
@@ -200,21 +191,33 @@ async fn matrix_checks(
         }
     }
     if env.checks.version {
-        let start = Instant::now();
-        let response = conn
-            .get(
-                "/_matrix/federation/v1/version",
-                expect.host_header,
-                MAX_VERSION_BODY,
-                env.timeouts.http,
-            )
-            .await;
-        report.phases.push((Phase::Version, start.elapsed()));
+        let response = timed_get(env, conn, expect, report, Phase::Version).await;
         match ok_response(Stage::Version, response).and_then(|r| parse_version(&r.body)) {
             Ok(version) => report.version = Some(version),
             Err(f) => report.failures.push(f),
         }
     }
+}
+
+/// The GET of a Matrix check (`phase` is `Keys` or `Version`) with its path and body cap, its time recorded as
+/// that phase.
+async fn timed_get(
+    env: &ProbeEnv,
+    conn: &mut HttpConn,
+    expect: &Expect<'_>,
+    report: &mut AddressReport,
+    phase: Phase,
+) -> Result<Response, GetError> {
+    let (path, cap) = match phase {
+        Phase::Keys => ("/_matrix/key/v2/server", MAX_KEYS_BODY),
+        _ => ("/_matrix/federation/v1/version", MAX_VERSION_BODY),
+    };
+    let start = Instant::now();
+    let response = conn
+        .get(path, expect.host_header, cap, env.timeouts.http)
+        .await;
+    report.phases.push((phase, start.elapsed()));
+    response
 }
 
 /// A 200 answer, or the failure that any other outcome is.
