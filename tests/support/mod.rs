@@ -12,6 +12,7 @@ pub mod https;
 pub mod keys;
 pub mod metrics_fixture;
 pub mod reports;
+pub mod synapse;
 pub mod tester_shape;
 pub mod world;
 
