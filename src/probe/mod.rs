@@ -52,7 +52,9 @@ pub async fn probe_server(env: &ProbeEnv, name: &ServerName) -> ServerReport {
     let start = Instant::now();
     // Boxed: discovery's state lives on the heap only while it runs, not through the address checks that follow
     // (64 probes in flight each carry their future).
-    let discovery = Box::pin(discovery::discover(env, name)).await;
+    let mut discovery = Box::pin(discovery::discover(env, name)).await;
+    // Nothing asks the well-known's origin again yet: close its connection before the address checks.
+    drop(discovery.kept.take());
     let expect = Expect {
         server_name: name.as_str(),
         tls_name: &discovery.report.tls_name,

@@ -12,6 +12,7 @@
 //! `address_not_public` failure.
 
 pub mod dns;
+pub mod fetch;
 pub mod well_known;
 
 use std::net::{IpAddr, SocketAddr};
@@ -37,6 +38,9 @@ pub struct Discovery {
     pub report: DiscoveryReport,
     pub failures: Vec<Failure>,
     pub endpoints: Vec<Endpoint>,
+    /// The connection the server well-known was fetched over (`https://<hostname>`, port 443), when still open:
+    /// later requests to that origin (the client and support well-knowns) can ride it.
+    pub kept: Option<fetch::Kept>,
 }
 
 /// One `ip:port` to probe, with the host it was resolved from.
@@ -52,6 +56,7 @@ pub async fn discover(env: &ProbeEnv, name: &ServerName) -> Discovery {
         report: DiscoveryReport::empty(""),
         failures: Vec::new(),
         endpoints: Vec::new(),
+        kept: None,
     };
     (d.report.tls_name, d.report.host_header) = tls_name_and_host_header(name);
     let mut known = Known::default();
@@ -64,6 +69,7 @@ pub async fn discover(env: &ProbeEnv, name: &ServerName) -> Discovery {
             let wk = well_known::lookup(env, &hostname, &mut known).await;
             d.report.steps.push((Step::WellKnown, wk.duration));
             d.report.well_known = wk.report;
+            d.kept = wk.kept;
             match wk.delegated {
                 Some(delegated) => {
                     d.report.delegated_server = Some(delegated.as_str().to_owned());

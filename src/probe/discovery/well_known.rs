@@ -9,24 +9,20 @@
 //! Every outcome is a [`WellKnownOutcome`]; none of them is a probe failure, because discovery falls through.
 //! The request goes over the same resolver and TLS client as the probe, with normal certificate validation.
 
-use std::collections::HashSet;
-use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
 use http::HeaderMap;
 use url::Url;
 
 use crate::config::server_name::ServerName;
-use crate::probe::connect::http_client::{GetError, HttpConn};
-use crate::probe::connect::{self, OpenError};
 use crate::probe::discovery::dns::Known;
+use crate::probe::discovery::fetch::{self, FetchErrorKind, Fetched, Kept};
 use crate::probe::env::ProbeEnv;
 use crate::report::{WellKnownOutcome, WellKnownReport};
 
 /// Synapse and gomatrixserverlib refuse bodies over 50 KiB (`WELL_KNOWN_MAX_SIZE`); the spec sets no limit.
 pub const MAX_BODY: usize = 50 * 1024;
-/// Redirects followed before giving up (a loop is detected earlier).
-pub const MAX_REDIRECTS: usize = 10;
+pub use crate::probe::discovery::fetch::MAX_REDIRECTS;
 /// Spec: "use a sensible default when absent: recommended default 24 hours".
 pub const DEFAULT_CACHE: Duration = Duration::from_secs(24 * 3600);
 /// Spec: "Servers should impose a maximum cache time: 48 hours recommended". Synapse also floors at 5 min.
@@ -40,6 +36,9 @@ pub struct WellKnown {
     pub report: WellKnownReport,
     pub delegated: Option<ServerName>,
     pub duration: Duration,
+    /// The connection to `https://<hostname>` (port 443) the fetch opened, when it is still open, for the next
+    /// request to the same origin (the client and support well-knowns).
+    pub kept: Option<Kept>,
 }
 
 /// Fetches and judges the well-known document of `hostname`, within `timeouts.well_known`.
@@ -47,7 +46,9 @@ pub async fn lookup(env: &ProbeEnv, hostname: &str, known: &mut Known) -> WellKn
     let start = Instant::now();
     let mut hops = Vec::new();
     let limit = env.timeouts.well_known;
-    let result = match tokio::time::timeout(limit, fetch(env, hostname, &mut hops, known)).await {
+    let mut kept = None;
+    let fetching = fetch(env, hostname, &mut hops, known, &mut kept);
+    let result = match tokio::time::timeout(limit, fetching).await {
         Ok(result) => result,
         Err(_) => Err(Bad::new(
             WellKnownOutcome::Timeout,
@@ -78,6 +79,7 @@ pub async fn lookup(env: &ProbeEnv, hostname: &str, known: &mut Known) -> WellKn
         report,
         delegated,
         duration: start.elapsed(),
+        kept,
     }
 }
 
@@ -101,60 +103,18 @@ async fn fetch(
     hostname: &str,
     hops: &mut Vec<(String, u16)>,
     known: &mut Known,
+    kept: &mut Option<Kept>,
 ) -> Result<(ServerName, Duration), Bad> {
-    let mut url =
+    let url =
         Url::parse(&format!("https://{hostname}/.well-known/matrix/server")).map_err(|e| {
             Bad::new(
                 WellKnownOutcome::DnsError,
                 format!("cannot form the well-known URL: {e}"),
             )
         })?;
-    let mut seen = HashSet::new();
-    let response = loop {
-        if !seen.insert(url.to_string()) {
-            return Err(Bad::new(
-                WellKnownOutcome::RedirectLoop,
-                format!("redirect loop back to {url}"),
-            ));
-        }
-        if seen.len() > MAX_REDIRECTS + 1 {
-            return Err(Bad::new(
-                WellKnownOutcome::RedirectLoop,
-                format!("more than {MAX_REDIRECTS} redirects"),
-            ));
-        }
-        let response = get_once(env, &url, known)
-            .await
-            .inspect_err(|_| hops.push((url.to_string(), 0)))?;
-        hops.push((url.to_string(), response.status));
-        if !matches!(response.status, 301 | 302 | 303 | 307 | 308) {
-            break response;
-        }
-        let location = response
-            .headers
-            .get(http::header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                Bad::new(
-                    WellKnownOutcome::HttpError,
-                    format!("HTTP {} without a Location", response.status),
-                )
-            })?;
-        let next = url.join(location).map_err(|e| {
-            Bad::new(
-                WellKnownOutcome::HttpError,
-                format!("bad redirect Location {location:?}: {e}"),
-            )
-        })?;
-        if next.scheme() != "https" {
-            // The spec's well-known is HTTPS only; Synapse fetches nothing over plain HTTP.
-            return Err(Bad::new(
-                WellKnownOutcome::HttpError,
-                format!("redirect to non-HTTPS URL {next}"),
-            ));
-        }
-        url = next;
-    };
+    let Fetched { url, response } = fetch::get_following(env, url, MAX_BODY, known, hops, kept)
+        .await
+        .map_err(|e| Bad::new(outcome_of(e.kind), e.message))?;
     match response.status {
         200 => {}
         404 => {
@@ -172,6 +132,20 @@ async fn fetch(
     }
     let name = parse_body(&response.body)?;
     Ok((name, cache_ttl(&response.headers, SystemTime::now())))
+}
+
+/// A fetch error in the well-known report's words.
+fn outcome_of(kind: FetchErrorKind) -> WellKnownOutcome {
+    match kind {
+        FetchErrorKind::DnsError => WellKnownOutcome::DnsError,
+        FetchErrorKind::AddressNotPublic => WellKnownOutcome::AddressNotPublic,
+        FetchErrorKind::ConnectionFailed => WellKnownOutcome::ConnectionFailed,
+        FetchErrorKind::TlsError => WellKnownOutcome::TlsError,
+        FetchErrorKind::Timeout => WellKnownOutcome::Timeout,
+        FetchErrorKind::TooLarge => WellKnownOutcome::TooLarge,
+        FetchErrorKind::HttpError => WellKnownOutcome::HttpError,
+        FetchErrorKind::RedirectLoop => WellKnownOutcome::RedirectLoop,
+    }
 }
 
 /// `parse_body` for tests and fuzzing: the delegated server name, or the outcome and the words for humans.
@@ -205,127 +179,6 @@ fn parse_body(body: &[u8]) -> Result<ServerName, Bad> {
             format!("\"m.server\" {m_server:?}: {e}"),
         )
     })
-}
-
-/// One GET of `url`: resolve its host, connect to the first address that answers, TLS with the usual
-/// validation, then HTTP.
-async fn get_once(
-    env: &ProbeEnv,
-    url: &Url,
-    known: &mut Known,
-) -> Result<crate::probe::connect::http_client::Response, Bad> {
-    let (host, ips) = match url.host() {
-        Some(url::Host::Domain(d)) => (d.to_owned(), resolve(env, d, known).await?),
-        Some(url::Host::Ipv4(ip)) => (ip.to_string(), vec![IpAddr::V4(ip)]),
-        Some(url::Host::Ipv6(ip)) => (ip.to_string(), vec![IpAddr::V6(ip)]),
-        None => {
-            return Err(Bad::new(
-                WellKnownOutcome::HttpError,
-                format!("{url} has no host"),
-            ));
-        }
-    };
-    let ips = public_only(env, &host, ips)?;
-    let port = url.port().unwrap_or(env.ports.well_known);
-    let addresses = ips.into_iter().map(|ip| SocketAddr::new(ip, port));
-    let judged = connect::open(env, addresses, &host)
-        .await
-        .result
-        .map_err(open_error)?;
-    if let Some(f) = judged.certificate.failures.first() {
-        return Err(Bad::new(
-            WellKnownOutcome::TlsError,
-            format!("{}: {}", f.reason, f.message),
-        ));
-    }
-    let host_header = match url.port() {
-        Some(p) => format!("{}:{p}", url.host_str().unwrap_or(&host)),
-        None => url.host_str().unwrap_or(&host).to_owned(),
-    };
-    let path = match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_owned(),
-    };
-    let mut conn = HttpConn::handshake(judged.stream, env.timeouts.http)
-        .await
-        .map_err(|e| get_error(&e))?;
-    conn.get(&path, &host_header, MAX_BODY, env.timeouts.http)
-        .await
-        .map_err(|e| get_error(&e))
-}
-
-/// Why no connection was made, in the well-known report's words.
-fn open_error(e: OpenError) -> Bad {
-    match e {
-        OpenError::NoAddress => Bad::new(
-            WellKnownOutcome::ConnectionFailed,
-            "no address to connect to",
-        ),
-        OpenError::Connect(addr, e) => {
-            Bad::new(WellKnownOutcome::ConnectionFailed, format!("{addr}: {e}"))
-        }
-        OpenError::ConnectTimeout(addr, _) => Bad::new(
-            WellKnownOutcome::ConnectionFailed,
-            format!("{addr}: connect timed out"),
-        ),
-        OpenError::Tls(f) => Bad::new(WellKnownOutcome::TlsError, f.message),
-    }
-}
-
-fn get_error(e: &GetError) -> Bad {
-    let outcome = match e {
-        GetError::Timeout(_) => WellKnownOutcome::Timeout,
-        GetError::TooLarge(_) => WellKnownOutcome::TooLarge,
-        GetError::Http(_) => WellKnownOutcome::HttpError,
-    };
-    Bad::new(outcome, e.to_string())
-}
-
-/// In the public-federation view, the addresses a default-configured peer would connect to (Synapse wraps its
-/// well-known agent in the same `ip_range_blacklist` as federation); an error when none is left.
-fn public_only(env: &ProbeEnv, host: &str, ips: Vec<IpAddr>) -> Result<Vec<IpAddr>, Bad> {
-    if env.allow_private_addresses {
-        return Ok(ips);
-    }
-    let (public, refused): (Vec<IpAddr>, Vec<IpAddr>) = ips
-        .into_iter()
-        .partition(|ip| !crate::report::address_class::refused_by_default(*ip));
-    if public.is_empty() {
-        let list = refused
-            .iter()
-            .map(|ip| format!("{ip} ({})", crate::report::address_class::classify(*ip)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Err(Bad::new(
-            WellKnownOutcome::AddressNotPublic,
-            format!("{host}: every address is in a range default-configured peers refuse: {list}"),
-        ));
-    }
-    Ok(public)
-}
-
-/// A and AAAA of `host`; an error only when neither gives an address.
-async fn resolve(env: &ProbeEnv, host: &str, known: &mut Known) -> Result<Vec<IpAddr>, Bad> {
-    let found = env.dns.host_once(host, known).await;
-    if found.ips.is_empty() {
-        let why = if !found.failures.is_empty() {
-            found
-                .failures
-                .iter()
-                .map(|f| f.message.as_str())
-                .collect::<Vec<_>>()
-                .join("; ")
-        } else if found.nxdomain {
-            "NXDOMAIN".to_owned()
-        } else {
-            "no A or AAAA record".to_owned()
-        };
-        return Err(Bad::new(
-            WellKnownOutcome::DnsError,
-            format!("{host}: {why}"),
-        ));
-    }
-    Ok(found.ips)
 }
 
 /// The cache lifetime a homeserver gives this answer: `Cache-Control: no-store` means none, else `max-age`,
