@@ -394,6 +394,7 @@ mod tests {
             report: DiscoveryReport::empty("mixed.example"),
             failures: Vec::new(),
             endpoints: Vec::new(),
+            kept: None,
         };
         let targets = ips
             .iter()
