@@ -161,8 +161,11 @@ impl Source {
                 config.tls.ca_files.push(path.clone());
             }
         }
+        // A set of the names listed so far: `--target` lists of 100,000 names merge in linear time.
+        let mut listed: std::collections::HashSet<ServerName> =
+            config.servers.iter().cloned().collect();
         for name in &self.targets {
-            if !config.servers.contains(name) {
+            if listed.insert(name.clone()) {
                 config.servers.push(name.clone());
             }
         }

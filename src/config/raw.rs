@@ -178,12 +178,15 @@ impl RawConfig {
     fn validate(self, base: &Path) -> Result<Config, ConfigError> {
         let raw_servers = self.servers.unwrap_or_default();
         let mut servers: Vec<ServerName> = Vec::with_capacity(raw_servers.len());
+        // Where each name was first listed: a lookup per name, so a list of 100,000 names is checked in linear time.
+        let mut first_at: std::collections::HashMap<ServerName, usize> =
+            std::collections::HashMap::with_capacity(raw_servers.len());
         for (i, text) in raw_servers.iter().enumerate() {
             let key = || format!("servers[{i}]");
             let name = ServerName::parse(text).map_err(|e| {
                 ConfigError::at(key(), format!("invalid server name {text:?}: {e}"))
             })?;
-            if let Some(first) = servers.iter().position(|s| *s == name) {
+            if let Some(first) = first_at.insert(name.clone(), i) {
                 return Err(ConfigError::at(
                     key(),
                     format!("duplicate server name {text:?} (first at servers[{first}])"),
