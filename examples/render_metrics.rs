@@ -1,11 +1,13 @@
 //! Measures how long `/metrics` takes to render N dual-stack servers (release build), the servers of the
-//! `metrics` criterion bench: `cargo run --release --example render_metrics -- 2000 10000`.
+//! `metrics` criterion bench, and what gzip costs beside it at a few levels (the ratio chose
+//! `serve::scrape::LEVEL`): `cargo run --release --example render_metrics -- 2000 10000`.
 
 #[path = "../tests/support/metrics_fixture.rs"]
 mod metrics_fixture;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::io::Write as _;
+use std::time::{Duration, Instant};
 
 use matrix_federation_exporter::render::metrics::{self, ExporterMetrics, Format};
 use matrix_federation_exporter::schedule::store::Store;
@@ -36,6 +38,28 @@ fn main() {
             }
             let each = start.elapsed() / runs;
             println!("{n:>6} servers, {format:?}: {each:?} per render, {bytes} bytes");
+            let text = metrics::encode(&registry, format);
+            for level in [1, 3, 6] {
+                let (took, zipped) = gzip(&text, level, runs);
+                println!(
+                    "        gzip level {level}: {took:?} ({:.2} x the render), {zipped} bytes ({:.1} %)",
+                    took.as_secs_f64() / each.as_secs_f64(),
+                    100.0 * zipped as f64 / text.len() as f64
+                );
+            }
         }
     }
+}
+
+/// The mean time to gzip `text` at `level` over `runs`, and the compressed size.
+fn gzip(text: &str, level: u32, runs: u32) -> (Duration, usize) {
+    let mut size = 0;
+    let start = Instant::now();
+    for _ in 0..runs {
+        let mut encoder =
+            flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+        encoder.write_all(text.as_bytes()).expect("a Vec takes every byte");
+        size = encoder.finish().expect("a Vec takes every byte").len();
+    }
+    (start.elapsed() / runs, size)
 }

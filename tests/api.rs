@@ -543,6 +543,7 @@ fn state(store: Arc<Store>, prober: Prober, probe_unconfigured: bool, permits: u
         labels: Labels::new(),
     }]);
     AppState {
+        scrapes: matrix_federation_exporter::serve::scrape::SharedScrapes::default(),
         registry: metrics::registry(store.clone(), &ExporterMetrics::new()),
         store,
         ready: tokio::sync::watch::channel(true).1,
@@ -611,6 +612,7 @@ async fn a_stale_report_is_not_probed_again_for_a_name_the_allowlist_refuses() {
     let calls = Arc::new(AtomicUsize::new(0));
     let store = Arc::new(Store::new());
     let app = router(Arc::new(AppState {
+        scrapes: matrix_federation_exporter::serve::scrape::SharedScrapes::default(),
         allowed_targets: AllowedTargets::new(&[TargetPattern::new(r"b\.test").unwrap()]),
         ..state(
             store.clone(),

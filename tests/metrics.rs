@@ -533,6 +533,7 @@ fn app() -> (axum::Router, tokio::sync::watch::Sender<bool>) {
     let store = store_with([healthy(), failing(), odd]);
     let (tx, ready) = tokio::sync::watch::channel(false);
     let state = AppState {
+        scrapes: matrix_federation_exporter::serve::scrape::SharedScrapes::default(),
         registry: metrics::registry(Arc::clone(&store), &exporter()),
         store,
         ready,
@@ -590,6 +591,61 @@ async fn get(app: &axum::Router, uri: &str, accept: Option<&str>) -> (StatusCode
         content_type,
         String::from_utf8(body.to_vec()).expect("utf-8 body"),
     )
+}
+
+/// Every line of an exposition but the exporter's own scrape-duration series (which each render updates).
+fn without_scrape_duration(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| !l.starts_with("matrix_federation_exporter_scrape_duration"))
+        .collect()
+}
+
+#[tokio::test]
+async fn metrics_route_compresses_when_asked_and_two_scrapes_read_the_same_text() {
+    use std::io::Read as _;
+
+    let (app, _tx) = app();
+    let (_, _, plain) = get(&app, "/metrics", None).await;
+    let gzip_get = || async {
+        let request = Request::builder()
+            .uri("/metrics")
+            .header(header::ACCEPT_ENCODING, "gzip, deflate")
+            .body(Body::empty())
+            .expect("request builds");
+        let response = app.clone().oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response
+                .headers()
+                .get(header::CONTENT_ENCODING)
+                .map(|v| v.to_str().unwrap()),
+            Some("gzip")
+        );
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body reads");
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&body[..])
+            .read_to_string(&mut text)
+            .expect("a whole gzip stream");
+        (body.len(), text)
+    };
+    let ((zipped_a, a), (_, b)) = tokio::join!(gzip_get(), gzip_get());
+    assert_eq!(without_scrape_duration(&a), without_scrape_duration(&plain));
+    assert_eq!(without_scrape_duration(&b), without_scrape_duration(&plain));
+    assert!(
+        zipped_a < plain.len(),
+        "{zipped_a} bytes compressed, {} plain",
+        plain.len()
+    );
+    // `q=0` refuses gzip: the plain text.
+    let request = Request::builder()
+        .uri("/metrics")
+        .header(header::ACCEPT_ENCODING, "gzip;q=0")
+        .body(Body::empty())
+        .expect("request builds");
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    assert!(response.headers().get(header::CONTENT_ENCODING).is_none());
 }
 
 #[tokio::test]

@@ -206,6 +206,7 @@ fn state(store: Arc<Store>) -> AppState {
     let (_tx, ready) = tokio::sync::watch::channel(true);
     let exporter = ExporterMetrics::new();
     AppState {
+        scrapes: matrix_federation_exporter::serve::scrape::SharedScrapes::default(),
         registry: metrics::registry(Arc::clone(&store), &exporter),
         store,
         ready,

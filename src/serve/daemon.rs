@@ -450,6 +450,7 @@ fn routes(
         api_probes: caps.api.clone(),
         exporter: metrics.clone(),
         probe: ProbeEndpoint::new(&config.probe, env.probe_deadline(), caps.probe.clone()),
+        scrapes: crate::serve::scrape::SharedScrapes::default(),
     };
     routes::router(Arc::new(state))
 }

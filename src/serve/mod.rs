@@ -4,5 +4,6 @@ pub mod daemon;
 pub mod limiter;
 pub mod listener;
 pub mod routes;
+pub mod scrape;
 pub mod streaming;
 pub mod web;

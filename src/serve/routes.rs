@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
+use axum::http::header::{ACCEPT, CONTENT_ENCODING, CONTENT_TYPE, HeaderName, HeaderValue};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -32,6 +32,7 @@ use crate::render::tester;
 use crate::report::ServerReport;
 use crate::schedule::store::Store;
 use crate::serve::limiter::{Full, Limiter};
+use crate::serve::scrape::{self, SharedScrapes};
 use crate::serve::streaming;
 
 /// Most on-demand probes the API runs at once; a request over the cap gets 503 (no queue).
@@ -63,6 +64,8 @@ pub struct AppState {
     pub exporter: ExporterMetrics,
     /// `GET /probe`: its timeout cap and permits.
     pub probe: ProbeEndpoint,
+    /// The gzip `/metrics` renders running now, which a concurrent gzip scrape joins.
+    pub scrapes: SharedScrapes,
 }
 
 /// Subtracted from the scrape timeout Prometheus sends (`X-Prometheus-Scrape-Timeout-Seconds`), so that the
@@ -214,24 +217,53 @@ fn html_page(status: StatusCode, body: String) -> Response {
 async fn metrics_handler(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let format = Format::from_accept(headers.get(ACCEPT).and_then(|v| v.to_str().ok()));
     // Rendering 10,000 servers is CPU-bound work on tens of MB of text: keep it off the async workers that run
-    // probes, and stream it in chunks as it is written, so the whole text never sits in memory.
-    let (mut writer, chunks) = streaming::channel();
-    let render = move || {
-        let started = Instant::now();
-        let written = metrics::encode_into(&state.registry, format, &mut writer)
-            .and_then(|()| writer.finish());
-        // Shown by the next scrape: this one's body is already on its way.
-        state.exporter.set_scrape_duration(started.elapsed());
-        if written.is_err() {
-            tracing::debug!("the /metrics client went away before the end of the answer");
+    // probes, and stream it in chunks as it is written, so the whole plain text never sits in memory.
+    if scrape::accepts_gzip(&headers) {
+        let (render, start) = state.scrapes.join(format);
+        // Subscribed before the render starts, so that the render sees a reader.
+        let chunks = render.clone().stream();
+        if start {
+            let writer = render.writer();
+            drop(render);
+            drop(tokio::task::spawn_blocking(move || {
+                render_into(&state, format, writer, scrape::GzipWriter::finish);
+            }));
         }
-    };
-    drop(tokio::task::spawn_blocking(render));
+        return (
+            [
+                (CONTENT_TYPE, format.content_type()),
+                (CONTENT_ENCODING, "gzip"),
+            ],
+            Body::from_stream(chunks),
+        )
+            .into_response();
+    }
+    let (writer, chunks) = streaming::channel();
+    drop(tokio::task::spawn_blocking(move || {
+        render_into(&state, format, writer, streaming::ChunkWriter::finish);
+    }));
     (
         [(CONTENT_TYPE, format.content_type())],
         Body::from_stream(chunks),
     )
         .into_response()
+}
+
+/// Renders the registry into `writer` (on a blocking thread) and records how long it took; the next scrape
+/// shows it, since this one's body is already on its way.
+fn render_into<W: fmt::Write>(
+    state: &AppState,
+    format: Format,
+    mut writer: W,
+    finish: impl FnOnce(W) -> fmt::Result,
+) {
+    let started = Instant::now();
+    let written =
+        metrics::encode_into(&state.registry, format, &mut writer).and_then(|()| finish(writer));
+    state.exporter.set_scrape_duration(started.elapsed());
+    if written.is_err() {
+        tracing::debug!("the /metrics client went away before the end of the answer");
+    }
 }
 
 /// `GET /probe?target=NAME`: one fresh probe of NAME, rendered alone, with no exporter metrics and nothing
