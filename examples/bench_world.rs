@@ -15,7 +15,7 @@
 //!
 //! Every federation endpoint has its own certificate from the test CA (valid for the name it must present and
 //! for its own IP address, so `blackbox_exporter` can verify it when probing `ip:port`) and its own ed25519 key
-//! and signed key document naming the server. Every homeserver has its own loopback address `127.20.x.y`; the
+//! and signed key document naming the server. Every homeserver has its own loopback address `127.b.x.y` (b from 20); the
 //! three ports are held on `127.0.0.1` and `::1` by port anchors, so no other process can take them there.
 //!
 //! The world file (`--out`, JSON) tells the probers what they need: the DNS address, the ports, the CA root,
@@ -60,18 +60,24 @@ fn args() -> Args {
         }
     }
     assert!(
-        (1..=20_000).contains(&args.servers),
-        "--servers must be 1..=20000"
+        (1..=MAX_SERVERS).contains(&args.servers),
+        "--servers must be 1..={MAX_SERVERS}"
     );
     args
 }
 
-/// The k-th homeserver address: 127.20.x.y, never 127.0.0.1 (the anchors' address) nor a .0 or .255 host.
+/// The most names the world serves (each has its own loopback address and listening sockets).
+const MAX_SERVERS: usize = 200_000;
+
+/// The k-th homeserver address: 127.b.x.y with b from 20 (62,500 hosts per b), never 127.0.0.1 (the anchors'
+/// address) nor a .0 or .255 host.
 fn ip(k: usize) -> IpAddr {
-    let (hi, lo) = (k / 250, k % 250 + 1);
-    let hi = u8::try_from(hi).expect("fewer than 64,000 addresses");
+    let (block, rest) = (k / 62_500, k % 62_500);
+    let (hi, lo) = (rest / 250, rest % 250 + 1);
+    let block = u8::try_from(20 + block).expect("fewer than 14 million addresses");
+    let hi = u8::try_from(hi).expect("hi < 250");
     let lo = u8::try_from(lo).expect("lo < 251");
-    IpAddr::V4(Ipv4Addr::new(127, 20, hi, lo))
+    IpAddr::V4(Ipv4Addr::new(127, block, hi, lo))
 }
 
 /// What one name is and where its federation endpoint listens.
@@ -96,7 +102,7 @@ async fn main() {
         .map_or_else(|| PathBuf::from("."), PathBuf::from);
     let ca_path = std::fs::canonicalize(ca.write_root_pem(&dir)).expect("CA path");
 
-    // Each anchor holds its port on 127.0.0.1 and ::1; the homeservers bind 127.20.x.y on the same port.
+    // Each anchor holds its port on 127.0.0.1 and ::1; the homeservers bind 127.b.x.y on the same port.
     let wk = PortAnchor::new();
     let fed = PortAnchor::new();
     let srv = PortAnchor::new();
