@@ -16,10 +16,12 @@ use std::time::SystemTime;
 
 use anstyle::{AnsiColor, Style};
 
+use crate::render::client_words;
 use crate::render::explain::{self, cert_names};
 use crate::render::format::{count, date, days_left, ms, relative, unix};
 use crate::report::{
-    AddressReport, Failure, KeysReport, Phase, RefusedAddress, ServerReport, ServerWarning,
+    AddressReport, ClientReport, ClientResult, Failure, KeysReport, Phase, RefusedAddress,
+    ServerReport, ServerWarning, Warning,
 };
 
 /// The whole report of one server: verdict, discovery path, every address, and each failure with its fix.
@@ -79,7 +81,10 @@ pub fn render(report: &ServerReport, now: SystemTime, colour: bool) -> String {
         write_failure(&mut out, &p, failure, report, None);
     }
     let warnings = report.warnings();
-    for warning in warnings.iter().filter(|w| w.address.is_none()) {
+    for warning in warnings
+        .iter()
+        .filter(|w| w.address.is_none() && w.warning != Warning::ClientWellKnownNoCors)
+    {
         write_warning(&mut out, &p, warning);
     }
 
@@ -93,7 +98,53 @@ pub fn render(report: &ServerReport, now: SystemTime, colour: bool) -> String {
     for r in &d.refused {
         write_refused(&mut out, &p, r, &warnings);
     }
+    if let Some(client) = &report.client {
+        write_client(&mut out, &p, report, client, &warnings);
+    }
     out
+}
+
+/// Client discovery: what a user's client ends with, its failure and fix, and its warning. It never changes the
+/// federation verdict above.
+fn write_client(
+    out: &mut String,
+    p: &Paint,
+    report: &ServerReport,
+    c: &ClientReport,
+    warnings: &[ServerWarning],
+) {
+    let verdict = if c.success() {
+        p.good("✔ clients find the homeserver")
+    } else {
+        p.bad("✘ clients cannot find the homeserver")
+    };
+    let _ = writeln!(out, "\n{} {verdict}", p.bold("Client discovery"));
+    let _ = writeln!(
+        out,
+        "  {}/{}: {}",
+        c.outcome,
+        c.result,
+        Inert(&client_words::summary(c, &report.server_name))
+    );
+    if let Some(is) = &c.identity_server {
+        let _ = writeln!(out, "  identity server: {}", Inert(is));
+    }
+    for failure in &c.failures {
+        write_failure(out, p, failure, report, None);
+    }
+    if c.result == ClientResult::NotFound {
+        let _ = writeln!(
+            out,
+            "      optional: {}",
+            Inert(&client_words::fix(c, &report.server_name))
+        );
+    }
+    for warning in warnings
+        .iter()
+        .filter(|w| w.warning == Warning::ClientWellKnownNoCors)
+    {
+        write_warning(out, p, warning);
+    }
 }
 
 /// An address the public-federation view left unprobed, with its warning (when some other address was probed).
@@ -723,6 +774,7 @@ mod tests {
             Reason::KeysServerNameMismatch,
             "the key document is for server_name \"other.example\"",
         ));
+        report.client = Some(crate::render::fixtures::client_failing());
         report
     }
 
@@ -755,9 +807,31 @@ mod tests {
             discovery,
             addresses,
             failures,
+            client,
         } = &mut report;
         shared(server_name);
         failures.iter_mut().for_each(failure);
+        if let Some(ClientReport {
+            outcome: _,
+            result: _,
+            base_url,
+            identity_server,
+            hops,
+            cors: _,
+            versions,
+            latest,
+            well_known_duration: _,
+            versions_duration: _,
+            failures,
+            error,
+        }) = client
+        {
+            base_url.iter_mut().chain(identity_server).for_each(text);
+            latest.iter_mut().chain(error).for_each(text);
+            versions.iter_mut().for_each(text);
+            hops.iter_mut().for_each(|(url, _)| text(url));
+            failures.iter_mut().for_each(failure);
+        }
         let DiscoveryReport {
             method: _,
             well_known,
