@@ -52,6 +52,12 @@ const BAD: &[Bad] = &[
         want: "line 3 column 5: unknown field `tls`, expected one of dns, connect, tls_handshake, well_known, http",
     },
     Bad {
+        name: "unknown check",
+        yaml: "probe:\n  checks:\n    clients: true\n",
+        files: &[],
+        want: "line 3 column 5: unknown field `clients`, expected one of keys, version, client",
+    },
+    Bad {
         name: "bad duration",
         yaml: "probe:\n  interval: 5 parsecs\n",
         files: &[],
