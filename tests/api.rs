@@ -533,6 +533,7 @@ fn empty_report(name: &str, finished_at: SystemTime) -> ServerReport {
         discovery: DiscoveryReport::empty(name),
         addresses: Vec::new(),
         failures: Vec::new(),
+        client: None,
     }
 }
 
@@ -863,6 +864,7 @@ fn golden_report() -> ServerReport {
             },
         ],
         failures: Vec::new(),
+        client: None,
     }
 }
 

@@ -56,8 +56,8 @@ async fn discover(w: &World, name: &str) -> ClientReport {
     discover_client(&w.env, &name, &mut None).await
 }
 
-fn versions_ok() -> Option<Routes> {
-    Some(Routes::new().route(VERSIONS, Reply::json(200, GOOD_VERSIONS)))
+fn versions_ok() -> Routes {
+    Routes::new().route(VERSIONS, Reply::json(200, GOOD_VERSIONS))
 }
 
 /// Asserts outcome, result, the failure's reason (`None`: no failure) and `client_success`.
@@ -80,7 +80,7 @@ async fn success_with_a_trailing_slash_and_cors() {
     let w = world(
         "client ok",
         Routes::new().route(WELL_KNOWN, base("https://hs.c.test/")),
-        versions_ok(),
+        Some(versions_ok()),
     )
     .await;
     let c = discover(&w, "c.test").await;
@@ -159,7 +159,7 @@ async fn fail_prompt_causes() {
         ),
     ];
     for (label, reply, result, reason) in cases {
-        let w = world(label, Routes::new().route(WELL_KNOWN, reply), versions_ok()).await;
+        let w = world(label, Routes::new().route(WELL_KNOWN, reply), Some(versions_ok())).await;
         let c = discover(&w, "c.test").await;
         expect(&c, ClientOutcome::FailPrompt, result, Some(reason));
         assert_eq!(c.base_url, None, "{label}");
@@ -240,7 +240,7 @@ async fn fail_error_causes_in_the_well_known() {
         let w = world(
             label,
             Routes::new().route(WELL_KNOWN, with_cors(body)),
-            versions_ok(),
+            Some(versions_ok()),
         )
         .await;
         let c = discover(&w, "c.test").await;
@@ -388,7 +388,7 @@ async fn probe_server_runs_it_on_the_kept_connection_without_changing_probe_succ
     );
     let c = report.client.as_ref().expect("client discovery ran");
     expect(
-        &c,
+        c,
         ClientOutcome::FailError,
         ClientResult::VersionsHttpStatus,
         Some(Reason::HttpStatus),

@@ -29,7 +29,7 @@
 //! - An IP literal: the hostname is the address (`https://[2001:db8::1]/...`), judged against it, as for the
 //!   server well-known.
 //! - A failed fetch (DNS, connection, TLS, timeout) is `FAIL_PROMPT`, as in matrix-js-sdk's
-//!   `fetchWellKnownObject` ("For any other failure the `action` will be FAIL_PROMPT").
+//!   `fetchWellKnownObject` ("For any other failure the `action` will be `FAIL_PROMPT`").
 //! - The identity server's `base_url` is checked as a URL, but `/_matrix/identity/v2` is not asked: identity
 //!   servers are third parties (often `vector.im`), every probed server would add a handshake there, and
 //!   logging in does not need one.
@@ -94,13 +94,11 @@ pub async fn discover_client(
         Ok(None) => {
             // "If the returned status code is 404, then IGNORE": a client then tries the server name itself.
             report.outcome = ClientOutcome::Ignore;
-            match fallback_base(name) {
-                Some(base) => base,
-                None => {
-                    let stop = Stop::new(ClientResult::InvalidBaseUrl, "no fallback URL");
-                    return finish(report, stop);
-                }
-            }
+            let Some(base) = fallback_base(name) else {
+                let stop = Stop::new(ClientResult::InvalidBaseUrl, "no fallback URL");
+                return finish(report, stop);
+            };
+            base
         }
         Err(stop) => {
             report.outcome = outcome_of(stop.result);
@@ -282,7 +280,7 @@ fn judge(body: &[u8], report: &mut ClientReport) -> Step<Url> {
     Ok(base)
 }
 
-/// "Parse it as a URL. If it is not a URL, then FAIL_ERROR." As matrix-js-sdk's `sanitizeWellKnownUrl`, a URL
+/// "Parse it as a URL. If it is not a URL, then `FAIL_ERROR`." As matrix-js-sdk's `sanitizeWellKnownUrl`, a URL
 /// needs a host and an HTTP(S) scheme; only HTTPS is followed.
 fn parse_base_url(text: &str) -> Step<Url> {
     let invalid = || {
@@ -440,12 +438,15 @@ fn fetch_stop(result: ClientResult, e: &FetchError, what: &str) -> Stop {
 /// The closed reason of a stop that is not a fetch error.
 fn reason_of(result: ClientResult) -> Reason {
     match result {
-        ClientResult::Ok | ClientResult::NotFound => Reason::HttpStatus,
+        // Not a stop; these two never reach here.
+        ClientResult::Ok
+        | ClientResult::NotFound
+        | ClientResult::WellKnownHttpStatus
+        | ClientResult::VersionsHttpStatus => Reason::HttpStatus,
         ClientResult::WellKnownTlsError | ClientResult::VersionsTlsError => {
             Reason::TlsHandshakeFailed
         }
         ClientResult::WellKnownUnreachable | ClientResult::VersionsUnreachable => Reason::Timeout,
-        ClientResult::WellKnownHttpStatus | ClientResult::VersionsHttpStatus => Reason::HttpStatus,
         ClientResult::WellKnownEmpty
         | ClientResult::WellKnownNotJson
         | ClientResult::WellKnownTooLarge => Reason::NotJson,

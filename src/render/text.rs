@@ -829,7 +829,9 @@ mod tests {
             base_url.iter_mut().chain(identity_server).for_each(text);
             latest.iter_mut().chain(error).for_each(text);
             versions.iter_mut().for_each(text);
-            hops.iter_mut().for_each(|(url, _)| text(url));
+            for (url, _) in hops {
+                text(url);
+            }
             failures.iter_mut().for_each(failure);
         }
         let DiscoveryReport {
