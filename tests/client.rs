@@ -159,7 +159,12 @@ async fn fail_prompt_causes() {
         ),
     ];
     for (label, reply, result, reason) in cases {
-        let w = world(label, Routes::new().route(WELL_KNOWN, reply), Some(versions_ok())).await;
+        let w = world(
+            label,
+            Routes::new().route(WELL_KNOWN, reply),
+            Some(versions_ok()),
+        )
+        .await;
         let c = discover(&w, "c.test").await;
         expect(&c, ClientOutcome::FailPrompt, result, Some(reason));
         assert_eq!(c.base_url, None, "{label}");
