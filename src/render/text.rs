@@ -648,6 +648,35 @@ mod tests {
     }
 
     #[test]
+    fn client_discovery_has_its_own_verdict_fix_and_warning() {
+        let mut r = delegated_ok();
+        r.client = Some(crate::render::fixtures::client_failing());
+        let text = render(&r, now(), false);
+        assert_contains(
+            &text,
+            &[
+                "example.org: ✔ federation works",
+                "Client discovery ✘ clients cannot find the homeserver",
+                "fail_error/versions_http_status: clients stop with an error",
+                "✘ client/http_status: HTTP 404 from https://matrix.example.org/_matrix/client/versions",
+                "fix: https://matrix.example.org/_matrix/client/versions must answer 200",
+                "⚠ warning/client_well_known_no_cors:",
+                "identity server: https://id.example.org",
+            ],
+        );
+        r.client = Some(crate::render::fixtures::client_ok());
+        let text = render(&r, now(), false);
+        assert_contains(
+            &text,
+            &[
+                "Client discovery ✔ clients find the homeserver",
+                "success/ok: clients find the homeserver at https://matrix.example.org (spec v1.11)",
+            ],
+        );
+        assert!(!text.contains("fix:"), "{text}");
+    }
+
+    #[test]
     fn colour_only_when_asked() {
         for report in [srv_mismatch(), delegated_ok()] {
             let plain = render_all(&[report.clone(), report.clone()], now(), false);
