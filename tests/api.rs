@@ -876,7 +876,7 @@ fn golden_report() -> ServerReport {
                 200,
             )],
             cors: Some(false),
-            versions: Vec::new(),
+            versions: 0,
             latest: None,
             well_known_duration: Duration::from_millis(12),
             versions_duration: Some(Duration::from_millis(25)),

@@ -49,9 +49,7 @@ use crate::config::server_name::{Host, ServerName};
 use crate::probe::discovery::dns::Known;
 use crate::probe::discovery::fetch::{self, FetchError, FetchErrorKind, Fetched, Kept};
 use crate::probe::env::ProbeEnv;
-use crate::report::{
-    ClientOutcome, ClientReport, ClientResult, Failure, MAX_VERSIONS, Reason, Stage,
-};
+use crate::report::{ClientOutcome, ClientReport, ClientResult, Failure, Reason, Stage};
 
 /// The client well-known's body cap: the server well-known's (Synapse's `WELL_KNOWN_MAX_SIZE`).
 pub const MAX_WELL_KNOWN_BODY: usize = crate::probe::discovery::well_known::MAX_BODY;
@@ -76,7 +74,7 @@ pub async fn discover_client(
         identity_server: None,
         hops: Vec::new(),
         cors: None,
-        versions: Vec::new(),
+        versions: 0,
         latest: None,
         well_known_duration: Duration::ZERO,
         versions_duration: None,
@@ -356,23 +354,19 @@ async fn versions(
     if list.is_empty() || !list.iter().all(serde_json::Value::is_string) {
         return Err(invalid("\"versions\" is not a non-empty list of strings"));
     }
-    report.versions = list
-        .iter()
-        .filter_map(serde_json::Value::as_str)
-        .take(MAX_VERSIONS)
-        .map(|v| clip(v).to_owned())
-        .collect();
-    report.latest = latest(&report.versions).map(str::to_owned);
+    report.versions = list.len();
+    report.latest =
+        latest(list.iter().filter_map(serde_json::Value::as_str)).map(|v| clip(v).to_owned());
     Ok(())
 }
 
 /// The highest spec version: `vX.Y` (spec v1.1 on) above every `rX.Y.Z` (the older client-server releases),
 /// compared as numbers. Anything else is not a spec version.
 #[must_use]
-pub fn latest(versions: &[String]) -> Option<&str> {
+pub fn latest<'a>(versions: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     versions
-        .iter()
-        .filter_map(|v| version_key(v).map(|k| (k, v.as_str())))
+        .into_iter()
+        .filter_map(|v| version_key(v).map(|k| (k, v)))
         .max_by_key(|(k, _)| *k)
         .map(|(_, v)| v)
 }
@@ -459,7 +453,7 @@ fn reason_of(result: ClientResult) -> Reason {
     }
 }
 
-/// At most 256 bytes of a served string, cut on a character boundary (for messages and kept versions).
+/// At most 256 bytes of a served string, cut on a character boundary (for messages and the latest version).
 fn clip(s: &str) -> &str {
     let mut end = s.len().min(256);
     while !s.is_char_boundary(end) {
@@ -474,13 +468,9 @@ mod tests {
 
     #[test]
     fn latest_orders_v_above_r_and_numbers_as_numbers() {
-        let v = |l: &[&str]| l.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        assert_eq!(
-            latest(&v(&["r0.6.1", "v1.2", "v1.11", "v1.9"])),
-            Some("v1.11")
-        );
-        assert_eq!(latest(&v(&["r0.5.0", "r0.6.1"])), Some("r0.6.1"));
-        assert_eq!(latest(&v(&["x", "v1", "v1.2.3.4"])), None);
+        assert_eq!(latest(["r0.6.1", "v1.2", "v1.11", "v1.9"]), Some("v1.11"));
+        assert_eq!(latest(["r0.5.0", "r0.6.1"]), Some("r0.6.1"));
+        assert_eq!(latest(["x", "v1", "v1.2.3.4"]), None);
     }
 
     #[test]

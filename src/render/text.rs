@@ -847,7 +847,7 @@ mod tests {
             identity_server,
             hops,
             cors: _,
-            versions,
+            versions: _,
             latest,
             well_known_duration: _,
             versions_duration: _,
@@ -857,7 +857,6 @@ mod tests {
         {
             base_url.iter_mut().chain(identity_server).for_each(text);
             latest.iter_mut().chain(error).for_each(text);
-            versions.iter_mut().for_each(text);
             for (url, _) in hops {
                 text(url);
             }

@@ -5,9 +5,6 @@ use std::time::Duration;
 
 use super::{ClientOutcome, ClientResult, Failure};
 
-/// Most advertised versions kept (Synapse advertises about 20).
-pub const MAX_VERSIONS: usize = 64;
-
 /// The client discovery of one server name, as a client that follows the spec would walk it.
 #[derive(Clone, Debug)]
 pub struct ClientReport {
@@ -24,9 +21,10 @@ pub struct ClientReport {
     pub hops: Vec<(String, u16)>,
     /// Whether the well-known's 200 answer carried `Access-Control-Allow-Origin: *`; `None` without a 200.
     pub cors: Option<bool>,
-    /// The spec versions `/_matrix/client/versions` advertised, as served (at most [`MAX_VERSIONS`]).
-    pub versions: Vec<String>,
-    /// The highest of `versions` (`v1.11` > `v1.2` > `r0.6.1`); `None` when none is a spec version.
+    /// How many versions `/_matrix/client/versions` advertised (the list itself is not kept: only its
+    /// highest is shown, and a stored report stays small).
+    pub versions: usize,
+    /// The highest advertised spec version (`v1.11` > `v1.2` > `r0.6.1`); `None` when none is a spec version.
     pub latest: Option<String>,
     /// How long the well-known fetch and the versions request took (`None`: not asked).
     pub well_known_duration: Duration,

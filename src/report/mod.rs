@@ -11,7 +11,7 @@ mod history;
 mod labels;
 mod shared_str;
 
-pub use client::{ClientReport, MAX_VERSIONS};
+pub use client::ClientReport;
 pub use history::{Change, History, State};
 pub use labels::{
     AddressClass, ClientOutcome, ClientResult, Family, Method, Phase, Reason, Stage, Step, Warning,

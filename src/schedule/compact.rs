@@ -16,7 +16,6 @@ pub fn shrink(report: &mut ServerReport) {
     shrink_failures(&mut report.failures);
     if let Some(client) = &mut report.client {
         client.hops.shrink_to_fit();
-        client.versions.shrink_to_fit();
         shrink_failures(&mut client.failures);
     }
 }

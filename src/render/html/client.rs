@@ -53,11 +53,11 @@ fn facts(c: &ClientReport) -> Markup {
             @if let Some(cors) = c.cors {
                 dt { "CORS" } dd { @if cors { "Access-Control-Allow-Origin: *" } @else { "missing" } }
             }
-            @if !c.versions.is_empty() {
+            @if c.versions > 0 {
                 dt { "versions" }
                 dd {
                     @if let Some(latest) = &c.latest { "latest " code { (Esc(latest)) } " · " }
-                    (c.versions.len()) " advertised"
+                    (c.versions) " advertised"
                 }
             }
         }

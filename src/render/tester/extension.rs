@@ -57,7 +57,8 @@ struct ExtClient {
     hops: Vec<ExtHop>,
     /// `Access-Control-Allow-Origin: *` on the well-known's 200 answer; `null` without one.
     cors: Option<bool>,
-    versions: Vec<String>,
+    /// How many versions `/_matrix/client/versions` advertised.
+    versions: usize,
     latest: Option<String>,
     /// Seconds the well-known fetch and the versions request took.
     well_known_seconds: f64,
@@ -83,7 +84,7 @@ fn ext_client(c: &crate::report::ClientReport) -> ExtClient {
             })
             .collect(),
         cors: c.cors,
-        versions: c.versions.clone(),
+        versions: c.versions,
         latest: c.latest.clone(),
         well_known_seconds: c.well_known_duration.as_secs_f64(),
         versions_seconds: c.versions_duration.as_ref().map(Duration::as_secs_f64),
