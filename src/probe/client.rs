@@ -3,10 +3,11 @@
 //! Client-server API, "Server Discovery", "Well-known URIs" (spec v1.20), step by step:
 //! 1. "Extract the server name from the user's Matrix ID by splitting the Matrix ID at the first colon."
 //! 2. "Extract the hostname from the server name as described by the grammar."
-//! 3. "Make a GET request to `https://hostname/.well-known/matrix/client`."
+//! 3. "Make a GET request to `https://hostname/.well-known/matrix/client`." (v1.20: "30x redirects SHOULD be
+//!    followed, however redirection loops should be avoided.")
 //!    - a. "If the returned status code is 404, then `IGNORE`."
 //!    - b. "If the returned status code is not 200, or the response body is empty, then `FAIL_PROMPT`."
-//!    - c. "Parse the response body as a JSON object. If the content cannot be parsed, then `FAIL_PROMPT`."
+//!    - c. "Parse the response body as a JSON object": "If the content cannot be parsed, then `FAIL_PROMPT`."
 //!    - d. "Extract the `base_url` value from the `m.homeserver` property. This value is to be used as the base
 //!      URL of the homeserver. If this value is not provided, then `FAIL_PROMPT`."
 //!    - e. "Validate the homeserver base URL: Parse it as a URL. If it is not a URL, then `FAIL_ERROR`. Clients
@@ -19,8 +20,12 @@
 //!      of the identity server. Validation for this URL is done as in the step above, but using
 //!      `/_matrix/identity/v2` as the endpoint to connect to. If the `m.identity_server` property is present,
 //!      but does not have a `base_url` value, then `FAIL_PROMPT`."
-//! 4. "Servers hosting the `.well-known` JSON file SHOULD offer CORS headers" (`Access-Control-Allow-Origin:
-//!    *`): without them web clients cannot read the file (the warning `client_well_known_no_cors`).
+//!
+//! The well-knowns "can be reached via HTTPS on the server name's hostname as domain", and "Servers hosting the
+//! `.well-known` JSON file SHOULD offer CORS headers" (`Access-Control-Allow-Origin: *`): without them web
+//! clients cannot read the file (the warning `client_well_known_no_cors`, judged on the final 200 answer; the
+//! v1.20 sentence "Servers SHOULD also ensure that each 30x redirect, if any, offers such CORS headers" is not
+//! checked).
 //!
 //! Where this differs from clients, on purpose:
 //! - A server name with a port: the spec fetches from the *hostname* (port 443), and so does this module;

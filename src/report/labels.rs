@@ -274,12 +274,13 @@ label_enum! {
         /// The well-known named a homeserver base URL and `/_matrix/client/versions` there answered as the spec
         /// says.
         Success => "success",
-        /// "If the returned status code is 404, then `IGNORE`": clients fall back to `https://<server_name>`,
-        /// which is then checked (`result` says whether it works).
+        /// "If the returned status code is 404, then `IGNORE`": "Stop the current auto-discovery mechanism. If
+        /// no more auto-discovery mechanisms are available, then the client may use other methods of determining
+        /// the required parameters". Clients fall back to `https://<server_name>`, which is then checked
+        /// (`result` says whether it works).
         Ignore => "ignore",
-        /// "Retrieve the specific piece of information from the user in a way which fits within the existing
-        /// client user experience, if the client is inclined to do so. Failure can take place instead if no
-        /// good user experience for this is possible at this point."
+        /// "Inform the user that auto-discovery failed due to invalid/empty data and `PROMPT` for the
+        /// parameter."
         FailPrompt => "fail_prompt",
         /// "Inform the user that auto-discovery did not return any usable URLs. Do not continue further with the
         /// current login process. At this point, valid data was obtained, but no server is available to serve
