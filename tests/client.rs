@@ -373,6 +373,23 @@ async fn a_server_name_with_a_port_asks_the_hostname_and_falls_back_to_the_name_
     );
 }
 
+#[tokio::test]
+async fn an_ip_literal_is_its_own_hostname_and_its_certificate_must_name_the_address() {
+    let mut w = World::new("client ip", zone(), TIMEOUTS).await;
+    let routes = Routes::new().route(VERSIONS, Reply::json(200, GOOD_VERSIONS));
+    let ip = w.https("127.0.0.2", Validity::Valid, routes);
+    w.serve_well_known([127, 0, 0, 2], ip).await;
+    let c = discover(&w, "127.0.0.2").await;
+    assert_eq!(c.hops[0].0, "https://127.0.0.2/.well-known/matrix/client");
+    expect(&c, ClientOutcome::Ignore, ClientResult::NotFound, None);
+    assert_eq!(c.base_url.as_deref(), Some("https://127.0.0.2"));
+    assert_eq!(
+        w.servers[0].connections(),
+        1,
+        "the fallback rides the same connection"
+    );
+}
+
 /// Through `probe_server`: the client well-known rides the server well-known's connection, a broken client
 /// discovery does not change `probe_success`, and the missing CORS header is a server warning.
 #[tokio::test]
