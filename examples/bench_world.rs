@@ -10,7 +10,8 @@
 //!   a web server);
 //! - 10 % are delegated by `.well-known`: `wN.bench.test` serves `{"m.server": …}` on the well-known port,
 //!   naming `hN.bench.test` (with the federation port for even N, bare for odd N, which then goes through the
-//!   SRV lookups to the default port);
+//!   SRV lookups to the default port), and a client well-known naming `https://wN.bench.test`, whose
+//!   `/_matrix/client/versions` it answers too (client discovery over the well-known's connection);
 //! - 10 % are delegated by SRV: `_matrix-fed._tcp.sN.bench.test` points at `tN.bench.test` on a third port.
 //!
 //! Every federation endpoint has its own certificate from the test CA (valid for the name it must present and
@@ -30,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use support::{Behaviour, FakeDns, FakeServer, PortAnchor, Routes, TestCa, Validity, Zone};
+use support::{Behaviour, FakeDns, FakeServer, PortAnchor, Reply, Routes, TestCa, Validity, Zone};
 
 /// Names live under this zone (the fake DNS serves only `test.`).
 const ZONE: &str = "bench.test";
@@ -160,8 +161,22 @@ async fn main() {
                         SocketAddr::new(front, wk.port),
                         Behaviour::Https {
                             leaf: ca.leaf(&[&name], Validity::Valid),
+                            // ... and client discovery naming the front itself, so a probe's client step
+                            // rides the well-known's connection (the common case: no extra handshake).
                             routes: Routes::new()
-                                .well_known_json(&json!({ "m.server": m_server }).to_string()),
+                                .well_known_json(&json!({ "m.server": m_server }).to_string())
+                                .route(
+                                    "/.well-known/matrix/client",
+                                    Reply::json(
+                                        200,
+                                        json!({ "m.homeserver": { "base_url": format!("https://{name}") } })
+                                            .to_string(),
+                                    ),
+                                )
+                                .route(
+                                    "/_matrix/client/versions",
+                                    Reply::json(200, r#"{"versions":["r0.6.1","v1.11"]}"#),
+                                ),
                         },
                     )
                     .await,

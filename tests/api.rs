@@ -24,9 +24,10 @@ use matrix_federation_exporter::probe::Prober;
 use matrix_federation_exporter::render::metrics::{self, ExporterMetrics};
 use matrix_federation_exporter::render::tester::{self, EXTENSION_KEY};
 use matrix_federation_exporter::report::{
-    AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, Fingerprint, KeysReport,
-    Method as Discovery, OldVerifyKey, Phase, Reason, ServerReport, SrvInfo, Stage, Step,
-    TargetReport, TlsFacts, WellKnownOutcome, WellKnownReport,
+    AddressReport, CertFacts, CertReport, ClientOutcome, ClientReport, ClientResult,
+    DiscoveryReport, Failure, Fingerprint, KeysReport, Method as Discovery, OldVerifyKey, Phase,
+    Reason, ServerReport, SrvInfo, Stage, Step, TargetReport, TlsFacts, WellKnownOutcome,
+    WellKnownReport,
 };
 use matrix_federation_exporter::schedule::store::Store;
 use matrix_federation_exporter::serve::daemon::Exporter;
@@ -533,6 +534,7 @@ fn empty_report(name: &str, finished_at: SystemTime) -> ServerReport {
         discovery: DiscoveryReport::empty(name),
         addresses: Vec::new(),
         failures: Vec::new(),
+        client: None,
     }
 }
 
@@ -865,6 +867,31 @@ fn golden_report() -> ServerReport {
             },
         ],
         failures: Vec::new(),
+        // The well-known (no CORS header) names a base URL whose versions answer is not the spec's format.
+        client: Some(ClientReport {
+            outcome: ClientOutcome::FailError,
+            result: ClientResult::VersionsInvalid,
+            base_url: Some("https://matrix.example.org".to_owned()),
+            identity_server: Some("https://vector.im".to_owned()),
+            hops: vec![(
+                "https://example.org/.well-known/matrix/client".to_owned(),
+                200,
+            )],
+            cors: Some(false),
+            versions: 0,
+            latest: None,
+            well_known_duration: Duration::from_millis(12),
+            versions_duration: Some(Duration::from_millis(25)),
+            failures: vec![Failure::new(
+                Stage::Client,
+                Reason::ClientVersionsInvalid,
+                "https://matrix.example.org/_matrix/client/versions: no \"versions\" array",
+            )],
+            error: Some(
+                "https://matrix.example.org/_matrix/client/versions: no \"versions\" array"
+                    .to_owned(),
+            ),
+        }),
     }
 }
 

@@ -52,6 +52,12 @@ const BAD: &[Bad] = &[
         want: "line 3 column 5: unknown field `tls`, expected one of dns, connect, tls_handshake, well_known, http",
     },
     Bad {
+        name: "unknown check",
+        yaml: "probe:\n  checks:\n    clients: true\n",
+        files: &[],
+        want: "line 3 column 5: unknown field `clients`, expected one of keys, version, client",
+    },
+    Bad {
         name: "bad duration",
         yaml: "probe:\n  interval: 5 parsecs\n",
         files: &[],
@@ -329,6 +335,7 @@ fn check_config_prints_every_section_and_none_for_an_empty_list() {
         "target_files: (none)",
         "probe.checks.keys: true",
         "probe.checks.version: true",
+        "probe.checks.client: true",
         "probe.allowed_targets: (none)",
         "tls.ca_files: (none)",
         "api.probe_unconfigured: false",

@@ -19,9 +19,10 @@ use matrix_federation_exporter::config::targets::{Labels, Target};
 use matrix_federation_exporter::config::{DEFAULT_MAX_CONCURRENT_PROBES, ProbeConfig};
 use matrix_federation_exporter::render::metrics::{self, ExporterMetrics, Format};
 use matrix_federation_exporter::report::{
-    AddressClass, AddressReport, CertReport, DiscoveryReport, Failure, Family, KeysReport, Method,
-    Phase, Reason, RefusedAddress, ServerReport, SrvInfo, Stage, Step, TargetReport, TlsFacts,
-    Warning, WellKnownOutcome, WellKnownReport,
+    AddressClass, AddressReport, CertReport, ClientOutcome, ClientReport, ClientResult,
+    DiscoveryReport, Failure, Family, KeysReport, Method, Phase, Reason, RefusedAddress,
+    ServerReport, SrvInfo, Stage, Step, TargetReport, TlsFacts, Warning, WellKnownOutcome,
+    WellKnownReport,
 };
 use matrix_federation_exporter::schedule::store::Store;
 use matrix_federation_exporter::serve::limiter::Limiter;
@@ -118,6 +119,48 @@ fn healthy() -> ServerReport {
         },
         addresses: vec![address("192.0.2.10:443"), address("[2001:db8::10]:443")],
         failures: Vec::new(),
+        client: Some(client_ok()),
+    }
+}
+
+/// Client discovery that works: the well-known names `https://matrix.example.org`, which answers versions.
+fn client_ok() -> ClientReport {
+    ClientReport {
+        outcome: ClientOutcome::Success,
+        result: ClientResult::Ok,
+        base_url: Some("https://matrix.example.org".to_owned()),
+        identity_server: None,
+        hops: vec![(
+            "https://example.org/.well-known/matrix/client".to_owned(),
+            200,
+        )],
+        cors: Some(true),
+        versions: 2,
+        latest: Some("v1.11".to_owned()),
+        well_known_duration: ms(20),
+        versions_duration: Some(ms(30)),
+        failures: Vec::new(),
+        error: None,
+    }
+}
+
+/// Client discovery that fails: a well-known without CORS names a base URL whose versions answer 404.
+fn client_failing() -> ClientReport {
+    let message = "HTTP 404 from https://matrix.broken.test/_matrix/client/versions";
+    ClientReport {
+        outcome: ClientOutcome::FailError,
+        result: ClientResult::VersionsHttpStatus,
+        base_url: Some("https://matrix.broken.test".to_owned()),
+        hops: vec![(
+            "https://broken.test/.well-known/matrix/client".to_owned(),
+            200,
+        )],
+        cors: Some(false),
+        versions: 0,
+        latest: None,
+        failures: vec![Failure::new(Stage::Client, Reason::HttpStatus, message)],
+        error: Some(message.to_owned()),
+        ..client_ok()
     }
 }
 
@@ -255,6 +298,7 @@ fn failing() -> ServerReport {
             Failure::new(Stage::Dns, Reason::DnsNxdomain, "a.broken.test: NXDOMAIN"),
             Failure::new(Stage::Dns, Reason::DnsNxdomain, "b.broken.test: NXDOMAIN"),
         ],
+        client: Some(client_failing()),
     }
 }
 
@@ -346,6 +390,8 @@ fn failure_info_has_one_row_per_distinct_failure() {
             ("198.51.100.7:8448", "certificate", "cert_hostname_mismatch"),
             ("198.51.100.7:8448", "keys", "keys_expired"),
             ("[2001:db8::7]:8448", "connect", "connection_refused"),
+            // Client discovery's failure: exported, but not part of probe_success.
+            ("", "client", "http_status"),
         ]
     );
 }
@@ -447,6 +493,13 @@ fn metrics_md_matches_the_rendered_output() {
         AddressClass::ALL.iter().map(|v| v.as_str()).collect(),
     );
     expect("warning", Warning::ALL.iter().map(|v| v.as_str()).collect());
+    expect(
+        "outcome",
+        ClientOutcome::ALL.iter().map(|v| v.as_str()).collect(),
+    );
+    let mut results = vec!["ok", "failed", "success", "failure"];
+    results.extend(ClientResult::ALL.iter().map(|v| v.as_str()));
+    expect("result", results);
 }
 
 #[test]
@@ -496,6 +549,7 @@ fn address_classes_and_warnings_have_their_rows() {
         own(&[
             &["broken.test", "", "srv_target_cname"],
             &["broken.test", "10.0.0.7:8448", "address_not_public"],
+            &["broken.test", "", "client_well_known_no_cors"],
         ])
     );
     // A refused address has no per-address check series.
@@ -549,6 +603,7 @@ fn app() -> (axum::Router, tokio::sync::watch::Sender<bool>) {
                 discovery: DiscoveryReport::empty(&name.hostname()),
                 addresses: Vec::new(),
                 failures: Vec::new(),
+                client: None,
             })
             .boxed()
         }),

@@ -92,6 +92,43 @@ const EXPECTED_ALERTS: &[(&str, &str, &str)] = &[
         "warning",
         "split.test",
     ),
+    // Nothing listens on port 443 for these names, so clients cannot fetch the client well-known (fail_prompt);
+    // deleg.test and moved.test answer 404 there (ignore), dual.test publishes a working one.
+    (
+        "MatrixFederationClientDiscoveryBroken",
+        "critical",
+        "oldsrv.test",
+    ),
+    (
+        "MatrixFederationClientDiscoveryBroken",
+        "critical",
+        "soon.test",
+    ),
+    (
+        "MatrixFederationClientDiscoveryBroken",
+        "critical",
+        "expiring.test",
+    ),
+    (
+        "MatrixFederationClientDiscoveryBroken",
+        "critical",
+        "wrongname.test",
+    ),
+    (
+        "MatrixFederationClientDiscoveryBroken",
+        "critical",
+        "badkeys.test",
+    ),
+    (
+        "MatrixFederationClientDiscoveryBroken",
+        "critical",
+        "keysoon.test",
+    ),
+    (
+        "MatrixFederationClientDiscoveryBroken",
+        "critical",
+        "split.test",
+    ),
 ];
 const PROBE_INTERVAL: Duration = Duration::from_secs(2);
 /// Probe timeouts no longer than the interval (as config validation demands); everything answers in
@@ -588,7 +625,19 @@ async fn start_world() -> World {
         ),
         (
             wk.bind(ip(8)),
-            https(valid("dual.test"), delegate("host.dual.test")),
+            // dual.test also publishes client discovery (on the same origin), so the client panels have data.
+            https(
+                valid("dual.test"),
+                delegate("host.dual.test")
+                    .route(
+                        "/.well-known/matrix/client",
+                        Reply::json(200, r#"{"m.homeserver":{"base_url":"https://dual.test"}}"#),
+                    )
+                    .route(
+                        "/_matrix/client/versions",
+                        Reply::json(200, r#"{"versions":["v1.11"]}"#),
+                    ),
+            ),
         ),
         (
             fed.bind(ip(9)),

@@ -139,6 +139,7 @@ fn healthy(name: &str, days: i64, probed_secs_ago: u64) -> ServerReport {
             )),
         )],
         failures: Vec::new(),
+        client: None,
     }
 }
 

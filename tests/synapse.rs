@@ -21,7 +21,8 @@ use matrix_federation_exporter::probe::checks::keys::check_key_document;
 use matrix_federation_exporter::probe::env::{Ports, ProbeEnv};
 use matrix_federation_exporter::probe::probe_server;
 use matrix_federation_exporter::report::{
-    CertReport, KeysReport, Method, Phase, Reason, ServerReport, Stage, WellKnownOutcome,
+    CertReport, ClientOutcome, ClientResult, KeysReport, Method, Phase, Reason, ServerReport,
+    Stage, WellKnownOutcome,
 };
 
 use support::synapse::{
@@ -108,6 +109,31 @@ async fn exporter_judges_a_real_synapse_healthy() {
         Some(pin.as_str()),
         "{version:?}"
     );
+
+    // Client discovery, as a user's client walks it: Synapse serves `/.well-known/matrix/client` (with
+    // `public_baseurl` and `serve_client_wellknown`) with CORS, naming itself, and answers versions there; both
+    // ride the server well-known's connection (same origin).
+    let client = report.client.as_ref().expect("client discovery ran");
+    assert_eq!(
+        (client.outcome, client.result),
+        (ClientOutcome::Success, ClientResult::Ok),
+        "{client:#?}\n{}",
+        synapse.logs()
+    );
+    assert_eq!(
+        client.base_url.as_deref(),
+        Some(format!("https://{SERVER_NAME}:{}", synapse.port).as_str()),
+        "{client:#?}"
+    );
+    assert_eq!(client.cors, Some(true), "{client:#?}");
+    assert!(
+        client
+            .latest
+            .as_deref()
+            .is_some_and(|v| v.starts_with("v1.")),
+        "{client:#?}"
+    );
+    assert!(report.warnings().is_empty(), "{:?}", report.warnings());
 
     // 2. The same server through `_matrix-fed._tcp` SRV: the certificate and the key document are still judged
     //    against the server name, never the SRV target.

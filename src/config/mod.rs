@@ -104,6 +104,8 @@ pub struct Checks {
     pub keys: bool,
     /// `GET /_matrix/federation/v1/version`.
     pub version: bool,
+    /// Client discovery once per server: `GET /.well-known/matrix/client`, then `/_matrix/client/versions`.
+    pub client: bool,
 }
 
 impl Default for Checks {
@@ -111,6 +113,7 @@ impl Default for Checks {
         Self {
             keys: true,
             version: true,
+            client: true,
         }
     }
 }

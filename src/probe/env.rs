@@ -90,6 +90,14 @@ impl ProbeEnv {
         let t = &self.timeouts;
         // SRV twice, then A and AAAA (concurrently), each bounded at twice the DNS timeout.
         let discovery = t.well_known + t.dns * 2 * 3;
-        discovery + t.connect + t.tls_handshake + t.http * 2 + Duration::from_secs(1)
+        let address = t.connect + t.tls_handshake + t.http * 2;
+        // Client discovery runs beside the address checks: its well-known and versions requests each run
+        // under `well_known`.
+        let client = if self.checks.client {
+            t.well_known * 2
+        } else {
+            Duration::ZERO
+        };
+        discovery + address.max(client) + Duration::from_secs(1)
     }
 }

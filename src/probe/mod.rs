@@ -10,6 +10,7 @@
 //! with [`run_within`], the one place where a probe that outlives its deadline becomes a `timeout` report.
 
 pub mod checks;
+pub mod client;
 pub mod connect;
 pub mod discovery;
 pub mod env;
@@ -53,20 +54,29 @@ pub async fn probe_server(env: &ProbeEnv, name: &ServerName) -> ServerReport {
     // Boxed: discovery's state lives on the heap only while it runs, not through the address checks that follow
     // (64 probes in flight each carry their future).
     let mut discovery = Box::pin(discovery::discover(env, name)).await;
-    // Nothing asks the well-known's origin again yet: close its connection before the address checks.
-    drop(discovery.kept.take());
+    // Client discovery takes the well-known's connection (same origin) and runs beside the address checks;
+    // without it the connection closes before they start.
+    let mut kept = discovery.kept.take();
+    let client = async {
+        if env.checks.client {
+            Some(client::discover_client(env, name, &mut kept).await)
+        } else {
+            drop(kept.take());
+            None
+        }
+    };
     let expect = Expect {
         server_name: name.as_str(),
         tls_name: &discovery.report.tls_name,
         host_header: &discovery.report.host_header,
     };
-    let mut addresses = join_all(
+    let addresses = join_all(
         discovery
             .endpoints
             .iter()
             .map(|ep| probe_address(env, ep, &expect)),
-    )
-    .await;
+    );
+    let (mut addresses, client) = futures_util::future::join(addresses, Box::pin(client)).await;
     share_key_documents(&mut addresses);
     let report = ServerReport {
         history: crate::report::History::default(),
@@ -77,6 +87,7 @@ pub async fn probe_server(env: &ProbeEnv, name: &ServerName) -> ServerReport {
         discovery: discovery.report,
         addresses,
         failures: discovery.failures,
+        client,
     };
     tracing::debug!(
         server_name = %report.server_name,

@@ -18,6 +18,11 @@ use crate::report::{
 /// to, `None` for a server-level failure.
 #[must_use]
 pub fn hint(failure: &Failure, report: &ServerReport, address: Option<&AddressReport>) -> String {
+    if failure.stage == Stage::Client {
+        return report.client.as_ref().map_or_else(String::new, |c| {
+            crate::render::client_words::fix(c, &report.server_name)
+        });
+    }
     let at = At::new(report, address);
     match failure.reason {
         Reason::DnsNxdomain
@@ -43,6 +48,13 @@ pub fn hint(failure: &Failure, report: &ServerReport, address: Option<&AddressRe
         | Reason::KeysBadSignature
         | Reason::KeysNoEd25519Key
         | Reason::KeysExpired => answer_hint(failure, report, address, &at),
+        // Stage `client` is answered above from the client report; these words stand when it is missing.
+        Reason::ClientWellKnownInvalid => "the client well-known is not what the spec asks for: serve \
+            /.well-known/matrix/client with {\"m.homeserver\": {\"base_url\": \"https://<homeserver>\"}}"
+            .to_owned(),
+        Reason::ClientVersionsInvalid => "the client base URL does not lead to a homeserver: \
+            /_matrix/client/versions must answer {\"versions\": [...]}; route /_matrix/client to it"
+            .to_owned(),
     }
 }
 
@@ -303,6 +315,10 @@ pub fn warning_message(w: &ServerWarning) -> String {
             "SRV target {host} is a CNAME; RFC 2782 and the spec say an SRV target may not be an alias (most \
              resolvers follow it, some peers may not)"
         ),
+        (Warning::ClientWellKnownNoCors, _) => format!(
+            "the client well-known of {host} has no Access-Control-Allow-Origin: * header: web clients \
+             (Element Web) cannot read it"
+        ),
     }
 }
 
@@ -318,6 +334,10 @@ pub fn warning_hint(warning: Warning) -> &'static str {
         Warning::SrvTargetCname => {
             "point the SRV record at the canonical host name (the name the CNAME leads to), which has the A/AAAA \
              records"
+        }
+        Warning::ClientWellKnownNoCors => {
+            "add the header Access-Control-Allow-Origin: * to /.well-known/matrix/client (nginx: add_header \
+             Access-Control-Allow-Origin *;), as the spec asks"
         }
     }
 }

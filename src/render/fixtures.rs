@@ -5,9 +5,9 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::report::{
-    AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, KeysReport, Method, Phase,
-    Reason, ServerReport, SrvInfo, Stage, Step, TargetReport, TlsFacts, VerifyKey, VersionReport,
-    WellKnownOutcome, WellKnownReport,
+    AddressReport, CertFacts, CertReport, ClientOutcome, ClientReport, ClientResult,
+    DiscoveryReport, Failure, KeysReport, Method, Phase, Reason, ServerReport, SrvInfo, Stage,
+    Step, TargetReport, TlsFacts, VerifyKey, VersionReport, WellKnownOutcome, WellKnownReport,
 };
 
 /// 2025-06-01 00:00:00Z.
@@ -115,6 +115,7 @@ pub(crate) fn srv_mismatch() -> ServerReport {
         },
         addresses: vec![v4, v6],
         failures: Vec::new(),
+        client: None,
     }
 }
 
@@ -190,10 +191,48 @@ pub(crate) fn delegated_ok() -> ServerReport {
         },
         addresses: vec![a],
         failures: Vec::new(),
+        client: None,
     }
 }
 
 /// The leaf certificate of `a`, to change in a test.
 pub(crate) fn leaf_mut(a: &mut AddressReport) -> &mut CertFacts {
     std::sync::Arc::make_mut(&mut a.certificate.as_mut().unwrap().chain[0])
+}
+
+/// A client discovery that works: the well-known names `https://matrix.example.org`, which answers versions.
+pub(crate) fn client_ok() -> ClientReport {
+    ClientReport {
+        outcome: ClientOutcome::Success,
+        result: ClientResult::Ok,
+        base_url: Some("https://matrix.example.org".to_owned()),
+        identity_server: None,
+        hops: vec![(
+            "https://example.org/.well-known/matrix/client".to_owned(),
+            200,
+        )],
+        cors: Some(true),
+        versions: 2,
+        latest: Some("v1.11".to_owned()),
+        well_known_duration: Duration::from_millis(20),
+        versions_duration: Some(Duration::from_millis(30)),
+        failures: Vec::new(),
+        error: None,
+    }
+}
+
+/// A client discovery that fails: the well-known (without CORS) names a base URL whose versions answer 404.
+pub(crate) fn client_failing() -> ClientReport {
+    let message = "HTTP 404 from https://matrix.example.org/_matrix/client/versions";
+    ClientReport {
+        outcome: ClientOutcome::FailError,
+        result: ClientResult::VersionsHttpStatus,
+        cors: Some(false),
+        versions: 0,
+        latest: None,
+        identity_server: Some("https://id.example.org".to_owned()),
+        failures: vec![Failure::new(Stage::Client, Reason::HttpStatus, message)],
+        error: Some(message.to_owned()),
+        ..client_ok()
+    }
 }

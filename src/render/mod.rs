@@ -2,6 +2,7 @@
 //! and HTML pages, with the words that explain a report (`explain`) and its numbers and dates (`format`) shared
 //! between them. Rendering is pure: nothing here does I/O.
 
+pub mod client_words;
 pub mod explain;
 #[cfg(test)]
 mod fixtures;

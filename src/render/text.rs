@@ -16,10 +16,12 @@ use std::time::SystemTime;
 
 use anstyle::{AnsiColor, Style};
 
+use crate::render::client_words;
 use crate::render::explain::{self, cert_names};
 use crate::render::format::{count, date, days_left, ms, relative, unix};
 use crate::report::{
-    AddressReport, Failure, KeysReport, Phase, RefusedAddress, ServerReport, ServerWarning,
+    AddressReport, ClientReport, ClientResult, Failure, KeysReport, Phase, RefusedAddress,
+    ServerReport, ServerWarning, Warning,
 };
 
 /// The whole report of one server: verdict, discovery path, every address, and each failure with its fix.
@@ -79,7 +81,10 @@ pub fn render(report: &ServerReport, now: SystemTime, colour: bool) -> String {
         write_failure(&mut out, &p, failure, report, None);
     }
     let warnings = report.warnings();
-    for warning in warnings.iter().filter(|w| w.address.is_none()) {
+    for warning in warnings
+        .iter()
+        .filter(|w| w.address.is_none() && w.warning != Warning::ClientWellKnownNoCors)
+    {
         write_warning(&mut out, &p, warning);
     }
 
@@ -93,7 +98,53 @@ pub fn render(report: &ServerReport, now: SystemTime, colour: bool) -> String {
     for r in &d.refused {
         write_refused(&mut out, &p, r, &warnings);
     }
+    if let Some(client) = &report.client {
+        write_client(&mut out, &p, report, client, &warnings);
+    }
     out
+}
+
+/// Client discovery: what a user's client ends with, its failure and fix, and its warning. It never changes the
+/// federation verdict above.
+fn write_client(
+    out: &mut String,
+    p: &Paint,
+    report: &ServerReport,
+    c: &ClientReport,
+    warnings: &[ServerWarning],
+) {
+    let verdict = if c.success() {
+        p.good("✔ clients find the homeserver")
+    } else {
+        p.bad("✘ clients cannot find the homeserver")
+    };
+    let _ = writeln!(out, "\n{} {verdict}", p.bold("Client discovery"));
+    let _ = writeln!(
+        out,
+        "  {}/{}: {}",
+        c.outcome,
+        c.result,
+        Inert(&client_words::summary(c, &report.server_name))
+    );
+    if let Some(is) = &c.identity_server {
+        let _ = writeln!(out, "  identity server: {}", Inert(is));
+    }
+    for failure in &c.failures {
+        write_failure(out, p, failure, report, None);
+    }
+    if c.result == ClientResult::NotFound {
+        let _ = writeln!(
+            out,
+            "      optional: {}",
+            Inert(&client_words::fix(c, &report.server_name))
+        );
+    }
+    for warning in warnings
+        .iter()
+        .filter(|w| w.warning == Warning::ClientWellKnownNoCors)
+    {
+        write_warning(out, p, warning);
+    }
 }
 
 /// An address the public-federation view left unprobed, with its warning (when some other address was probed).
@@ -597,6 +648,35 @@ mod tests {
     }
 
     #[test]
+    fn client_discovery_has_its_own_verdict_fix_and_warning() {
+        let mut r = delegated_ok();
+        r.client = Some(crate::render::fixtures::client_failing());
+        let text = render(&r, now(), false);
+        assert_contains(
+            &text,
+            &[
+                "example.org: ✔ federation works",
+                "Client discovery ✘ clients cannot find the homeserver",
+                "fail_error/versions_http_status: clients stop with an error",
+                "✘ client/http_status: HTTP 404 from https://matrix.example.org/_matrix/client/versions",
+                "fix: https://matrix.example.org/_matrix/client/versions must answer 200",
+                "⚠ warning/client_well_known_no_cors:",
+                "identity server: https://id.example.org",
+            ],
+        );
+        r.client = Some(crate::render::fixtures::client_ok());
+        let text = render(&r, now(), false);
+        assert_contains(
+            &text,
+            &[
+                "Client discovery ✔ clients find the homeserver",
+                "success/ok: clients find the homeserver at https://matrix.example.org (spec v1.11)",
+            ],
+        );
+        assert!(!text.contains("fix:"), "{text}");
+    }
+
+    #[test]
     fn colour_only_when_asked() {
         for report in [srv_mismatch(), delegated_ok()] {
             let plain = render_all(&[report.clone(), report.clone()], now(), false);
@@ -723,6 +803,7 @@ mod tests {
             Reason::KeysServerNameMismatch,
             "the key document is for server_name \"other.example\"",
         ));
+        report.client = Some(crate::render::fixtures::client_failing());
         report
     }
 
@@ -755,9 +836,32 @@ mod tests {
             discovery,
             addresses,
             failures,
+            client,
         } = &mut report;
         shared(server_name);
         failures.iter_mut().for_each(failure);
+        if let Some(ClientReport {
+            outcome: _,
+            result: _,
+            base_url,
+            identity_server,
+            hops,
+            cors: _,
+            versions: _,
+            latest,
+            well_known_duration: _,
+            versions_duration: _,
+            failures,
+            error,
+        }) = client
+        {
+            base_url.iter_mut().chain(identity_server).for_each(text);
+            latest.iter_mut().chain(error).for_each(text);
+            for (url, _) in hops {
+                text(url);
+            }
+            failures.iter_mut().for_each(failure);
+        }
         let DiscoveryReport {
             method: _,
             well_known,

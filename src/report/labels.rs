@@ -139,6 +139,9 @@ label_enum! {
         Certificate => "certificate",
         Keys => "keys",
         Version => "version",
+        /// Client discovery (`/.well-known/matrix/client`, then `/_matrix/client/versions`); never changes
+        /// `probe_success`.
+        Client => "client",
     }
 }
 
@@ -196,6 +199,13 @@ label_enum! {
         /// unspecified), so the server is unreachable for them; none was probed. Never reported with
         /// `probe.allow_private_addresses`.
         AddressNotPublic => "address_not_public",
+        /// (stage `client`) The client well-known is JSON but not what the spec asks for: no
+        /// `m.homeserver.base_url`, a `base_url` that is not an HTTPS URL, or an `m.identity_server` without a
+        /// valid `base_url`.
+        ClientWellKnownInvalid => "client_well_known_invalid",
+        /// (stage `client`) `/_matrix/client/versions` answered 200, but not `{"versions": [...]}` with at least
+        /// one string.
+        ClientVersionsInvalid => "client_versions_invalid",
     }
 }
 
@@ -250,5 +260,78 @@ label_enum! {
         /// An SRV target resolved through a CNAME. The spec: "The target of an SRV record may not be a CNAME"
         /// (RFC 2782); most resolvers follow it anyway.
         SrvTargetCname => "srv_target_cname",
+        /// The client well-known answered 200 without `Access-Control-Allow-Origin: *`. The spec: "Servers
+        /// hosting the `.well-known` JSON file SHOULD offer CORS headers"; web clients cannot read it otherwise.
+        ClientWellKnownNoCors => "client_well_known_no_cors",
+    }
+}
+
+label_enum! {
+    /// What the spec's client discovery tells a client to do (the `outcome` label of
+    /// `client_discovery_info`). Client-server API, "Server Discovery", "Well-known URIs"; the words are the
+    /// spec's (`SUCCESS` is matrix-js-sdk's `AutoDiscoveryAction`).
+    ClientOutcome {
+        /// The well-known named a homeserver base URL and `/_matrix/client/versions` there answered as the spec
+        /// says.
+        Success => "success",
+        /// "If the returned status code is 404, then `IGNORE`": "Stop the current auto-discovery mechanism. If
+        /// no more auto-discovery mechanisms are available, then the client may use other methods of determining
+        /// the required parameters". Clients fall back to `https://<server_name>`, which is then checked
+        /// (`result` says whether it works).
+        Ignore => "ignore",
+        /// "Inform the user that auto-discovery failed due to invalid/empty data and `PROMPT` for the
+        /// parameter."
+        FailPrompt => "fail_prompt",
+        /// "Inform the user that auto-discovery did not return any usable URLs. Do not continue further with the
+        /// current login process. At this point, valid data was obtained, but no server is available to serve
+        /// the client. No further guess should be attempted and the user should make a conscientious decision
+        /// what to do next."
+        FailError => "fail_error",
+    }
+}
+
+label_enum! {
+    /// Which step of client discovery decided, and why (the `result` label of `client_discovery_info`). With
+    /// `outcome="ignore"`, a `versions_*` result means the fallback base URL `https://<server_name>` failed.
+    ClientResult {
+        /// The base URL answered `/_matrix/client/versions` as the spec says.
+        Ok => "ok",
+        /// The well-known answered 404 (`IGNORE`) and the fallback base URL works.
+        NotFound => "not_found",
+        /// The well-known gave no HTTP answer: DNS, connection, timeout, a redirect loop or a malformed answer.
+        WellKnownUnreachable => "well_known_unreachable",
+        /// The well-known's TLS handshake failed, or its certificate is not valid for the host.
+        WellKnownTlsError => "well_known_tls_error",
+        /// "If the returned status code is not 200 [...] then `FAIL_PROMPT`."
+        WellKnownHttpStatus => "well_known_http_status",
+        /// "[...] or the response body is empty, then `FAIL_PROMPT`."
+        WellKnownEmpty => "well_known_empty",
+        /// "If the content cannot be parsed, then `FAIL_PROMPT`" (not a JSON object).
+        WellKnownNotJson => "well_known_not_json",
+        /// The body exceeded 50 KiB (the server well-known's cap): not read, as a client could not parse it.
+        WellKnownTooLarge => "well_known_too_large",
+        /// "Extract the `base_url` value from the `m.homeserver` property. [...] If this value is not provided,
+        /// then `FAIL_PROMPT`."
+        NoBaseUrl => "no_base_url",
+        /// "If the `m.identity_server` property is present, but does not have a `base_url` value, then
+        /// `FAIL_PROMPT`."
+        IdentityServerNoBaseUrl => "identity_server_no_base_url",
+        /// "Parse it as a URL. If it is not a URL, then `FAIL_ERROR`."
+        InvalidBaseUrl => "invalid_base_url",
+        /// The base URL is `http://`: the exporter asks nothing over plain HTTP, and web clients served over
+        /// HTTPS cannot use it. matrix-js-sdk accepts it.
+        InsecureBaseUrl => "insecure_base_url",
+        /// The identity server's `base_url` is not an HTTP(S) URL ("Validation for this URL is done as in the
+        /// step above").
+        InvalidIdentityServerUrl => "invalid_identity_server_url",
+        /// `/_matrix/client/versions` gave no HTTP answer (DNS, connection, timeout, redirect loop).
+        VersionsUnreachable => "versions_unreachable",
+        /// `/_matrix/client/versions`: TLS handshake failed, or a certificate not valid for the base URL's host.
+        VersionsTlsError => "versions_tls_error",
+        /// `/_matrix/client/versions` answered other than 200 ("ensuring that it does not return an error").
+        VersionsHttpStatus => "versions_http_status",
+        /// `/_matrix/client/versions` answered 200 with something else than `{"versions": [...]}` ("parsing and
+        /// validating that the data conforms with the expected response format").
+        VersionsInvalid => "versions_invalid",
     }
 }

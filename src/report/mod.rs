@@ -6,13 +6,16 @@
 //! CLI) and never becomes a label value.
 
 pub mod address_class;
+mod client;
 mod history;
 mod labels;
 mod shared_str;
 
+pub use client::ClientReport;
 pub use history::{Change, History, State};
 pub use labels::{
-    AddressClass, Family, Method, Phase, Reason, Stage, Step, Warning, WellKnownOutcome,
+    AddressClass, ClientOutcome, ClientResult, Family, Method, Phase, Reason, Stage, Step, Warning,
+    WellKnownOutcome,
 };
 pub use shared_str::SharedStr;
 
@@ -44,6 +47,9 @@ pub struct ServerReport {
     /// The server's recent state changes, this report's included; set by the store for scheduled servers,
     /// empty in the reports of `/probe`, on-demand probes and `check`.
     pub history: History,
+    /// Client discovery (`probe.checks.client`); `None` when the check is off or did not run. Never part of
+    /// [`ServerReport::success`].
+    pub client: Option<ClientReport>,
 }
 
 impl ServerReport {
@@ -101,7 +107,18 @@ impl ServerReport {
             .iter()
             .filter(move |_| some_probed)
             .map(|r| (Warning::AddressNotPublic, Some(r.address), &r.target_host));
-        cnames.chain(refused)
+        let no_cors = self
+            .client
+            .iter()
+            .filter(|c| c.no_cors())
+            .map(|_| (Warning::ClientWellKnownNoCors, None, &self.server_name));
+        cnames.chain(refused).chain(no_cors)
+    }
+
+    /// The client discovery failures (stage `client`): exported with the others, but outside
+    /// [`ServerReport::all_failures`] and [`ServerReport::success`], since they do not change `probe_success`.
+    pub fn client_failures(&self) -> impl Iterator<Item = &Failure> {
+        self.client.iter().flat_map(|c| c.failures.iter())
     }
 }
 
@@ -136,6 +153,7 @@ impl ServerReport {
                     humantime::format_duration(duration)
                 ),
             )],
+            client: None,
         }
     }
 }

@@ -14,6 +14,10 @@ pub fn shrink(report: &mut ServerReport) {
         shrink_address(address);
     }
     shrink_failures(&mut report.failures);
+    if let Some(client) = &mut report.client {
+        client.hops.shrink_to_fit();
+        shrink_failures(&mut client.failures);
+    }
 }
 
 /// Messages are formatted piece by piece, so their `String`s may hold up to twice their length.
@@ -94,6 +98,7 @@ mod tests {
                 Reason::DnsNxdomain,
                 String::with_capacity(64) + "example.org: NXDOMAIN",
             )],
+            client: None,
         };
         let before = format!("{report:?}");
         shrink(&mut report);

@@ -343,8 +343,10 @@ listeners:
     tls: true
     x_forwarded: false
     resources:
-      - names: [federation]
+      - names: [federation, client]     # client: /_matrix/client/versions and /.well-known/matrix/client
         compress: false
+public_baseurl: "https://{SERVER_NAME}:{port}/"   # the client well-known's m.homeserver.base_url
+serve_client_wellknown: true
 macaroon_secret_key: "mfe-synapse-interop-test-not-a-secret"
 
 # No outbound traffic of any kind:

@@ -468,6 +468,7 @@ mod tests {
             discovery: d.report,
             addresses: probed,
             failures: d.failures,
+            client: None,
         };
         assert!(report.success(), "a warning does not fail the probe");
         let warnings = report.warnings();

@@ -96,6 +96,7 @@ fn report_sections(r: &ServerReport, now: SystemTime) -> Markup {
             }
             @for a in &r.addresses { (address_card(a, now)) }
         }
+        (super::client::client_section(r))
         @if !r.history.changes().is_empty() {
             (history_section(r, now))
         }

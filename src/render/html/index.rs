@@ -13,8 +13,8 @@ use super::{
     Esc, Sort, Status, all_failures, date, delegation, expiry, page, server_href, split_hint,
     time_tag,
 };
-use crate::render::explain;
 use crate::render::format::unix;
+use crate::render::{client_words, explain};
 use crate::report::ServerReport;
 
 struct Row<'a> {
@@ -134,6 +134,7 @@ fn table(rows: &[Row<'_>], sort: Sort, now: SystemTime) -> Markup {
                         (sort_header("Cert expiry", Sort::Expiry, "Soonest expiry first", sort))
                         th scope="col" { "Problem" }
                         th scope="col" { "Last probe" }
+                        th scope="col" { "Clients" }
                     }
                 }
                 tbody {
@@ -179,6 +180,7 @@ fn table_row(row: &Row<'_>, now: SystemTime) -> Markup {
                 td data-label="Cert expiry" class="muted" { "—" }
                 td data-label="Problem" class="muted" { "waiting for the first probe" }
                 td data-label="Last probe" class="muted" { "never" }
+                td data-label="Clients" class="muted" { "—" }
             }
         }
     }
@@ -202,6 +204,21 @@ fn probed_cells(name: &str, r: &ServerReport, not_after: Option<i64>, now: Syste
         td data-label="Cert expiry" class="expiry" { (expiry(not_after, now)) }
         td data-label="Problem" class="problem" { (problem(name, r)) }
         td data-label="Last probe" class="probed" { (time_tag(r.finished_at, now)) }
+        td data-label="Clients" class="client" { (client_cell(r)) }
+    }
+}
+
+/// Client discovery in a word: works, or what clients do instead (`—` when the check is off).
+fn client_cell(r: &ServerReport) -> Markup {
+    let Some(c) = &r.client else {
+        return html! { span class="muted" { "—" } };
+    };
+    let class = if c.success() { "ok" } else { "bad" };
+    html! {
+        span class=(class) title=(Esc(&client_words::summary(c, &r.server_name))) {
+            (client_words::outcome_words(c.outcome))
+        }
+        @if !c.success() { div class="where" { code { (c.outcome) "/" (c.result) } } }
     }
 }
 

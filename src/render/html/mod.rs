@@ -16,6 +16,7 @@
 //! interpolation; report text also goes through [`Esc`], which escapes `'` as well, so the bytes stay those the
 //! page has always served.
 
+mod client;
 mod detail;
 mod index;
 mod runbook;

@@ -176,6 +176,18 @@ pub const WARNING_INFO: Desc = info(
     "matrix_federation_warning_info",
     "One series per current warning (address empty when it is about no address); warnings never fail a probe.",
 );
+pub const CLIENT_SUCCESS: Desc = gauge(
+    "matrix_federation_client_success",
+    "1 if a client following the spec's client discovery ends with a working homeserver URL; does not change probe_success.",
+);
+pub const CLIENT_DISCOVERY_INFO: Desc = info(
+    "matrix_federation_client_discovery_info",
+    "Client discovery: the spec's outcome, which step decided and why, and the homeserver base URL clients end with.",
+);
+pub const CLIENT_VERSIONS_INFO: Desc = info(
+    "matrix_federation_client_versions_info",
+    "The highest spec version /_matrix/client/versions advertises at the client base URL.",
+);
 
 /// Every family this module renders, in output order.
 pub const RENDERED: &[&Desc] = &[
@@ -209,6 +221,9 @@ pub const RENDERED: &[&Desc] = &[
     &SERVER_VERSION_INFO,
     &FAILURE_INFO,
     &WARNING_INFO,
+    &CLIENT_SUCCESS,
+    &CLIENT_DISCOVERY_INFO,
+    &CLIENT_VERSIONS_INFO,
 ];
 
 /// The exporter version (`version` label of `build_info`).

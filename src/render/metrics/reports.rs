@@ -14,10 +14,10 @@ use prometheus_client::encoding::{
 
 use super::{
     ADDRESS_INFO, ADDRESS_SUCCESS, ADDRESSES, CERT_CHAIN_NOT_AFTER, CERT_INFO, CERT_NOT_AFTER,
-    CERT_NOT_BEFORE, CERT_VALID, CONNECTION_DURATION, DISCOVERY_INFO, Desc, FAILURE_INFO,
-    KEYS_VALID, KEYS_VALID_UNTIL, PROBE_DURATION, PROBE_SUCCESS, PROBE_TIMESTAMP,
-    RESOLUTION_DURATION, SERVER_VERSION_INFO, SIGNING_KEY_INFO, TLS_INFO, WARNING_INFO,
-    WELL_KNOWN_CACHE_TTL, family_name, unix_seconds,
+    CERT_NOT_BEFORE, CERT_VALID, CLIENT_DISCOVERY_INFO, CLIENT_SUCCESS, CLIENT_VERSIONS_INFO,
+    CONNECTION_DURATION, DISCOVERY_INFO, Desc, FAILURE_INFO, KEYS_VALID, KEYS_VALID_UNTIL,
+    PROBE_DURATION, PROBE_SUCCESS, PROBE_TIMESTAMP, RESOLUTION_DURATION, SERVER_VERSION_INFO,
+    SIGNING_KEY_INFO, TLS_INFO, WARNING_INFO, WELL_KNOWN_CACHE_TTL, family_name, unix_seconds,
 };
 use crate::render::prerendered::{Prerendered, address_head};
 use crate::report::Labels;
@@ -111,7 +111,38 @@ fn encode_reports(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
     encode_address_info(enc, reports)?;
     encode_address_families(enc, reports)?;
     encode_failures(enc, reports)?;
-    encode_warnings(enc, reports)
+    encode_warnings(enc, reports)?;
+    encode_client(enc, reports)
+}
+
+/// Client discovery: success, what the spec tells clients (outcome, result, base URL), and the latest version.
+fn encode_client(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+    let mut fam = FamilyWriter::new(enc, &CLIENT_SUCCESS);
+    for (r, extra) in reports {
+        if let Some(c) = &r.client {
+            fam.gauge(&server(r, extra), flag(c.success()))?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &CLIENT_DISCOVERY_INFO);
+    for (r, extra) in reports {
+        if let Some(c) = &r.client {
+            fam.info(&(
+                server(r, extra),
+                [
+                    ("outcome", c.outcome.as_str()),
+                    ("result", c.result.as_str()),
+                    ("base_url", c.base_url.as_deref().unwrap_or("")),
+                ],
+            ))?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &CLIENT_VERSIONS_INFO);
+    for (r, extra) in reports {
+        if let Some(latest) = r.client.as_ref().and_then(|c| c.latest.as_deref()) {
+            fam.info(&(server(r, extra), [("latest", latest)]))?;
+        }
+    }
+    Ok(())
 }
 
 /// `address_info{class}`: every probed address, then every address the public-federation view refused.
@@ -262,7 +293,8 @@ fn encode_failures(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result 
     let mut seen: Vec<(Option<SocketAddr>, Stage, Reason)> = Vec::new();
     for (r, extra) in reports {
         seen.clear();
-        for (address, failure) in r.all_failures() {
+        let client = r.client_failures().map(|f| (None, f));
+        for (address, failure) in r.all_failures().chain(client) {
             let key = (address, failure.stage, failure.reason);
             if seen.contains(&key) {
                 continue;

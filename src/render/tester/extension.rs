@@ -38,6 +38,68 @@ pub(super) struct Extension {
     /// The server's last state changes, newest first (scheduled servers only; absent otherwise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     history: Vec<crate::render::history::JsonChange>,
+    /// Client discovery (`/.well-known/matrix/client`, then `/_matrix/client/versions`); `null` when
+    /// `probe.checks.client` is off. Its failure (stage `client`) is in its own `failures`, not in the list
+    /// above: it never clears `FederationOK`.
+    client: Option<ExtClient>,
+}
+
+#[derive(Serialize)]
+struct ExtClient {
+    /// 1 in `matrix_federation_client_success`: a client that follows the spec ends with a working homeserver.
+    success: bool,
+    /// `success`, `ignore`, `fail_prompt`, `fail_error` (the spec's words).
+    outcome: &'static str,
+    /// Which step decided and why (the `result` label of `client_discovery_info`).
+    result: &'static str,
+    base_url: Option<String>,
+    identity_server: Option<String>,
+    hops: Vec<ExtHop>,
+    /// `Access-Control-Allow-Origin: *` on the well-known's 200 answer; `null` without one.
+    cors: Option<bool>,
+    /// How many versions `/_matrix/client/versions` advertised.
+    versions: usize,
+    latest: Option<String>,
+    /// Seconds the well-known fetch and the versions request took.
+    well_known_seconds: f64,
+    versions_seconds: Option<f64>,
+    error: Option<String>,
+    /// As `failure_info{stage="client"}`: empty when `success`.
+    failures: Vec<ExtFailure>,
+}
+
+fn ext_client(c: &crate::report::ClientReport) -> ExtClient {
+    ExtClient {
+        success: c.success(),
+        outcome: c.outcome.as_str(),
+        result: c.result.as_str(),
+        base_url: c.base_url.clone(),
+        identity_server: c.identity_server.clone(),
+        hops: c
+            .hops
+            .iter()
+            .map(|(url, status)| ExtHop {
+                url: url.clone(),
+                status: *status,
+            })
+            .collect(),
+        cors: c.cors,
+        versions: c.versions,
+        latest: c.latest.clone(),
+        well_known_seconds: c.well_known_duration.as_secs_f64(),
+        versions_seconds: c.versions_duration.as_ref().map(Duration::as_secs_f64),
+        error: c.error.clone(),
+        failures: c
+            .failures
+            .iter()
+            .map(|f| ExtFailure {
+                address: String::new(),
+                stage: f.stage.as_str(),
+                reason: f.reason.as_str(),
+                message: f.message.clone(),
+            })
+            .collect(),
+    }
 }
 
 #[derive(Serialize)]
@@ -193,6 +255,7 @@ pub(super) fn extension(r: &ServerReport) -> Extension {
             })
             .collect(),
         history: crate::render::history::json(&r.history),
+        client: r.client.as_ref().map(ext_client),
     }
 }
 
