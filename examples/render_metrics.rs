@@ -5,8 +5,8 @@
 #[path = "../tests/support/metrics_fixture.rs"]
 mod metrics_fixture;
 
-use std::sync::Arc;
 use std::io::Write as _;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use matrix_federation_exporter::render::metrics::{self, ExporterMetrics, Format};
@@ -58,7 +58,9 @@ fn gzip(text: &str, level: u32, runs: u32) -> (Duration, usize) {
     for _ in 0..runs {
         let mut encoder =
             flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
-        encoder.write_all(text.as_bytes()).expect("a Vec takes every byte");
+        encoder
+            .write_all(text.as_bytes())
+            .expect("a Vec takes every byte");
         size = encoder.finish().expect("a Vec takes every byte").len();
     }
     (start.elapsed() / runs, size)

@@ -410,8 +410,8 @@ fn versions_error(e: &FetchError) -> Stop {
     fetch_stop(result, e, "/_matrix/client/versions")
 }
 
-/// A fetch error as a stop, its reason from the fetch's kind. A judged certificate's failure reaches here as
-/// the message `"<reason>: <message>"` (`fetch.rs`), so `cert_expired` stays `cert_expired`.
+/// A fetch error as a stop, its reason from the fetch's kind; a TLS failure keeps its own reason, so
+/// `cert_expired` stays `cert_expired`.
 fn fetch_stop(result: ClientResult, e: &FetchError, what: &str) -> Stop {
     let reason = match e.kind {
         FetchErrorKind::DnsError => Reason::DnsError,
@@ -420,12 +420,7 @@ fn fetch_stop(result: ClientResult, e: &FetchError, what: &str) -> Stop {
         FetchErrorKind::Timeout => Reason::Timeout,
         FetchErrorKind::TooLarge => Reason::NotJson,
         FetchErrorKind::HttpError | FetchErrorKind::RedirectLoop => Reason::HttpStatus,
-        FetchErrorKind::TlsError => Reason::ALL
-            .iter()
-            .copied()
-            .filter(|r| r.as_str().starts_with("cert_"))
-            .find(|r| e.message.starts_with(&format!("{}: ", r.as_str())))
-            .unwrap_or(Reason::TlsHandshakeFailed),
+        FetchErrorKind::TlsError => e.tls_reason.unwrap_or(Reason::TlsHandshakeFailed),
     };
     Stop {
         result,

@@ -19,6 +19,7 @@ use crate::probe::connect::http_client::{GetError, HttpConn, Response};
 use crate::probe::connect::{self, OpenError};
 use crate::probe::discovery::dns::Known;
 use crate::probe::env::ProbeEnv;
+use crate::report::Reason;
 
 /// Redirects followed before giving up (a loop is detected earlier).
 pub const MAX_REDIRECTS: usize = 10;
@@ -33,6 +34,8 @@ pub struct Fetched {
 #[derive(Debug)]
 pub struct FetchError {
     pub kind: FetchErrorKind,
+    /// The closed reason when the TLS handshake or the certificate failed (`cert_expired`, ...), else `None`.
+    pub tls_reason: Option<Reason>,
     /// Words for humans (logs, reports); never a label.
     pub message: String,
 }
@@ -58,7 +61,16 @@ impl FetchError {
     fn new(kind: FetchErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
+            tls_reason: None,
             message: message.into(),
+        }
+    }
+
+    fn tls(reason: Reason, message: String) -> Self {
+        Self {
+            kind: FetchErrorKind::TlsError,
+            tls_reason: Some(reason),
+            message,
         }
     }
 }
@@ -182,8 +194,8 @@ async fn get_once(
         .result
         .map_err(open_error)?;
     if let Some(f) = judged.certificate.failures.first() {
-        return Err(FetchError::new(
-            FetchErrorKind::TlsError,
+        return Err(FetchError::tls(
+            f.reason,
             format!("{}: {}", f.reason, f.message),
         ));
     }
@@ -213,7 +225,7 @@ fn open_error(e: OpenError) -> FetchError {
             FetchErrorKind::ConnectionFailed,
             format!("{addr}: connect timed out"),
         ),
-        OpenError::Tls(f) => FetchError::new(FetchErrorKind::TlsError, f.message),
+        OpenError::Tls(f) => FetchError::tls(f.reason, f.message),
     }
 }
 
