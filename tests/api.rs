@@ -797,6 +797,7 @@ fn golden_report() -> ServerReport {
                 ],
                 tls: Some(tls.clone()),
                 certificate: Some(CertReport {
+                    verified_not_after: None,
                     chain: vec![leaf(1_707_000_000).into(), intermediate.clone().into()],
                     failures: Vec::new(),
                 }),
@@ -834,6 +835,7 @@ fn golden_report() -> ServerReport {
                     cipher: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".into(),
                 }),
                 certificate: Some(CertReport {
+                    verified_not_after: None,
                     chain: vec![leaf(1_699_000_000).into(), intermediate.into()],
                     failures: vec![Failure::new(
                         Stage::Certificate,

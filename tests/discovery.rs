@@ -49,6 +49,8 @@ enum Cert {
     Good(&'static [&'static str], Validity),
     /// Issued by the trusted CA but sent without its intermediate.
     NoIntermediate(&'static [&'static str]),
+    /// Issued by the trusted CA, sent with its intermediate and an expired cross-sign of it nobody needs.
+    ExpiredExtra(&'static [&'static str]),
     SelfSigned(&'static [&'static str]),
     /// Issued by a CA nobody trusts.
     Untrusted(&'static [&'static str]),
@@ -281,6 +283,7 @@ fn leaf(ca: &TestCa, cert: Cert) -> Leaf {
     match cert {
         Cert::Good(names, validity) => ca.leaf(names, validity),
         Cert::NoIntermediate(names) => ca.leaf_without_intermediate(names, VALID),
+        Cert::ExpiredExtra(names) => ca.leaf_with_expired_cross_sign(names, VALID),
         Cert::SelfSigned(names) => support::self_signed(names, VALID),
         Cert::Untrusted(names) => TestCa::new("nobody trusts this one").leaf(names, VALID),
     }
@@ -1392,6 +1395,48 @@ async fn expiry_is_known_for_invalid_and_expiring_certificates() {
     let tls = report.addresses[0].tls.as_ref().unwrap();
     assert!(tls.version.starts_with("TLSv1_"), "{tls:?}");
     assert!(!tls.cipher.is_empty());
+}
+
+/// An extra expired certificate the server still sends (a cross-sign of its intermediate by a retired root) is
+/// not on the path the verifier builds: the chain's expiry is the verified path's (the leaf's here), not the
+/// extra certificate's (blackbox_exporter #340), and the certificate is valid.
+#[tokio::test]
+async fn chain_expiry_comes_from_the_verified_path() {
+    let report = run(&Scenario {
+        server_name: "cross.test:{x1}",
+        zone: &[Rec::A("cross.test", "127.0.0.2")],
+        servers: &[Srv(
+            "127.0.0.2",
+            P::X1,
+            Serve::Matrix(Cert::ExpiredExtra(&["cross.test"])),
+        )],
+        want: Want {
+            method: Method::ExplicitPort,
+            well_known: WellKnownOutcome::Skipped,
+            delegated: None,
+            tls_name: "cross.test",
+            host_header: "cross.test:{x1}",
+            addresses: &[("127.0.0.2:{x1}", OK)],
+            server_failures: &[],
+        },
+    })
+    .await;
+    let cert = report.addresses[0].certificate.as_ref().unwrap();
+    let now = i64::try_from(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    assert!(cert.valid(), "{cert:?}");
+    assert_eq!(cert.chain.len(), 3);
+    assert!(
+        cert.presented_not_after().unwrap() < now,
+        "the extra one is expired"
+    );
+    assert_eq!(cert.verified_not_after, Some(cert.chain[0].not_after));
+    assert_eq!(cert.chain_not_after(), Some(cert.chain[0].not_after));
 }
 
 /// The well-known request carries the spec's `Host` header and SNI, and every phase is timed.

@@ -71,6 +71,7 @@ fn healthy() -> ServerReport {
             cipher: "TLS13_AES_256_GCM_SHA384".into(),
         }),
         certificate: Some(CertReport {
+            verified_not_after: None,
             chain: vec![leaf.clone().into(), intermediate.clone().into()],
             failures: Vec::new(),
         }),
@@ -218,6 +219,7 @@ fn failing() -> ServerReport {
                     cipher: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".into(),
                 }),
                 certificate: Some(CertReport {
+                    verified_not_after: None,
                     chain: vec![leaf.into()],
                     failures: cert_failures.clone(),
                 }),

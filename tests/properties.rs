@@ -948,6 +948,7 @@ fn nasty_report(i: usize, s: &Nasty, cert: CertFacts) -> ServerReport {
             cipher: s.cipher.clone().into(),
         }),
         certificate: Some(CertReport {
+            verified_not_after: None,
             chain: vec![cert.into()],
             failures: vec![Failure::new(
                 Stage::Certificate,

@@ -78,6 +78,7 @@ fn address(addr: &str, host: &str, leaf: Option<CertFacts>) -> AddressReport {
             cipher: "TLS13_AES_256_GCM_SHA384".into(),
         }),
         certificate: leaf.map(|leaf| CertReport {
+            verified_not_after: None,
             chain: vec![leaf.into()],
             failures: Vec::new(),
         }),

@@ -60,6 +60,7 @@ pub(crate) fn srv_mismatch() -> ServerReport {
         "certificate not valid for name \"example.org\"",
     );
     v4.certificate = Some(CertReport {
+        verified_not_after: None,
         chain: vec![leaf(&["matrix.example.com"], NOW + 30 * DAY + 3_600).into()],
         failures: vec![mismatch.clone()],
     });
@@ -131,6 +132,7 @@ pub(crate) fn delegated_ok() -> ServerReport {
         cipher: "TLS13_AES_128_GCM_SHA256".into(),
     });
     a.certificate = Some(CertReport {
+        verified_not_after: None,
         chain: vec![
             leaf(&["matrix.example.org"], NOW + 62 * DAY).into(),
             leaf(&[], NOW + 20 * DAY).into(),

@@ -814,7 +814,12 @@ mod tests {
                 cow(version);
                 cow(cipher);
             }
-            if let Some(CertReport { chain, failures }) = certificate {
+            if let Some(CertReport {
+                chain,
+                failures,
+                verified_not_after: _,
+            }) = certificate
+            {
                 for c in chain {
                     let CertFacts {
                         subject,

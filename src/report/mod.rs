@@ -311,6 +311,9 @@ pub struct CertReport {
     pub chain: Vec<Arc<CertFacts>>,
     /// Chain, name and validity-window failures (stage `certificate`); empty when the certificate is valid.
     pub failures: Vec<Failure>,
+    /// The earliest `notAfter` on the path the verifier built (the leaf and the intermediates it used; a trust
+    /// anchor carries none), when the chain verifies; `None` otherwise.
+    pub verified_not_after: Option<i64>,
 }
 
 impl CertReport {
@@ -319,9 +322,17 @@ impl CertReport {
         self.failures.is_empty() && !self.chain.is_empty()
     }
 
-    /// The earliest `notAfter` in the presented chain.
+    /// The earliest `notAfter` on the verified path when the chain verifies, else in the presented chain: an
+    /// extra certificate the server still sends but no verifier uses (an expired cross-sign) does not count.
     #[must_use]
     pub fn chain_not_after(&self) -> Option<i64> {
+        self.verified_not_after
+            .or_else(|| self.presented_not_after())
+    }
+
+    /// The earliest `notAfter` in the presented chain, whether or not the verifier used each certificate.
+    #[must_use]
+    pub fn presented_not_after(&self) -> Option<i64> {
         self.chain.iter().map(|c| c.not_after).min()
     }
 }

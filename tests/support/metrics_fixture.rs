@@ -45,6 +45,7 @@ pub fn dual_stack_report(i: usize) -> ServerReport {
             cipher: "TLS13_AES_128_GCM_SHA256".into(),
         }),
         certificate: Some(CertReport {
+            verified_not_after: None,
             chain: vec![leaf.clone().into(), intermediate.clone().into()],
             failures: Vec::new(),
         }),

@@ -106,7 +106,7 @@ struct ExtCert {
     /// The leaf's validity window, unix seconds.
     not_before: Option<i64>,
     not_after: Option<i64>,
-    /// The earliest `notAfter` in the presented chain.
+    /// The earliest `notAfter` on the verified path when the chain verifies, else in the presented chain.
     chain_not_after: Option<i64>,
 }
 

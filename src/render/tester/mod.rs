@@ -537,6 +537,7 @@ mod tests {
                 cipher: "TLS13_AES_128_GCM_SHA256".into(),
             }),
             certificate: Some(CertReport {
+                verified_not_after: None,
                 chain: vec![std::sync::Arc::new(CertFacts {
                     subject: "CN=example.org".to_owned(),
                     issuer: "CN=CA".to_owned(),
