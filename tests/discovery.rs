@@ -1399,7 +1399,7 @@ async fn expiry_is_known_for_invalid_and_expiring_certificates() {
 
 /// An extra expired certificate the server still sends (a cross-sign of its intermediate by a retired root) is
 /// not on the path the verifier builds: the chain's expiry is the verified path's (the leaf's here), not the
-/// extra certificate's (blackbox_exporter #340), and the certificate is valid.
+/// extra certificate's (`blackbox_exporter` #340), and the certificate is valid.
 #[tokio::test]
 async fn chain_expiry_comes_from_the_verified_path() {
     let report = run(&Scenario {
