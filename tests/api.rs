@@ -744,6 +744,7 @@ fn golden_report() -> ServerReport {
         discovery: DiscoveryReport {
             method: Discovery::SrvMatrixFed,
             well_known: WellKnownReport {
+                per_address: Vec::new(),
                 outcome: WellKnownOutcome::Delegated,
                 cache_ttl: Some(Duration::from_secs(86_400)),
                 hops: vec![(

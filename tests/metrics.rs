@@ -92,6 +92,7 @@ fn healthy() -> ServerReport {
         discovery: DiscoveryReport {
             method: Method::ExplicitPort,
             well_known: WellKnownReport {
+                per_address: Vec::new(),
                 outcome: WellKnownOutcome::Delegated,
                 cache_ttl: Some(Duration::from_secs(86_400)),
                 hops: vec![(
@@ -170,6 +171,7 @@ fn failing() -> ServerReport {
         discovery: DiscoveryReport {
             method: Method::SrvMatrixFed,
             well_known: WellKnownReport {
+                per_address: Vec::new(),
                 outcome: WellKnownOutcome::NotFound,
                 cache_ttl: None,
                 hops: vec![(

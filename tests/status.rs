@@ -106,6 +106,7 @@ fn healthy(name: &str, days: i64, probed_secs_ago: u64) -> ServerReport {
         discovery: DiscoveryReport {
             method: Method::DefaultPort,
             well_known: WellKnownReport {
+                per_address: Vec::new(),
                 outcome: WellKnownOutcome::Delegated,
                 cache_ttl: Some(Duration::from_secs(86_400)),
                 hops: vec![(format!("https://{name}/.well-known/matrix/server"), 200)],

@@ -303,6 +303,10 @@ pub fn warning_message(w: &ServerWarning) -> String {
             "SRV target {host} is a CNAME; RFC 2782 and the spec say an SRV target may not be an alias (most \
              resolvers follow it, some peers may not)"
         ),
+        (Warning::WellKnownInconsistent, _) => format!(
+            "the addresses of {host} answer /.well-known/matrix/server differently: a peer finds this server or \
+             not depending on the address its resolver picks"
+        ),
     }
 }
 
@@ -318,6 +322,10 @@ pub fn warning_hint(warning: Warning) -> &'static str {
         Warning::SrvTargetCname => {
             "point the SRV record at the canonical host name (the name the CNAME leads to), which has the A/AAAA \
              records"
+        }
+        Warning::WellKnownInconsistent => {
+            "make every address serve the same /.well-known/matrix/server file: typically the IPv6 virtual host \
+             or one load-balancer node serves another file or none"
         }
     }
 }

@@ -80,6 +80,7 @@ pub(crate) fn srv_mismatch() -> ServerReport {
         discovery: DiscoveryReport {
             method: Method::SrvMatrixFed,
             well_known: WellKnownReport {
+                per_address: Vec::new(),
                 outcome: WellKnownOutcome::NotFound,
                 cache_ttl: None,
                 hops: vec![(
@@ -165,6 +166,7 @@ pub(crate) fn delegated_ok() -> ServerReport {
         discovery: DiscoveryReport {
             method: Method::ExplicitPort,
             well_known: WellKnownReport {
+                per_address: Vec::new(),
                 outcome: WellKnownOutcome::Delegated,
                 cache_ttl: Some(Duration::from_secs(24 * 3_600)),
                 hops: vec![(

@@ -770,6 +770,7 @@ mod tests {
             refused,
         } = discovery;
         let WellKnownReport {
+            per_address: _,
             outcome: _,
             cache_ttl: _,
             hops,

@@ -250,5 +250,8 @@ label_enum! {
         /// An SRV target resolved through a CNAME. The spec: "The target of an SRV record may not be a CNAME"
         /// (RFC 2782); most resolvers follow it anyway.
         SrvTargetCname => "srv_target_cname",
+        /// The addresses of the server name answer `/.well-known/matrix/server` differently (another outcome
+        /// or another `m.server`): peers find the server or not depending on the address their resolver picks.
+        WellKnownInconsistent => "well_known_inconsistent",
     }
 }

@@ -101,7 +101,14 @@ impl ServerReport {
             .iter()
             .filter(move |_| some_probed)
             .map(|r| (Warning::AddressNotPublic, Some(r.address), &r.target_host));
-        cnames.chain(refused)
+        // About the server name, not one address: peers disagree on where it is depending on the address
+        // their resolver picks.
+        let inconsistent = (d.well_known.consistent() == Some(false)).then_some((
+            Warning::WellKnownInconsistent,
+            None,
+            &self.server_name,
+        ));
+        cnames.chain(refused).chain(inconsistent)
     }
 }
 
@@ -228,6 +235,23 @@ pub struct WellKnownReport {
     pub hops: Vec<(String, u16)>,
     /// What went wrong, in words, when the outcome is not `delegated`.
     pub error: Option<String>,
+    /// The answer of every address of the hostname asked (in resolver order), the followed one included;
+    /// empty when the step was skipped or the hostname gave no address to ask.
+    pub per_address: Vec<WellKnownAddress>,
+}
+
+/// The well-known as one address of the hostname served it (SNI and `Host` the hostname).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WellKnownAddress {
+    /// The address asked, at the well-known port (443).
+    pub address: SocketAddr,
+    pub outcome: WellKnownOutcome,
+    /// The delegated server name when the outcome is `delegated`.
+    pub m_server: Option<String>,
+    /// What went wrong, in words, when the outcome is not `delegated`.
+    pub error: Option<String>,
+    /// Whether discovery followed this address's answer.
+    pub followed: bool,
 }
 
 impl WellKnownReport {
@@ -238,7 +262,22 @@ impl WellKnownReport {
             cache_ttl: None,
             hops: Vec::new(),
             error: None,
+            per_address: Vec::new(),
         }
+    }
+
+    /// Whether every address asked gave the same outcome and the same `m.server`; `None` when fewer than two
+    /// addresses were asked (the step was skipped, or the name has a single address).
+    #[must_use]
+    pub fn consistent(&self) -> Option<bool> {
+        let (first, rest) = self.per_address.split_first()?;
+        if rest.is_empty() {
+            return None;
+        }
+        Some(
+            rest.iter()
+                .all(|a| a.outcome == first.outcome && a.m_server == first.m_server),
+        )
     }
 }
 

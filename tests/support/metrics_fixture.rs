@@ -70,6 +70,7 @@ pub fn dual_stack_report(i: usize) -> ServerReport {
     let mut discovery = DiscoveryReport::empty(&name);
     discovery.method = Method::DefaultPort;
     discovery.well_known = WellKnownReport {
+        per_address: Vec::new(),
         outcome: WellKnownOutcome::NotFound,
         cache_ttl: Some(Duration::from_secs(3600)),
         hops: Vec::new(),

@@ -176,6 +176,14 @@ pub const WARNING_INFO: Desc = info(
     "matrix_federation_warning_info",
     "One series per current warning (address empty when it is about no address); warnings never fail a probe.",
 );
+pub const WELL_KNOWN_ADDRESS_INFO: Desc = info(
+    "matrix_federation_well_known_address_info",
+    "The well-known as each address of the server name served it: outcome and m.server; always 1.",
+);
+pub const WELL_KNOWN_CONSISTENT: Desc = gauge(
+    "matrix_federation_well_known_consistent",
+    "1 if every address of the server name gave the same well-known answer, else 0; absent for a single address.",
+);
 
 /// Every family this module renders, in output order.
 pub const RENDERED: &[&Desc] = &[
@@ -209,6 +217,8 @@ pub const RENDERED: &[&Desc] = &[
     &SERVER_VERSION_INFO,
     &FAILURE_INFO,
     &WARNING_INFO,
+    &WELL_KNOWN_ADDRESS_INFO,
+    &WELL_KNOWN_CONSISTENT,
 ];
 
 /// The exporter version (`version` label of `build_info`).

@@ -17,7 +17,8 @@ use super::{
     CERT_NOT_BEFORE, CERT_VALID, CONNECTION_DURATION, DISCOVERY_INFO, Desc, FAILURE_INFO,
     KEYS_VALID, KEYS_VALID_UNTIL, PROBE_DURATION, PROBE_SUCCESS, PROBE_TIMESTAMP,
     RESOLUTION_DURATION, SERVER_VERSION_INFO, SIGNING_KEY_INFO, TLS_INFO, WARNING_INFO,
-    WELL_KNOWN_CACHE_TTL, family_name, unix_seconds,
+    WELL_KNOWN_ADDRESS_INFO, WELL_KNOWN_CACHE_TTL, WELL_KNOWN_CONSISTENT, family_name,
+    unix_seconds,
 };
 use crate::render::prerendered::{Prerendered, address_head};
 use crate::report::Labels;
@@ -111,7 +112,37 @@ fn encode_reports(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
     encode_address_info(enc, reports)?;
     encode_address_families(enc, reports)?;
     encode_failures(enc, reports)?;
-    encode_warnings(enc, reports)
+    encode_warnings(enc, reports)?;
+    encode_well_known_addresses(enc, reports)
+}
+
+/// `well_known_address_info` per address asked, and `well_known_consistent` when more than one was asked.
+fn encode_well_known_addresses(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+    let mut fam = FamilyWriter::new(enc, &WELL_KNOWN_ADDRESS_INFO);
+    for (r, extra) in reports {
+        for a in &r.discovery.well_known.per_address {
+            let labels = AddressLabels {
+                server_name: &r.server_name,
+                extra,
+                address: a.address,
+                family: Family::of(a.address.ip()).as_str(),
+            };
+            fam.info(&(
+                labels,
+                [
+                    ("well_known", a.outcome.as_str()),
+                    ("m_server", a.m_server.as_deref().unwrap_or("")),
+                ],
+            ))?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &WELL_KNOWN_CONSISTENT);
+    for (r, extra) in reports {
+        if let Some(consistent) = r.discovery.well_known.consistent() {
+            fam.gauge(&server(r, extra), flag(consistent))?;
+        }
+    }
+    Ok(())
 }
 
 /// `address_info{class}`: every probed address, then every address the public-federation view refused.

@@ -515,6 +515,7 @@ mod tests {
             discovery: DiscoveryReport {
                 method: Method::DefaultPort,
                 well_known: WellKnownReport {
+                    per_address: Vec::new(),
                     outcome: WellKnownOutcome::NotFound,
                     cache_ttl: Some(Duration::from_secs(3600)),
                     hops: Vec::new(),
