@@ -21,7 +21,7 @@ use matrix_federation_exporter::render::metrics::{self, ExporterMetrics, Format}
 use matrix_federation_exporter::report::{
     AddressClass, AddressReport, CertReport, DiscoveryReport, Failure, Family, KeysReport, Method,
     Phase, Reason, RefusedAddress, ServerReport, SrvInfo, Stage, Step, TargetReport, TlsFacts,
-    Warning, WellKnownOutcome, WellKnownReport,
+    Warning, WellKnownAddress, WellKnownOutcome, WellKnownReport,
 };
 use matrix_federation_exporter::schedule::store::Store;
 use matrix_federation_exporter::serve::limiter::Limiter;
@@ -38,6 +38,21 @@ const DAY: i64 = 86_400;
 const NASTY_SUBJECT: &str = "CN=evil \"quoted\" back\\slash\nsecond line";
 
 // ---- fixtures ----
+
+fn wk_address(
+    address: &str,
+    outcome: WellKnownOutcome,
+    m_server: Option<&str>,
+    followed: bool,
+) -> WellKnownAddress {
+    WellKnownAddress {
+        address: sock(address),
+        outcome,
+        m_server: m_server.map(str::to_owned),
+        error: (outcome != WellKnownOutcome::Delegated).then(|| format!("{outcome}")),
+        followed,
+    }
+}
 
 /// `example.org` delegates via `.well-known` to `matrix.example.org:443`, which has an IPv4 and an IPv6 address;
 /// both pass.
@@ -92,7 +107,20 @@ fn healthy() -> ServerReport {
         discovery: DiscoveryReport {
             method: Method::ExplicitPort,
             well_known: WellKnownReport {
-                per_address: Vec::new(),
+                per_address: vec![
+                    wk_address(
+                        "192.0.2.10:443",
+                        WellKnownOutcome::Delegated,
+                        Some("matrix.example.org:443"),
+                        true,
+                    ),
+                    wk_address(
+                        "[2001:db8::10]:443",
+                        WellKnownOutcome::Delegated,
+                        Some("matrix.example.org:443"),
+                        false,
+                    ),
+                ],
                 outcome: WellKnownOutcome::Delegated,
                 cache_ttl: Some(Duration::from_secs(86_400)),
                 hops: vec![(
@@ -171,7 +199,11 @@ fn failing() -> ServerReport {
         discovery: DiscoveryReport {
             method: Method::SrvMatrixFed,
             well_known: WellKnownReport {
-                per_address: Vec::new(),
+                // Split brain: the IPv6 address times out where the IPv4 one answers 404.
+                per_address: vec![
+                    wk_address("198.51.100.1:443", WellKnownOutcome::NotFound, None, true),
+                    wk_address("[2001:db8::1]:443", WellKnownOutcome::Timeout, None, false),
+                ],
                 outcome: WellKnownOutcome::NotFound,
                 cache_ttl: None,
                 hops: vec![(
@@ -375,6 +407,7 @@ fn removed_servers_and_addresses_leave_no_series() {
     // A newer report with fewer addresses drops the vanished address's series.
     let mut v4_only = healthy();
     v4_only.addresses.truncate(1);
+    v4_only.discovery.well_known.per_address.truncate(1);
     store.insert(v4_only);
     let after = render(&store, Format::Text004);
     assert!(after.contains("192.0.2.10:443"));
@@ -500,7 +533,37 @@ fn address_classes_and_warnings_have_their_rows() {
         own(&[
             &["broken.test", "", "srv_target_cname"],
             &["broken.test", "10.0.0.7:8448", "address_not_public"],
+            &["broken.test", "", "well_known_inconsistent"],
         ])
+    );
+    // The well-known of every address: one row each, and whether they agree (absent for one address).
+    assert_eq!(
+        rows(
+            "matrix_federation_well_known_address_info",
+            &["server_name", "address", "family", "well_known", "m_server"]
+        ),
+        own(&[
+            &["broken.test", "198.51.100.1:443", "ipv4", "not_found", ""],
+            &["broken.test", "[2001:db8::1]:443", "ipv6", "timeout", ""],
+            &[
+                "example.org",
+                "192.0.2.10:443",
+                "ipv4",
+                "delegated",
+                "matrix.example.org:443"
+            ],
+            &[
+                "example.org",
+                "[2001:db8::10]:443",
+                "ipv6",
+                "delegated",
+                "matrix.example.org:443"
+            ],
+        ])
+    );
+    assert_eq!(
+        rows("matrix_federation_well_known_consistent", &["server_name"]),
+        own(&[&["broken.test"], &["example.org"]])
     );
     // A refused address has no per-address check series.
     assert!(
