@@ -26,7 +26,7 @@ use matrix_federation_exporter::render::tester::{self, EXTENSION_KEY};
 use matrix_federation_exporter::report::{
     AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, Fingerprint, KeysReport,
     Method as Discovery, OldVerifyKey, Phase, Reason, ServerReport, SrvInfo, Stage, Step,
-    TargetReport, TlsFacts, WellKnownOutcome, WellKnownReport,
+    TargetReport, TlsFacts, WellKnownAddress, WellKnownOutcome, WellKnownReport,
 };
 use matrix_federation_exporter::schedule::store::Store;
 use matrix_federation_exporter::serve::daemon::Exporter;
@@ -744,7 +744,26 @@ fn golden_report() -> ServerReport {
         discovery: DiscoveryReport {
             method: Discovery::SrvMatrixFed,
             well_known: WellKnownReport {
-                per_address: Vec::new(),
+                // The IPv6 address serves no well-known: a split brain (a warning, not a failure).
+                per_address: vec![
+                    WellKnownAddress {
+                        address: "[2001:db8::1]:443".parse().unwrap(),
+                        outcome: WellKnownOutcome::NotFound,
+                        m_server: None,
+                        error: Some(
+                            "HTTP 404 from https://example.org/.well-known/matrix/server"
+                                .to_owned(),
+                        ),
+                        followed: false,
+                    },
+                    WellKnownAddress {
+                        address: "192.0.2.1:443".parse().unwrap(),
+                        outcome: WellKnownOutcome::Delegated,
+                        m_server: Some("matrix.example.org".to_owned()),
+                        error: None,
+                        followed: true,
+                    },
+                ],
                 outcome: WellKnownOutcome::Delegated,
                 cache_ttl: Some(Duration::from_secs(86_400)),
                 hops: vec![(

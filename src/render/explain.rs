@@ -10,7 +10,7 @@
 use crate::render::format::{coarse, count, ms};
 use crate::report::{
     AddressClass, AddressReport, CertFacts, Failure, Family, Method, Reason, ServerReport,
-    ServerWarning, Stage, Step, TargetReport, Warning, WellKnownOutcome,
+    ServerWarning, Stage, Step, TargetReport, Warning, WellKnownOutcome, WellKnownReport,
 };
 
 /// The likely fix for `failure`, in plain words, filled in from the report (the names the certificate holds
@@ -425,7 +425,35 @@ fn well_known_steps(report: &ServerReport) -> Vec<DiscoveryStep> {
             );
         }
     }
+    if let Some(first) = steps.first_mut() {
+        first.more.extend(well_known_address_lines(wk));
+    }
     steps
+}
+
+/// One line per address asked for the well-known, when there were several: what each answered, and which one
+/// discovery followed.
+#[must_use]
+pub fn well_known_address_lines(wk: &WellKnownReport) -> Vec<String> {
+    if wk.per_address.len() < 2 {
+        return Vec::new();
+    }
+    let same = wk.consistent() == Some(true);
+    wk.per_address
+        .iter()
+        .map(|a| {
+            let answer = match (&a.m_server, &a.error) {
+                (Some(m), _) => format!("delegated to {m}"),
+                (None, Some(e)) => format!("{} ({e})", a.outcome),
+                (None, None) => a.outcome.to_string(),
+            };
+            let mark = match (a.followed, same) {
+                (true, false) => " ← followed",
+                _ => "",
+            };
+            format!("from {}: {answer}{mark}", a.address)
+        })
+        .collect()
 }
 
 /// The SRV step: which record answered, and its targets.
