@@ -10,7 +10,8 @@
 //!   a web server);
 //! - 10 % are delegated by `.well-known`: `wN.bench.test` serves `{"m.server": …}` on the well-known port,
 //!   naming `hN.bench.test` (with the federation port for even N, bare for odd N, which then goes through the
-//!   SRV lookups to the default port);
+//!   SRV lookups to the default port). `wN.bench.test` has two addresses, both serving the same file, so the
+//!   well-known is asked of every address (one handshake each);
 //! - 10 % are delegated by SRV: `_matrix-fed._tcp.sN.bench.test` points at `tN.bench.test` on a third port.
 //!
 //! Every federation endpoint has its own certificate from the test CA (valid for the name it must present and
@@ -102,7 +103,7 @@ async fn main() {
     let srv = PortAnchor::new();
 
     let mut zone = Zone::new();
-    let mut servers: Vec<FakeServer> = Vec::with_capacity(args.servers * 11 / 10);
+    let mut servers: Vec<FakeServer> = Vec::with_capacity(args.servers * 12 / 10);
     let mut names = Vec::with_capacity(args.servers);
     let mut targets = Vec::with_capacity(args.servers);
     let mut next_ip = 0usize;
@@ -141,25 +142,32 @@ async fn main() {
                 explicit_port,
             } => {
                 delegated += 1;
-                let (front, back) = (take_ip(), take_ip());
-                zone = zone.a(&name, v4(front)).a(host, v4(back));
+                let (front, second, back) = (take_ip(), take_ip(), take_ip());
+                zone = zone
+                    .a(&name, v4(front))
+                    .a(&name, v4(second))
+                    .a(host, v4(back));
                 let m_server = if *explicit_port {
                     format!("{host}:{}", fed.port)
                 } else {
                     host.clone()
                 };
-                // The well-known front: its own certificate for the server name, and the delegation.
-                servers.push(
-                    FakeServer::start(
-                        SocketAddr::new(front, wk.port),
-                        Behaviour::Https {
-                            leaf: ca.leaf(&[&name], Validity::Valid),
-                            routes: Routes::new()
-                                .well_known_json(&json!({ "m.server": m_server }).to_string()),
-                        },
-                    )
-                    .await,
-                );
+                // The well-known fronts (two addresses of the name): a certificate for the server name, and the
+                // delegation.
+                let leaf = ca.leaf(&[&name], Validity::Valid);
+                let body = json!({ "m.server": m_server }).to_string();
+                for at in [front, second] {
+                    servers.push(
+                        FakeServer::start(
+                            SocketAddr::new(at, wk.port),
+                            Behaviour::Https {
+                                leaf: leaf.clone(),
+                                routes: Routes::new().well_known_json(&body),
+                            },
+                        )
+                        .await,
+                    );
+                }
                 (host.clone(), SocketAddr::new(back, fed.port))
             }
             Kind::Srv { target } => {
