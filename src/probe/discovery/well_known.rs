@@ -314,6 +314,14 @@ pub fn cache_ttl(headers: &HeaderMap, now: SystemTime) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn discovery_follows_the_first_delegating_address_else_the_first() {
+        assert_eq!(followed([false, true, true].into_iter()), 1);
+        assert_eq!(followed([true, false].into_iter()), 0);
+        assert_eq!(followed([false, false].into_iter()), 0);
+        assert_eq!(followed(std::iter::empty()), 0);
+    }
     use http::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
