@@ -11,7 +11,9 @@
 //! - 10 % are delegated by `.well-known`: `wN.bench.test` serves `{"m.server": …}` on the well-known port,
 //!   naming `hN.bench.test` (with the federation port for even N, bare for odd N, which then goes through the
 //!   SRV lookups to the default port), and a client well-known naming `https://wN.bench.test`, whose
-//!   `/_matrix/client/versions` it answers too (client discovery over the well-known's connection);
+//!   `/_matrix/client/versions` it answers too (client discovery over the well-known's connection).
+//!   `wN.bench.test` has two addresses, both serving the same files, so the well-known is asked of every
+//!   address (one handshake each);
 //! - 10 % are delegated by SRV: `_matrix-fed._tcp.sN.bench.test` points at `tN.bench.test` on a third port.
 //!
 //! Every federation endpoint has its own certificate from the test CA (valid for the name it must present and
@@ -109,7 +111,7 @@ async fn main() {
     let srv = PortAnchor::new();
 
     let mut zone = Zone::new();
-    let mut servers: Vec<FakeServer> = Vec::with_capacity(args.servers * 11 / 10);
+    let mut servers: Vec<FakeServer> = Vec::with_capacity(args.servers * 12 / 10);
     let mut names = Vec::with_capacity(args.servers);
     let mut targets = Vec::with_capacity(args.servers);
     let mut next_ip = 0usize;
@@ -148,39 +150,44 @@ async fn main() {
                 explicit_port,
             } => {
                 delegated += 1;
-                let (front, back) = (take_ip(), take_ip());
-                zone = zone.a(&name, v4(front)).a(host, v4(back));
+                let (front, second, back) = (take_ip(), take_ip(), take_ip());
+                zone = zone
+                    .a(&name, v4(front))
+                    .a(&name, v4(second))
+                    .a(host, v4(back));
                 let m_server = if *explicit_port {
                     format!("{host}:{}", fed.port)
                 } else {
                     host.clone()
                 };
-                // The well-known front: its own certificate for the server name, and the delegation.
-                servers.push(
-                    FakeServer::start(
-                        SocketAddr::new(front, wk.port),
-                        Behaviour::Https {
-                            leaf: ca.leaf(&[&name], Validity::Valid),
-                            // ... and client discovery naming the front itself, so a probe's client step
-                            // rides the well-known's connection (the common case: no extra handshake).
-                            routes: Routes::new()
-                                .well_known_json(&json!({ "m.server": m_server }).to_string())
-                                .route(
-                                    "/.well-known/matrix/client",
-                                    Reply::json(
-                                        200,
-                                        json!({ "m.homeserver": { "base_url": format!("https://{name}") } })
-                                            .to_string(),
+                // The well-known fronts (two addresses of the name): a certificate for the server name, the
+                // delegation, and client discovery naming the front itself, so a probe's client step rides the
+                // well-known's connection (the common case: no extra handshake).
+                let leaf = ca.leaf(&[&name], Validity::Valid);
+                let body = json!({ "m.server": m_server }).to_string();
+                let client = json!({ "m.homeserver": { "base_url": format!("https://{name}") } })
+                    .to_string();
+                for at in [front, second] {
+                    servers.push(
+                        FakeServer::start(
+                            SocketAddr::new(at, wk.port),
+                            Behaviour::Https {
+                                leaf: leaf.clone(),
+                                routes: Routes::new()
+                                    .well_known_json(&body)
+                                    .route(
+                                        "/.well-known/matrix/client",
+                                        Reply::json(200, client.clone()),
+                                    )
+                                    .route(
+                                        "/_matrix/client/versions",
+                                        Reply::json(200, r#"{"versions":["r0.6.1","v1.11"]}"#),
                                     ),
-                                )
-                                .route(
-                                    "/_matrix/client/versions",
-                                    Reply::json(200, r#"{"versions":["r0.6.1","v1.11"]}"#),
-                                ),
-                        },
-                    )
-                    .await,
-                );
+                            },
+                        )
+                        .await,
+                    );
+                }
                 (host.clone(), SocketAddr::new(back, fed.port))
             }
             Kind::Srv { target } => {

@@ -26,8 +26,8 @@ use matrix_federation_exporter::render::tester::{self, EXTENSION_KEY};
 use matrix_federation_exporter::report::{
     AddressReport, CertFacts, CertReport, ClientOutcome, ClientReport, ClientResult,
     DiscoveryReport, Failure, Fingerprint, KeysReport, Method as Discovery, OldVerifyKey, Phase,
-    Reason, ServerReport, SrvInfo, Stage, Step, TargetReport, TlsFacts, WellKnownOutcome,
-    WellKnownReport,
+    Reason, ServerReport, SrvInfo, Stage, Step, TargetReport, TlsFacts, WellKnownAddress,
+    WellKnownOutcome, WellKnownReport,
 };
 use matrix_federation_exporter::schedule::store::Store;
 use matrix_federation_exporter::serve::daemon::Exporter;
@@ -748,6 +748,26 @@ fn golden_report() -> ServerReport {
         discovery: DiscoveryReport {
             method: Discovery::SrvMatrixFed,
             well_known: WellKnownReport {
+                // The IPv6 address serves no well-known: a split brain (a warning, not a failure).
+                per_address: vec![
+                    WellKnownAddress {
+                        address: "[2001:db8::1]:443".parse().unwrap(),
+                        outcome: WellKnownOutcome::NotFound,
+                        m_server: None,
+                        error: Some(
+                            "HTTP 404 from https://example.org/.well-known/matrix/server"
+                                .to_owned(),
+                        ),
+                        followed: false,
+                    },
+                    WellKnownAddress {
+                        address: "192.0.2.1:443".parse().unwrap(),
+                        outcome: WellKnownOutcome::Delegated,
+                        m_server: Some("matrix.example.org".to_owned()),
+                        error: None,
+                        followed: true,
+                    },
+                ],
                 outcome: WellKnownOutcome::Delegated,
                 cache_ttl: Some(Duration::from_secs(86_400)),
                 hops: vec![(
@@ -801,6 +821,7 @@ fn golden_report() -> ServerReport {
                 ],
                 tls: Some(tls.clone()),
                 certificate: Some(CertReport {
+                    verified_not_after: None,
                     chain: vec![leaf(1_707_000_000).into(), intermediate.clone().into()],
                     failures: Vec::new(),
                 }),
@@ -838,6 +859,7 @@ fn golden_report() -> ServerReport {
                     cipher: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".into(),
                 }),
                 certificate: Some(CertReport {
+                    verified_not_after: None,
                     chain: vec![leaf(1_699_000_000).into(), intermediate.into()],
                     failures: vec![Failure::new(
                         Stage::Certificate,

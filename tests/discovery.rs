@@ -49,6 +49,8 @@ enum Cert {
     Good(&'static [&'static str], Validity),
     /// Issued by the trusted CA but sent without its intermediate.
     NoIntermediate(&'static [&'static str]),
+    /// Issued by the trusted CA, sent with its intermediate and an expired cross-sign of it nobody needs.
+    ExpiredExtra(&'static [&'static str]),
     SelfSigned(&'static [&'static str]),
     /// Issued by a CA nobody trusts.
     Untrusted(&'static [&'static str]),
@@ -281,6 +283,7 @@ fn leaf(ca: &TestCa, cert: Cert) -> Leaf {
     match cert {
         Cert::Good(names, validity) => ca.leaf(names, validity),
         Cert::NoIntermediate(names) => ca.leaf_without_intermediate(names, VALID),
+        Cert::ExpiredExtra(names) => ca.leaf_with_expired_cross_sign(names, VALID),
         Cert::SelfSigned(names) => support::self_signed(names, VALID),
         Cert::Untrusted(names) => TestCa::new("nobody trusts this one").leaf(names, VALID),
     }
@@ -1394,6 +1397,48 @@ async fn expiry_is_known_for_invalid_and_expiring_certificates() {
     assert!(!tls.cipher.is_empty());
 }
 
+/// An extra expired certificate the server still sends (a cross-sign of its intermediate by a retired root) is
+/// not on the path the verifier builds: the chain's expiry is the verified path's (the leaf's here), not the
+/// extra certificate's (`blackbox_exporter` #340), and the certificate is valid.
+#[tokio::test]
+async fn chain_expiry_comes_from_the_verified_path() {
+    let report = run(&Scenario {
+        server_name: "cross.test:{x1}",
+        zone: &[Rec::A("cross.test", "127.0.0.2")],
+        servers: &[Srv(
+            "127.0.0.2",
+            P::X1,
+            Serve::Matrix(Cert::ExpiredExtra(&["cross.test"])),
+        )],
+        want: Want {
+            method: Method::ExplicitPort,
+            well_known: WellKnownOutcome::Skipped,
+            delegated: None,
+            tls_name: "cross.test",
+            host_header: "cross.test:{x1}",
+            addresses: &[("127.0.0.2:{x1}", OK)],
+            server_failures: &[],
+        },
+    })
+    .await;
+    let cert = report.addresses[0].certificate.as_ref().unwrap();
+    let now = i64::try_from(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    assert!(cert.valid(), "{cert:?}");
+    assert_eq!(cert.chain.len(), 3);
+    assert!(
+        cert.presented_not_after().unwrap() < now,
+        "the extra one is expired"
+    );
+    assert_eq!(cert.verified_not_after, Some(cert.chain[0].not_after));
+    assert_eq!(cert.chain_not_after(), Some(cert.chain[0].not_after));
+}
+
 /// The well-known request carries the spec's `Host` header and SNI, and every phase is timed.
 #[tokio::test]
 async fn requests_and_timings_are_recorded() {
@@ -1596,4 +1641,237 @@ async fn matrix_checks_can_be_switched_off() {
     assert!(a.keys.is_none() && a.version.is_none());
     let phases: Vec<_> = a.phases.iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(phases, ["connect", "tls_handshake"]);
+}
+
+// The well-known from every address (DESIGN.md "Next" point 1): split.test has two addresses on the well-known
+// port; each scenario below serves a different pair of answers. The delegated homeservers listen on X1/X2.
+
+const SPLIT: &str = "split.test";
+const SPLIT_CERT: Cert = Cert::Good(&["split.test"], VALID);
+const TO_DELEG1: WkReply = WkReply::Json(r#"{"m.server":"deleg1.test:{x1}"}"#);
+
+/// Runs a split.test scenario and checks, beyond `check`, that every well-known server was asked with SNI and
+/// `Host` = the server name, and returns the report's (address, outcome, m.server, followed) per address.
+async fn run_split(
+    servers: &'static [Srv],
+    want: Want,
+) -> (
+    ServerReport,
+    Vec<(String, WellKnownOutcome, Option<String>, bool)>,
+) {
+    let scenario = &Scenario {
+        server_name: SPLIT,
+        zone: &[
+            Rec::A("split.test", "127.0.0.2"),
+            Rec::A("split.test", "127.0.0.3"),
+            Rec::A("deleg1.test", "127.0.0.4"),
+            Rec::A("deleg2.test", "127.0.0.5"),
+        ],
+        servers,
+        want,
+    };
+    let world = World::start(scenario.server_name, scenario.zone, scenario.servers).await;
+    let name = ServerName::parse(SPLIT).unwrap();
+    let report = probe_server(&world.env(TIMEOUTS), &name).await;
+    check(&world, scenario, &report);
+    for (p, server) in &world.servers {
+        if *p == P::Wk {
+            assert!(
+                server
+                    .sni_seen()
+                    .iter()
+                    .all(|s| s.as_deref() == Some(SPLIT)),
+                "{:?}",
+                server.sni_seen()
+            );
+            assert_eq!(
+                server.requests(),
+                [("/.well-known/matrix/server".to_owned(), SPLIT.to_owned())]
+            );
+        }
+    }
+    let per = report
+        .discovery
+        .well_known
+        .per_address
+        .iter()
+        .map(|a| {
+            (
+                a.address.ip().to_string(),
+                a.outcome,
+                a.m_server.as_ref().map(|m| {
+                    subst(m, &world.ports).replace(&world.port(P::X1).to_string(), "{x1}")
+                }),
+                a.followed,
+            )
+        })
+        .collect();
+    (report, per)
+}
+
+fn inconsistent_warnings(report: &ServerReport) -> usize {
+    report
+        .warnings()
+        .iter()
+        .filter(|w| w.warning == Warning::WellKnownInconsistent && w.address.is_none())
+        .count()
+}
+
+const DELEG1_OK: Want = Want {
+    method: Method::ExplicitPort,
+    well_known: WellKnownOutcome::Delegated,
+    delegated: Some("deleg1.test:{x1}"),
+    tls_name: "deleg1.test",
+    host_header: "deleg1.test:{x1}",
+    addresses: &[("127.0.0.4:{x1}", OK)],
+    server_failures: &[],
+};
+
+/// Both addresses delegate to the same name: consistent, no warning.
+#[tokio::test]
+async fn well_known_from_every_address_consistent() {
+    static SERVERS: &[Srv] = &[
+        Srv("127.0.0.2", P::Wk, Serve::WellKnown(SPLIT_CERT, TO_DELEG1)),
+        Srv("127.0.0.3", P::Wk, Serve::WellKnown(SPLIT_CERT, TO_DELEG1)),
+        Srv(
+            "127.0.0.4",
+            P::X1,
+            Serve::Matrix(Cert::Good(&["deleg1.test"], VALID)),
+        ),
+    ];
+    let (report, per) = run_split(SERVERS, DELEG1_OK).await;
+    let d = Some("deleg1.test:{x1}".to_owned());
+    assert_eq!(
+        per,
+        [
+            (
+                "127.0.0.2".into(),
+                WellKnownOutcome::Delegated,
+                d.clone(),
+                true
+            ),
+            ("127.0.0.3".into(), WellKnownOutcome::Delegated, d, false),
+        ]
+    );
+    assert_eq!(report.discovery.well_known.consistent(), Some(true));
+    assert_eq!(inconsistent_warnings(&report), 0);
+}
+
+/// The first address answers 404, the second delegates: discovery follows the delegating one (a peer whose
+/// resolver picks it finds the server), and the names' addresses are inconsistent.
+#[tokio::test]
+async fn well_known_from_every_address_follows_the_delegating_one() {
+    static SERVERS: &[Srv] = &[
+        Srv(
+            "127.0.0.2",
+            P::Wk,
+            Serve::WellKnown(SPLIT_CERT, WkReply::Status(404)),
+        ),
+        Srv("127.0.0.3", P::Wk, Serve::WellKnown(SPLIT_CERT, TO_DELEG1)),
+        Srv(
+            "127.0.0.4",
+            P::X1,
+            Serve::Matrix(Cert::Good(&["deleg1.test"], VALID)),
+        ),
+    ];
+    let (report, per) = run_split(SERVERS, DELEG1_OK).await;
+    assert_eq!(
+        per,
+        [
+            ("127.0.0.2".into(), WellKnownOutcome::NotFound, None, false),
+            (
+                "127.0.0.3".into(),
+                WellKnownOutcome::Delegated,
+                Some("deleg1.test:{x1}".to_owned()),
+                true
+            ),
+        ]
+    );
+    assert_eq!(report.discovery.well_known.consistent(), Some(false));
+    assert_eq!(inconsistent_warnings(&report), 1);
+    // A warning, not a failure: the probe passed (checked by `check`).
+    assert!(report.success());
+}
+
+/// Both delegate, to different names: discovery follows the first address; inconsistent.
+#[tokio::test]
+async fn well_known_from_every_address_different_m_server() {
+    static SERVERS: &[Srv] = &[
+        Srv("127.0.0.2", P::Wk, Serve::WellKnown(SPLIT_CERT, TO_DELEG1)),
+        Srv(
+            "127.0.0.3",
+            P::Wk,
+            Serve::WellKnown(
+                SPLIT_CERT,
+                WkReply::Json(r#"{"m.server":"deleg2.test:{x2}"}"#),
+            ),
+        ),
+        Srv(
+            "127.0.0.4",
+            P::X1,
+            Serve::Matrix(Cert::Good(&["deleg1.test"], VALID)),
+        ),
+    ];
+    let (report, per) = run_split(SERVERS, DELEG1_OK).await;
+    assert_eq!(per.len(), 2);
+    assert!(per[0].3 && !per[1].3, "{per:?}");
+    assert_eq!(per[0].2.as_deref(), Some("deleg1.test:{x1}"));
+    assert!(per[1].2.as_deref().unwrap().starts_with("deleg2.test:"));
+    assert_eq!(report.discovery.well_known.consistent(), Some(false));
+    assert_eq!(inconsistent_warnings(&report), 1);
+}
+
+/// Nothing listens on the second address: it is recorded as `connection_failed`; inconsistent.
+#[tokio::test]
+async fn well_known_from_every_address_one_unreachable() {
+    static SERVERS: &[Srv] = &[
+        Srv("127.0.0.2", P::Wk, Serve::WellKnown(SPLIT_CERT, TO_DELEG1)),
+        Srv(
+            "127.0.0.4",
+            P::X1,
+            Serve::Matrix(Cert::Good(&["deleg1.test"], VALID)),
+        ),
+    ];
+    let (report, per) = run_split(SERVERS, DELEG1_OK).await;
+    assert_eq!(per.len(), 2);
+    assert_eq!(per[0].1, WellKnownOutcome::Delegated);
+    assert!(per[0].3);
+    assert_eq!(
+        (per[1].1, per[1].2.clone(), per[1].3),
+        (WellKnownOutcome::ConnectionFailed, None, false)
+    );
+    assert_eq!(report.discovery.well_known.consistent(), Some(false));
+    assert_eq!(inconsistent_warnings(&report), 1);
+}
+
+/// A name with a single address: it is recorded, and consistency is not judged.
+#[tokio::test]
+async fn well_known_from_a_single_address_is_not_judged() {
+    static S: Scenario = Scenario {
+        server_name: "one.test",
+        zone: &[
+            Rec::A("one.test", "127.0.0.2"),
+            Rec::A("deleg1.test", "127.0.0.4"),
+        ],
+        servers: &[
+            Srv(
+                "127.0.0.2",
+                P::Wk,
+                Serve::WellKnown(Cert::Good(&["one.test"], VALID), TO_DELEG1),
+            ),
+            Srv(
+                "127.0.0.4",
+                P::X1,
+                Serve::Matrix(Cert::Good(&["deleg1.test"], VALID)),
+            ),
+        ],
+        want: DELEG1_OK,
+    };
+    let report = run(&S).await;
+    let per = &report.discovery.well_known.per_address;
+    assert_eq!(per.len(), 1);
+    assert_eq!(per[0].address.ip().to_string(), "127.0.0.2");
+    assert!(per[0].followed);
+    assert_eq!(report.discovery.well_known.consistent(), None);
+    assert_eq!(inconsistent_warnings(&report), 0);
 }

@@ -21,8 +21,8 @@ use matrix_federation_exporter::render::metrics::{self, ExporterMetrics, Format}
 use matrix_federation_exporter::report::{
     AddressClass, AddressReport, CertReport, ClientOutcome, ClientReport, ClientResult,
     DiscoveryReport, Failure, Family, KeysReport, Method, Phase, Reason, RefusedAddress,
-    ServerReport, SrvInfo, Stage, Step, TargetReport, TlsFacts, Warning, WellKnownOutcome,
-    WellKnownReport,
+    ServerReport, SrvInfo, Stage, Step, TargetReport, TlsFacts, Warning, WellKnownAddress,
+    WellKnownOutcome, WellKnownReport,
 };
 use matrix_federation_exporter::schedule::store::Store;
 use matrix_federation_exporter::serve::limiter::Limiter;
@@ -39,6 +39,21 @@ const DAY: i64 = 86_400;
 const NASTY_SUBJECT: &str = "CN=evil \"quoted\" back\\slash\nsecond line";
 
 // ---- fixtures ----
+
+fn wk_address(
+    address: &str,
+    outcome: WellKnownOutcome,
+    m_server: Option<&str>,
+    followed: bool,
+) -> WellKnownAddress {
+    WellKnownAddress {
+        address: sock(address),
+        outcome,
+        m_server: m_server.map(str::to_owned),
+        error: (outcome != WellKnownOutcome::Delegated).then(|| format!("{outcome}")),
+        followed,
+    }
+}
 
 /// `example.org` delegates via `.well-known` to `matrix.example.org:443`, which has an IPv4 and an IPv6 address;
 /// both pass.
@@ -72,6 +87,7 @@ fn healthy() -> ServerReport {
             cipher: "TLS13_AES_256_GCM_SHA384".into(),
         }),
         certificate: Some(CertReport {
+            verified_not_after: None,
             chain: vec![leaf.clone().into(), intermediate.clone().into()],
             failures: Vec::new(),
         }),
@@ -92,6 +108,20 @@ fn healthy() -> ServerReport {
         discovery: DiscoveryReport {
             method: Method::ExplicitPort,
             well_known: WellKnownReport {
+                per_address: vec![
+                    wk_address(
+                        "192.0.2.10:443",
+                        WellKnownOutcome::Delegated,
+                        Some("matrix.example.org:443"),
+                        true,
+                    ),
+                    wk_address(
+                        "[2001:db8::10]:443",
+                        WellKnownOutcome::Delegated,
+                        Some("matrix.example.org:443"),
+                        false,
+                    ),
+                ],
                 outcome: WellKnownOutcome::Delegated,
                 cache_ttl: Some(Duration::from_secs(86_400)),
                 hops: vec![(
@@ -212,6 +242,11 @@ fn failing() -> ServerReport {
         discovery: DiscoveryReport {
             method: Method::SrvMatrixFed,
             well_known: WellKnownReport {
+                // Split brain: the IPv6 address times out where the IPv4 one answers 404.
+                per_address: vec![
+                    wk_address("198.51.100.1:443", WellKnownOutcome::NotFound, None, true),
+                    wk_address("[2001:db8::1]:443", WellKnownOutcome::Timeout, None, false),
+                ],
                 outcome: WellKnownOutcome::NotFound,
                 cache_ttl: None,
                 hops: vec![(
@@ -261,6 +296,7 @@ fn failing() -> ServerReport {
                     cipher: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".into(),
                 }),
                 certificate: Some(CertReport {
+                    verified_not_after: None,
                     chain: vec![leaf.into()],
                     failures: cert_failures.clone(),
                 }),
@@ -417,6 +453,7 @@ fn removed_servers_and_addresses_leave_no_series() {
     // A newer report with fewer addresses drops the vanished address's series.
     let mut v4_only = healthy();
     v4_only.addresses.truncate(1);
+    v4_only.discovery.well_known.per_address.truncate(1);
     store.insert(v4_only);
     let after = render(&store, Format::Text004);
     assert!(after.contains("192.0.2.10:443"));
@@ -550,7 +587,37 @@ fn address_classes_and_warnings_have_their_rows() {
             &["broken.test", "", "srv_target_cname"],
             &["broken.test", "10.0.0.7:8448", "address_not_public"],
             &["broken.test", "", "client_well_known_no_cors"],
+            &["broken.test", "", "well_known_inconsistent"],
         ])
+    );
+    // The well-known of every address: one row each, and whether they agree (absent for one address).
+    assert_eq!(
+        rows(
+            "matrix_federation_well_known_address_info",
+            &["server_name", "address", "family", "well_known", "m_server"]
+        ),
+        own(&[
+            &["broken.test", "198.51.100.1:443", "ipv4", "not_found", ""],
+            &["broken.test", "[2001:db8::1]:443", "ipv6", "timeout", ""],
+            &[
+                "example.org",
+                "192.0.2.10:443",
+                "ipv4",
+                "delegated",
+                "matrix.example.org:443"
+            ],
+            &[
+                "example.org",
+                "[2001:db8::10]:443",
+                "ipv6",
+                "delegated",
+                "matrix.example.org:443"
+            ],
+        ])
+    );
+    assert_eq!(
+        rows("matrix_federation_well_known_consistent", &["server_name"]),
+        own(&[&["broken.test"], &["example.org"]])
     );
     // A refused address has no per-address check series.
     assert!(

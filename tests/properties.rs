@@ -948,6 +948,7 @@ fn nasty_report(i: usize, s: &Nasty, cert: CertFacts) -> ServerReport {
             cipher: s.cipher.clone().into(),
         }),
         certificate: Some(CertReport {
+            verified_not_after: None,
             chain: vec![cert.into()],
             failures: vec![Failure::new(
                 Stage::Certificate,
@@ -982,6 +983,7 @@ fn nasty_report(i: usize, s: &Nasty, cert: CertFacts) -> ServerReport {
     let mut discovery = DiscoveryReport::empty(&s.tls_name);
     discovery.method = Method::SrvMatrixFed;
     discovery.well_known = WellKnownReport {
+        per_address: Vec::new(),
         outcome: WellKnownOutcome::Delegated,
         cache_ttl: Some(Duration::from_secs(3600)),
         hops: vec![(s.delegated.clone(), 200)],

@@ -25,7 +25,8 @@ use matrix_federation_exporter::render::html::{self, Sort};
 use matrix_federation_exporter::render::metrics::{self, ExporterMetrics};
 use matrix_federation_exporter::report::{
     AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, Method, Phase, Reason,
-    ServerReport, Stage, Step, TargetReport, TlsFacts, WellKnownOutcome, WellKnownReport,
+    ServerReport, Stage, Step, TargetReport, TlsFacts, WellKnownAddress, WellKnownOutcome,
+    WellKnownReport,
 };
 use matrix_federation_exporter::schedule::store::Store;
 use matrix_federation_exporter::serve::daemon;
@@ -78,6 +79,7 @@ fn address(addr: &str, host: &str, leaf: Option<CertFacts>) -> AddressReport {
             cipher: "TLS13_AES_256_GCM_SHA384".into(),
         }),
         certificate: leaf.map(|leaf| CertReport {
+            verified_not_after: None,
             chain: vec![leaf.into()],
             failures: Vec::new(),
         }),
@@ -105,6 +107,7 @@ fn healthy(name: &str, days: i64, probed_secs_ago: u64) -> ServerReport {
         discovery: DiscoveryReport {
             method: Method::DefaultPort,
             well_known: WellKnownReport {
+                per_address: Vec::new(),
                 outcome: WellKnownOutcome::Delegated,
                 cache_ttl: Some(Duration::from_secs(86_400)),
                 hops: vec![(format!("https://{name}/.well-known/matrix/server"), 200)],
@@ -616,6 +619,56 @@ async fn detail_page_shows_the_whole_report() {
         gone.contains("None: discovery found nothing to connect to."),
         "{gone}"
     );
+}
+
+/// A server whose addresses answer the well-known differently: a marker on the index row, and the
+/// per-address table (with the fix) on the detail page.
+#[tokio::test]
+async fn an_inconsistent_well_known_is_marked_and_detailed() {
+    let mut split = healthy("split.test", 60, 10);
+    split.discovery.well_known.per_address = vec![
+        WellKnownAddress {
+            address: "[2001:db8::1]:443".parse().unwrap(),
+            outcome: WellKnownOutcome::NotFound,
+            m_server: None,
+            error: Some("HTTP 404".to_owned()),
+            followed: false,
+        },
+        WellKnownAddress {
+            address: "192.0.2.1:443".parse().unwrap(),
+            outcome: WellKnownOutcome::Delegated,
+            m_server: Some("matrix.split.test".to_owned()),
+            error: None,
+            followed: true,
+        },
+    ];
+    let consistent = healthy("same.test", 60, 10);
+    let app = app(vec![split, consistent], &["split.test", "same.test"]);
+    let (_, _, index) = get(&app, "/").await;
+    assert!(
+        row_html(&index, "split.test").contains("⚠ .well-known differs by address"),
+        "{index}"
+    );
+    assert!(
+        !row_html(&index, "same.test").contains("differs by address"),
+        "{index}"
+    );
+    let (status, _, body) = get(&app, "/server/split.test").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains(".well-known from every address"), "{body}");
+    assert!(body.contains("<td>[2001:db8::1]:443</td>"), "{body}");
+    assert!(body.contains("<code>not_found</code>: HTTP 404"), "{body}");
+    assert!(body.contains("<code>matrix.split.test</code>"), "{body}");
+    assert!(
+        body.contains("Make every address serve the same file"),
+        "{body}"
+    );
+    assert!(
+        body.contains("well_known_inconsistent"),
+        "the warning: {body}"
+    );
+    let (_, _, same) = get(&app, "/server/same.test").await;
+    assert!(!same.contains(".well-known from every address"), "{same}");
 }
 
 #[tokio::test]

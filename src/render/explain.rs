@@ -10,7 +10,7 @@
 use crate::render::format::{coarse, count, ms};
 use crate::report::{
     AddressClass, AddressReport, CertFacts, Failure, Family, Method, Reason, ServerReport,
-    ServerWarning, Stage, Step, TargetReport, Warning, WellKnownOutcome,
+    ServerWarning, Stage, Step, TargetReport, Warning, WellKnownOutcome, WellKnownReport,
 };
 
 /// The likely fix for `failure`, in plain words, filled in from the report (the names the certificate holds
@@ -319,6 +319,10 @@ pub fn warning_message(w: &ServerWarning) -> String {
             "the client well-known of {host} has no Access-Control-Allow-Origin: * header: web clients \
              (Element Web) cannot read it"
         ),
+        (Warning::WellKnownInconsistent, _) => format!(
+            "the addresses of {host} answer /.well-known/matrix/server differently: a peer finds this server or \
+             not depending on the address its resolver picks"
+        ),
     }
 }
 
@@ -338,6 +342,10 @@ pub fn warning_hint(warning: Warning) -> &'static str {
         Warning::ClientWellKnownNoCors => {
             "add the header Access-Control-Allow-Origin: * to /.well-known/matrix/client (nginx: add_header \
              Access-Control-Allow-Origin *;), as the spec asks"
+        }
+        Warning::WellKnownInconsistent => {
+            "make every address serve the same /.well-known/matrix/server file: typically the IPv6 virtual host \
+             or one load-balancer node serves another file or none"
         }
     }
 }
@@ -437,7 +445,35 @@ fn well_known_steps(report: &ServerReport) -> Vec<DiscoveryStep> {
             );
         }
     }
+    if let Some(first) = steps.first_mut() {
+        first.more.extend(well_known_address_lines(wk));
+    }
     steps
+}
+
+/// One line per address asked for the well-known, when there were several: what each answered, and which one
+/// discovery followed.
+#[must_use]
+pub fn well_known_address_lines(wk: &WellKnownReport) -> Vec<String> {
+    if wk.per_address.len() < 2 {
+        return Vec::new();
+    }
+    let same = wk.consistent() == Some(true);
+    wk.per_address
+        .iter()
+        .map(|a| {
+            let answer = match (&a.m_server, &a.error) {
+                (Some(m), _) => format!("delegated to {m}"),
+                (None, Some(e)) => format!("{} ({e})", a.outcome),
+                (None, None) => a.outcome.to_string(),
+            };
+            let mark = match (a.followed, same) {
+                (true, false) => " ← followed",
+                _ => "",
+            };
+            format!("from {}: {answer}{mark}", a.address)
+        })
+        .collect()
 }
 
 /// The SRV step: which record answered, and its targets.

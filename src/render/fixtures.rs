@@ -60,6 +60,7 @@ pub(crate) fn srv_mismatch() -> ServerReport {
         "certificate not valid for name \"example.org\"",
     );
     v4.certificate = Some(CertReport {
+        verified_not_after: None,
         chain: vec![leaf(&["matrix.example.com"], NOW + 30 * DAY + 3_600).into()],
         failures: vec![mismatch.clone()],
     });
@@ -79,6 +80,7 @@ pub(crate) fn srv_mismatch() -> ServerReport {
         discovery: DiscoveryReport {
             method: Method::SrvMatrixFed,
             well_known: WellKnownReport {
+                per_address: Vec::new(),
                 outcome: WellKnownOutcome::NotFound,
                 cache_ttl: None,
                 hops: vec![(
@@ -132,6 +134,7 @@ pub(crate) fn delegated_ok() -> ServerReport {
         cipher: "TLS13_AES_128_GCM_SHA256".into(),
     });
     a.certificate = Some(CertReport {
+        verified_not_after: None,
         chain: vec![
             leaf(&["matrix.example.org"], NOW + 62 * DAY).into(),
             leaf(&[], NOW + 20 * DAY).into(),
@@ -164,6 +167,7 @@ pub(crate) fn delegated_ok() -> ServerReport {
         discovery: DiscoveryReport {
             method: Method::ExplicitPort,
             well_known: WellKnownReport {
+                per_address: Vec::new(),
                 outcome: WellKnownOutcome::Delegated,
                 cache_ttl: Some(Duration::from_secs(24 * 3_600)),
                 hops: vec![(

@@ -632,6 +632,41 @@ mod tests {
     }
 
     #[test]
+    fn an_inconsistent_well_known_shows_every_address_and_the_fix() {
+        use crate::report::{WellKnownAddress, WellKnownOutcome};
+        let mut report = delegated_ok();
+        let at = |a: &str, outcome, m: Option<&str>, followed| WellKnownAddress {
+            address: a.parse().unwrap(),
+            outcome,
+            m_server: m.map(str::to_owned),
+            error: m
+                .is_none()
+                .then(|| "HTTP 404 from https://example.org/".to_owned()),
+            followed,
+        };
+        report.discovery.well_known.per_address = vec![
+            at("[2001:db8::1]:443", WellKnownOutcome::NotFound, None, false),
+            at(
+                "192.0.2.1:443",
+                WellKnownOutcome::Delegated,
+                Some("matrix.example.org:443"),
+                true,
+            ),
+        ];
+        let text = render(&report, now(), false);
+        assert_contains(
+            &text,
+            &[
+                "example.org: ✔ federation works",
+                "from [2001:db8::1]:443: not_found (HTTP 404 from https://example.org/)\n",
+                "from 192.0.2.1:443: delegated to matrix.example.org:443 ← followed\n",
+                "⚠ warning/well_known_inconsistent: the addresses of example.org answer",
+                "fix: make every address serve the same /.well-known/matrix/server file",
+            ],
+        );
+    }
+
+    #[test]
     fn non_public_probed_addresses_show_their_class() {
         let text = render(&srv_mismatch(), now(), false);
         assert_contains(
@@ -874,6 +909,7 @@ mod tests {
             refused,
         } = discovery;
         let WellKnownReport {
+            per_address: _,
             outcome: _,
             cache_ttl: _,
             hops,
@@ -918,7 +954,12 @@ mod tests {
                 cow(version);
                 cow(cipher);
             }
-            if let Some(CertReport { chain, failures }) = certificate {
+            if let Some(CertReport {
+                chain,
+                failures,
+                verified_not_after: _,
+            }) = certificate
+            {
                 for c in chain {
                     let CertFacts {
                         subject,

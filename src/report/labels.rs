@@ -263,6 +263,9 @@ label_enum! {
         /// The client well-known answered 200 without `Access-Control-Allow-Origin: *`. The spec: "Servers
         /// hosting the `.well-known` JSON file SHOULD offer CORS headers"; web clients cannot read it otherwise.
         ClientWellKnownNoCors => "client_well_known_no_cors",
+        /// The addresses of the server name answer `/.well-known/matrix/server` differently (another outcome
+        /// or another `m.server`): peers find the server or not depending on the address their resolver picks.
+        WellKnownInconsistent => "well_known_inconsistent",
     }
 }
 

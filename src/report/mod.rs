@@ -107,12 +107,19 @@ impl ServerReport {
             .iter()
             .filter(move |_| some_probed)
             .map(|r| (Warning::AddressNotPublic, Some(r.address), &r.target_host));
+        // About the server name, not one address: peers disagree on where it is depending on the address
+        // their resolver picks.
+        let inconsistent = (d.well_known.consistent() == Some(false)).then_some((
+            Warning::WellKnownInconsistent,
+            None,
+            &self.server_name,
+        ));
         let no_cors = self
             .client
             .iter()
             .filter(|c| c.no_cors())
             .map(|_| (Warning::ClientWellKnownNoCors, None, &self.server_name));
-        cnames.chain(refused).chain(no_cors)
+        cnames.chain(refused).chain(no_cors).chain(inconsistent)
     }
 
     /// The client discovery failures (stage `client`): exported with the others, but outside
@@ -246,6 +253,23 @@ pub struct WellKnownReport {
     pub hops: Vec<(String, u16)>,
     /// What went wrong, in words, when the outcome is not `delegated`.
     pub error: Option<String>,
+    /// The answer of every address of the hostname asked (in resolver order), the followed one included;
+    /// empty when the step was skipped or the hostname gave no address to ask.
+    pub per_address: Vec<WellKnownAddress>,
+}
+
+/// The well-known as one address of the hostname served it (SNI and `Host` the hostname).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WellKnownAddress {
+    /// The address asked, at the well-known port (443).
+    pub address: SocketAddr,
+    pub outcome: WellKnownOutcome,
+    /// The delegated server name when the outcome is `delegated`.
+    pub m_server: Option<String>,
+    /// What went wrong, in words, when the outcome is not `delegated`.
+    pub error: Option<String>,
+    /// Whether discovery followed this address's answer.
+    pub followed: bool,
 }
 
 impl WellKnownReport {
@@ -256,7 +280,22 @@ impl WellKnownReport {
             cache_ttl: None,
             hops: Vec::new(),
             error: None,
+            per_address: Vec::new(),
         }
+    }
+
+    /// Whether every address asked gave the same outcome and the same `m.server`; `None` when fewer than two
+    /// addresses were asked (the step was skipped, or the name has a single address).
+    #[must_use]
+    pub fn consistent(&self) -> Option<bool> {
+        let (first, rest) = self.per_address.split_first()?;
+        if rest.is_empty() {
+            return None;
+        }
+        Some(
+            rest.iter()
+                .all(|a| a.outcome == first.outcome && a.m_server == first.m_server),
+        )
     }
 }
 
@@ -329,6 +368,9 @@ pub struct CertReport {
     pub chain: Vec<Arc<CertFacts>>,
     /// Chain, name and validity-window failures (stage `certificate`); empty when the certificate is valid.
     pub failures: Vec<Failure>,
+    /// The earliest `notAfter` on the path the verifier built (the leaf and the intermediates it used; a trust
+    /// anchor carries none), when the chain verifies; `None` otherwise.
+    pub verified_not_after: Option<i64>,
 }
 
 impl CertReport {
@@ -337,9 +379,17 @@ impl CertReport {
         self.failures.is_empty() && !self.chain.is_empty()
     }
 
-    /// The earliest `notAfter` in the presented chain.
+    /// The earliest `notAfter` on the verified path when the chain verifies, else in the presented chain: an
+    /// extra certificate the server still sends but no verifier uses (an expired cross-sign) does not count.
     #[must_use]
     pub fn chain_not_after(&self) -> Option<i64> {
+        self.verified_not_after
+            .or_else(|| self.presented_not_after())
+    }
+
+    /// The earliest `notAfter` in the presented chain, whether or not the verifier used each certificate.
+    #[must_use]
+    pub fn presented_not_after(&self) -> Option<i64> {
         self.chain.iter().map(|c| c.not_after).min()
     }
 }

@@ -86,6 +86,8 @@ pub struct TestCa {
     root: CertificateDer<'static>,
     root_pem: String,
     intermediate: CertificateDer<'static>,
+    /// The intermediate's name and key cross-signed by a retired root nobody trusts, expired yesterday.
+    expired_cross_sign: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
     label: String,
 }
@@ -116,10 +118,28 @@ impl TestCa {
             .signed_by(&int_key, &root_issuer)
             .expect("sign intermediate CA");
 
+        // A cross-sign of the same intermediate (same name, same key) by a retired root, expired: servers
+        // still send such certificates after a CA's old root is gone (blackbox_exporter #340).
+        let old_key = KeyPair::generate().expect("generate retired root key");
+        let old_params = ca_params(
+            &format!("MFE Retired Root CA {label} #{n}"),
+            label,
+            now,
+            None,
+        );
+        let old_issuer = Issuer::new(old_params, old_key);
+        let mut cross_params = int_params.clone();
+        cross_params.not_before = now - time::Duration::days(3650);
+        cross_params.not_after = now - time::Duration::days(1);
+        let expired_cross_sign = cross_params
+            .signed_by(&int_key, &old_issuer)
+            .expect("cross-sign intermediate CA");
+
         Self {
             root: root.der().clone(),
             root_pem: root.pem(),
             intermediate: intermediate.der().clone(),
+            expired_cross_sign: expired_cross_sign.der().clone(),
             issuer: Issuer::new(int_params, int_key),
             label: label.to_owned(),
         }
@@ -157,6 +177,14 @@ impl TestCa {
     pub fn leaf(&self, names: &[&str], validity: Validity) -> Leaf {
         let mut leaf = self.leaf_without_intermediate(names, validity);
         leaf.chain.push(self.intermediate.clone());
+        leaf
+    }
+
+    /// A leaf issued by the intermediate; chain = [leaf, intermediate, the intermediate's expired cross-sign by
+    /// a retired root]: the chain verifies through the intermediate, the extra certificate is never used.
+    pub fn leaf_with_expired_cross_sign(&self, names: &[&str], validity: Validity) -> Leaf {
+        let mut leaf = self.leaf(names, validity);
+        leaf.chain.push(self.expired_cross_sign.clone());
         leaf
     }
 

@@ -45,6 +45,7 @@ pub fn dual_stack_report(i: usize) -> ServerReport {
             cipher: "TLS13_AES_128_GCM_SHA256".into(),
         }),
         certificate: Some(CertReport {
+            verified_not_after: None,
             chain: vec![leaf.clone().into(), intermediate.clone().into()],
             failures: Vec::new(),
         }),
@@ -69,6 +70,7 @@ pub fn dual_stack_report(i: usize) -> ServerReport {
     let mut discovery = DiscoveryReport::empty(&name);
     discovery.method = Method::DefaultPort;
     discovery.well_known = WellKnownReport {
+        per_address: Vec::new(),
         outcome: WellKnownOutcome::NotFound,
         cache_ttl: Some(Duration::from_secs(3600)),
         hops: Vec::new(),

@@ -139,6 +139,7 @@ impl TlsClient {
     pub fn judge(&self, chain: &[CertificateDer<'_>], name: &str, now: SystemTime) -> CertReport {
         let mut failures = Vec::new();
         let mut facts: Vec<Arc<CertFacts>> = Vec::with_capacity(chain.len());
+        let mut leaf_not_after = None;
         for (i, der) in chain.iter().enumerate() {
             // The leaf is the server's own; the rest are shared by every server of the same CA.
             let parsed = if i == 0 {
@@ -147,7 +148,12 @@ impl TlsClient {
                 self.shared.facts(der)
             };
             match parsed {
-                Ok(f) => facts.push(f),
+                Ok(f) => {
+                    if i == 0 {
+                        leaf_not_after = Some(f.not_after);
+                    }
+                    facts.push(f);
+                }
                 Err(e) => failures.push(cert_failure(
                     Reason::CertInvalid,
                     format!("certificate {i} of the chain: {e}"),
@@ -162,6 +168,7 @@ impl TlsClient {
             return CertReport {
                 chain: facts,
                 failures,
+                verified_not_after: None,
             };
         };
         let leaf = match ParsedCertificate::try_from(leaf_der) {
@@ -174,6 +181,7 @@ impl TlsClient {
                 return CertReport {
                     chain: facts,
                     failures,
+                    verified_not_after: None,
                 };
             }
         };
@@ -192,23 +200,31 @@ impl TlsClient {
                 self.algorithms.all,
             )
         };
-        match verify(at(now)) {
-            Ok(()) => {}
-            Err(e) => {
-                let reason = classify(&e);
-                failures.push(cert_failure(reason, format!("{e}")));
-                if matches!(reason, Reason::CertExpired | Reason::CertNotYetValid)
-                    && let Some(inside) = facts.first().map(|f| f.not_before / 2 + f.not_after / 2)
-                    && let Err(e) = verify(UnixTime::since_unix_epoch(Duration::from_secs(
-                        inside.max(0) as u64,
-                    )))
-                {
-                    let trust = classify(&e);
-                    if !matches!(trust, Reason::CertExpired | Reason::CertNotYetValid) {
-                        failures.push(cert_failure(trust, format!("{e}")));
+        // The path webpki builds is what a verifier trusts: its earliest `notAfter` is the chain's expiry, so
+        // an extra certificate the server still sends (an expired cross-sign) raises no false alarm.
+        let mut verified_not_after = None;
+        match self.verified_path_not_after(leaf_der, &chain[1..], at(now), leaf_not_after) {
+            Ok(not_after) => verified_not_after = not_after,
+            // The same verification through rustls, for its verdict (failures only: one path build on success).
+            Err(()) => match verify(at(now)) {
+                Ok(()) => {}
+                Err(e) => {
+                    let reason = classify(&e);
+                    failures.push(cert_failure(reason, format!("{e}")));
+                    if matches!(reason, Reason::CertExpired | Reason::CertNotYetValid)
+                        && let Some(inside) =
+                            facts.first().map(|f| f.not_before / 2 + f.not_after / 2)
+                        && let Err(e) = verify(UnixTime::since_unix_epoch(Duration::from_secs(
+                            inside.max(0) as u64,
+                        )))
+                    {
+                        let trust = classify(&e);
+                        if !matches!(trust, Reason::CertExpired | Reason::CertNotYetValid) {
+                            failures.push(cert_failure(trust, format!("{e}")));
+                        }
                     }
                 }
-            }
+            },
         }
 
         // Name: the server name or the delegated name, never an SRV target.
@@ -223,7 +239,44 @@ impl TlsClient {
         CertReport {
             chain: facts,
             failures,
+            verified_not_after,
         }
+    }
+
+    /// Builds the path from `leaf` through `intermediates` to a trust anchor at `now`, as rustls does, and
+    /// returns the earliest `notAfter` on it: the leaf and the intermediates the path uses. A trust anchor has
+    /// no `notAfter` (the store holds a name and a key; webpki does not check a root's validity window), so it
+    /// does not count. `Ok(None)` when the path verified but a certificate on it has no parsed facts.
+    fn verified_path_not_after(
+        &self,
+        leaf: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+        leaf_not_after: Option<i64>,
+    ) -> Result<Option<i64>, ()> {
+        let end_entity = webpki::EndEntityCert::try_from(leaf).map_err(|_| ())?;
+        let path = end_entity
+            .verify_for_usage(
+                self.algorithms.all,
+                &self.roots.roots,
+                intermediates,
+                now,
+                webpki::KeyUsage::server_auth(),
+                None,
+                None,
+            )
+            .map_err(|_| ())?;
+        let Some(mut earliest) = leaf_not_after else {
+            return Ok(None);
+        };
+        for cert in path.intermediate_certificates() {
+            // Already parsed for the chain: a lookup in the shared map.
+            match self.shared.facts(&cert.der()) {
+                Ok(f) => earliest = earliest.min(f.not_after),
+                Err(_) => return Ok(None),
+            }
+        }
+        Ok(Some(earliest))
     }
 }
 
@@ -398,6 +451,71 @@ mod tests {
         for (error, want) in cases {
             assert_eq!(classify(&error), want, "{error:?}");
         }
+    }
+
+    /// A CA whose intermediate is also cross-signed by a retired root and expired; returns the trusting
+    /// client, the chain [leaf, intermediate, expired cross-sign] and the leaf's `notAfter`.
+    fn chain_with_expired_cross_sign() -> (TlsClient, Vec<CertificateDer<'static>>, i64) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let now = time::OffsetDateTime::now_utc();
+        let days = time::Duration::days;
+        let ca = |cn: &str, from, until| {
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            (p.not_before, p.not_after) = (from, until);
+            p
+        };
+        let (root_key, old_key, int_key, leaf_key) = (
+            KeyPair::generate().unwrap(),
+            KeyPair::generate().unwrap(),
+            KeyPair::generate().unwrap(),
+            KeyPair::generate().unwrap(),
+        );
+        let root_params = ca("root", now - days(10), now + days(3650));
+        let root = root_params.self_signed(&root_key).unwrap();
+        let root_issuer = Issuer::new(root_params, root_key);
+        let old_issuer = Issuer::new(ca("retired", now - days(900), now + days(10)), old_key);
+        let int_params = ca("intermediate", now - days(10), now + days(3650));
+        let intermediate = int_params.signed_by(&int_key, &root_issuer).unwrap();
+        let mut cross_params = int_params.clone();
+        (cross_params.not_before, cross_params.not_after) = (now - days(800), now - days(1));
+        let cross = cross_params.signed_by(&int_key, &old_issuer).unwrap();
+        let int_issuer = Issuer::new(int_params, int_key);
+        let mut leaf_params = CertificateParams::new(vec!["example.org".to_owned()]).unwrap();
+        (leaf_params.not_before, leaf_params.not_after) = (now - days(1), now + days(60));
+        let leaf = leaf_params.signed_by(&leaf_key, &int_issuer).unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(root.der().clone()).unwrap();
+        let chain = vec![
+            leaf.der().clone(),
+            intermediate.der().clone(),
+            cross.der().clone(),
+        ];
+        (
+            TlsClient::new(roots),
+            chain,
+            leaf_params.not_after.unix_timestamp(),
+        )
+    }
+
+    #[test]
+    fn chain_expiry_is_the_verified_paths_not_an_extra_certificates() {
+        let (client, chain, leaf_not_after) = chain_with_expired_cross_sign();
+        let report = client.judge(&chain, "example.org", SystemTime::now());
+        assert!(report.valid(), "{report:?}");
+        assert_eq!(report.verified_not_after, Some(leaf_not_after));
+        assert_eq!(report.chain_not_after(), Some(leaf_not_after));
+        assert!(report.presented_not_after() < Some(leaf_not_after));
+        // Untrusted: no verified path, so the presented chain's earliest counts (the expired extra one).
+        let untrusted = client_with_no_roots_judges(&chain);
+        assert_eq!(untrusted.verified_not_after, None);
+        assert_eq!(untrusted.chain_not_after(), untrusted.presented_not_after());
+        assert!(!untrusted.valid());
+    }
+
+    fn client_with_no_roots_judges(chain: &[CertificateDer<'_>]) -> CertReport {
+        client().judge(chain, "example.org", SystemTime::now())
     }
 
     #[test]

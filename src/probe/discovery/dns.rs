@@ -85,7 +85,7 @@ pub struct HostAddresses {
 /// default-port step ("an IP address is resolved using CNAME, AAAA or A records") needs the same answer:
 /// asking once saves two of the six queries of a server without delegation. As a caching resolver would, a
 /// probe asks each host once; nothing outlives the probe. At most one entry per well-known hop.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Known(Vec<(String, HostAddresses)>);
 
 impl Known {

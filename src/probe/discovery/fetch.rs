@@ -88,13 +88,28 @@ pub struct Kept {
 /// timeout; each request also runs under `timeouts.http`.
 pub async fn get_following(
     env: &ProbeEnv,
+    url: Url,
+    max_body: usize,
+    known: &mut Known,
+    hops: &mut Vec<(String, u16)>,
+    kept: &mut Option<Kept>,
+) -> Result<Fetched, FetchError> {
+    get_following_via(env, url, None, max_body, known, hops, kept).await
+}
+
+/// [`get_following`] with the first hop's connection pinned to `first_hop` (SNI and `Host` stay the URL's
+/// host): the well-known as that one address serves it. Redirect hops resolve their hosts as usual.
+pub async fn get_following_via(
+    env: &ProbeEnv,
     mut url: Url,
+    first_hop: Option<IpAddr>,
     max_body: usize,
     known: &mut Known,
     hops: &mut Vec<(String, u16)>,
     kept: &mut Option<Kept>,
 ) -> Result<Fetched, FetchError> {
     let mut seen = HashSet::new();
+    let mut pin = first_hop;
     loop {
         if !seen.insert(url.to_string()) {
             return Err(FetchError::new(
@@ -108,7 +123,7 @@ pub async fn get_following(
                 format!("more than {MAX_REDIRECTS} redirects"),
             ));
         }
-        let response = get_once(env, &url, max_body, known, kept)
+        let response = get_once(env, &url, pin.take(), max_body, known, kept)
             .await
             .inspect_err(|_| hops.push((url.to_string(), 0)))?;
         hops.push((url.to_string(), response.status));
@@ -147,6 +162,7 @@ pub async fn get_following(
 async fn get_once(
     env: &ProbeEnv,
     url: &Url,
+    pin: Option<IpAddr>,
     max_body: usize,
     known: &mut Known,
     kept: &mut Option<Kept>,
@@ -171,7 +187,11 @@ async fn get_once(
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_owned(),
     };
-    if let Some(k) = kept.as_mut().filter(|k| k.host == host && k.port == port) {
+    // A pinned hop asks that one address, so a connection kept to another address of the host does not do.
+    if let Some(k) = kept
+        .as_mut()
+        .filter(|k| pin.is_none() && k.host == host && k.port == port)
+    {
         match k
             .conn
             .get(&path, &host_header, max_body, env.timeouts.http)
@@ -183,7 +203,7 @@ async fn get_once(
             Err(e) => return Err(get_error(&e)),
         }
     }
-    let ips = match ip_literal {
+    let ips = match ip_literal.or(pin) {
         Some(ip) => vec![ip],
         None => resolve(env, &host, known).await?,
     };

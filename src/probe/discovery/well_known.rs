@@ -9,16 +9,19 @@
 //! Every outcome is a [`WellKnownOutcome`]; none of them is a probe failure, because discovery falls through.
 //! The request goes over the same resolver and TLS client as the probe, with normal certificate validation.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
+use futures_util::future::join_all;
 use http::HeaderMap;
 use url::Url;
 
 use crate::config::server_name::ServerName;
+use crate::probe::discovery::MAX_ADDRESSES;
 use crate::probe::discovery::dns::Known;
 use crate::probe::discovery::fetch::{self, FetchErrorKind, Fetched, Kept};
 use crate::probe::env::ProbeEnv;
-use crate::report::{WellKnownOutcome, WellKnownReport};
+use crate::report::{WellKnownAddress, WellKnownOutcome, WellKnownReport};
 
 /// Synapse and gomatrixserverlib refuse bodies over 50 KiB (`WELL_KNOWN_MAX_SIZE`); the spec sets no limit.
 pub const MAX_BODY: usize = 50 * 1024;
@@ -41,27 +44,64 @@ pub struct WellKnown {
     pub kept: Option<Kept>,
 }
 
-/// Fetches and judges the well-known document of `hostname`, within `timeouts.well_known`.
+/// Fetches and judges the well-known document of `hostname` from every address it resolves to, concurrently,
+/// all within `timeouts.well_known`; discovery follows one answer (see [`followed`]) and the report records
+/// every address's.
+///
+/// A peer asks whichever address its resolver hands it, so addresses that answer differently (an IPv6 vhost
+/// without the file, one load-balancer node with an old one) send peers to different places.
 pub async fn lookup(env: &ProbeEnv, hostname: &str, known: &mut Known) -> WellKnown {
     let start = Instant::now();
-    let mut hops = Vec::new();
     let limit = env.timeouts.well_known;
-    let mut kept = None;
-    let fetching = fetch(env, hostname, &mut hops, known, &mut kept);
-    let result = match tokio::time::timeout(limit, fetching).await {
-        Ok(result) => result,
-        Err(_) => Err(Bad::new(
-            WellKnownOutcome::Timeout,
-            format!("no answer within {}", humantime::format_duration(limit)),
-        )),
+    let deadline = tokio::time::Instant::now() + limit;
+    // The same answer the fetch would get (and `Known` keeps it for the default-port step).
+    let ips = match tokio::time::timeout_at(deadline, env.dns.host_once(hostname, known)).await {
+        Ok(found) => addresses_to_ask(env, found.ips),
+        Err(_) => Vec::new(),
     };
-    let (report, delegated) = match result {
+    let mut asked = if ips.is_empty() {
+        // No address to ask: one fetch as before, which says why (DNS error, private addresses, timeout).
+        vec![ask(env, hostname, None, known.clone(), deadline, limit).await]
+    } else {
+        join_all(
+            ips.iter()
+                .map(|ip| ask(env, hostname, Some(*ip), known.clone(), deadline, limit)),
+        )
+        .await
+    };
+    let index = followed(asked.iter().map(|a| a.result.is_ok()));
+    let per_address = if ips.is_empty() {
+        Vec::new()
+    } else {
+        ips.iter()
+            .zip(&asked)
+            .enumerate()
+            .map(|(i, (ip, a))| WellKnownAddress {
+                address: SocketAddr::new(*ip, env.ports.well_known),
+                outcome: a
+                    .result
+                    .as_ref()
+                    .map_or_else(|b| b.outcome, |_| WellKnownOutcome::Delegated),
+                m_server: a
+                    .result
+                    .as_ref()
+                    .ok()
+                    .map(|(name, _)| name.as_str().to_owned()),
+                error: a.result.as_ref().err().map(|b| b.message.clone()),
+                followed: i == index,
+            })
+            .collect()
+    };
+    let chosen = asked.swap_remove(index);
+    *known = chosen.known;
+    let (report, delegated) = match chosen.result {
         Ok((name, ttl)) => (
             WellKnownReport {
                 outcome: WellKnownOutcome::Delegated,
                 cache_ttl: Some(ttl),
-                hops,
+                hops: chosen.hops,
                 error: None,
+                per_address,
             },
             Some(name),
         ),
@@ -69,8 +109,9 @@ pub async fn lookup(env: &ProbeEnv, hostname: &str, known: &mut Known) -> WellKn
             WellKnownReport {
                 outcome: bad.outcome,
                 cache_ttl: Some(ERROR_CACHE),
-                hops,
+                hops: chosen.hops,
                 error: Some(bad.message),
+                per_address,
             },
             None,
         ),
@@ -79,6 +120,58 @@ pub async fn lookup(env: &ProbeEnv, hostname: &str, known: &mut Known) -> WellKn
         report,
         delegated,
         duration: start.elapsed(),
+        kept: chosen.kept,
+    }
+}
+
+/// The answer discovery follows, by index: "the first address, in resolver order, that gave a valid
+/// delegation; else the first answer" (DESIGN.md). `answers` yields whether each address delegated.
+#[must_use]
+pub fn followed(mut answers: impl Iterator<Item = bool>) -> usize {
+    answers.position(|delegated| delegated).unwrap_or(0)
+}
+
+/// The addresses to ask: those a default-configured peer would connect to (Synapse's well-known agent uses
+/// the federation `ip_range_blacklist`), in resolver order, at most [`MAX_ADDRESSES`].
+fn addresses_to_ask(env: &ProbeEnv, mut ips: Vec<IpAddr>) -> Vec<IpAddr> {
+    if !env.allow_private_addresses {
+        ips.retain(|ip| !crate::report::address_class::refused_by_default(*ip));
+    }
+    ips.truncate(MAX_ADDRESSES);
+    ips
+}
+
+/// One address's fetch and everything it leaves behind.
+struct Asked {
+    result: Result<(ServerName, Duration), Bad>,
+    hops: Vec<(String, u16)>,
+    known: Known,
+    kept: Option<Kept>,
+}
+
+/// The well-known as `ip` serves it (any address when `None`), within `limit` and by `deadline`.
+async fn ask(
+    env: &ProbeEnv,
+    hostname: &str,
+    ip: Option<IpAddr>,
+    mut known: Known,
+    deadline: tokio::time::Instant,
+    limit: Duration,
+) -> Asked {
+    let mut hops = Vec::new();
+    let mut kept = None;
+    let fetching = fetch(env, hostname, ip, &mut hops, &mut known, &mut kept);
+    let result = match tokio::time::timeout_at(deadline, fetching).await {
+        Ok(result) => result,
+        Err(_) => Err(Bad::new(
+            WellKnownOutcome::Timeout,
+            format!("no answer within {}", humantime::format_duration(limit)),
+        )),
+    };
+    Asked {
+        result,
+        hops,
+        known,
         kept,
     }
 }
@@ -101,6 +194,7 @@ impl Bad {
 async fn fetch(
     env: &ProbeEnv,
     hostname: &str,
+    ip: Option<IpAddr>,
     hops: &mut Vec<(String, u16)>,
     known: &mut Known,
     kept: &mut Option<Kept>,
@@ -112,9 +206,10 @@ async fn fetch(
                 format!("cannot form the well-known URL: {e}"),
             )
         })?;
-    let Fetched { url, response } = fetch::get_following(env, url, MAX_BODY, known, hops, kept)
-        .await
-        .map_err(|e| Bad::new(outcome_of(e.kind), e.message))?;
+    let Fetched { url, response } =
+        fetch::get_following_via(env, url, ip, MAX_BODY, known, hops, kept)
+            .await
+            .map_err(|e| Bad::new(outcome_of(e.kind), e.message))?;
     match response.status {
         200 => {}
         404 => {
@@ -219,6 +314,14 @@ pub fn cache_ttl(headers: &HeaderMap, now: SystemTime) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn discovery_follows_the_first_delegating_address_else_the_first() {
+        assert_eq!(followed([false, true, true].into_iter()), 1);
+        assert_eq!(followed([true, false].into_iter()), 0);
+        assert_eq!(followed([false, false].into_iter()), 0);
+        assert_eq!(followed(std::iter::empty()), 0);
+    }
     use http::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {

@@ -14,6 +14,7 @@ use crate::render::format::{count, ms, unix};
 use crate::render::{explain, history, text};
 use crate::report::{
     AddressReport, CertFacts, CertReport, Failure, History, KeysReport, ServerReport,
+    WellKnownReport,
 };
 
 /// The page at `/server/{name}`: verdict, failures with fixes, discovery, every address, and `check`'s text.
@@ -250,6 +251,44 @@ fn discovery_section(r: &ServerReport) -> Markup {
                                     }
                                 }
                             }
+                        }
+                    }
+                }
+            }
+            (well_known_addresses(wk))
+        }
+    }
+}
+
+/// The well-known as each address of the server name served it, when more than one was asked.
+fn well_known_addresses(wk: &WellKnownReport) -> Markup {
+    let Some(consistent) = wk.consistent() else {
+        return html! {};
+    };
+    html! {
+        h3 { ".well-known from every address" }
+        @if !consistent {
+            p class="warn" {
+                "⚠ The addresses answer differently: a peer finds this server or not depending on the address \
+                 its resolver picks. Make every address serve the same file (typically the IPv6 virtual host or \
+                 one load-balancer node)."
+            }
+        }
+        div class="table-wrap" {
+            table class="well-known-addresses" {
+                thead { tr { th { "Address" } th { "Outcome" } th { "m.server" } th { "Followed" } } }
+                tbody {
+                    @for a in &wk.per_address {
+                        tr {
+                            td { (a.address) }
+                            td {
+                                code { (a.outcome) }
+                                @if let Some(error) = &a.error { ": " (Esc(error)) }
+                            }
+                            td {
+                                @if let Some(m) = &a.m_server { code { (Esc(m)) } } @else { "—" }
+                            }
+                            td { @if a.followed { "✔" } }
                         }
                     }
                 }

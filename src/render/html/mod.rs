@@ -193,6 +193,12 @@ fn delegation(r: &ServerReport) -> Markup {
                 " · "
             }
         }
+        @if d.well_known.consistent() == Some(false) {
+            span class="wk bad" title="the server name's addresses answer the well-known differently" {
+                "⚠ .well-known differs by address"
+            }
+            " · "
+        }
         span class="method" { (method_words(d.method)) }
         @if let Some(first) = d.targets.first() {
             " · "

@@ -188,6 +188,14 @@ pub const CLIENT_VERSIONS_INFO: Desc = info(
     "matrix_federation_client_versions_info",
     "The highest spec version /_matrix/client/versions advertises at the client base URL.",
 );
+pub const WELL_KNOWN_ADDRESS_INFO: Desc = info(
+    "matrix_federation_well_known_address_info",
+    "The well-known as each address of the server name served it: outcome and m.server; always 1.",
+);
+pub const WELL_KNOWN_CONSISTENT: Desc = gauge(
+    "matrix_federation_well_known_consistent",
+    "1 if every address of the server name gave the same well-known answer, else 0; absent for a single address.",
+);
 
 /// Every family this module renders, in output order.
 pub const RENDERED: &[&Desc] = &[
@@ -224,6 +232,8 @@ pub const RENDERED: &[&Desc] = &[
     &CLIENT_SUCCESS,
     &CLIENT_DISCOVERY_INFO,
     &CLIENT_VERSIONS_INFO,
+    &WELL_KNOWN_ADDRESS_INFO,
+    &WELL_KNOWN_CONSISTENT,
 ];
 
 /// The exporter version (`version` label of `build_info`).

@@ -17,7 +17,8 @@ use super::{
     CERT_NOT_BEFORE, CERT_VALID, CLIENT_DISCOVERY_INFO, CLIENT_SUCCESS, CLIENT_VERSIONS_INFO,
     CONNECTION_DURATION, DISCOVERY_INFO, Desc, FAILURE_INFO, KEYS_VALID, KEYS_VALID_UNTIL,
     PROBE_DURATION, PROBE_SUCCESS, PROBE_TIMESTAMP, RESOLUTION_DURATION, SERVER_VERSION_INFO,
-    SIGNING_KEY_INFO, TLS_INFO, WARNING_INFO, WELL_KNOWN_CACHE_TTL, family_name, unix_seconds,
+    SIGNING_KEY_INFO, TLS_INFO, WARNING_INFO, WELL_KNOWN_ADDRESS_INFO, WELL_KNOWN_CACHE_TTL,
+    WELL_KNOWN_CONSISTENT, family_name, unix_seconds,
 };
 use crate::render::prerendered::{Prerendered, address_head};
 use crate::report::Labels;
@@ -112,7 +113,8 @@ fn encode_reports(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
     encode_address_families(enc, reports)?;
     encode_failures(enc, reports)?;
     encode_warnings(enc, reports)?;
-    encode_client(enc, reports)
+    encode_client(enc, reports)?;
+    encode_well_known_addresses(enc, reports)
 }
 
 /// Client discovery: success, what the spec tells clients (outcome, result, base URL), and the latest version.
@@ -140,6 +142,35 @@ fn encode_client(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
     for (r, extra) in reports {
         if let Some(latest) = r.client.as_ref().and_then(|c| c.latest.as_deref()) {
             fam.info(&(server(r, extra), [("latest", latest)]))?;
+        }
+    }
+    Ok(())
+}
+
+/// `well_known_address_info` per address asked, and `well_known_consistent` when more than one was asked.
+fn encode_well_known_addresses(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+    let mut fam = FamilyWriter::new(enc, &WELL_KNOWN_ADDRESS_INFO);
+    for (r, extra) in reports {
+        for a in &r.discovery.well_known.per_address {
+            let labels = AddressLabels {
+                server_name: &r.server_name,
+                extra,
+                address: a.address,
+                family: Family::of(a.address.ip()).as_str(),
+            };
+            fam.info(&(
+                labels,
+                [
+                    ("well_known", a.outcome.as_str()),
+                    ("m_server", a.m_server.as_deref().unwrap_or("")),
+                ],
+            ))?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &WELL_KNOWN_CONSISTENT);
+    for (r, extra) in reports {
+        if let Some(consistent) = r.discovery.well_known.consistent() {
+            fam.gauge(&server(r, extra), flag(consistent))?;
         }
     }
     Ok(())

@@ -124,6 +124,20 @@ struct ExtWellKnown {
     cache_ttl_seconds: Option<f64>,
     hops: Vec<ExtHop>,
     error: Option<String>,
+    /// Whether every address gave the same answer; null when the step was skipped or one address was asked.
+    consistent: Option<bool>,
+    /// The answer of every address asked (SNI and `Host` the server name), in resolver order.
+    per_address: Vec<ExtWellKnownAddress>,
+}
+
+#[derive(Serialize)]
+struct ExtWellKnownAddress {
+    address: String,
+    family: &'static str,
+    outcome: &'static str,
+    m_server: Option<String>,
+    error: Option<String>,
+    followed: bool,
 }
 
 #[derive(Serialize)]
@@ -168,7 +182,7 @@ struct ExtCert {
     /// The leaf's validity window, unix seconds.
     not_before: Option<i64>,
     not_after: Option<i64>,
-    /// The earliest `notAfter` in the presented chain.
+    /// The earliest `notAfter` on the verified path when the chain verifies, else in the presented chain.
     chain_not_after: Option<i64>,
 }
 
@@ -220,6 +234,19 @@ pub(super) fn extension(r: &ServerReport) -> Extension {
                 })
                 .collect(),
             error: wk.error.clone(),
+            consistent: wk.consistent(),
+            per_address: wk
+                .per_address
+                .iter()
+                .map(|a| ExtWellKnownAddress {
+                    address: a.address.to_string(),
+                    family: crate::report::Family::of(a.address.ip()).as_str(),
+                    outcome: a.outcome.as_str(),
+                    m_server: a.m_server.clone(),
+                    error: a.error.clone(),
+                    followed: a.followed,
+                })
+                .collect(),
         },
         tls_name: d.tls_name.to_string(),
         host_header: d.host_header.to_string(),

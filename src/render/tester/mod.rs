@@ -515,6 +515,7 @@ mod tests {
             discovery: DiscoveryReport {
                 method: Method::DefaultPort,
                 well_known: WellKnownReport {
+                    per_address: Vec::new(),
                     outcome: WellKnownOutcome::NotFound,
                     cache_ttl: Some(Duration::from_secs(3600)),
                     hops: Vec::new(),
@@ -538,6 +539,7 @@ mod tests {
                 cipher: "TLS13_AES_128_GCM_SHA256".into(),
             }),
             certificate: Some(CertReport {
+                verified_not_after: None,
                 chain: vec![std::sync::Arc::new(CertFacts {
                     subject: "CN=example.org".to_owned(),
                     issuer: "CN=CA".to_owned(),
