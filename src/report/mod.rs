@@ -7,12 +7,15 @@
 
 pub mod address_class;
 mod history;
+pub mod key_history;
 mod labels;
 mod shared_str;
 
 pub use history::{Change, History, State};
+pub use key_history::KeyHistory;
 pub use labels::{
-    AddressClass, Family, Method, Phase, Reason, Stage, Step, Warning, WellKnownOutcome,
+    AddressClass, Family, KeyChangeKind, Method, Phase, Reason, Stage, Step, Warning,
+    WellKnownOutcome,
 };
 pub use shared_str::SharedStr;
 
@@ -44,6 +47,9 @@ pub struct ServerReport {
     /// The server's recent state changes, this report's included; set by the store for scheduled servers,
     /// empty in the reports of `/probe`, on-demand probes and `check`.
     pub history: History,
+    /// The server's signing keys of the last 7 days and how they changed (see `report/key_history.rs`); set by
+    /// the store for scheduled servers, empty in the reports of `/probe`, on-demand probes and `check`.
+    pub key_history: KeyHistory,
 }
 
 impl ServerReport {
@@ -67,7 +73,7 @@ impl ServerReport {
 
     /// Things that do not fail the probe but deserve a look, derived from discovery: every SRV target that
     /// resolved through a CNAME, then (when some address was probed) every address left unprobed because
-    /// default-configured peers refuse it. When every address is refused, that is the `address_not_public`
+    /// default-configured peers refuse it, then every `dropped` or `replaced` signing key of the key history. When every address is refused, that is the `address_not_public`
     /// failure instead. The words for each (its message and fix) are in `render/explain.rs`.
     #[must_use]
     pub fn warnings(&self) -> Vec<ServerWarning> {
@@ -101,7 +107,15 @@ impl ServerReport {
             .iter()
             .filter(move |_| some_probed)
             .map(|r| (Warning::AddressNotPublic, Some(r.address), &r.target_host));
-        cnames.chain(refused)
+        // About the key id (in `host`), one per `dropped` or `replaced` row of the store's key history.
+        let keys = self.key_history.faults().map(|c| {
+            let warning = match c.change {
+                KeyChangeKind::Replaced => Warning::SigningKeyReplaced,
+                _ => Warning::SigningKeyDropped,
+            };
+            (warning, None, &c.key_id)
+        });
+        cnames.chain(refused).chain(keys)
     }
 }
 
@@ -112,7 +126,8 @@ pub struct ServerWarning {
     pub warning: Warning,
     /// The address it is about, `None` when it is about the server or a target host.
     pub address: Option<SocketAddr>,
-    /// The host it is about: the SRV target, or the host the address was resolved from.
+    /// The host it is about: the SRV target, or the host the address was resolved from; for the signing-key
+    /// warnings, the key id.
     pub host: SharedStr,
 }
 
@@ -122,6 +137,7 @@ impl ServerReport {
     pub fn timed_out(server_name: &str, started_at: SystemTime, duration: Duration) -> Self {
         Self {
             history: History::default(),
+            key_history: KeyHistory::default(),
             server_name: server_name.into(),
             started_at,
             finished_at: started_at + duration,
