@@ -18,6 +18,7 @@ use matrix_federation_exporter::config::server_name::ServerName;
 use matrix_federation_exporter::config::targets::{Labels, Target};
 use matrix_federation_exporter::config::{DEFAULT_MAX_CONCURRENT_PROBES, ProbeConfig};
 use matrix_federation_exporter::render::metrics::{self, ExporterMetrics, Format};
+use matrix_federation_exporter::report::KeyChangeKind;
 use matrix_federation_exporter::report::{
     AddressClass, AddressReport, CertReport, DiscoveryReport, Failure, Family, KeysReport, Method,
     Phase, Reason, RefusedAddress, ServerReport, SrvInfo, Stage, Step, TargetReport, TlsFacts,
@@ -268,12 +269,32 @@ fn exporter() -> ExporterMetrics {
     exporter
 }
 
+/// A store after `reports`; `example.org` is stored after an earlier probe (an hour before) that served other
+/// keys, so its key history has a `replaced` and a `dropped` row.
 fn store_with(reports: impl IntoIterator<Item = ServerReport>) -> Arc<Store> {
     let store = Arc::new(Store::new());
     for r in reports {
+        if r.server_name == "example.org" {
+            store.insert(with_earlier_keys(&r));
+        }
         store.insert(r);
     }
     store
+}
+
+/// `report` an hour earlier, when its key `ed25519:a_AbCd` had another public key and `ed25519:gone` was served
+/// too (it is gone from the later report, without an `old_verify_keys` entry).
+fn with_earlier_keys(report: &ServerReport) -> ServerReport {
+    let mut earlier = report.clone();
+    earlier.finished_at -= std::time::Duration::from_secs(3600);
+    for keys in earlier.addresses.iter_mut().filter_map(|a| a.keys.as_mut()) {
+        keys.verify_keys[0].key = "T2xkIGtleSB0aGF0IHdhcyByZXBsYWNlZCB1bmRlciBpdHMgaWQ".to_owned();
+        let mut gone = keys.verify_keys[0].clone();
+        gone.key_id = "ed25519:gone".to_owned();
+        gone.key = "R29uZSB3aXRob3V0IGFuIG9sZF92ZXJpZnlfa2V5cyBlbnRyeQ".to_owned();
+        keys.verify_keys.push(gone);
+    }
+    earlier
 }
 
 fn render(store: &Arc<Store>, format: Format) -> String {
@@ -449,6 +470,10 @@ fn metrics_md_matches_the_rendered_output() {
         AddressClass::ALL.iter().map(|v| v.as_str()).collect(),
     );
     expect("warning", Warning::ALL.iter().map(|v| v.as_str()).collect());
+    expect(
+        "change",
+        KeyChangeKind::ALL.iter().map(|v| v.as_str()).collect(),
+    );
 }
 
 #[test]
@@ -498,6 +523,8 @@ fn address_classes_and_warnings_have_their_rows() {
         own(&[
             &["broken.test", "", "srv_target_cname"],
             &["broken.test", "10.0.0.7:8448", "address_not_public"],
+            &["example.org", "", "signing_key_replaced"],
+            &["example.org", "", "signing_key_dropped"],
         ])
     );
     // A refused address has no per-address check series.

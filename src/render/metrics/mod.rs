@@ -176,6 +176,10 @@ pub const WARNING_INFO: Desc = info(
     "matrix_federation_warning_info",
     "One series per current warning (address empty when it is about no address); warnings never fail a probe.",
 );
+pub const SIGNING_KEY_CHANGE: Desc = gauge(
+    "matrix_federation_signing_key_change_timestamp_seconds",
+    "When the exporter saw this change of a scheduled server's verify keys, in Unix seconds; each row lives 7 days (not in /probe answers).",
+);
 
 /// Every family this module renders, in output order.
 pub const RENDERED: &[&Desc] = &[
@@ -209,6 +213,7 @@ pub const RENDERED: &[&Desc] = &[
     &SERVER_VERSION_INFO,
     &FAILURE_INFO,
     &WARNING_INFO,
+    &SIGNING_KEY_CHANGE,
 ];
 
 /// The exporter version (`version` label of `build_info`).

@@ -16,8 +16,8 @@ use super::{
     ADDRESS_INFO, ADDRESS_SUCCESS, ADDRESSES, CERT_CHAIN_NOT_AFTER, CERT_INFO, CERT_NOT_AFTER,
     CERT_NOT_BEFORE, CERT_VALID, CONNECTION_DURATION, DISCOVERY_INFO, Desc, FAILURE_INFO,
     KEYS_VALID, KEYS_VALID_UNTIL, PROBE_DURATION, PROBE_SUCCESS, PROBE_TIMESTAMP,
-    RESOLUTION_DURATION, SERVER_VERSION_INFO, SIGNING_KEY_INFO, TLS_INFO, WARNING_INFO,
-    WELL_KNOWN_CACHE_TTL, family_name, unix_seconds,
+    RESOLUTION_DURATION, SERVER_VERSION_INFO, SIGNING_KEY_CHANGE, SIGNING_KEY_INFO, TLS_INFO,
+    WARNING_INFO, WELL_KNOWN_CACHE_TTL, family_name, unix_seconds,
 };
 use crate::render::prerendered::{Prerendered, address_head};
 use crate::report::Labels;
@@ -111,7 +111,31 @@ fn encode_reports(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
     encode_address_info(enc, reports)?;
     encode_address_families(enc, reports)?;
     encode_failures(enc, reports)?;
-    encode_warnings(enc, reports)
+    encode_warnings(enc, reports)?;
+    encode_key_changes(enc, reports)
+}
+
+/// `signing_key_change_timestamp_seconds{key_id, change}`: every change row of the store's key history (empty
+/// in `/probe` answers, whose reports have no history).
+fn encode_key_changes(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+    let mut fam = FamilyWriter::new(enc, &SIGNING_KEY_CHANGE);
+    for (r, extra) in reports {
+        for c in r.key_history.changes() {
+            #[allow(
+                clippy::cast_precision_loss,
+                reason = "Unix seconds fit in f64's 53 bits"
+            )]
+            let at = c.at as f64;
+            fam.gauge(
+                &(
+                    server(r, extra),
+                    [("key_id", c.key_id.as_str()), ("change", c.change.as_str())],
+                ),
+                at,
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// `address_info{class}`: every probed address, then every address the public-federation view refused.
