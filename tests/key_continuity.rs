@@ -10,7 +10,9 @@ use std::sync::Arc;
 use matrix_federation_exporter::config::server_name::ServerName;
 use matrix_federation_exporter::config::targets::{Labels, Target};
 use matrix_federation_exporter::probe::probe_server;
+use matrix_federation_exporter::render::html::{self, Sort};
 use matrix_federation_exporter::render::metrics::{self, ExporterMetrics, Format};
+use matrix_federation_exporter::render::tester::{self, EXTENSION_KEY};
 use matrix_federation_exporter::report::Warning;
 use matrix_federation_exporter::schedule::store::Store;
 use serde_json::{Map, Value, json};
@@ -236,6 +238,25 @@ async fn a_key_document_that_changes_between_two_probes_makes_each_change_kind()
             assert!(exposition.contains(&series), "{series} in {exposition}");
         }
     }
+    // Where people look: the detail view's table, the index's line, the report API's extension key.
+    let now = std::time::SystemTime::now();
+    let dropped = store.get("dropped.test").unwrap();
+    let page = html::server_page("dropped.test", Some(&dropped), now);
+    assert!(page.contains(r#"<section id="key-changes">"#), "{page}");
+    assert!(page.contains(r#"data-change="dropped""#), "{page}");
+    assert!(
+        page.contains("old_signing_keys"),
+        "the fix is on the page: {page}"
+    );
+    let index = html::index_page(&store.snapshot(), [], Sort::default(), now);
+    assert_eq!(index.matches(r#"class="key-fault""#).count(), 2, "{index}");
+    let api = tester::tester_report(&dropped);
+    assert_eq!(
+        api[EXTENSION_KEY]["key_changes"][0],
+        json!({"key_id": "ed25519:a", "change": "dropped", "at": dropped.key_history.changes()[1].at}),
+        "{api:#}"
+    );
+
     let broken = store.get("broken.test").unwrap();
     assert!(
         !broken.success(),

@@ -18,6 +18,7 @@
 
 mod detail;
 mod index;
+mod keys;
 mod runbook;
 
 use std::fmt::{self, Write as _};

@@ -38,6 +38,19 @@ pub(super) struct Extension {
     /// The server's last state changes, newest first (scheduled servers only; absent otherwise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     history: Vec<crate::render::history::JsonChange>,
+    /// The changes of the server's verify keys in the last 7 days, newest first (as the
+    /// `signing_key_change_timestamp_seconds` metric; scheduled servers only, absent otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    key_changes: Vec<ExtKeyChange>,
+}
+
+#[derive(Serialize)]
+struct ExtKeyChange {
+    key_id: String,
+    /// `added`, `retired`, `dropped` or `replaced`.
+    change: &'static str,
+    /// When the exporter saw it, Unix seconds.
+    at: u64,
 }
 
 #[derive(Serialize)]
@@ -193,6 +206,17 @@ pub(super) fn extension(r: &ServerReport) -> Extension {
             })
             .collect(),
         history: crate::render::history::json(&r.history),
+        key_changes: r
+            .key_history
+            .changes()
+            .iter()
+            .rev()
+            .map(|c| ExtKeyChange {
+                key_id: c.key_id.to_string(),
+                change: c.change.as_str(),
+                at: c.at,
+            })
+            .collect(),
     }
 }
 
