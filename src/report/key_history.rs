@@ -151,7 +151,8 @@ impl KeyHistory {
     /// - `added`: a key id not remembered appears in `verify_keys`;
     /// - `replaced`: a remembered key id appears in `verify_keys` with a different key than it had (or than the
     ///   last probe served under that id);
-    /// - `retired`: a key in `verify_keys` last time is gone from it and its id is in `old_verify_keys`;
+    /// - `retired`: a key in `verify_keys` last time is gone from it and its id is in `old_verify_keys` (or a
+    ///   `dropped` key is listed there later);
     /// - `dropped`: a key in `verify_keys` last time is gone from it and from `old_verify_keys`.
     ///
     /// A key that comes back (same id and key, no other key served under its id meanwhile) makes no row. A change seen again moves its row to `now`. Shares
@@ -216,7 +217,18 @@ impl KeyHistory {
             }
             for k in &mut seen {
                 let served = |(id, key): &(&str, &str)| *id == &*k.key_id && *key == &*k.key;
-                if !k.current || observed.verify.iter().any(served) {
+                if !k.current {
+                    // A dropped key listed in old_verify_keys later: the fix the warning asks for, so `retired`.
+                    let last = changes.iter().rev().find(|c| c.key_id == k.key_id);
+                    if last.is_some_and(|c| c.change == KeyChangeKind::Dropped)
+                        && observed.old.binary_search(&&*k.key_id).is_ok()
+                        && !observed.verify.iter().any(|(id, _)| *id == &*k.key_id)
+                    {
+                        found.push((k.key_id.clone(), KeyChangeKind::Retired));
+                    }
+                    continue;
+                }
+                if observed.verify.iter().any(served) {
                     continue;
                 }
                 k.current = false;
@@ -369,6 +381,25 @@ mod tests {
         // Not reported again while it stays gone.
         let later = h.observe(Some(&keys(&[("ed25519:b", "BBBB")], &[])), T0 + 2 * HOUR);
         assert_eq!(rows(&later), rows(&h));
+        // Listed in old_verify_keys later: `retired` (once), and the `dropped` row stays its 7 days.
+        let listed = Some(keys(&[("ed25519:b", "BBBB")], &["ed25519:a"]));
+        let fixed = later.observe(listed.as_ref(), T0 + 3 * HOUR);
+        let fixed = fixed.observe(listed.as_ref(), T0 + 4 * HOUR);
+        assert_eq!(
+            rows(&fixed),
+            [
+                ("ed25519:b", "added", T0 + HOUR),
+                ("ed25519:a", "dropped", T0 + HOUR),
+                ("ed25519:a", "retired", T0 + 3 * HOUR)
+            ]
+        );
+        // Served again: no row (the key is back).
+        let back = h.observe(
+            Some(&keys(&[("ed25519:a", "AAAA"), ("ed25519:b", "BBBB")], &[])),
+            T0 + 2 * HOUR,
+        );
+        assert_eq!(rows(&back), rows(&h));
+        assert!(back.seen().iter().all(|k| k.current));
     }
 
     #[test]
