@@ -18,12 +18,12 @@ use matrix_federation_exporter::config::server_name::ServerName;
 use matrix_federation_exporter::config::targets::{Labels, Target};
 use matrix_federation_exporter::config::{DEFAULT_MAX_CONCURRENT_PROBES, ProbeConfig};
 use matrix_federation_exporter::render::metrics::{self, ExporterMetrics, Format};
-use matrix_federation_exporter::report::KeyChangeKind;
 use matrix_federation_exporter::report::{
     AddressClass, AddressReport, CertReport, DiscoveryReport, Failure, Family, KeysReport, Method,
     Phase, Reason, RefusedAddress, ServerReport, SrvInfo, Stage, Step, TargetReport, TlsFacts,
     Warning, WellKnownOutcome, WellKnownReport,
 };
+use matrix_federation_exporter::report::{KeyChangeKind, VerifyKey};
 use matrix_federation_exporter::schedule::store::Store;
 use matrix_federation_exporter::serve::limiter::Limiter;
 use matrix_federation_exporter::serve::routes::{
@@ -288,10 +288,13 @@ fn with_earlier_keys(report: &ServerReport) -> ServerReport {
     let mut earlier = report.clone();
     earlier.finished_at -= std::time::Duration::from_secs(3600);
     for keys in earlier.addresses.iter_mut().filter_map(|a| a.keys.as_mut()) {
-        keys.verify_keys[0].key = "T2xkIGtleSB0aGF0IHdhcyByZXBsYWNlZCB1bmRlciBpdHMgaWQ".to_owned();
-        let mut gone = keys.verify_keys[0].clone();
-        gone.key_id = "ed25519:gone".to_owned();
-        gone.key = "R29uZSB3aXRob3V0IGFuIG9sZF92ZXJpZnlfa2V5cyBlbnRyeQ".to_owned();
+        let first = &mut keys.verify_keys[0];
+        "T2xkIGtleSB0aGF0IHdhcyByZXBsYWNlZCB1bmRlciBpdHMgaWQ".clone_into(&mut first.key);
+        let gone = VerifyKey {
+            key_id: "ed25519:gone".to_owned(),
+            key: "R29uZSB3aXRob3V0IGFuIG9sZF92ZXJpZnlfa2V5cyBlbnRyeQ".to_owned(),
+            ..first.clone()
+        };
         keys.verify_keys.push(gone);
     }
     earlier

@@ -155,8 +155,8 @@ impl KeyHistory {
     ///   `dropped` key is listed there later);
     /// - `dropped`: a key in `verify_keys` last time is gone from it and from `old_verify_keys`.
     ///
-    /// A key that comes back (same id and key, no other key served under its id meanwhile) makes no row. A change seen again moves its row to `now`. Shares
-    /// this history when nothing but the time moved on (within an hour).
+    /// A key that comes back (same id and key, no other key served under its id meanwhile) makes no row. A change
+    /// seen again moves its row to `now`. Shares this history when nothing but the time moved on (within an hour).
     #[must_use]
     pub fn observe(&self, observed: Option<&ObservedKeys<'_>>, now: u64) -> Self {
         let cutoff = now.saturating_sub(KEY_MEMORY_SECS);
@@ -174,102 +174,21 @@ impl KeyHistory {
             .collect();
         if let Some(observed) = observed {
             let baseline = seen.is_empty();
-            let mut found = Vec::new();
-            // The keys the last trusted probe served, to tell a key that comes back from a replacement.
-            let was_current: Vec<(SharedStr, SharedStr)> = seen
-                .iter()
-                .filter(|k| k.current)
-                .map(|k| (k.key_id.clone(), k.key.clone()))
-                .collect();
-            for &(key_id, key) in &observed.verify {
-                if let Some(k) = seen
-                    .iter_mut()
-                    .find(|k| *k.key_id == *key_id && *k.key == *key)
-                {
-                    k.last_seen = now;
-                    if !k.current
-                        && was_current
-                            .iter()
-                            .any(|(id, other)| *id == k.key_id && *other != k.key)
-                    {
-                        found.push((k.key_id.clone(), KeyChangeKind::Replaced));
-                    }
-                    k.current = true;
-                    continue;
+            let found = compare(&mut seen, &changes, observed, now);
+            // The first keys seen are the baseline: remembered, and no row.
+            if !baseline {
+                for (key_id, change) in found {
+                    changes.retain(|c| !(c.key_id == key_id && c.change == change));
+                    changes.push(KeyChange {
+                        key_id,
+                        change,
+                        at: now,
+                    });
                 }
-                let key_id: SharedStr = match seen.iter().find(|k| *k.key_id == *key_id) {
-                    Some(known) => {
-                        found.push((known.key_id.clone(), KeyChangeKind::Replaced));
-                        known.key_id.clone()
-                    }
-                    None => {
-                        let key_id = SharedStr::from(key_id);
-                        found.push((key_id.clone(), KeyChangeKind::Added));
-                        key_id
-                    }
-                };
-                seen.push(SeenKey {
-                    key_id,
-                    key: key.into(),
-                    last_seen: now,
-                    current: true,
-                });
-            }
-            for k in &mut seen {
-                let served = |(id, key): &(&str, &str)| *id == &*k.key_id && *key == &*k.key;
-                if !k.current {
-                    // A dropped key listed in old_verify_keys later: the fix the warning asks for, so `retired`.
-                    let last = changes.iter().rev().find(|c| c.key_id == k.key_id);
-                    if last.is_some_and(|c| c.change == KeyChangeKind::Dropped)
-                        && observed.old.binary_search(&&*k.key_id).is_ok()
-                        && !observed.verify.iter().any(|(id, _)| *id == &*k.key_id)
-                    {
-                        found.push((k.key_id.clone(), KeyChangeKind::Retired));
-                    }
-                    continue;
-                }
-                if observed.verify.iter().any(served) {
-                    continue;
-                }
-                k.current = false;
-                if observed.verify.iter().any(|(id, _)| *id == &*k.key_id) {
-                    // Served under the same id with another key: `replaced`, found above.
-                } else if observed.old.binary_search(&&*k.key_id).is_ok() {
-                    found.push((k.key_id.clone(), KeyChangeKind::Retired));
-                } else {
-                    found.push((k.key_id.clone(), KeyChangeKind::Dropped));
-                }
-            }
-            if baseline {
-                found.clear();
-            }
-            for (key_id, change) in found {
-                changes.retain(|c| !(c.key_id == key_id && c.change == change));
-                changes.push(KeyChange {
-                    key_id,
-                    change,
-                    at: now,
-                });
             }
         }
         seen.sort_by(|a, b| (&a.key_id, &a.key).cmp(&(&b.key_id, &b.key)));
-        if seen.len() > MAX_KEYS {
-            // The oldest go first; among keys seen at the same time, the ones no longer served.
-            let mut by_age: Vec<(u64, bool, usize)> = seen
-                .iter()
-                .enumerate()
-                .map(|(i, k)| (k.last_seen, k.current, i))
-                .collect();
-            by_age.sort_unstable();
-            let mut evicted: Vec<usize> = by_age[..seen.len() - MAX_KEYS]
-                .iter()
-                .map(|&(_, _, i)| i)
-                .collect();
-            evicted.sort_unstable();
-            for i in evicted.into_iter().rev() {
-                seen.remove(i);
-            }
-        }
+        evict_oldest(&mut seen);
         let excess = changes.len().saturating_sub(MAX_CHANGES);
         changes.drain(..excess);
         let next = Memory { seen, changes };
@@ -278,6 +197,108 @@ impl KeyHistory {
             _ if next.seen.is_empty() && next.changes.is_empty() => Self::default(),
             _ => Self(Some(Arc::new(next))),
         }
+    }
+}
+
+/// Updates `seen` with the keys of one trusted probe at `now` and returns the changes it shows, in order: each
+/// key of `verify_keys` (`added`, `replaced`), then each remembered key (`retired`, `dropped`). `changes` are the
+/// rows so far (a `dropped` key listed in `old_verify_keys` later is `retired`).
+fn compare(
+    seen: &mut Vec<SeenKey>,
+    changes: &[KeyChange],
+    observed: &ObservedKeys<'_>,
+    now: u64,
+) -> Vec<(SharedStr, KeyChangeKind)> {
+    let mut found = Vec::new();
+    // The keys the last trusted probe served, to tell a key that comes back from a replacement.
+    let was_current: Vec<(SharedStr, SharedStr)> = seen
+        .iter()
+        .filter(|k| k.current)
+        .map(|k| (k.key_id.clone(), k.key.clone()))
+        .collect();
+    for &(key_id, key) in &observed.verify {
+        if let Some(k) = seen
+            .iter_mut()
+            .find(|k| *k.key_id == *key_id && *k.key == *key)
+        {
+            k.last_seen = now;
+            if !k.current
+                && was_current
+                    .iter()
+                    .any(|(id, other)| *id == k.key_id && *other != k.key)
+            {
+                found.push((k.key_id.clone(), KeyChangeKind::Replaced));
+            }
+            k.current = true;
+            continue;
+        }
+        let key_id = if let Some(known) = seen.iter().find(|k| *k.key_id == *key_id) {
+            found.push((known.key_id.clone(), KeyChangeKind::Replaced));
+            known.key_id.clone()
+        } else {
+            let key_id = SharedStr::from(key_id);
+            found.push((key_id.clone(), KeyChangeKind::Added));
+            key_id
+        };
+        seen.push(SeenKey {
+            key_id,
+            key: key.into(),
+            last_seen: now,
+            current: true,
+        });
+    }
+    let listed_old = |id: &SharedStr| observed.old.binary_search(&id.as_str()).is_ok();
+    let id_served = |id: &SharedStr| observed.verify.iter().any(|(v, _)| *v == id.as_str());
+    for k in seen.iter_mut() {
+        if !k.current {
+            // A dropped key listed in old_verify_keys later: the fix the warning asks for, so `retired`.
+            let last = changes.iter().rev().find(|c| c.key_id == k.key_id);
+            if last.is_some_and(|c| c.change == KeyChangeKind::Dropped)
+                && listed_old(&k.key_id)
+                && !id_served(&k.key_id)
+            {
+                found.push((k.key_id.clone(), KeyChangeKind::Retired));
+            }
+            continue;
+        }
+        if observed
+            .verify
+            .iter()
+            .any(|&(id, key)| id == k.key_id.as_str() && key == k.key.as_str())
+        {
+            continue;
+        }
+        k.current = false;
+        if id_served(&k.key_id) {
+            // Served under the same id with another key: `replaced`, found above.
+        } else if listed_old(&k.key_id) {
+            found.push((k.key_id.clone(), KeyChangeKind::Retired));
+        } else {
+            found.push((k.key_id.clone(), KeyChangeKind::Dropped));
+        }
+    }
+    found
+}
+
+/// Keeps the [`MAX_KEYS`] most recently seen keys of `seen` (in their order); among keys seen at the same time,
+/// the ones no longer served go first.
+fn evict_oldest(seen: &mut Vec<SeenKey>) {
+    if seen.len() <= MAX_KEYS {
+        return;
+    }
+    let mut by_age: Vec<(u64, bool, usize)> = seen
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.last_seen, k.current, i))
+        .collect();
+    by_age.sort_unstable();
+    let mut evicted: Vec<usize> = by_age[..seen.len() - MAX_KEYS]
+        .iter()
+        .map(|&(_, _, i)| i)
+        .collect();
+    evicted.sort_unstable();
+    for i in evicted.into_iter().rev() {
+        seen.remove(i);
     }
 }
 
