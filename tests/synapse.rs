@@ -17,12 +17,14 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use matrix_federation_exporter::config::server_name::ServerName;
+use matrix_federation_exporter::config::targets::{Labels, Target};
 use matrix_federation_exporter::probe::checks::keys::check_key_document;
 use matrix_federation_exporter::probe::env::{Ports, ProbeEnv};
 use matrix_federation_exporter::probe::probe_server;
 use matrix_federation_exporter::report::{
     CertReport, KeysReport, Method, Phase, Reason, ServerReport, Stage, WellKnownOutcome,
 };
+use matrix_federation_exporter::schedule::store::Store;
 
 use support::synapse::{
     KEY_ID, SERVER_NAME, SigningSeed, Synapse, TempDir, pinned_version, synapse_python,
@@ -134,6 +136,30 @@ async fn exporter_judges_a_real_synapse_healthy() {
         srv_report.addresses[0].keys.as_ref().expect("keys"),
         &signing,
     );
+
+    // 2b. Key facts over two probes, stored as the scheduler stores them: an unchanged Synapse makes no key-change
+    //     row and no signing-key warning; its key is remembered as served.
+    let store = Store::new();
+    store.configure(&[Target {
+        name: ServerName::parse(SERVER_NAME).unwrap(),
+        labels: Labels::new(),
+    }]);
+    store.insert(report.clone());
+    store.insert(srv_report.clone());
+    let stored = store.get(SERVER_NAME).expect("stored");
+    assert_eq!(stored.key_history.changes(), [], "{stored:#?}");
+    let seen: Vec<(&str, bool)> = stored
+        .key_history
+        .seen()
+        .iter()
+        .map(|k| (k.key_id.as_str(), k.current))
+        .collect();
+    assert_eq!(seen, [(KEY_ID, true)], "{stored:#?}");
+    assert_eq!(
+        stored.key_history.seen()[0].key.as_str(),
+        signing.public_base64()
+    );
+    assert!(stored.warnings().is_empty(), "{:?}", stored.warnings());
 
     // 3. `synapse.test:<port>` is another server name: Synapse's key document (for `synapse.test`) must not
     //    pass for it, and that must be the only thing wrong.
