@@ -1,5 +1,6 @@
 //! Interop with a real Synapse: the exporter probes a Synapse homeserver (the version pinned in
-//! `tests/synapse/requirements.txt`) exactly as a federating peer would, and must find it healthy.
+//! `tests/synapse/requirements.txt`) exactly as a federating peer would, and must find it healthy. Its key facts
+//! over two stored probes show no change; restarted with a new key under the same key id, it shows `replaced`.
 //!
 //! Hermetic: Synapse listens with TLS on 127.0.0.1 only, with a certificate from a per-test CA; names resolve
 //! through the in-process fake DNS; Synapse's config turns every outbound feature off, and it runs under
@@ -24,6 +25,7 @@ use matrix_federation_exporter::probe::probe_server;
 use matrix_federation_exporter::report::{
     CertReport, KeysReport, Method, Phase, Reason, ServerReport, Stage, WellKnownOutcome,
 };
+use matrix_federation_exporter::report::{KeyChangeKind, Warning};
 use matrix_federation_exporter::schedule::store::Store;
 
 use support::synapse::{
@@ -218,6 +220,31 @@ async fn exporter_judges_a_real_synapse_healthy() {
     );
 
     // 5. Synapse is still up, and never tried to reach anything but loopback.
+    synapse.assert_alive_and_no_egress();
+
+    // 6. Synapse rebuilt with a new signing key under the same key id: the stored key history says `replaced`,
+    //    with its warning, on the next probe.
+    drop(synapse);
+    let rebuilt = SigningSeed::generate();
+    let mut synapse = Synapse::start(&python, &dir.0, &leaf, &rebuilt, &ca).await;
+    let ports = Ports {
+        well_known: synapse.port,
+        federation: synapse.port,
+    };
+    let env = ProbeEnv::new(&[dns.addr], ca.root_store(), ports, TIMEOUTS).expect("probe env");
+    let after = probe(&env, SERVER_NAME).await;
+    assert!(after.success(), "{after:#?}\n{}", synapse.logs());
+    store.insert(after);
+    let stored = store.get(SERVER_NAME).expect("stored");
+    let rows: Vec<(&str, KeyChangeKind)> = stored
+        .key_history
+        .changes()
+        .iter()
+        .map(|c| (c.key_id.as_str(), c.change))
+        .collect();
+    assert_eq!(rows, [(KEY_ID, KeyChangeKind::Replaced)], "{stored:#?}");
+    let warnings: Vec<Warning> = stored.warnings().iter().map(|w| w.warning).collect();
+    assert_eq!(warnings, [Warning::SigningKeyReplaced]);
     synapse.assert_alive_and_no_egress();
     eprintln!(
         "synapse interop test done in {:.1} s",

@@ -191,11 +191,16 @@ impl KeyHistory {
         evict_oldest(&mut seen);
         let excess = changes.len().saturating_sub(MAX_CHANGES);
         changes.drain(..excess);
-        let next = Memory { seen, changes };
+        let mut next = Memory { seen, changes };
         match &self.0 {
             Some(previous) if previous.same_within_refresh(&next) => self.clone(),
             _ if next.seen.is_empty() && next.changes.is_empty() => Self::default(),
-            _ => Self(Some(Arc::new(next))),
+            _ => {
+                // Kept for a whole interval, like the report (`schedule/compact.rs`).
+                next.seen.shrink_to_fit();
+                next.changes.shrink_to_fit();
+                Self(Some(Arc::new(next)))
+            }
         }
     }
 }
