@@ -73,8 +73,8 @@ impl ServerReport {
 
     /// Things that do not fail the probe but deserve a look, derived from discovery: every SRV target that
     /// resolved through a CNAME, then (when some address was probed) every address left unprobed because
-    /// default-configured peers refuse it, then every `dropped` or `replaced` signing key of the key history. When every address is refused, that is the `address_not_public`
-    /// failure instead. The words for each (its message and fix) are in `render/explain.rs`.
+    /// default-configured peers refuse it, then every `dropped` or `replaced` signing key of the key history.
+    /// When every address is refused, that is the `address_not_public` failure instead. The words for each (its message and fix) are in `render/explain.rs`.
     #[must_use]
     pub fn warnings(&self) -> Vec<ServerWarning> {
         self.warning_sources()
@@ -108,12 +108,13 @@ impl ServerReport {
             .filter(move |_| some_probed)
             .map(|r| (Warning::AddressNotPublic, Some(r.address), &r.target_host));
         // About the key id (in `host`), one per `dropped` or `replaced` row of the store's key history.
-        let keys = self.key_history.faults().map(|c| {
+        let keys = self.key_history.faults().filter_map(|c| {
             let warning = match c.change {
+                KeyChangeKind::Dropped => Warning::SigningKeyDropped,
                 KeyChangeKind::Replaced => Warning::SigningKeyReplaced,
-                _ => Warning::SigningKeyDropped,
+                KeyChangeKind::Added | KeyChangeKind::Retired => return None,
             };
-            (warning, None, &c.key_id)
+            Some((warning, None, &c.key_id))
         });
         cnames.chain(refused).chain(keys)
     }
