@@ -527,6 +527,7 @@ async fn the_api_probes_only_names_that_probe_allowed_targets_allows() {
 fn empty_report(name: &str, finished_at: SystemTime) -> ServerReport {
     ServerReport {
         history: matrix_federation_exporter::report::History::default(),
+        key_history: matrix_federation_exporter::report::KeyHistory::default(),
         server_name: name.into(),
         started_at: finished_at,
         finished_at,
@@ -741,6 +742,7 @@ fn golden_report() -> ServerReport {
     };
     ServerReport {
         history: matrix_federation_exporter::report::History::default(),
+        key_history: golden_key_history(),
         server_name: "example.org".into(),
         started_at: at(T0, 0),
         finished_at: at(T0, 250),
@@ -915,6 +917,22 @@ fn golden_report() -> ServerReport {
             ),
         }),
     }
+}
+
+/// A scheduled server's key history an hour after `ed25519:old` was dropped and `ed25519:new` added.
+fn golden_key_history() -> matrix_federation_exporter::report::KeyHistory {
+    use matrix_federation_exporter::report::key_history::ObservedKeys;
+    let before = ObservedKeys {
+        verify: vec![("ed25519:old", "b2xkIGtleQ")],
+        old: Vec::new(),
+    };
+    let after = ObservedKeys {
+        verify: vec![("ed25519:new", "bmV3IGtleQ")],
+        old: Vec::new(),
+    };
+    matrix_federation_exporter::report::KeyHistory::default()
+        .observe(Some(&before), T0 - 7200)
+        .observe(Some(&after), T0 - 3600)
 }
 
 fn golden_path() -> PathBuf {

@@ -24,6 +24,7 @@ use matrix_federation_exporter::report::{
     ServerReport, SrvInfo, Stage, Step, TargetReport, TlsFacts, Warning, WellKnownAddress,
     WellKnownOutcome, WellKnownReport,
 };
+use matrix_federation_exporter::report::{KeyChangeKind, VerifyKey};
 use matrix_federation_exporter::schedule::store::Store;
 use matrix_federation_exporter::serve::limiter::Limiter;
 use matrix_federation_exporter::serve::routes::{
@@ -101,6 +102,7 @@ fn healthy() -> ServerReport {
     };
     ServerReport {
         history: matrix_federation_exporter::report::History::default(),
+        key_history: matrix_federation_exporter::report::KeyHistory::default(),
         server_name: "example.org".into(),
         started_at: at(T0, 0),
         finished_at: at(T0, 250),
@@ -235,6 +237,7 @@ fn failing() -> ServerReport {
     };
     ServerReport {
         history: matrix_federation_exporter::report::History::default(),
+        key_history: matrix_federation_exporter::report::KeyHistory::default(),
         server_name: "broken.test".into(),
         started_at: at(T0 + 5, 0),
         finished_at: at(T0 + 7, 500),
@@ -346,12 +349,35 @@ fn exporter() -> ExporterMetrics {
     exporter
 }
 
+/// A store after `reports`; `example.org` is stored after an earlier probe (an hour before) that served other
+/// keys, so its key history has a `replaced` and a `dropped` row.
 fn store_with(reports: impl IntoIterator<Item = ServerReport>) -> Arc<Store> {
     let store = Arc::new(Store::new());
     for r in reports {
+        if r.server_name == "example.org" {
+            store.insert(with_earlier_keys(&r));
+        }
         store.insert(r);
     }
     store
+}
+
+/// `report` an hour earlier, when its key `ed25519:a_AbCd` had another public key and `ed25519:gone` was served
+/// too (it is gone from the later report, without an `old_verify_keys` entry).
+fn with_earlier_keys(report: &ServerReport) -> ServerReport {
+    let mut earlier = report.clone();
+    earlier.finished_at -= std::time::Duration::from_secs(3600);
+    for keys in earlier.addresses.iter_mut().filter_map(|a| a.keys.as_mut()) {
+        let first = &mut keys.verify_keys[0];
+        "T2xkIGtleSB0aGF0IHdhcyByZXBsYWNlZCB1bmRlciBpdHMgaWQ".clone_into(&mut first.key);
+        let gone = VerifyKey {
+            key_id: "ed25519:gone".to_owned(),
+            key: "R29uZSB3aXRob3V0IGFuIG9sZF92ZXJpZnlfa2V5cyBlbnRyeQ".to_owned(),
+            ..first.clone()
+        };
+        keys.verify_keys.push(gone);
+    }
+    earlier
 }
 
 fn render(store: &Arc<Store>, format: Format) -> String {
@@ -537,6 +563,10 @@ fn metrics_md_matches_the_rendered_output() {
     let mut results = vec!["ok", "failed", "success", "failure"];
     results.extend(ClientResult::ALL.iter().map(|v| v.as_str()));
     expect("result", results);
+    expect(
+        "change",
+        KeyChangeKind::ALL.iter().map(|v| v.as_str()).collect(),
+    );
 }
 
 #[test]
@@ -588,6 +618,8 @@ fn address_classes_and_warnings_have_their_rows() {
             &["broken.test", "10.0.0.7:8448", "address_not_public"],
             &["broken.test", "", "client_well_known_no_cors"],
             &["broken.test", "", "well_known_inconsistent"],
+            &["example.org", "", "signing_key_replaced"],
+            &["example.org", "", "signing_key_dropped"],
         ])
     );
     // The well-known of every address: one row each, and whether they agree (absent for one address).
@@ -663,6 +695,7 @@ fn app() -> (axum::Router, tokio::sync::watch::Sender<bool>) {
             let now = SystemTime::now();
             futures_util::future::ready(ServerReport {
                 history: matrix_federation_exporter::report::History::default(),
+                key_history: matrix_federation_exporter::report::KeyHistory::default(),
                 server_name: name.as_str().into(),
                 started_at: now,
                 finished_at: now,

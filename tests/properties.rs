@@ -1001,6 +1001,7 @@ fn nasty_report(i: usize, s: &Nasty, cert: CertFacts) -> ServerReport {
     discovery.steps = vec![(Step::WellKnown, Duration::from_millis(20))];
     ServerReport {
         history: matrix_federation_exporter::report::History::default(),
+        key_history: matrix_federation_exporter::report::KeyHistory::default(),
         server_name: name.clone().into(),
         started_at: now(),
         finished_at: now() + Duration::from_millis(250),

@@ -1,5 +1,6 @@
 //! Interop with a real Synapse: the exporter probes a Synapse homeserver (the version pinned in
-//! `tests/synapse/requirements.txt`) exactly as a federating peer would, and must find it healthy.
+//! `tests/synapse/requirements.txt`) exactly as a federating peer would, and must find it healthy. Its key facts
+//! over two stored probes show no change; restarted with a new key under the same key id, it shows `replaced`.
 //!
 //! Hermetic: Synapse listens with TLS on 127.0.0.1 only, with a certificate from a per-test CA; names resolve
 //! through the in-process fake DNS; Synapse's config turns every outbound feature off, and it runs under
@@ -17,6 +18,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use matrix_federation_exporter::config::server_name::ServerName;
+use matrix_federation_exporter::config::targets::{Labels, Target};
 use matrix_federation_exporter::probe::checks::keys::check_key_document;
 use matrix_federation_exporter::probe::env::{Ports, ProbeEnv};
 use matrix_federation_exporter::probe::probe_server;
@@ -24,6 +26,8 @@ use matrix_federation_exporter::report::{
     CertReport, ClientOutcome, ClientResult, KeysReport, Method, Phase, Reason, ServerReport,
     Stage, WellKnownOutcome,
 };
+use matrix_federation_exporter::report::{KeyChangeKind, Warning};
+use matrix_federation_exporter::schedule::store::Store;
 
 use support::synapse::{
     KEY_ID, SERVER_NAME, SigningSeed, Synapse, TempDir, pinned_version, synapse_python,
@@ -161,6 +165,30 @@ async fn exporter_judges_a_real_synapse_healthy() {
         &signing,
     );
 
+    // 2b. Key facts over two probes, stored as the scheduler stores them: an unchanged Synapse makes no key-change
+    //     row and no signing-key warning; its key is remembered as served.
+    let store = Store::new();
+    store.configure(&[Target {
+        name: ServerName::parse(SERVER_NAME).unwrap(),
+        labels: Labels::new(),
+    }]);
+    store.insert(report.clone());
+    store.insert(srv_report.clone());
+    let stored = store.get(SERVER_NAME).expect("stored");
+    assert_eq!(stored.key_history.changes(), [], "{stored:#?}");
+    let seen: Vec<(&str, bool)> = stored
+        .key_history
+        .seen()
+        .iter()
+        .map(|k| (k.key_id.as_str(), k.current))
+        .collect();
+    assert_eq!(seen, [(KEY_ID, true)], "{stored:#?}");
+    assert_eq!(
+        stored.key_history.seen()[0].key.as_str(),
+        signing.public_base64()
+    );
+    assert!(stored.warnings().is_empty(), "{:?}", stored.warnings());
+
     // 3. `synapse.test:<port>` is another server name: Synapse's key document (for `synapse.test`) must not
     //    pass for it, and that must be the only thing wrong.
     dns.set_zone(Zone::new().a(SERVER_NAME, Ipv4Addr::LOCALHOST));
@@ -218,6 +246,31 @@ async fn exporter_judges_a_real_synapse_healthy() {
     );
 
     // 5. Synapse is still up, and never tried to reach anything but loopback.
+    synapse.assert_alive_and_no_egress();
+
+    // 6. Synapse rebuilt with a new signing key under the same key id: the stored key history says `replaced`,
+    //    with its warning, on the next probe.
+    drop(synapse);
+    let rebuilt = SigningSeed::generate();
+    let mut synapse = Synapse::start(&python, &dir.0, &leaf, &rebuilt, &ca).await;
+    let ports = Ports {
+        well_known: synapse.port,
+        federation: synapse.port,
+    };
+    let env = ProbeEnv::new(&[dns.addr], ca.root_store(), ports, TIMEOUTS).expect("probe env");
+    let after = probe(&env, SERVER_NAME).await;
+    assert!(after.success(), "{after:#?}\n{}", synapse.logs());
+    store.insert(after);
+    let stored = store.get(SERVER_NAME).expect("stored");
+    let rows: Vec<(&str, KeyChangeKind)> = stored
+        .key_history
+        .changes()
+        .iter()
+        .map(|c| (c.key_id.as_str(), c.change))
+        .collect();
+    assert_eq!(rows, [(KEY_ID, KeyChangeKind::Replaced)], "{stored:#?}");
+    let warnings: Vec<Warning> = stored.warnings().iter().map(|w| w.warning).collect();
+    assert_eq!(warnings, [Warning::SigningKeyReplaced]);
     synapse.assert_alive_and_no_egress();
     eprintln!(
         "synapse interop test done in {:.1} s",

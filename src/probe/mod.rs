@@ -80,6 +80,7 @@ pub async fn probe_server(env: &ProbeEnv, name: &ServerName) -> ServerReport {
     share_key_documents(&mut addresses);
     let report = ServerReport {
         history: crate::report::History::default(),
+        key_history: crate::report::KeyHistory::default(),
         server_name: name.shared_str().into(),
         started_at,
         finished_at: SystemTime::now(),

@@ -323,6 +323,14 @@ pub fn warning_message(w: &ServerWarning) -> String {
             "the addresses of {host} answer /.well-known/matrix/server differently: a peer finds this server or \
              not depending on the address its resolver picks"
         ),
+        (Warning::SigningKeyDropped, _) => format!(
+            "signing key {host} was served in the last 7 days and is gone, without an old_verify_keys entry: peers \
+             that had not cached it can no longer verify the events it signed"
+        ),
+        (Warning::SigningKeyReplaced, _) => format!(
+            "signing key {host} is served with a different public key than in the last 7 days: peers that cached \
+             the old key reject what the new one signs until their copy expires"
+        ),
     }
 }
 
@@ -346,6 +354,14 @@ pub fn warning_hint(warning: Warning) -> &'static str {
         Warning::WellKnownInconsistent => {
             "make every address serve the same /.well-known/matrix/server file: typically the IPv6 virtual host \
              or one load-balancer node serves another file or none"
+        }
+        Warning::SigningKeyDropped => {
+            "restore the old signing key file (Synapse: signing_key_path) from a backup; if the key was rotated on \
+             purpose, list the old key in old_verify_keys (Synapse: old_signing_keys, with its expired_ts)"
+        }
+        Warning::SigningKeyReplaced => {
+            "restore the signing key file this key id had (Synapse: signing_key_path); a new key needs a new key \
+             id, with the old one listed in old_verify_keys (Synapse: old_signing_keys)"
         }
     }
 }

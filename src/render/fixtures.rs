@@ -73,6 +73,7 @@ pub(crate) fn srv_mismatch() -> ServerReport {
     ));
     ServerReport {
         history: crate::report::History::default(),
+        key_history: crate::report::KeyHistory::default(),
         server_name: "example.org".into(),
         started_at: now(),
         finished_at: now(),
@@ -160,6 +161,7 @@ pub(crate) fn delegated_ok() -> ServerReport {
     });
     ServerReport {
         history: crate::report::History::default(),
+        key_history: crate::report::KeyHistory::default(),
         server_name: "example.org".into(),
         started_at: now(),
         finished_at: now(),

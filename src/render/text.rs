@@ -864,6 +864,7 @@ mod tests {
         }
         let ServerReport {
             history: _,
+            key_history: _,
             server_name,
             started_at: _,
             finished_at: _,

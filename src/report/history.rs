@@ -282,6 +282,7 @@ mod tests {
                 .collect(),
             history: History::default(),
             client: None,
+            key_history: crate::report::KeyHistory::default(),
         }
     }
 

@@ -266,6 +266,11 @@ label_enum! {
         /// The addresses of the server name answer `/.well-known/matrix/server` differently (another outcome
         /// or another `m.server`): peers find the server or not depending on the address their resolver picks.
         WellKnownInconsistent => "well_known_inconsistent",
+        /// A verify key of this server left `verify_keys` without an `old_verify_keys` entry in the last 7 days
+        /// (address `""`). One warning per key id, while its `dropped` row lives.
+        SigningKeyDropped => "signing_key_dropped",
+        /// A key id of this server was served with a different public key in the last 7 days (address `""`).
+        SigningKeyReplaced => "signing_key_replaced",
     }
 }
 
@@ -336,5 +341,31 @@ label_enum! {
         /// `/_matrix/client/versions` answered 200 with something else than `{"versions": [...]}` ("parsing and
         /// validating that the data conforms with the expected response format").
         VersionsInvalid => "versions_invalid",
+    }
+}
+
+label_enum! {
+    /// How a scheduled server's verify keys changed between two probes (the `change` label of
+    /// `signing_key_change_timestamp_seconds`; see `report/key_history.rs`).
+    KeyChangeKind {
+        /// A key id that was not served in the last 7 days appeared in `verify_keys`.
+        Added => "added",
+        /// A key left `verify_keys` and is listed in `old_verify_keys`: the spec's way to say "I used this key
+        /// until then", so peers can still verify the events it signed.
+        Retired => "retired",
+        /// A key left `verify_keys` and is not in `old_verify_keys`: peers that had not cached it can no longer
+        /// verify the events it signed.
+        Dropped => "dropped",
+        /// A key id is served with a different public key: peers that cached the old key reject what the new one
+        /// signs until their cached copy expires.
+        Replaced => "replaced",
+    }
+}
+
+impl KeyChangeKind {
+    /// Whether peers suffer from it (`dropped`, `replaced`): these rows are warnings.
+    #[must_use]
+    pub const fn is_fault(self) -> bool {
+        matches!(self, KeyChangeKind::Dropped | KeyChangeKind::Replaced)
     }
 }

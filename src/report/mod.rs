@@ -8,14 +8,16 @@
 pub mod address_class;
 mod client;
 mod history;
+pub mod key_history;
 mod labels;
 mod shared_str;
 
 pub use client::ClientReport;
 pub use history::{Change, History, State};
+pub use key_history::KeyHistory;
 pub use labels::{
-    AddressClass, ClientOutcome, ClientResult, Family, Method, Phase, Reason, Stage, Step, Warning,
-    WellKnownOutcome,
+    AddressClass, ClientOutcome, ClientResult, Family, KeyChangeKind, Method, Phase, Reason, Stage,
+    Step, Warning, WellKnownOutcome,
 };
 pub use shared_str::SharedStr;
 
@@ -50,6 +52,9 @@ pub struct ServerReport {
     /// Client discovery (`probe.checks.client`); `None` when the check is off or did not run. Never part of
     /// [`ServerReport::success`].
     pub client: Option<ClientReport>,
+    /// The server's signing keys of the last 7 days and how they changed (see `report/key_history.rs`); set by
+    /// the store for scheduled servers, empty in the reports of `/probe`, on-demand probes and `check`.
+    pub key_history: KeyHistory,
 }
 
 impl ServerReport {
@@ -73,8 +78,8 @@ impl ServerReport {
 
     /// Things that do not fail the probe but deserve a look, derived from discovery: every SRV target that
     /// resolved through a CNAME, then (when some address was probed) every address left unprobed because
-    /// default-configured peers refuse it. When every address is refused, that is the `address_not_public`
-    /// failure instead. The words for each (its message and fix) are in `render/explain.rs`.
+    /// default-configured peers refuse it, then every `dropped` or `replaced` signing key of the key history.
+    /// When every address is refused, that is the `address_not_public` failure instead. The words for each (its message and fix) are in `render/explain.rs`.
     #[must_use]
     pub fn warnings(&self) -> Vec<ServerWarning> {
         self.warning_sources()
@@ -107,6 +112,15 @@ impl ServerReport {
             .iter()
             .filter(move |_| some_probed)
             .map(|r| (Warning::AddressNotPublic, Some(r.address), &r.target_host));
+        // About the key id (in `host`), one per `dropped` or `replaced` row of the store's key history.
+        let keys = self.key_history.faults().filter_map(|c| {
+            let warning = match c.change {
+                KeyChangeKind::Dropped => Warning::SigningKeyDropped,
+                KeyChangeKind::Replaced => Warning::SigningKeyReplaced,
+                KeyChangeKind::Added | KeyChangeKind::Retired => return None,
+            };
+            Some((warning, None, &c.key_id))
+        });
         // About the server name, not one address: peers disagree on where it is depending on the address
         // their resolver picks.
         let inconsistent = (d.well_known.consistent() == Some(false)).then_some((
@@ -119,7 +133,11 @@ impl ServerReport {
             .iter()
             .filter(|c| c.no_cors())
             .map(|_| (Warning::ClientWellKnownNoCors, None, &self.server_name));
-        cnames.chain(refused).chain(no_cors).chain(inconsistent)
+        cnames
+            .chain(refused)
+            .chain(no_cors)
+            .chain(inconsistent)
+            .chain(keys)
     }
 
     /// The client discovery failures (stage `client`): exported with the others, but outside
@@ -136,7 +154,8 @@ pub struct ServerWarning {
     pub warning: Warning,
     /// The address it is about, `None` when it is about the server or a target host.
     pub address: Option<SocketAddr>,
-    /// The host it is about: the SRV target, or the host the address was resolved from.
+    /// The host it is about: the SRV target, or the host the address was resolved from; for the signing-key
+    /// warnings, the key id.
     pub host: SharedStr,
 }
 
@@ -146,6 +165,7 @@ impl ServerReport {
     pub fn timed_out(server_name: &str, started_at: SystemTime, duration: Duration) -> Self {
         Self {
             history: History::default(),
+            key_history: KeyHistory::default(),
             server_name: server_name.into(),
             started_at,
             finished_at: started_at + duration,

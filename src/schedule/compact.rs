@@ -87,6 +87,7 @@ mod tests {
         discovery.steps.push((Step::Srv, Duration::from_millis(3)));
         let mut report = ServerReport {
             history: crate::report::History::default(),
+            key_history: crate::report::KeyHistory::default(),
             server_name: "example.org".into(),
             started_at: SystemTime::UNIX_EPOCH,
             finished_at: SystemTime::UNIX_EPOCH,

@@ -1,6 +1,6 @@
 //! The latest [`ServerReport`] of every configured server, shared between the scheduler (writer) and the HTTP
-//! side (readers), with the server's recent state changes (`report::History`) carried on from report to report
-//! and across reloads for servers that stay.
+//! side (readers), with the server's recent state changes (`report::History`) and its signing keys of the last
+//! 7 days (`report::KeyHistory`) carried on from report to report and across reloads for servers that stay.
 //!
 //! This module only keeps reports; it does not probe, schedule or render. Readers get `Arc`s, so a scrape never
 //! copies a report and never holds the lock while encoding. One map holds each server's labels and report,
@@ -55,9 +55,15 @@ impl Store {
                 Some(previous) => previous.history.next(&report),
                 None => report.history.next(&report),
             };
+            // The signing keys of the last 7 days, carried on the same way (see `report/key_history.rs`).
+            report.key_history = match &entry.report {
+                Some(previous) => previous.key_history.next(&report),
+                None => report.key_history.next(&report),
+            };
             entry.report = Some(Arc::new(report));
         } else if !servers.configured {
             report.history = report.history.next(&report);
+            report.key_history = report.key_history.next(&report);
             let report = Arc::new(report);
             let entry = Entry {
                 labels: Arc::default(),
@@ -216,6 +222,7 @@ mod tests {
     fn report(name: &str, secs: u64) -> ServerReport {
         ServerReport {
             history: crate::report::History::default(),
+            key_history: crate::report::KeyHistory::default(),
             server_name: name.into(),
             started_at: SystemTime::UNIX_EPOCH,
             finished_at: SystemTime::UNIX_EPOCH + Duration::from_secs(secs),

@@ -83,6 +83,7 @@ pub fn dual_stack_report(i: usize) -> ServerReport {
     ];
     ServerReport {
         history: matrix_federation_exporter::report::History::default(),
+        key_history: matrix_federation_exporter::report::KeyHistory::default(),
         server_name: name.clone().into(),
         started_at: SystemTime::now(),
         finished_at: SystemTime::now(),

@@ -101,6 +101,7 @@ fn report_sections(r: &ServerReport, now: SystemTime) -> Markup {
         @if !r.history.changes().is_empty() {
             (history_section(r, now))
         }
+        (super::keys::key_changes_section(r, now))
         section id="text" {
             h2 { "Plain-text report" }
             details {

@@ -202,7 +202,10 @@ fn probed_cells(name: &str, r: &ServerReport, not_after: Option<i64>, now: Syste
             " ok"
         }
         td data-label="Cert expiry" class="expiry" { (expiry(not_after, now)) }
-        td data-label="Problem" class="problem" { (problem(name, r)) }
+        td data-label="Problem" class="problem" {
+            (problem(name, r))
+            (super::keys::key_fault_line(name, r))
+        }
         td data-label="Last probe" class="probed" { (time_tag(r.finished_at, now)) }
         td data-label="Clients" class="client" { (client_cell(r)) }
     }

@@ -19,6 +19,7 @@
 mod client;
 mod detail;
 mod index;
+mod keys;
 mod runbook;
 
 use std::fmt::{self, Write as _};

@@ -196,6 +196,10 @@ pub const WELL_KNOWN_CONSISTENT: Desc = gauge(
     "matrix_federation_well_known_consistent",
     "1 if every address of the server name gave the same well-known answer, else 0; absent for a single address.",
 );
+pub const SIGNING_KEY_CHANGE: Desc = gauge(
+    "matrix_federation_signing_key_change_timestamp_seconds",
+    "When the exporter saw this change of a scheduled server's verify keys, in Unix seconds; each row lives 7 days (not in /probe answers).",
+);
 
 /// Every family this module renders, in output order.
 pub const RENDERED: &[&Desc] = &[
@@ -234,6 +238,7 @@ pub const RENDERED: &[&Desc] = &[
     &CLIENT_VERSIONS_INFO,
     &WELL_KNOWN_ADDRESS_INFO,
     &WELL_KNOWN_CONSISTENT,
+    &SIGNING_KEY_CHANGE,
 ];
 
 /// The exporter version (`version` label of `build_info`).

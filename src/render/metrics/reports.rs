@@ -17,8 +17,8 @@ use super::{
     CERT_NOT_BEFORE, CERT_VALID, CLIENT_DISCOVERY_INFO, CLIENT_SUCCESS, CLIENT_VERSIONS_INFO,
     CONNECTION_DURATION, DISCOVERY_INFO, Desc, FAILURE_INFO, KEYS_VALID, KEYS_VALID_UNTIL,
     PROBE_DURATION, PROBE_SUCCESS, PROBE_TIMESTAMP, RESOLUTION_DURATION, SERVER_VERSION_INFO,
-    SIGNING_KEY_INFO, TLS_INFO, WARNING_INFO, WELL_KNOWN_ADDRESS_INFO, WELL_KNOWN_CACHE_TTL,
-    WELL_KNOWN_CONSISTENT, family_name, unix_seconds,
+    SIGNING_KEY_CHANGE, SIGNING_KEY_INFO, TLS_INFO, WARNING_INFO, WELL_KNOWN_ADDRESS_INFO,
+    WELL_KNOWN_CACHE_TTL, WELL_KNOWN_CONSISTENT, family_name, unix_seconds,
 };
 use crate::render::prerendered::{Prerendered, address_head};
 use crate::report::Labels;
@@ -114,7 +114,8 @@ fn encode_reports(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
     encode_failures(enc, reports)?;
     encode_warnings(enc, reports)?;
     encode_client(enc, reports)?;
-    encode_well_known_addresses(enc, reports)
+    encode_well_known_addresses(enc, reports)?;
+    encode_key_changes(enc, reports)
 }
 
 /// Client discovery: success, what the spec tells clients (outcome, result, base URL), and the latest version.
@@ -171,6 +172,29 @@ fn encode_well_known_addresses(enc: &mut DescriptorEncoder, reports: &[Row]) -> 
     for (r, extra) in reports {
         if let Some(consistent) = r.discovery.well_known.consistent() {
             fam.gauge(&server(r, extra), flag(consistent))?;
+        }
+    }
+    Ok(())
+}
+
+/// `signing_key_change_timestamp_seconds{key_id, change}`: every change row of the store's key history (empty
+/// in `/probe` answers, whose reports have no history).
+fn encode_key_changes(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+    let mut fam = FamilyWriter::new(enc, &SIGNING_KEY_CHANGE);
+    for (r, extra) in reports {
+        for c in r.key_history.changes() {
+            #[allow(
+                clippy::cast_precision_loss,
+                reason = "Unix seconds fit in f64's 53 bits"
+            )]
+            let at = c.at as f64;
+            fam.gauge(
+                &(
+                    server(r, extra),
+                    [("key_id", c.key_id.as_str()), ("change", c.change.as_str())],
+                ),
+                at,
+            )?;
         }
     }
     Ok(())

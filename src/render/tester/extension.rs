@@ -42,6 +42,10 @@ pub(super) struct Extension {
     /// `probe.checks.client` is off. Its failure (stage `client`) is in its own `failures`, not in the list
     /// above: it never clears `FederationOK`.
     client: Option<ExtClient>,
+    /// The changes of the server's verify keys in the last 7 days, newest first (as the
+    /// `signing_key_change_timestamp_seconds` metric; scheduled servers only, absent otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    key_changes: Vec<ExtKeyChange>,
 }
 
 #[derive(Serialize)]
@@ -100,6 +104,15 @@ fn ext_client(c: &crate::report::ClientReport) -> ExtClient {
             })
             .collect(),
     }
+}
+
+#[derive(Serialize)]
+struct ExtKeyChange {
+    key_id: String,
+    /// `added`, `retired`, `dropped` or `replaced`.
+    change: &'static str,
+    /// When the exporter saw it, Unix seconds.
+    at: u64,
 }
 
 #[derive(Serialize)]
@@ -283,6 +296,17 @@ pub(super) fn extension(r: &ServerReport) -> Extension {
             .collect(),
         history: crate::render::history::json(&r.history),
         client: r.client.as_ref().map(ext_client),
+        key_changes: r
+            .key_history
+            .changes()
+            .iter()
+            .rev()
+            .map(|c| ExtKeyChange {
+                key_id: c.key_id.to_string(),
+                change: c.change.as_str(),
+                at: c.at,
+            })
+            .collect(),
     }
 }
 
