@@ -265,6 +265,7 @@ fn describe(cli: &Cli, config: &Config, targets: &[targets::Target], listen: Soc
     line("probe.timeouts.http", &d(t.http));
     line("probe.checks.keys", &p.checks.keys);
     line("probe.checks.version", &p.checks.version);
+    line("probe.checks.support", &p.checks.support);
     line(
         "probe.max_timeout",
         &p.max_timeout

@@ -533,6 +533,7 @@ fn empty_report(name: &str, finished_at: SystemTime) -> ServerReport {
         discovery: DiscoveryReport::empty(name),
         addresses: Vec::new(),
         failures: Vec::new(),
+        support: None,
     }
 }
 
@@ -784,6 +785,7 @@ fn golden_report() -> ServerReport {
             ],
             truncated: false,
             refused: Vec::new(),
+            shadowed_srv: None,
         },
         addresses: vec![
             AddressReport {
@@ -863,6 +865,7 @@ fn golden_report() -> ServerReport {
             },
         ],
         failures: Vec::new(),
+        support: None,
     }
 }
 

@@ -329,6 +329,7 @@ fn check_config_prints_every_section_and_none_for_an_empty_list() {
         "target_files: (none)",
         "probe.checks.keys: true",
         "probe.checks.version: true",
+        "probe.checks.support: true",
         "probe.allowed_targets: (none)",
         "tls.ca_files: (none)",
         "api.probe_unconfigured: false",

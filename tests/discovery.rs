@@ -1588,6 +1588,7 @@ async fn matrix_checks_can_be_switched_off() {
     env.checks = Checks {
         keys: false,
         version: false,
+        support: false,
     };
     let name = ServerName::parse(&subst(S.server_name, &world.ports)).unwrap();
     let report = probe_server(&env, &name).await;

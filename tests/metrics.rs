@@ -115,9 +115,11 @@ fn healthy() -> ServerReport {
             steps: vec![(Step::WellKnown, ms(120)), (Step::AddressLookup, ms(15))],
             truncated: false,
             refused: Vec::new(),
+            shadowed_srv: None,
         },
         addresses: vec![address("192.0.2.10:443"), address("[2001:db8::10]:443")],
         failures: Vec::new(),
+        support: None,
     }
 }
 
@@ -207,6 +209,7 @@ fn failing() -> ServerReport {
                 address: sock("10.0.0.7:8448"),
                 target_host: "c.broken.test".into(),
             }],
+            shadowed_srv: None,
         },
         addresses: vec![
             AddressReport {
@@ -255,6 +258,7 @@ fn failing() -> ServerReport {
             Failure::new(Stage::Dns, Reason::DnsNxdomain, "a.broken.test: NXDOMAIN"),
             Failure::new(Stage::Dns, Reason::DnsNxdomain, "b.broken.test: NXDOMAIN"),
         ],
+        support: None,
     }
 }
 
@@ -548,6 +552,7 @@ fn app() -> (axum::Router, tokio::sync::watch::Sender<bool>) {
                 discovery: DiscoveryReport::empty(&name.hostname()),
                 addresses: Vec::new(),
                 failures: Vec::new(),
+                support: None,
             })
             .boxed()
         }),

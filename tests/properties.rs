@@ -1006,6 +1006,7 @@ fn nasty_report(i: usize, s: &Nasty, cert: CertFacts) -> ServerReport {
         discovery,
         addresses: vec![address],
         failures: Vec::new(),
+        support: None,
     }
 }
 

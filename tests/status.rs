@@ -127,6 +127,7 @@ fn healthy(name: &str, days: i64, probed_secs_ago: u64) -> ServerReport {
             ],
             truncated: false,
             refused: Vec::new(),
+            shadowed_srv: None,
         },
         addresses: vec![address(
             "198.51.100.7:8448",
@@ -139,6 +140,7 @@ fn healthy(name: &str, days: i64, probed_secs_ago: u64) -> ServerReport {
             )),
         )],
         failures: Vec::new(),
+        support: None,
     }
 }
 

@@ -104,6 +104,8 @@ pub struct Checks {
     pub keys: bool,
     /// `GET /_matrix/federation/v1/version`.
     pub version: bool,
+    /// `GET https://<hostname>/.well-known/matrix/support` once per probe (not per address).
+    pub support: bool,
 }
 
 impl Default for Checks {
@@ -111,6 +113,7 @@ impl Default for Checks {
         Self {
             keys: true,
             version: true,
+            support: true,
         }
     }
 }

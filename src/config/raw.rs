@@ -54,6 +54,7 @@ struct RawApi {
 struct RawChecks {
     keys: Option<bool>,
     version: Option<bool>,
+    support: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -374,6 +375,7 @@ impl RawProbe {
         let checks = Checks {
             keys: c.keys.unwrap_or(true),
             version: c.version.unwrap_or(true),
+            support: c.support.unwrap_or(true),
         };
 
         if self.max_timeout.is_some_and(|t| t.is_zero()) {

@@ -13,6 +13,7 @@ pub mod checks;
 pub mod connect;
 pub mod discovery;
 pub mod env;
+pub mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -53,20 +54,28 @@ pub async fn probe_server(env: &ProbeEnv, name: &ServerName) -> ServerReport {
     // Boxed: discovery's state lives on the heap only while it runs, not through the address checks that follow
     // (64 probes in flight each carry their future).
     let mut discovery = Box::pin(discovery::discover(env, name)).await;
-    // Nothing asks the well-known's origin again yet: close its connection before the address checks.
-    drop(discovery.kept.take());
     let expect = Expect {
         server_name: name.as_str(),
         tls_name: &discovery.report.tls_name,
         host_header: &discovery.report.host_header,
     };
-    let mut addresses = join_all(
+    let checks = join_all(
         discovery
             .endpoints
             .iter()
             .map(|ep| probe_address(env, ep, &expect)),
-    )
-    .await;
+    );
+    // The support well-known runs beside the address checks, on the well-known's connection when it is open.
+    let kept = &mut discovery.kept;
+    let support = async {
+        if env.checks.support {
+            Some(support::lookup(env, name, kept).await)
+        } else {
+            None
+        }
+    };
+    let (mut addresses, support) = futures_util::future::join(checks, support).await;
+    drop(discovery.kept.take());
     share_key_documents(&mut addresses);
     let report = ServerReport {
         history: crate::report::History::default(),
@@ -77,6 +86,7 @@ pub async fn probe_server(env: &ProbeEnv, name: &ServerName) -> ServerReport {
         discovery: discovery.report,
         addresses,
         failures: discovery.failures,
+        support,
     };
     tracing::debug!(
         server_name = %report.server_name,

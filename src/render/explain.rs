@@ -303,6 +303,14 @@ pub fn warning_message(w: &ServerWarning) -> String {
             "SRV target {host} is a CNAME; RFC 2782 and the spec say an SRV target may not be an alias (most \
              resolvers follow it, some peers may not)"
         ),
+        (Warning::SrvShadowedElsewhere, _) => format!(
+            "an SRV record of the server name itself points at {host}, which the well-known delegation does not \
+             lead to: peers that follow the spec never read it, but older software and people reading DNS go there"
+        ),
+        (Warning::SupportInvalid, _) => format!(
+            "{host} serves /.well-known/matrix/support, but not as the spec asks: clients and observers cannot \
+             read whom to contact"
+        ),
     }
 }
 
@@ -318,6 +326,14 @@ pub fn warning_hint(warning: Warning) -> &'static str {
         Warning::SrvTargetCname => {
             "point the SRV record at the canonical host name (the name the CNAME leads to), which has the A/AAAA \
              records"
+        }
+        Warning::SrvShadowedElsewhere => {
+            "remove the stale _matrix-fed._tcp or _matrix._tcp record of the server name (the well-known decides \
+             now), or re-point it at the host and port the delegation leads to"
+        }
+        Warning::SupportInvalid => {
+            "serve JSON under 50 KiB with a contacts list (each with a role and an email_address or matrix_id) \
+             and/or a support_page, or remove the file (it is optional)"
         }
     }
 }
@@ -349,6 +365,9 @@ pub fn discovery_steps(report: &ServerReport) -> Vec<DiscoveryStep> {
         steps.push(srv_step(report));
     }
     steps.extend(address_lookup_step(report));
+    if let Some((line, more)) = crate::render::faq::shadowed_step(report) {
+        steps.push(DiscoveryStep { line, more });
+    }
     steps
 }
 

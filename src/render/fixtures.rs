@@ -112,9 +112,11 @@ pub(crate) fn srv_mismatch() -> ServerReport {
             ],
             truncated: false,
             refused: Vec::new(),
+            shadowed_srv: None,
         },
         addresses: vec![v4, v6],
         failures: Vec::new(),
+        support: None,
     }
 }
 
@@ -187,9 +189,11 @@ pub(crate) fn delegated_ok() -> ServerReport {
             ],
             truncated: false,
             refused: Vec::new(),
+            shadowed_srv: None,
         },
         addresses: vec![a],
         failures: Vec::new(),
+        support: None,
     }
 }
 

@@ -3,6 +3,7 @@
 //! between them. Rendering is pure: nothing here does I/O.
 
 pub mod explain;
+pub mod faq;
 #[cfg(test)]
 mod fixtures;
 pub mod format;

@@ -17,9 +17,10 @@ use std::time::SystemTime;
 use anstyle::{AnsiColor, Style};
 
 use crate::render::explain::{self, cert_names};
+use crate::render::faq;
 use crate::render::format::{count, date, days_left, ms, relative, unix};
 use crate::report::{
-    AddressReport, Failure, KeysReport, Phase, RefusedAddress, ServerReport, ServerWarning,
+    AddressReport, Failure, KeysReport, Phase, RefusedAddress, ServerReport, ServerWarning, Warning,
 };
 
 /// The whole report of one server: verdict, discovery path, every address, and each failure with its fix.
@@ -79,7 +80,11 @@ pub fn render(report: &ServerReport, now: SystemTime, colour: bool) -> String {
         write_failure(&mut out, &p, failure, report, None);
     }
     let warnings = report.warnings();
-    for warning in warnings.iter().filter(|w| w.address.is_none()) {
+    let about_support = |w: &&ServerWarning| w.warning == Warning::SupportInvalid;
+    for warning in warnings
+        .iter()
+        .filter(|w| w.address.is_none() && !about_support(w))
+    {
         write_warning(&mut out, &p, warning);
     }
 
@@ -92,6 +97,19 @@ pub fn render(report: &ServerReport, now: SystemTime, colour: bool) -> String {
     }
     for r in &d.refused {
         write_refused(&mut out, &p, r, &warnings);
+    }
+    if let Some(support) = &report.support {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            p.bold("Whom to contact (/.well-known/matrix/support)")
+        );
+        for line in faq::support_lines(support) {
+            let _ = writeln!(out, "  {}", Inert(&line));
+        }
+        for warning in warnings.iter().filter(about_support) {
+            write_warning(&mut out, &p, warning);
+        }
     }
     out
 }
@@ -407,7 +425,8 @@ mod tests {
     use super::*;
     use crate::render::fixtures::{DAY, NOW, delegated_ok, leaf_mut, now, srv_mismatch};
     use crate::report::{
-        CertFacts, CertReport, DiscoveryReport, OldVerifyKey, Reason, SharedStr, SrvInfo, Stage,
+        CertFacts, CertReport, DiscoveryReport, OldVerifyKey, Reason, ShadowedSrv, ShadowedSrvReport,
+        SharedStr, SrvInfo, SrvRecordName, Stage, SupportContact, SupportReport, SupportResult,
         TargetReport, TlsFacts, VerifyKey, VersionReport, WellKnownReport,
     };
 
@@ -693,6 +712,30 @@ mod tests {
             .refused
             .push(refused("10.0.0.5:443", "matrix.example.org"));
         report.discovery.truncated = true;
+        report.discovery.shadowed_srv = Some(ShadowedSrvReport {
+            records: vec![ShadowedSrv {
+                record: SrvRecordName::MatrixFed,
+                target: "old.example.org:8448".into(),
+                priority: 10,
+                weight: 5,
+                elsewhere: true,
+            }],
+            duration: Duration::from_millis(2),
+            errors: vec!["SERVFAIL".to_owned()],
+        });
+        report.support = Some(SupportReport {
+            result: SupportResult::Ok,
+            contacts: vec![SupportContact {
+                role: "m.role.admin".to_owned(),
+                email_address: Some("admin@example.org".to_owned()),
+                matrix_id: Some("@admin:example.org".to_owned()),
+            }],
+            role_counts: [1, 0, 0],
+            support_page: Some("https://example.org/help".to_owned()),
+            hops: vec![("https://example.org/.well-known/matrix/support".to_owned(), 200)],
+            error: Some("none".to_owned()),
+            duration: Duration::from_millis(4),
+        });
         for t in &mut report.discovery.targets {
             t.srv.get_or_insert(SrvInfo {
                 priority: 0,
@@ -755,9 +798,34 @@ mod tests {
             discovery,
             addresses,
             failures,
+            support,
         } = &mut report;
         shared(server_name);
         failures.iter_mut().for_each(failure);
+        for SupportReport {
+            result: _,
+            contacts,
+            role_counts: _,
+            support_page,
+            hops,
+            error,
+            duration: _,
+        } in support.iter_mut()
+        {
+            for SupportContact {
+                role,
+                email_address,
+                matrix_id,
+            } in contacts
+            {
+                text(role);
+                email_address.iter_mut().chain(matrix_id).for_each(text);
+            }
+            for (url, _) in hops {
+                text(url);
+            }
+            support_page.iter_mut().chain(error).for_each(text);
+        }
         let DiscoveryReport {
             method: _,
             well_known,
@@ -768,7 +836,26 @@ mod tests {
             steps: _,
             truncated: _,
             refused,
+            shadowed_srv,
         } = discovery;
+        for ShadowedSrvReport {
+            records,
+            duration: _,
+            errors,
+        } in shadowed_srv.iter_mut()
+        {
+            for ShadowedSrv {
+                record: _,
+                target,
+                priority: _,
+                weight: _,
+                elsewhere: _,
+            } in records
+            {
+                shared(target);
+            }
+            errors.iter_mut().for_each(text);
+        }
         let WellKnownReport {
             outcome: _,
             cache_ttl: _,

@@ -281,6 +281,7 @@ mod tests {
                 .into_iter()
                 .collect(),
             history: History::default(),
+            support: None,
         }
     }
 

@@ -9,12 +9,17 @@ pub mod address_class;
 mod history;
 mod labels;
 mod shared_str;
+mod support;
 
 pub use history::{Change, History, State};
 pub use labels::{
-    AddressClass, Family, Method, Phase, Reason, Stage, Step, Warning, WellKnownOutcome,
+    AddressClass, ContactRole, Family, Method, Phase, Reason, SrvRecordName, Stage, Step,
+    SupportResult, Warning, WellKnownOutcome,
 };
 pub use shared_str::SharedStr;
+pub use support::{
+    MAX_CONTACTS, MAX_FIELD, ShadowedSrv, ShadowedSrvReport, SupportContact, SupportReport,
+};
 
 /// A server's extra labels (from a target file), sorted by name; every series of the server carries them.
 pub type Labels = std::collections::BTreeMap<String, String>;
@@ -44,6 +49,8 @@ pub struct ServerReport {
     /// The server's recent state changes, this report's included; set by the store for scheduled servers,
     /// empty in the reports of `/probe`, on-demand probes and `check`.
     pub history: History,
+    /// `/.well-known/matrix/support`; `None` when `probe.checks.support` is off or the probe was cut.
+    pub support: Option<SupportReport>,
 }
 
 impl ServerReport {
@@ -101,7 +108,23 @@ impl ServerReport {
             .iter()
             .filter(move |_| some_probed)
             .map(|r| (Warning::AddressNotPublic, Some(r.address), &r.target_host));
-        cnames.chain(refused)
+        let shadowed = d
+            .shadowed_srv
+            .iter()
+            .flat_map(|s| &s.records)
+            .filter(|r| r.elsewhere)
+            .map(|r| (Warning::SrvShadowedElsewhere, None, &r.target));
+        let support = self
+            .support
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.result,
+                    SupportResult::Invalid | SupportResult::InvalidJson | SupportResult::TooLarge
+                )
+            })
+            .map(|_| (Warning::SupportInvalid, None, &self.server_name));
+        cnames.chain(refused).chain(shadowed).chain(support)
     }
 }
 
@@ -127,6 +150,7 @@ impl ServerReport {
             finished_at: started_at + duration,
             duration,
             discovery: DiscoveryReport::empty(server_name),
+            support: None,
             addresses: Vec::new(),
             failures: vec![Failure::new(
                 Stage::Discovery,
@@ -160,6 +184,8 @@ pub struct DiscoveryReport {
     /// Addresses discovery found but did not probe, because default-configured peers refuse them (the
     /// public-federation view; always empty with `probe.allow_private_addresses`). In discovery order.
     pub refused: Vec<RefusedAddress>,
+    /// The server name's own SRV records, looked up after a delegating well-known; `None` when not looked up.
+    pub shadowed_srv: Option<ShadowedSrvReport>,
 }
 
 impl DiscoveryReport {
@@ -176,6 +202,7 @@ impl DiscoveryReport {
             steps: Vec::new(),
             truncated: false,
             refused: Vec::new(),
+            shadowed_srv: None,
         }
     }
 }

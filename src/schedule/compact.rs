@@ -94,6 +94,7 @@ mod tests {
                 Reason::DnsNxdomain,
                 String::with_capacity(64) + "example.org: NXDOMAIN",
             )],
+            support: None,
         };
         let before = format!("{report:?}");
         shrink(&mut report);

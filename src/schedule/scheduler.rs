@@ -356,6 +356,7 @@ mod tests {
             discovery: DiscoveryReport::empty(name),
             addresses: Vec::new(),
             failures: Vec::new(),
+            support: None,
         }
     }
 

@@ -223,6 +223,7 @@ mod tests {
             discovery: DiscoveryReport::empty(name),
             addresses: Vec::new(),
             failures: Vec::new(),
+            support: None,
         }
     }
 

@@ -91,5 +91,6 @@ pub fn dual_stack_report(i: usize) -> ServerReport {
             address(format!("[fd00::{a:x}:{b:x}]:8448")),
         ],
         failures: Vec::new(),
+        support: None,
     }
 }

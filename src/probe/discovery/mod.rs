@@ -13,6 +13,7 @@
 
 pub mod dns;
 pub mod fetch;
+pub mod shadowed;
 pub mod well_known;
 
 use std::net::{IpAddr, SocketAddr};
@@ -78,12 +79,27 @@ pub async fn discover(env: &ProbeEnv, name: &ServerName) -> Discovery {
                     // "<delegated_hostname>").
                     (d.report.tls_name, d.report.host_header) =
                         tls_name_and_host_header(&delegated);
-                    match (delegated.host(), delegated.port()) {
-                        (Host::Ip(_), _) | (Host::Dns(_), Some(_)) => {
-                            direct(env, &delegated, &mut d)
-                        }
-                        (Host::Dns(h), None) => srv_steps(env, &h, &mut d).await,
+                    let follow = async {
+                        let targets = match (delegated.host(), delegated.port()) {
+                            (Host::Ip(_), _) | (Host::Dns(_), Some(_)) => {
+                                direct(env, &delegated, &mut d)
+                            }
+                            (Host::Dns(h), None) => srv_steps(env, &h, &mut d).await,
+                        };
+                        resolve_targets(env, targets, &mut d, &known).await;
+                    };
+                    // The server name's own SRV records, which the delegation shadows, are looked up while the
+                    // delegated name resolves (DESIGN.md, "What the certificates FAQ warns about", point 8).
+                    if shadowed::shadows(&hostname, &delegated) {
+                        let ((), mut found) =
+                            futures_util::future::join(follow, shadowed::lookup(env, &hostname))
+                                .await;
+                        shadowed::judge(&mut found, &d.report.targets);
+                        d.report.shadowed_srv = Some(found);
+                    } else {
+                        follow.await;
                     }
+                    return d;
                 }
                 // "If the response is invalid ... skip to step 4."
                 None => srv_steps(env, &hostname, &mut d).await,
@@ -468,6 +484,7 @@ mod tests {
             discovery: d.report,
             addresses: probed,
             failures: d.failures,
+            support: None,
         };
         assert!(report.success(), "a warning does not fail the probe");
         let warnings = report.warnings();

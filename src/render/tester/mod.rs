@@ -524,6 +524,7 @@ mod tests {
             },
             addresses: vec![address],
             failures: Vec::new(),
+            support: None,
         }
     }
 
