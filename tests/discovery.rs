@@ -1437,13 +1437,21 @@ async fn requests_and_timings_are_recorded() {
     check(&world, &S, &report);
     let wk = &world.servers[0].1;
     assert_eq!(wk.sni_seen(), [Some("wk9.test".to_owned())]);
+    // The support well-known rides the server well-known's connection (one SNI: one connection).
     assert_eq!(
         wk.requests(),
-        [(
-            "/.well-known/matrix/server".to_owned(),
-            "wk9.test".to_owned()
-        )]
+        [
+            (
+                "/.well-known/matrix/server".to_owned(),
+                "wk9.test".to_owned()
+            ),
+            (
+                "/.well-known/matrix/support".to_owned(),
+                "wk9.test".to_owned()
+            )
+        ]
     );
+    assert_eq!(wk.connections(), 1);
     let d = &report.discovery;
     assert_eq!(
         d.well_known.cache_ttl,
@@ -1598,4 +1606,237 @@ async fn matrix_checks_can_be_switched_off() {
     assert!(a.keys.is_none() && a.version.is_none());
     let phases: Vec<_> = a.phases.iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(phases, ["connect", "tls_handshake"]);
+}
+
+/// A delegating well-known whose server name keeps a `_matrix-fed._tcp` record that points elsewhere.
+static SHADOWED_ELSEWHERE: Scenario = Scenario {
+    server_name: "sh1.test",
+    zone: &[
+        Rec::A("sh1.test", "127.0.0.2"),
+        Rec::A("deleg1.test", "127.0.0.3"),
+        Rec::Srv("_matrix-fed._tcp.sh1.test", 10, 5, P::X2, "old.sh1.test."),
+    ],
+    servers: &[
+        Srv(
+            "127.0.0.2",
+            P::Wk,
+            Serve::WellKnown(
+                Cert::Good(&["sh1.test"], VALID),
+                WkReply::Json(r#"{"m.server":"deleg1.test"}"#),
+            ),
+        ),
+        Srv(
+            "127.0.0.3",
+            P::Fed,
+            Serve::Matrix(Cert::Good(&["deleg1.test"], VALID)),
+        ),
+    ],
+    want: Want {
+        method: Method::DefaultPort,
+        well_known: WellKnownOutcome::Delegated,
+        delegated: Some("deleg1.test"),
+        tls_name: "deleg1.test",
+        host_header: "deleg1.test",
+        addresses: &[("127.0.0.3:{fed}", OK)],
+        server_failures: &[],
+    },
+};
+
+/// A delegating well-known whose server name keeps a `_matrix-fed._tcp` record that agrees with it.
+static SHADOWED_AGREES: Scenario = Scenario {
+    server_name: "sh2.test",
+    zone: &[
+        Rec::A("sh2.test", "127.0.0.2"),
+        Rec::A("deleg2.test", "127.0.0.3"),
+        Rec::Srv("_matrix-fed._tcp.sh2.test", 10, 0, P::Fed, "Deleg2.test"),
+    ],
+    servers: &[
+        Srv(
+            "127.0.0.2",
+            P::Wk,
+            Serve::WellKnown(
+                Cert::Good(&["sh2.test"], VALID),
+                WkReply::Json(r#"{"m.server":"deleg2.test"}"#),
+            ),
+        ),
+        Srv(
+            "127.0.0.3",
+            P::Fed,
+            Serve::Matrix(Cert::Good(&["deleg2.test"], VALID)),
+        ),
+    ],
+    want: Want {
+        method: Method::DefaultPort,
+        well_known: WellKnownOutcome::Delegated,
+        delegated: Some("deleg2.test"),
+        tls_name: "deleg2.test",
+        host_header: "deleg2.test",
+        addresses: &[("127.0.0.3:{fed}", OK)],
+        server_failures: &[],
+    },
+};
+
+/// A delegation with an explicit port, and a deprecated `_matrix._tcp` record of the server name.
+static SHADOWED_LEGACY: Scenario = Scenario {
+    server_name: "sh3.test",
+    zone: &[
+        Rec::A("sh3.test", "127.0.0.2"),
+        Rec::A("deleg3.test", "127.0.0.3"),
+        Rec::Srv("_matrix._tcp.sh3.test", 0, 0, P::Fed, "sh3.test"),
+    ],
+    servers: &[
+        Srv(
+            "127.0.0.2",
+            P::Wk,
+            Serve::WellKnown(
+                Cert::Good(&["sh3.test"], VALID),
+                WkReply::Json(r#"{"m.server":"deleg3.test:{x1}"}"#),
+            ),
+        ),
+        Srv(
+            "127.0.0.3",
+            P::X1,
+            Serve::Matrix(Cert::Good(&["deleg3.test"], VALID)),
+        ),
+    ],
+    want: Want {
+        method: Method::ExplicitPort,
+        well_known: WellKnownOutcome::Delegated,
+        delegated: Some("deleg3.test:{x1}"),
+        tls_name: "deleg3.test",
+        host_header: "deleg3.test:{x1}",
+        addresses: &[("127.0.0.3:{x1}", OK)],
+        server_failures: &[],
+    },
+};
+
+/// A delegation to the server's own hostname without a port: step 3.3 reads the server name's records itself.
+static DELEGATED_TO_ITSELF: Scenario = Scenario {
+    server_name: "sh4.test",
+    zone: &[
+        Rec::A("sh4.test", "127.0.0.2"),
+        Rec::A("fed4.test", "127.0.0.3"),
+        Rec::Srv("_matrix-fed._tcp.sh4.test", 0, 0, P::X1, "fed4.test"),
+    ],
+    servers: &[
+        Srv(
+            "127.0.0.2",
+            P::Wk,
+            Serve::WellKnown(
+                Cert::Good(&["sh4.test"], VALID),
+                WkReply::Json(r#"{"m.server":"sh4.test"}"#),
+            ),
+        ),
+        Srv(
+            "127.0.0.3",
+            P::X1,
+            Serve::Matrix(Cert::Good(&["sh4.test"], VALID)),
+        ),
+    ],
+    want: Want {
+        method: Method::SrvMatrixFed,
+        well_known: WellKnownOutcome::Delegated,
+        delegated: Some("sh4.test"),
+        tls_name: "sh4.test",
+        host_header: "sh4.test",
+        addresses: &[("127.0.0.3:{x1}", OK)],
+        server_failures: &[],
+    },
+};
+
+/// The shadowed records of a report: `(srv_record, srv_target, elsewhere)`.
+fn shadowed(report: &ServerReport) -> Option<Vec<(&'static str, String, bool)>> {
+    let s = report.discovery.shadowed_srv.as_ref()?;
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    Some(
+        s.records
+            .iter()
+            .map(|r| (r.record.as_str(), r.target.to_string(), r.elsewhere))
+            .collect(),
+    )
+}
+
+fn warning_labels(report: &ServerReport) -> Vec<(Warning, Option<SocketAddr>)> {
+    report.warning_labels().collect()
+}
+
+/// After a delegating well-known, the server name's own SRV records are looked up (no handshake to their
+/// targets) and a record that points where the delegation does not lead is the warning `srv_shadowed_elsewhere`.
+#[tokio::test]
+async fn a_shadowed_srv_record_that_points_elsewhere_is_a_warning() {
+    let world = World::start(
+        SHADOWED_ELSEWHERE.server_name,
+        SHADOWED_ELSEWHERE.zone,
+        SHADOWED_ELSEWHERE.servers,
+    )
+    .await;
+    let report = probe_server(
+        &world.env(TIMEOUTS),
+        &ServerName::parse("sh1.test").unwrap(),
+    )
+    .await;
+    check(&world, &SHADOWED_ELSEWHERE, &report);
+    let target = format!("old.sh1.test:{}", world.port(P::X2));
+    assert_eq!(
+        shadowed(&report).unwrap(),
+        [("_matrix-fed._tcp", target.clone(), true)]
+    );
+    assert!(report.success(), "a warning does not fail the probe");
+    assert_eq!(
+        warning_labels(&report),
+        [(Warning::SrvShadowedElsewhere, None)]
+    );
+    let warnings = report.warnings();
+    let message = explain::warning_message(&warnings[0]);
+    assert!(message.contains(&target), "{message}");
+    let steps = explain::discovery_steps(&report);
+    let last = steps.last().unwrap();
+    assert!(last.line.starts_with("SRV records of sh1.test itself: 1 record"), "{last:?}");
+    assert!(last.more[0].contains("not where the delegation leads"), "{last:?}");
+}
+
+#[tokio::test]
+async fn a_shadowed_srv_record_that_agrees_is_reported_without_a_warning() {
+    let report = run(&SHADOWED_AGREES).await;
+    // Names compare without case (the zone writes "Deleg2.test").
+    let rows = shadowed(&report).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0, "_matrix-fed._tcp");
+    assert!(rows[0].1.eq_ignore_ascii_case(&format!("deleg2.test:{}", report.addresses[0].address.port())), "{rows:?}");
+    assert!(!rows[0].2, "{rows:?}");
+    assert!(warning_labels(&report).is_empty(), "{report:#?}");
+}
+
+#[tokio::test]
+async fn a_shadowed_deprecated_matrix_record_is_looked_up_too() {
+    let world = World::start(
+        SHADOWED_LEGACY.server_name,
+        SHADOWED_LEGACY.zone,
+        SHADOWED_LEGACY.servers,
+    )
+    .await;
+    let report = probe_server(
+        &world.env(TIMEOUTS),
+        &ServerName::parse("sh3.test").unwrap(),
+    )
+    .await;
+    check(&world, &SHADOWED_LEGACY, &report);
+    let target = format!("sh3.test:{}", world.port(P::Fed));
+    assert_eq!(
+        shadowed(&report).unwrap(),
+        [("_matrix._tcp", target, true)]
+    );
+    assert_eq!(
+        warning_labels(&report),
+        [(Warning::SrvShadowedElsewhere, None)]
+    );
+}
+
+#[tokio::test]
+async fn a_delegation_to_the_own_hostname_without_a_port_shadows_nothing() {
+    let report = run(&DELEGATED_TO_ITSELF).await;
+    assert_eq!(shadowed(&report), None, "not looked up: step 3.3 reads them");
+    assert!(warning_labels(&report).is_empty(), "{report:#?}");
+    // Without a delegation nothing is shadowed either.
+    assert_eq!(shadowed(&run(&NAME_IS_A_CNAME).await), None);
 }

@@ -66,10 +66,10 @@ pub async fn probe_server(env: &ProbeEnv, name: &ServerName) -> ServerReport {
             .map(|ep| probe_address(env, ep, &expect)),
     );
     // The support well-known runs beside the address checks, on the well-known's connection when it is open.
-    let kept = &mut discovery.kept;
+    let (kept, known) = (&mut discovery.kept, &mut discovery.known);
     let support = async {
         if env.checks.support {
-            Some(support::lookup(env, name, kept).await)
+            Some(support::lookup(env, name, known, kept).await)
         } else {
             None
         }

@@ -35,8 +35,13 @@ fn url(name: &ServerName) -> Result<Url, url::ParseError> {
 }
 
 /// Fetches and judges the support document of `name`, within `probe.timeouts.well_known`, riding `kept` when it
-/// is a connection to the same origin.
-pub async fn lookup(env: &ProbeEnv, name: &ServerName, kept: &mut Option<Kept>) -> SupportReport {
+/// is a connection to the same origin, and using the addresses discovery already looked up (`known`).
+pub async fn lookup(
+    env: &ProbeEnv,
+    name: &ServerName,
+    known: &mut Known,
+    kept: &mut Option<Kept>,
+) -> SupportReport {
     let start = Instant::now();
     let mut report = SupportReport {
         result: SupportResult::Error,
@@ -56,8 +61,7 @@ pub async fn lookup(env: &ProbeEnv, name: &ServerName, kept: &mut Option<Kept>) 
         }
     };
     let limit = env.timeouts.well_known;
-    let mut known = Known::default();
-    let fetching = fetch::get_following(env, url, MAX_BODY, &mut known, &mut report.hops, kept);
+    let fetching = fetch::get_following(env, url, MAX_BODY, known, &mut report.hops, kept);
     match tokio::time::timeout(limit, fetching).await {
         Ok(Ok(Fetched { response, .. })) => match response.status {
             200 => judge(&response.body, &mut report),

@@ -42,6 +42,9 @@ pub struct Discovery {
     /// The connection the server well-known was fetched over (`https://<hostname>`, port 443), when still open:
     /// later requests to that origin (the client and support well-knowns) can ride it.
     pub kept: Option<fetch::Kept>,
+    /// The addresses discovery looked up, so that a later fetch to the same host (the support well-known) does
+    /// not ask again.
+    pub known: Known,
 }
 
 /// One `ip:port` to probe, with the host it was resolved from.
@@ -58,6 +61,7 @@ pub async fn discover(env: &ProbeEnv, name: &ServerName) -> Discovery {
         failures: Vec::new(),
         endpoints: Vec::new(),
         kept: None,
+        known: Known::default(),
     };
     (d.report.tls_name, d.report.host_header) = tls_name_and_host_header(name);
     let mut known = Known::default();
@@ -99,6 +103,7 @@ pub async fn discover(env: &ProbeEnv, name: &ServerName) -> Discovery {
                     } else {
                         follow.await;
                     }
+                    d.known = known;
                     return d;
                 }
                 // "If the response is invalid ... skip to step 4."
@@ -107,6 +112,7 @@ pub async fn discover(env: &ProbeEnv, name: &ServerName) -> Discovery {
         }
     };
     resolve_targets(env, targets, &mut d, &known).await;
+    d.known = known;
     d
 }
 
@@ -411,6 +417,7 @@ mod tests {
             failures: Vec::new(),
             endpoints: Vec::new(),
             kept: None,
+            known: Known::default(),
         };
         let targets = ips
             .iter()
