@@ -176,6 +176,18 @@ pub const WARNING_INFO: Desc = info(
     "matrix_federation_warning_info",
     "One series per current warning (address empty when it is about no address); warnings never fail a probe.",
 );
+pub const SHADOWED_SRV_INFO: Desc = info(
+    "matrix_federation_shadowed_srv_info",
+    "One series per SRV record of the server name itself that a delegating well-known shadows; always 1.",
+);
+pub const SUPPORT_INFO: Desc = info(
+    "matrix_federation_support_info",
+    "Result of GET /.well-known/matrix/support on the server name's hostname; always 1.",
+);
+pub const SUPPORT_CONTACTS: Desc = gauge(
+    "matrix_federation_support_contacts",
+    "Contacts the support well-known lists, per role; only when result is ok.",
+);
 
 /// Every family this module renders, in output order.
 pub const RENDERED: &[&Desc] = &[
@@ -209,6 +221,9 @@ pub const RENDERED: &[&Desc] = &[
     &SERVER_VERSION_INFO,
     &FAILURE_INFO,
     &WARNING_INFO,
+    &SHADOWED_SRV_INFO,
+    &SUPPORT_INFO,
+    &SUPPORT_CONTACTS,
 ];
 
 /// The exporter version (`version` label of `build_info`).

@@ -16,14 +16,14 @@ use super::{
     ADDRESS_INFO, ADDRESS_SUCCESS, ADDRESSES, CERT_CHAIN_NOT_AFTER, CERT_INFO, CERT_NOT_AFTER,
     CERT_NOT_BEFORE, CERT_VALID, CONNECTION_DURATION, DISCOVERY_INFO, Desc, FAILURE_INFO,
     KEYS_VALID, KEYS_VALID_UNTIL, PROBE_DURATION, PROBE_SUCCESS, PROBE_TIMESTAMP,
-    RESOLUTION_DURATION, SERVER_VERSION_INFO, SIGNING_KEY_INFO, TLS_INFO, WARNING_INFO,
-    WELL_KNOWN_CACHE_TTL, family_name, unix_seconds,
+    RESOLUTION_DURATION, SERVER_VERSION_INFO, SHADOWED_SRV_INFO, SIGNING_KEY_INFO, SUPPORT_CONTACTS,
+    SUPPORT_INFO, TLS_INFO, WARNING_INFO, WELL_KNOWN_CACHE_TTL, family_name, unix_seconds,
 };
 use crate::render::prerendered::{Prerendered, address_head};
 use crate::report::Labels;
 use crate::report::{
-    AddressClass, AddressReport, CertFacts, CertReport, Family, Fingerprint, Phase, Reason,
-    ServerReport, Stage, Step, Warning,
+    AddressClass, AddressReport, CertFacts, CertReport, ContactRole, Family, Fingerprint, Phase,
+    Reason, ServerReport, Stage, Step, SupportResult, Warning,
 };
 use crate::schedule::store::Store;
 
@@ -111,7 +111,42 @@ fn encode_reports(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
     encode_address_info(enc, reports)?;
     encode_address_families(enc, reports)?;
     encode_failures(enc, reports)?;
-    encode_warnings(enc, reports)
+    encode_warnings(enc, reports)?;
+    encode_shadowed_and_support(enc, reports)
+}
+
+/// The shadowed SRV records, and the support well-known's result and contact counts (never the contacts).
+fn encode_shadowed_and_support(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+    let mut fam = FamilyWriter::new(enc, &SHADOWED_SRV_INFO);
+    for (r, extra) in reports {
+        for s in r.discovery.shadowed_srv.iter().flat_map(|s| &s.records) {
+            fam.info(&(
+                server(r, extra),
+                [
+                    ("srv_record", s.record.as_str()),
+                    ("srv_target", s.target.as_str()),
+                ],
+            ))?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &SUPPORT_INFO);
+    for (r, extra) in reports {
+        if let Some(s) = &r.support {
+            fam.info(&(server(r, extra), [("result", s.result.as_str())]))?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &SUPPORT_CONTACTS);
+    for (r, extra) in reports {
+        for s in r.support.iter().filter(|s| s.result == SupportResult::Ok) {
+            for &role in ContactRole::ALL {
+                fam.gauge(
+                    &(server(r, extra), [("contact_role", role.as_str())]),
+                    f64::from(s.count(role)),
+                )?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `address_info{class}`: every probed address, then every address the public-federation view refused.
