@@ -17,6 +17,7 @@
 //! page has always served.
 
 mod detail;
+mod faq;
 mod index;
 mod runbook;
 
