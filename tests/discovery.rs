@@ -18,7 +18,7 @@ use matrix_federation_exporter::probe::env::{Ports, ProbeEnv};
 use matrix_federation_exporter::probe::probe_server;
 use matrix_federation_exporter::render::explain;
 use matrix_federation_exporter::report::{
-    AddressClass, Method, Reason, ServerReport, SharedStr, Warning, WellKnownOutcome,
+    AddressClass, Method, Reason, ServerReport, SharedStr, SupportResult, Warning, WellKnownOutcome,
 };
 use support::{
     Behaviour, FakeDns, FakeServer, Leaf, PortAnchor, Reply, Routes, SilentDns, TIMEOUTS, TestCa,
@@ -1839,4 +1839,122 @@ async fn a_delegation_to_the_own_hostname_without_a_port_shadows_nothing() {
     assert!(warning_labels(&report).is_empty(), "{report:#?}");
     // Without a delegation nothing is shadowed either.
     assert_eq!(shadowed(&run(&NAME_IS_A_CNAME).await), None);
+}
+
+/// A server name with a port, whose hostname's port 443 serves no server well-known (404) and whatever
+/// `/.well-known/matrix/support` the test sets: the support document is fetched there even so.
+static SUPPORT: Scenario = Scenario {
+    server_name: "sup.test:{fed}",
+    zone: &[Rec::A("sup.test", "127.0.0.2")],
+    servers: &[
+        Srv(
+            "127.0.0.2",
+            P::Wk,
+            Serve::WellKnown(Cert::Good(&["sup.test"], VALID), WkReply::Status(404)),
+        ),
+        Srv(
+            "127.0.0.2",
+            P::Fed,
+            Serve::Matrix(Cert::Good(&["sup.test"], VALID)),
+        ),
+    ],
+    want: Want {
+        method: Method::ExplicitPort,
+        well_known: WellKnownOutcome::Skipped,
+        delegated: None,
+        tls_name: "sup.test",
+        host_header: "sup.test:{fed}",
+        addresses: &[("127.0.0.2:{fed}", OK)],
+        server_failures: &[],
+    },
+};
+
+/// Probes [`SUPPORT`] with `routes` added to its port-443 server.
+async fn run_support(routes: &[(&str, Reply)]) -> ServerReport {
+    let world = World::start(SUPPORT.server_name, SUPPORT.zone, SUPPORT.servers).await;
+    for (path, reply) in routes {
+        world.servers[0].1.set_route(path, reply.clone());
+    }
+    let name = ServerName::parse(&subst(SUPPORT.server_name, &world.ports)).unwrap();
+    let report = probe_server(&world.env(TIMEOUTS), &name).await;
+    check(&world, &SUPPORT, &report);
+    report
+}
+
+const SUPPORT_PATH: &str = "/.well-known/matrix/support";
+const GOOD_SUPPORT: &str = r#"{"contacts":[{"role":"m.role.admin","matrix_id":"@admin:sup.test","email_address":"admin@sup.test"},{"role":"m.role.dpo","email_address":"dpo@sup.test"}],"support_page":"https://sup.test/help"}"#;
+
+/// Every `result` of the support well-known, redirects and an oversized body: the result, and whether it is the
+/// warning `support_invalid`. None of them fails the probe.
+#[tokio::test]
+async fn the_support_well_known_has_a_result_for_every_answer() {
+    let redirect = |to: &str| Reply::Redirect {
+        status: 302,
+        location: to.to_owned(),
+    };
+    let html = Reply::Raw {
+        status: 200,
+        headers: vec![("content-type".to_owned(), "text/html".to_owned())],
+        body: b"<html>hello</html>".to_vec(),
+    };
+    let cases: Vec<(&str, Vec<(&str, Reply)>, SupportResult, bool)> = vec![
+        ("ok", vec![(SUPPORT_PATH, Reply::json(200, GOOD_SUPPORT))], SupportResult::Ok, false),
+        ("404", vec![], SupportResult::NotFound, false),
+        (
+            "no contact and no page",
+            vec![(SUPPORT_PATH, Reply::json(200, r#"{"contacts":[]}"#))],
+            SupportResult::Invalid,
+            true,
+        ),
+        ("HTML", vec![(SUPPORT_PATH, html)], SupportResult::InvalidJson, true),
+        (
+            "60 KiB",
+            vec![(SUPPORT_PATH, Reply::Big { bytes: 60 * 1024 })],
+            SupportResult::TooLarge,
+            true,
+        ),
+        ("500", vec![(SUPPORT_PATH, Reply::json(500, "{}"))], SupportResult::Error, false),
+        (
+            "redirected",
+            vec![
+                (SUPPORT_PATH, redirect("/moved/support")),
+                ("/moved/support", Reply::json(200, GOOD_SUPPORT)),
+            ],
+            SupportResult::Ok,
+            false,
+        ),
+        (
+            "redirect loop",
+            vec![
+                (SUPPORT_PATH, redirect("/a")),
+                ("/a", redirect(SUPPORT_PATH)),
+            ],
+            SupportResult::Error,
+            false,
+        ),
+    ];
+    for (case, routes, want, warned) in cases {
+        let report = run_support(&routes).await;
+        let support = report.support.as_ref().expect("support fetched");
+        assert_eq!(support.result, want, "{case}: {support:?}");
+        assert!(report.success(), "{case}: the support document never fails a probe");
+        let warnings: Vec<Warning> = report.warning_labels().map(|(w, _)| w).collect();
+        let want_warnings: &[Warning] = if warned { &[Warning::SupportInvalid] } else { &[] };
+        assert_eq!(warnings, want_warnings, "{case}");
+        assert!(
+            support.hops[0].0.starts_with("https://sup.test/.well-known/matrix/support"),
+            "{case}: port 443 of the hostname, not the server name's port: {:?}",
+            support.hops
+        );
+        if want == SupportResult::Ok {
+            assert_eq!(support.role_counts, [1, 0, 1], "{case}");
+            assert_eq!(support.support_page.as_deref(), Some("https://sup.test/help"));
+            assert_eq!(support.contacts[0].matrix_id.as_deref(), Some("@admin:sup.test"));
+        } else {
+            assert!(support.contacts.is_empty(), "{case}");
+        }
+        if case == "redirected" {
+            assert_eq!(support.hops.len(), 2, "{:?}", support.hops);
+        }
+    }
 }

@@ -960,6 +960,27 @@ mod tests {
         report
     }
 
+    /// Shadowed SRV records are a discovery step with their warning and fix; the support contacts and page are
+    /// a section of their own.
+    #[test]
+    fn shadowed_records_and_contacts_are_in_plain_words() {
+        let text = render(&every_line(delegated_ok()), now(), false);
+        assert_contains(
+            &text,
+            &[
+                "SRV records of example.org itself: 1 record, shadowed by the delegation",
+                "→ _matrix-fed._tcp.example.org → old.example.org:8448 (priority 10, weight 5): not where the \
+                 delegation leads",
+                "⚠ warning/srv_shadowed_elsewhere: an SRV record of the server name itself points at \
+                 old.example.org:8448",
+                "fix: remove the stale _matrix-fed._tcp or _matrix._tcp record",
+                "Whom to contact (/.well-known/matrix/support)\n  ok: 1 contact and a support page",
+                "  m.role.admin: @admin:example.org, admin@example.org\n",
+                "  support page: https://example.org/help\n",
+            ],
+        );
+    }
+
     /// Issue 11: a hostile server's text cannot act on the terminal. With every remote string poisoned, the
     /// text holds no control character but its own line ends (and colour codes), has as many lines as with
     /// clean strings, and shows the hostile text escaped.
