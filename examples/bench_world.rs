@@ -143,6 +143,16 @@ async fn main() {
                 delegated += 1;
                 let (front, back) = (take_ip(), take_ip());
                 zone = zone.a(&name, v4(front)).a(host, v4(back));
+                // Some delegating names keep a stale SRV record of their own (shadowed by the well-known).
+                if (i / 10) % 3 == 0 {
+                    zone = zone.srv(
+                        &format!("_matrix-fed._tcp.{name}"),
+                        10,
+                        5,
+                        srv.port,
+                        &format!("old.{ZONE}"),
+                    );
+                }
                 let m_server = if *explicit_port {
                     format!("{host}:{}", fed.port)
                 } else {
@@ -155,7 +165,19 @@ async fn main() {
                         Behaviour::Https {
                             leaf: ca.leaf(&[&name], Validity::Valid),
                             routes: Routes::new()
-                                .well_known_json(&json!({ "m.server": m_server }).to_string()),
+                                .well_known_json(&json!({ "m.server": m_server }).to_string())
+                                // Every well-known front also says whom to contact.
+                                .route(
+                                    "/.well-known/matrix/support",
+                                    support::Reply::json(
+                                        200,
+                                        json!({ "contacts": [{
+                                            "role": "m.role.admin",
+                                            "matrix_id": format!("@admin:{name}"),
+                                        }] })
+                                        .to_string(),
+                                    ),
+                                ),
                         },
                     )
                     .await,
