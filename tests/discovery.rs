@@ -1791,8 +1791,15 @@ async fn a_shadowed_srv_record_that_points_elsewhere_is_a_warning() {
     assert!(message.contains(&target), "{message}");
     let steps = explain::discovery_steps(&report);
     let last = steps.last().unwrap();
-    assert!(last.line.starts_with("SRV records of sh1.test itself: 1 record"), "{last:?}");
-    assert!(last.more[0].contains("not where the delegation leads"), "{last:?}");
+    assert!(
+        last.line
+            .starts_with("SRV records of sh1.test itself: 1 record"),
+        "{last:?}"
+    );
+    assert!(
+        last.more[0].contains("not where the delegation leads"),
+        "{last:?}"
+    );
 }
 
 #[tokio::test]
@@ -1802,7 +1809,13 @@ async fn a_shadowed_srv_record_that_agrees_is_reported_without_a_warning() {
     let rows = shadowed(&report).unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].0, "_matrix-fed._tcp");
-    assert!(rows[0].1.eq_ignore_ascii_case(&format!("deleg2.test:{}", report.addresses[0].address.port())), "{rows:?}");
+    assert!(
+        rows[0].1.eq_ignore_ascii_case(&format!(
+            "deleg2.test:{}",
+            report.addresses[0].address.port()
+        )),
+        "{rows:?}"
+    );
     assert!(!rows[0].2, "{rows:?}");
     assert!(warning_labels(&report).is_empty(), "{report:#?}");
 }
@@ -1822,10 +1835,7 @@ async fn a_shadowed_deprecated_matrix_record_is_looked_up_too() {
     .await;
     check(&world, &SHADOWED_LEGACY, &report);
     let target = format!("sh3.test:{}", world.port(P::Fed));
-    assert_eq!(
-        shadowed(&report).unwrap(),
-        [("_matrix._tcp", target, true)]
-    );
+    assert_eq!(shadowed(&report).unwrap(), [("_matrix._tcp", target, true)]);
     assert_eq!(
         warning_labels(&report),
         [(Warning::SrvShadowedElsewhere, None)]
@@ -1835,7 +1845,11 @@ async fn a_shadowed_deprecated_matrix_record_is_looked_up_too() {
 #[tokio::test]
 async fn a_delegation_to_the_own_hostname_without_a_port_shadows_nothing() {
     let report = run(&DELEGATED_TO_ITSELF).await;
-    assert_eq!(shadowed(&report), None, "not looked up: step 3.3 reads them");
+    assert_eq!(
+        shadowed(&report),
+        None,
+        "not looked up: step 3.3 reads them"
+    );
     assert!(warning_labels(&report).is_empty(), "{report:#?}");
     // Without a delegation nothing is shadowed either.
     assert_eq!(shadowed(&run(&NAME_IS_A_CNAME).await), None);
@@ -1882,6 +1896,9 @@ async fn run_support(routes: &[(&str, Reply)]) -> ServerReport {
 }
 
 const SUPPORT_PATH: &str = "/.well-known/matrix/support";
+
+/// A support case: its name, the routes added, the result, and whether it is the warning `support_invalid`.
+type SupportCase = (&'static str, Vec<(&'static str, Reply)>, SupportResult, bool);
 const GOOD_SUPPORT: &str = r#"{"contacts":[{"role":"m.role.admin","matrix_id":"@admin:sup.test","email_address":"admin@sup.test"},{"role":"m.role.dpo","email_address":"dpo@sup.test"}],"support_page":"https://sup.test/help"}"#;
 
 /// Every `result` of the support well-known, redirects and an oversized body: the result, and whether it is the
@@ -1897,8 +1914,13 @@ async fn the_support_well_known_has_a_result_for_every_answer() {
         headers: vec![("content-type".to_owned(), "text/html".to_owned())],
         body: b"<html>hello</html>".to_vec(),
     };
-    let cases: Vec<(&str, Vec<(&str, Reply)>, SupportResult, bool)> = vec![
-        ("ok", vec![(SUPPORT_PATH, Reply::json(200, GOOD_SUPPORT))], SupportResult::Ok, false),
+    let cases: Vec<SupportCase> = vec![
+        (
+            "ok",
+            vec![(SUPPORT_PATH, Reply::json(200, GOOD_SUPPORT))],
+            SupportResult::Ok,
+            false,
+        ),
         ("404", vec![], SupportResult::NotFound, false),
         (
             "no contact and no page",
@@ -1906,14 +1928,24 @@ async fn the_support_well_known_has_a_result_for_every_answer() {
             SupportResult::Invalid,
             true,
         ),
-        ("HTML", vec![(SUPPORT_PATH, html)], SupportResult::InvalidJson, true),
+        (
+            "HTML",
+            vec![(SUPPORT_PATH, html)],
+            SupportResult::InvalidJson,
+            true,
+        ),
         (
             "60 KiB",
             vec![(SUPPORT_PATH, Reply::Big { bytes: 60 * 1024 })],
             SupportResult::TooLarge,
             true,
         ),
-        ("500", vec![(SUPPORT_PATH, Reply::json(500, "{}"))], SupportResult::Error, false),
+        (
+            "500",
+            vec![(SUPPORT_PATH, Reply::json(500, "{}"))],
+            SupportResult::Error,
+            false,
+        ),
         (
             "redirected",
             vec![
@@ -1937,19 +1969,34 @@ async fn the_support_well_known_has_a_result_for_every_answer() {
         let report = run_support(&routes).await;
         let support = report.support.as_ref().expect("support fetched");
         assert_eq!(support.result, want, "{case}: {support:?}");
-        assert!(report.success(), "{case}: the support document never fails a probe");
+        assert!(
+            report.success(),
+            "{case}: the support document never fails a probe"
+        );
         let warnings: Vec<Warning> = report.warning_labels().map(|(w, _)| w).collect();
-        let want_warnings: &[Warning] = if warned { &[Warning::SupportInvalid] } else { &[] };
+        let want_warnings: &[Warning] = if warned {
+            &[Warning::SupportInvalid]
+        } else {
+            &[]
+        };
         assert_eq!(warnings, want_warnings, "{case}");
         assert!(
-            support.hops[0].0.starts_with("https://sup.test/.well-known/matrix/support"),
+            support.hops[0]
+                .0
+                .starts_with("https://sup.test/.well-known/matrix/support"),
             "{case}: port 443 of the hostname, not the server name's port: {:?}",
             support.hops
         );
         if want == SupportResult::Ok {
             assert_eq!(support.role_counts, [1, 0, 1], "{case}");
-            assert_eq!(support.support_page.as_deref(), Some("https://sup.test/help"));
-            assert_eq!(support.contacts[0].matrix_id.as_deref(), Some("@admin:sup.test"));
+            assert_eq!(
+                support.support_page.as_deref(),
+                Some("https://sup.test/help")
+            );
+            assert_eq!(
+                support.contacts[0].matrix_id.as_deref(),
+                Some("@admin:sup.test")
+            );
         } else {
             assert!(support.contacts.is_empty(), "{case}");
         }

@@ -18,12 +18,12 @@ use matrix_federation_exporter::config::server_name::ServerName;
 use matrix_federation_exporter::config::targets::{Labels, Target};
 use matrix_federation_exporter::config::{DEFAULT_MAX_CONCURRENT_PROBES, ProbeConfig};
 use matrix_federation_exporter::render::metrics::{self, ExporterMetrics, Format};
-use matrix_federation_exporter::report::{ContactRole, SrvRecordName, SupportResult};
 use matrix_federation_exporter::report::{
     AddressClass, AddressReport, CertReport, DiscoveryReport, Failure, Family, KeysReport, Method,
     Phase, Reason, RefusedAddress, ServerReport, SrvInfo, Stage, Step, TargetReport, TlsFacts,
     Warning, WellKnownOutcome, WellKnownReport,
 };
+use matrix_federation_exporter::report::{ContactRole, SrvRecordName, SupportResult};
 use matrix_federation_exporter::schedule::store::Store;
 use matrix_federation_exporter::serve::limiter::Limiter;
 use matrix_federation_exporter::serve::routes::{
@@ -468,7 +468,10 @@ fn metrics_md_matches_the_rendered_output() {
     );
     let results = values.get("result").cloned().unwrap_or_default();
     for v in SupportResult::ALL {
-        assert!(results.iter().any(|r| r == v.as_str()), "result {v} in METRICS.md");
+        assert!(
+            results.iter().any(|r| r == v.as_str()),
+            "result {v} in METRICS.md"
+        );
     }
 }
 
@@ -561,7 +564,11 @@ fn address_classes_and_warnings_have_their_rows() {
         ),
     ] {
         let value = text.lines().find_map(|l| l.strip_prefix(series));
-        assert_eq!(value.and_then(|v| v.parse::<f64>().ok()), Some(want), "{series}");
+        assert_eq!(
+            value.and_then(|v| v.parse::<f64>().ok()),
+            Some(want),
+            "{series}"
+        );
     }
     // A refused address has no per-address check series.
     assert!(
@@ -1073,7 +1080,10 @@ mod faq2 {
             contacts,
             role_counts,
             support_page: None,
-            hops: vec![("https://example.org/.well-known/matrix/support".to_owned(), 200)],
+            hops: vec![(
+                "https://example.org/.well-known/matrix/support".to_owned(),
+                200,
+            )],
             error: None,
             duration: Duration::from_millis(6),
         }

@@ -25,8 +25,8 @@ use matrix_federation_exporter::render::html::{self, Sort};
 use matrix_federation_exporter::render::metrics::{self, ExporterMetrics};
 use matrix_federation_exporter::report::{
     AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, Method, Phase, Reason,
-    ServerReport, Stage, Step, SupportContact, SupportReport, SupportResult, TargetReport, TlsFacts,
-    WellKnownOutcome, WellKnownReport,
+    ServerReport, Stage, Step, SupportContact, SupportReport, SupportResult, TargetReport,
+    TlsFacts, WellKnownOutcome, WellKnownReport,
 };
 use matrix_federation_exporter::schedule::store::Store;
 use matrix_federation_exporter::serve::daemon;

@@ -50,7 +50,7 @@ pub async fn lookup(
         support_page: None,
         hops: Vec::new(),
         error: None,
-        duration: Default::default(),
+        duration: std::time::Duration::ZERO,
     };
     let url = match url(name) {
         Ok(url) => url,
@@ -143,7 +143,9 @@ fn parse(value: &Value, report: &mut SupportReport) -> Result<(), String> {
         let email_address = text("email_address")?;
         let matrix_id = text("matrix_id")?;
         if email_address.is_none() && matrix_id.is_none() {
-            return Err(format!("contact {i} has neither email_address nor matrix_id"));
+            return Err(format!(
+                "contact {i} has neither email_address nor matrix_id"
+            ));
         }
         let slot = ContactRole::ALL
             .iter()
@@ -183,7 +185,7 @@ mod tests {
             support_page: None,
             hops: Vec::new(),
             error: None,
-            duration: Default::default(),
+            duration: std::time::Duration::ZERO,
         };
         judge(body.as_bytes(), &mut report);
         report
@@ -202,12 +204,12 @@ mod tests {
         assert_eq!(page.result, SupportResult::Ok);
         assert_eq!(page.support_page.as_deref(), Some("https://x/help"));
         for bad in [
-            r#"{}"#,
+            "{}",
             r#"{"contacts":[]}"#,
             r#"{"contacts":[{"role":"m.role.admin"}]}"#,
             r#"{"contacts":[{"matrix_id":"@a:x"}]}"#,
             r#"{"support_page":1}"#,
-            r#"[]"#,
+            "[]",
         ] {
             assert_eq!(judged(bad).result, SupportResult::Invalid, "{bad}");
         }

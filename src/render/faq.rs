@@ -30,9 +30,7 @@ pub fn shadowed_step(report: &ServerReport) -> Option<(String, Vec<String>)> {
         .collect();
     more.extend(s.errors.iter().map(|e| format!("lookup failed: {e}")));
     let line = if s.records.is_empty() {
-        format!(
-            "SRV records of {name} itself, which the delegation shadows: none{took}"
-        )
+        format!("SRV records of {name} itself, which the delegation shadows: none{took}")
     } else {
         format!(
             "SRV records of {name} itself: {}, shadowed by the delegation (peers never read them; older \
@@ -87,10 +85,7 @@ pub fn support_lines(s: &SupportReport) -> Vec<String> {
     }
     let listed: u32 = s.role_counts.iter().sum();
     if listed as usize > s.contacts.len() {
-        lines.push(format!(
-            "… and {} more",
-            listed as usize - s.contacts.len()
-        ));
+        lines.push(format!("… and {} more", listed as usize - s.contacts.len()));
     }
     if let Some(page) = &s.support_page {
         lines.push(format!("support page: {page}"));

@@ -425,9 +425,9 @@ mod tests {
     use super::*;
     use crate::render::fixtures::{DAY, NOW, delegated_ok, leaf_mut, now, srv_mismatch};
     use crate::report::{
-        CertFacts, CertReport, DiscoveryReport, OldVerifyKey, Reason, ShadowedSrv, ShadowedSrvReport,
-        SharedStr, SrvInfo, SrvRecordName, Stage, SupportContact, SupportReport, SupportResult,
-        TargetReport, TlsFacts, VerifyKey, VersionReport, WellKnownReport,
+        CertFacts, CertReport, DiscoveryReport, OldVerifyKey, Reason, ShadowedSrv,
+        ShadowedSrvReport, SharedStr, SrvInfo, SrvRecordName, Stage, SupportContact, SupportReport,
+        SupportResult, TargetReport, TlsFacts, VerifyKey, VersionReport, WellKnownReport,
     };
 
     fn assert_contains(text: &str, wants: &[&str]) {
@@ -732,7 +732,10 @@ mod tests {
             }],
             role_counts: [1, 0, 0],
             support_page: Some("https://example.org/help".to_owned()),
-            hops: vec![("https://example.org/.well-known/matrix/support".to_owned(), 200)],
+            hops: vec![(
+                "https://example.org/.well-known/matrix/support".to_owned(),
+                200,
+            )],
             error: Some("none".to_owned()),
             duration: Duration::from_millis(4),
         });

@@ -53,7 +53,10 @@ impl SupportReport {
     /// How many contacts have `role`.
     #[must_use]
     pub fn count(&self, role: ContactRole) -> u32 {
-        let i = ContactRole::ALL.iter().position(|r| *r == role).unwrap_or(0);
+        let i = ContactRole::ALL
+            .iter()
+            .position(|r| *r == role)
+            .unwrap_or(0);
         self.role_counts[i]
     }
 }
