@@ -1898,7 +1898,12 @@ async fn run_support(routes: &[(&str, Reply)]) -> ServerReport {
 const SUPPORT_PATH: &str = "/.well-known/matrix/support";
 
 /// A support case: its name, the routes added, the result, and whether it is the warning `support_invalid`.
-type SupportCase = (&'static str, Vec<(&'static str, Reply)>, SupportResult, bool);
+type SupportCase = (
+    &'static str,
+    Vec<(&'static str, Reply)>,
+    SupportResult,
+    bool,
+);
 const GOOD_SUPPORT: &str = r#"{"contacts":[{"role":"m.role.admin","matrix_id":"@admin:sup.test","email_address":"admin@sup.test"},{"role":"m.role.dpo","email_address":"dpo@sup.test"}],"support_page":"https://sup.test/help"}"#;
 
 /// Every `result` of the support well-known, redirects and an oversized body: the result, and whether it is the
