@@ -155,6 +155,16 @@ async fn main() {
                     .a(&name, v4(front))
                     .a(&name, v4(second))
                     .a(host, v4(back));
+                // Some delegating names keep a stale SRV record of their own (shadowed by the well-known).
+                if (i / 10) % 3 == 0 {
+                    zone = zone.srv(
+                        &format!("_matrix-fed._tcp.{name}"),
+                        10,
+                        5,
+                        srv.port,
+                        &format!("old.{ZONE}"),
+                    );
+                }
                 let m_server = if *explicit_port {
                     format!("{host}:{}", fed.port)
                 } else {
@@ -167,6 +177,12 @@ async fn main() {
                 let body = json!({ "m.server": m_server }).to_string();
                 let client = json!({ "m.homeserver": { "base_url": format!("https://{name}") } })
                     .to_string();
+                // Every well-known front also says whom to contact.
+                let support_body = json!({ "contacts": [{
+                    "role": "m.role.admin",
+                    "matrix_id": format!("@admin:{name}"),
+                }] })
+                .to_string();
                 for at in [front, second] {
                     servers.push(
                         FakeServer::start(
@@ -175,6 +191,10 @@ async fn main() {
                                 leaf: leaf.clone(),
                                 routes: Routes::new()
                                     .well_known_json(&body)
+                                    .route(
+                                        "/.well-known/matrix/support",
+                                        support::Reply::json(200, support_body.clone()),
+                                    )
                                     .route(
                                         "/.well-known/matrix/client",
                                         Reply::json(200, client.clone()),

@@ -266,6 +266,7 @@ fn describe(cli: &Cli, config: &Config, targets: &[targets::Target], listen: Soc
     line("probe.checks.keys", &p.checks.keys);
     line("probe.checks.version", &p.checks.version);
     line("probe.checks.client", &p.checks.client);
+    line("probe.checks.support", &p.checks.support);
     line(
         "probe.max_timeout",
         &p.max_timeout

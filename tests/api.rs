@@ -536,6 +536,7 @@ fn empty_report(name: &str, finished_at: SystemTime) -> ServerReport {
         addresses: Vec::new(),
         failures: Vec::new(),
         client: None,
+        support: None,
     }
 }
 
@@ -810,6 +811,17 @@ fn golden_report() -> ServerReport {
             ],
             truncated: false,
             refused: Vec::new(),
+            shadowed_srv: Some(matrix_federation_exporter::report::ShadowedSrvReport {
+                records: vec![matrix_federation_exporter::report::ShadowedSrv {
+                    record: matrix_federation_exporter::report::SrvRecordName::MatrixFed,
+                    target: "old.example.org:8448".into(),
+                    priority: 10,
+                    weight: 0,
+                    elsewhere: true,
+                }],
+                duration: ms(4),
+                errors: Vec::new(),
+            }),
         },
         addresses: vec![
             AddressReport {
@@ -915,6 +927,22 @@ fn golden_report() -> ServerReport {
                 "https://matrix.example.org/_matrix/client/versions: no \"versions\" array"
                     .to_owned(),
             ),
+        }),
+        support: Some(matrix_federation_exporter::report::SupportReport {
+            result: matrix_federation_exporter::report::SupportResult::Ok,
+            contacts: vec![matrix_federation_exporter::report::SupportContact {
+                role: "m.role.admin".to_owned(),
+                email_address: Some("admin@example.org".to_owned()),
+                matrix_id: Some("@admin:example.org".to_owned()),
+            }],
+            role_counts: [1, 0, 0],
+            support_page: Some("https://example.org/help".to_owned()),
+            hops: vec![(
+                "https://example.org/.well-known/matrix/support".to_owned(),
+                200,
+            )],
+            error: None,
+            duration: ms(6),
         }),
     }
 }

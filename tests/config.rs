@@ -22,6 +22,18 @@ const UNTERMINATED_PEM: &str = "-----BEGIN CERTIFICATE-----\nAAAA\n";
 
 const BAD: &[Bad] = &[
     Bad {
+        name: "support check not a bool",
+        yaml: "probe:\n  checks:\n    support: maybe\n",
+        files: &[],
+        want: "line 3 column 14: invalid boolean",
+    },
+    Bad {
+        name: "unknown check",
+        yaml: "probe:\n  checks:\n    contacts: true\n",
+        files: &[],
+        want: "line 3 column 5: unknown field `contacts`, expected one of keys, version, support",
+    },
+    Bad {
         name: "unknown top-level key",
         yaml: "servers: []\ntargets: [matrix.org]\n",
         files: &[],
@@ -336,6 +348,7 @@ fn check_config_prints_every_section_and_none_for_an_empty_list() {
         "probe.checks.keys: true",
         "probe.checks.version: true",
         "probe.checks.client: true",
+        "probe.checks.support: true",
         "probe.allowed_targets: (none)",
         "tls.ca_files: (none)",
         "api.probe_unconfigured: false",

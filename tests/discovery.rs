@@ -18,7 +18,7 @@ use matrix_federation_exporter::probe::env::{Ports, ProbeEnv};
 use matrix_federation_exporter::probe::probe_server;
 use matrix_federation_exporter::render::explain;
 use matrix_federation_exporter::report::{
-    AddressClass, Method, Reason, ServerReport, SharedStr, Warning, WellKnownOutcome,
+    AddressClass, Method, Reason, ServerReport, SharedStr, SupportResult, Warning, WellKnownOutcome,
 };
 use support::{
     Behaviour, FakeDns, FakeServer, Leaf, PortAnchor, Reply, Routes, SilentDns, TIMEOUTS, TestCa,
@@ -1481,13 +1481,21 @@ async fn requests_and_timings_are_recorded() {
     check(&world, &S, &report);
     let wk = &world.servers[0].1;
     assert_eq!(wk.sni_seen(), [Some("wk9.test".to_owned())]);
+    // The support well-known rides the server well-known's connection (one SNI: one connection).
     assert_eq!(
         wk.requests(),
-        [(
-            "/.well-known/matrix/server".to_owned(),
-            "wk9.test".to_owned()
-        )]
+        [
+            (
+                "/.well-known/matrix/server".to_owned(),
+                "wk9.test".to_owned()
+            ),
+            (
+                "/.well-known/matrix/support".to_owned(),
+                "wk9.test".to_owned()
+            )
+        ]
     );
+    assert_eq!(wk.connections(), 1);
     let d = &report.discovery;
     assert_eq!(
         d.well_known.cache_ttl,
@@ -1632,6 +1640,7 @@ async fn matrix_checks_can_be_switched_off() {
         keys: false,
         version: false,
         client: false,
+        support: false,
     };
     let name = ServerName::parse(&subst(S.server_name, &world.ports)).unwrap();
     let report = probe_server(&env, &name).await;
@@ -1695,7 +1704,10 @@ async fn run_split(
                 1,
                 "{requests:?}"
             );
-            assert!(requests.iter().all(|(_, host)| host == SPLIT), "{requests:?}");
+            assert!(
+                requests.iter().all(|(_, host)| host == SPLIT),
+                "{requests:?}"
+            );
         }
     }
     let per = report
@@ -1882,4 +1894,407 @@ async fn well_known_from_a_single_address_is_not_judged() {
     assert!(per[0].followed);
     assert_eq!(report.discovery.well_known.consistent(), None);
     assert_eq!(inconsistent_warnings(&report), 0);
+}
+
+/// A delegating well-known whose server name keeps a `_matrix-fed._tcp` record that points elsewhere.
+static SHADOWED_ELSEWHERE: Scenario = Scenario {
+    server_name: "sh1.test",
+    zone: &[
+        Rec::A("sh1.test", "127.0.0.2"),
+        Rec::A("deleg1.test", "127.0.0.3"),
+        Rec::Srv("_matrix-fed._tcp.sh1.test", 10, 5, P::X2, "old.sh1.test."),
+    ],
+    servers: &[
+        Srv(
+            "127.0.0.2",
+            P::Wk,
+            Serve::WellKnown(
+                Cert::Good(&["sh1.test"], VALID),
+                WkReply::Json(r#"{"m.server":"deleg1.test"}"#),
+            ),
+        ),
+        Srv(
+            "127.0.0.3",
+            P::Fed,
+            Serve::Matrix(Cert::Good(&["deleg1.test"], VALID)),
+        ),
+    ],
+    want: Want {
+        method: Method::DefaultPort,
+        well_known: WellKnownOutcome::Delegated,
+        delegated: Some("deleg1.test"),
+        tls_name: "deleg1.test",
+        host_header: "deleg1.test",
+        addresses: &[("127.0.0.3:{fed}", OK)],
+        server_failures: &[],
+    },
+};
+
+/// A delegating well-known whose server name keeps a `_matrix-fed._tcp` record that agrees with it.
+static SHADOWED_AGREES: Scenario = Scenario {
+    server_name: "sh2.test",
+    zone: &[
+        Rec::A("sh2.test", "127.0.0.2"),
+        Rec::A("deleg2.test", "127.0.0.3"),
+        Rec::Srv("_matrix-fed._tcp.sh2.test", 10, 0, P::Fed, "Deleg2.test"),
+    ],
+    servers: &[
+        Srv(
+            "127.0.0.2",
+            P::Wk,
+            Serve::WellKnown(
+                Cert::Good(&["sh2.test"], VALID),
+                WkReply::Json(r#"{"m.server":"deleg2.test"}"#),
+            ),
+        ),
+        Srv(
+            "127.0.0.3",
+            P::Fed,
+            Serve::Matrix(Cert::Good(&["deleg2.test"], VALID)),
+        ),
+    ],
+    want: Want {
+        method: Method::DefaultPort,
+        well_known: WellKnownOutcome::Delegated,
+        delegated: Some("deleg2.test"),
+        tls_name: "deleg2.test",
+        host_header: "deleg2.test",
+        addresses: &[("127.0.0.3:{fed}", OK)],
+        server_failures: &[],
+    },
+};
+
+/// A delegation with an explicit port, and a deprecated `_matrix._tcp` record of the server name.
+static SHADOWED_LEGACY: Scenario = Scenario {
+    server_name: "sh3.test",
+    zone: &[
+        Rec::A("sh3.test", "127.0.0.2"),
+        Rec::A("deleg3.test", "127.0.0.3"),
+        Rec::Srv("_matrix._tcp.sh3.test", 0, 0, P::Fed, "sh3.test"),
+    ],
+    servers: &[
+        Srv(
+            "127.0.0.2",
+            P::Wk,
+            Serve::WellKnown(
+                Cert::Good(&["sh3.test"], VALID),
+                WkReply::Json(r#"{"m.server":"deleg3.test:{x1}"}"#),
+            ),
+        ),
+        Srv(
+            "127.0.0.3",
+            P::X1,
+            Serve::Matrix(Cert::Good(&["deleg3.test"], VALID)),
+        ),
+    ],
+    want: Want {
+        method: Method::ExplicitPort,
+        well_known: WellKnownOutcome::Delegated,
+        delegated: Some("deleg3.test:{x1}"),
+        tls_name: "deleg3.test",
+        host_header: "deleg3.test:{x1}",
+        addresses: &[("127.0.0.3:{x1}", OK)],
+        server_failures: &[],
+    },
+};
+
+/// A delegation to the server's own hostname without a port: step 3.3 reads the server name's records itself.
+static DELEGATED_TO_ITSELF: Scenario = Scenario {
+    server_name: "sh4.test",
+    zone: &[
+        Rec::A("sh4.test", "127.0.0.2"),
+        Rec::A("fed4.test", "127.0.0.3"),
+        Rec::Srv("_matrix-fed._tcp.sh4.test", 0, 0, P::X1, "fed4.test"),
+    ],
+    servers: &[
+        Srv(
+            "127.0.0.2",
+            P::Wk,
+            Serve::WellKnown(
+                Cert::Good(&["sh4.test"], VALID),
+                WkReply::Json(r#"{"m.server":"sh4.test"}"#),
+            ),
+        ),
+        Srv(
+            "127.0.0.3",
+            P::X1,
+            Serve::Matrix(Cert::Good(&["sh4.test"], VALID)),
+        ),
+    ],
+    want: Want {
+        method: Method::SrvMatrixFed,
+        well_known: WellKnownOutcome::Delegated,
+        delegated: Some("sh4.test"),
+        tls_name: "sh4.test",
+        host_header: "sh4.test",
+        addresses: &[("127.0.0.3:{x1}", OK)],
+        server_failures: &[],
+    },
+};
+
+/// The shadowed records of a report: `(srv_record, srv_target, elsewhere)`.
+fn shadowed(report: &ServerReport) -> Option<Vec<(&'static str, String, bool)>> {
+    let s = report.discovery.shadowed_srv.as_ref()?;
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    Some(
+        s.records
+            .iter()
+            .map(|r| (r.record.as_str(), r.target.to_string(), r.elsewhere))
+            .collect(),
+    )
+}
+
+fn warning_labels(report: &ServerReport) -> Vec<(Warning, Option<SocketAddr>)> {
+    report.warning_labels().collect()
+}
+
+/// After a delegating well-known, the server name's own SRV records are looked up (no handshake to their
+/// targets) and a record that points where the delegation does not lead is the warning `srv_shadowed_elsewhere`.
+#[tokio::test]
+async fn a_shadowed_srv_record_that_points_elsewhere_is_a_warning() {
+    let world = World::start(
+        SHADOWED_ELSEWHERE.server_name,
+        SHADOWED_ELSEWHERE.zone,
+        SHADOWED_ELSEWHERE.servers,
+    )
+    .await;
+    let report = probe_server(
+        &world.env(TIMEOUTS),
+        &ServerName::parse("sh1.test").unwrap(),
+    )
+    .await;
+    check(&world, &SHADOWED_ELSEWHERE, &report);
+    let target = format!("old.sh1.test:{}", world.port(P::X2));
+    assert_eq!(
+        shadowed(&report).unwrap(),
+        [("_matrix-fed._tcp", target.clone(), true)]
+    );
+    assert!(report.success(), "a warning does not fail the probe");
+    assert_eq!(
+        warning_labels(&report),
+        [(Warning::SrvShadowedElsewhere, None)]
+    );
+    let warnings = report.warnings();
+    let message = explain::warning_message(&warnings[0]);
+    assert!(message.contains(&target), "{message}");
+    let steps = explain::discovery_steps(&report);
+    let last = steps.last().unwrap();
+    assert!(
+        last.line
+            .starts_with("SRV records of sh1.test itself: 1 record"),
+        "{last:?}"
+    );
+    assert!(
+        last.more[0].contains("not where the delegation leads"),
+        "{last:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_shadowed_srv_record_that_agrees_is_reported_without_a_warning() {
+    let report = run(&SHADOWED_AGREES).await;
+    // Names compare without case (the zone writes "Deleg2.test").
+    let rows = shadowed(&report).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0, "_matrix-fed._tcp");
+    assert!(
+        rows[0].1.eq_ignore_ascii_case(&format!(
+            "deleg2.test:{}",
+            report.addresses[0].address.port()
+        )),
+        "{rows:?}"
+    );
+    assert!(!rows[0].2, "{rows:?}");
+    assert!(warning_labels(&report).is_empty(), "{report:#?}");
+}
+
+#[tokio::test]
+async fn a_shadowed_deprecated_matrix_record_is_looked_up_too() {
+    let world = World::start(
+        SHADOWED_LEGACY.server_name,
+        SHADOWED_LEGACY.zone,
+        SHADOWED_LEGACY.servers,
+    )
+    .await;
+    let report = probe_server(
+        &world.env(TIMEOUTS),
+        &ServerName::parse("sh3.test").unwrap(),
+    )
+    .await;
+    check(&world, &SHADOWED_LEGACY, &report);
+    let target = format!("sh3.test:{}", world.port(P::Fed));
+    assert_eq!(shadowed(&report).unwrap(), [("_matrix._tcp", target, true)]);
+    assert_eq!(
+        warning_labels(&report),
+        [(Warning::SrvShadowedElsewhere, None)]
+    );
+}
+
+#[tokio::test]
+async fn a_delegation_to_the_own_hostname_without_a_port_shadows_nothing() {
+    let report = run(&DELEGATED_TO_ITSELF).await;
+    assert_eq!(
+        shadowed(&report),
+        None,
+        "not looked up: step 3.3 reads them"
+    );
+    assert!(warning_labels(&report).is_empty(), "{report:#?}");
+    // Without a delegation nothing is shadowed either.
+    assert_eq!(shadowed(&run(&NAME_IS_A_CNAME).await), None);
+}
+
+/// A server name with a port, whose hostname's port 443 serves no server well-known (404) and whatever
+/// `/.well-known/matrix/support` the test sets: the support document is fetched there even so.
+static SUPPORT: Scenario = Scenario {
+    server_name: "sup.test:{fed}",
+    zone: &[Rec::A("sup.test", "127.0.0.2")],
+    servers: &[
+        Srv(
+            "127.0.0.2",
+            P::Wk,
+            Serve::WellKnown(Cert::Good(&["sup.test"], VALID), WkReply::Status(404)),
+        ),
+        Srv(
+            "127.0.0.2",
+            P::Fed,
+            Serve::Matrix(Cert::Good(&["sup.test"], VALID)),
+        ),
+    ],
+    want: Want {
+        method: Method::ExplicitPort,
+        well_known: WellKnownOutcome::Skipped,
+        delegated: None,
+        tls_name: "sup.test",
+        host_header: "sup.test:{fed}",
+        addresses: &[("127.0.0.2:{fed}", OK)],
+        server_failures: &[],
+    },
+};
+
+/// Probes [`SUPPORT`] with `routes` added to its port-443 server.
+async fn run_support(routes: &[(&str, Reply)]) -> ServerReport {
+    let world = World::start(SUPPORT.server_name, SUPPORT.zone, SUPPORT.servers).await;
+    for (path, reply) in routes {
+        world.servers[0].1.set_route(path, reply.clone());
+    }
+    let name = ServerName::parse(&subst(SUPPORT.server_name, &world.ports)).unwrap();
+    let report = probe_server(&world.env(TIMEOUTS), &name).await;
+    check(&world, &SUPPORT, &report);
+    report
+}
+
+const SUPPORT_PATH: &str = "/.well-known/matrix/support";
+
+/// A support case: its name, the routes added, the result, and whether it is the warning `support_invalid`.
+type SupportCase = (
+    &'static str,
+    Vec<(&'static str, Reply)>,
+    SupportResult,
+    bool,
+);
+const GOOD_SUPPORT: &str = r#"{"contacts":[{"role":"m.role.admin","matrix_id":"@admin:sup.test","email_address":"admin@sup.test"},{"role":"m.role.dpo","email_address":"dpo@sup.test"}],"support_page":"https://sup.test/help"}"#;
+
+/// Every `result` of the support well-known, redirects and an oversized body: the result, and whether it is the
+/// warning `support_invalid`. None of them fails the probe.
+#[tokio::test]
+async fn the_support_well_known_has_a_result_for_every_answer() {
+    let redirect = |to: &str| Reply::Redirect {
+        status: 302,
+        location: to.to_owned(),
+    };
+    let html = Reply::Raw {
+        status: 200,
+        headers: vec![("content-type".to_owned(), "text/html".to_owned())],
+        body: b"<html>hello</html>".to_vec(),
+    };
+    let cases: Vec<SupportCase> = vec![
+        (
+            "ok",
+            vec![(SUPPORT_PATH, Reply::json(200, GOOD_SUPPORT))],
+            SupportResult::Ok,
+            false,
+        ),
+        ("404", vec![], SupportResult::NotFound, false),
+        (
+            "no contact and no page",
+            vec![(SUPPORT_PATH, Reply::json(200, r#"{"contacts":[]}"#))],
+            SupportResult::Invalid,
+            true,
+        ),
+        (
+            "HTML",
+            vec![(SUPPORT_PATH, html)],
+            SupportResult::InvalidJson,
+            true,
+        ),
+        (
+            "60 KiB",
+            vec![(SUPPORT_PATH, Reply::Big { bytes: 60 * 1024 })],
+            SupportResult::TooLarge,
+            true,
+        ),
+        (
+            "500",
+            vec![(SUPPORT_PATH, Reply::json(500, "{}"))],
+            SupportResult::Error,
+            false,
+        ),
+        (
+            "redirected",
+            vec![
+                (SUPPORT_PATH, redirect("/moved/support")),
+                ("/moved/support", Reply::json(200, GOOD_SUPPORT)),
+            ],
+            SupportResult::Ok,
+            false,
+        ),
+        (
+            "redirect loop",
+            vec![
+                (SUPPORT_PATH, redirect("/a")),
+                ("/a", redirect(SUPPORT_PATH)),
+            ],
+            SupportResult::Error,
+            false,
+        ),
+    ];
+    for (case, routes, want, warned) in cases {
+        let report = run_support(&routes).await;
+        let support = report.support.as_ref().expect("support fetched");
+        assert_eq!(support.result, want, "{case}: {support:?}");
+        assert!(
+            report.success(),
+            "{case}: the support document never fails a probe"
+        );
+        let warnings: Vec<Warning> = report.warning_labels().map(|(w, _)| w).collect();
+        let want_warnings: &[Warning] = if warned {
+            &[Warning::SupportInvalid]
+        } else {
+            &[]
+        };
+        assert_eq!(warnings, want_warnings, "{case}");
+        assert!(
+            support.hops[0]
+                .0
+                .starts_with("https://sup.test/.well-known/matrix/support"),
+            "{case}: port 443 of the hostname, not the server name's port: {:?}",
+            support.hops
+        );
+        if want == SupportResult::Ok {
+            assert_eq!(support.role_counts, [1, 0, 1], "{case}");
+            assert_eq!(
+                support.support_page.as_deref(),
+                Some("https://sup.test/help")
+            );
+            assert_eq!(
+                support.contacts[0].matrix_id.as_deref(),
+                Some("@admin:sup.test")
+            );
+        } else {
+            assert!(support.contacts.is_empty(), "{case}");
+        }
+        if case == "redirected" {
+            assert_eq!(support.hops.len(), 2, "{:?}", support.hops);
+        }
+    }
 }

@@ -24,6 +24,7 @@ use matrix_federation_exporter::report::{
     ServerReport, SrvInfo, Stage, Step, TargetReport, TlsFacts, Warning, WellKnownAddress,
     WellKnownOutcome, WellKnownReport,
 };
+use matrix_federation_exporter::report::{ContactRole, SrvRecordName, SupportResult};
 use matrix_federation_exporter::report::{KeyChangeKind, VerifyKey};
 use matrix_federation_exporter::schedule::store::Store;
 use matrix_federation_exporter::serve::limiter::Limiter;
@@ -58,6 +59,10 @@ fn wk_address(
 
 /// `example.org` delegates via `.well-known` to `matrix.example.org:443`, which has an IPv4 and an IPv6 address;
 /// both pass.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one fixture report with every section filled"
+)]
 fn healthy() -> ServerReport {
     let t0 = T0_SIGNED;
     let leaf = cert(
@@ -148,10 +153,18 @@ fn healthy() -> ServerReport {
             steps: vec![(Step::WellKnown, ms(120)), (Step::AddressLookup, ms(15))],
             truncated: false,
             refused: Vec::new(),
+            shadowed_srv: Some(faq2::shadowed(&[
+                (SrvRecordName::MatrixFed, "matrix.example.org:443", false),
+                (SrvRecordName::Matrix, "old.example.org:8448", true),
+            ])),
         },
         addresses: vec![address("192.0.2.10:443"), address("[2001:db8::10]:443")],
         failures: Vec::new(),
         client: Some(client_ok()),
+        support: Some(faq2::support(
+            SupportResult::Ok,
+            &[("m.role.admin", 2), ("m.role.security", 1)],
+        )),
     }
 }
 
@@ -288,6 +301,7 @@ fn failing() -> ServerReport {
                 address: sock("10.0.0.7:8448"),
                 target_host: "c.broken.test".into(),
             }],
+            shadowed_srv: None,
         },
         addresses: vec![
             AddressReport {
@@ -338,6 +352,7 @@ fn failing() -> ServerReport {
             Failure::new(Stage::Dns, Reason::DnsNxdomain, "b.broken.test: NXDOMAIN"),
         ],
         client: Some(client_failing()),
+        support: Some(faq2::support(SupportResult::Invalid, &[])),
     }
 }
 
@@ -567,9 +582,28 @@ fn metrics_md_matches_the_rendered_output() {
         "change",
         KeyChangeKind::ALL.iter().map(|v| v.as_str()).collect(),
     );
+    expect(
+        "srv_record",
+        SrvRecordName::ALL.iter().map(|v| v.as_str()).collect(),
+    );
+    expect(
+        "contact_role",
+        ContactRole::ALL.iter().map(|v| v.as_str()).collect(),
+    );
+    let results = values.get("result").cloned().unwrap_or_default();
+    for v in SupportResult::ALL {
+        assert!(
+            results.iter().any(|r| r == v.as_str()),
+            "result {v} in METRICS.md"
+        );
+    }
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one row per closed value, in one table"
+)]
 fn address_classes_and_warnings_have_their_rows() {
     let samples = parse_004(&render(
         &store_with([healthy(), failing()]),
@@ -620,6 +654,8 @@ fn address_classes_and_warnings_have_their_rows() {
             &["broken.test", "", "well_known_inconsistent"],
             &["example.org", "", "signing_key_replaced"],
             &["example.org", "", "signing_key_dropped"],
+            &["broken.test", "", "support_invalid"],
+            &["example.org", "", "srv_shadowed_elsewhere"],
         ])
     );
     // The well-known of every address: one row each, and whether they agree (absent for one address).
@@ -651,6 +687,50 @@ fn address_classes_and_warnings_have_their_rows() {
         rows("matrix_federation_well_known_consistent", &["server_name"]),
         own(&[&["broken.test"], &["example.org"]])
     );
+    // Shadowed records, the support result, and contact counts (0 included) only where the result is ok.
+    assert_eq!(
+        rows(
+            "matrix_federation_shadowed_srv_info",
+            &["server_name", "srv_record", "srv_target"]
+        ),
+        own(&[
+            &["example.org", "_matrix-fed._tcp", "matrix.example.org:443"],
+            &["example.org", "_matrix._tcp", "old.example.org:8448"],
+        ])
+    );
+    assert_eq!(
+        rows("matrix_federation_support_info", &["server_name", "result"]),
+        own(&[&["broken.test", "invalid"], &["example.org", "ok"]])
+    );
+    assert_eq!(
+        rows(
+            "matrix_federation_support_contacts",
+            &["server_name", "contact_role"]
+        ),
+        own(&[
+            &["example.org", "m.role.admin"],
+            &["example.org", "m.role.security"],
+            &["example.org", "other"],
+        ])
+    );
+    let text = render(&store_with([healthy(), failing()]), Format::Text004);
+    for (series, want) in [
+        (
+            "matrix_federation_support_contacts{server_name=\"example.org\",contact_role=\"m.role.admin\"} ",
+            2.0,
+        ),
+        (
+            "matrix_federation_support_contacts{server_name=\"example.org\",contact_role=\"other\"} ",
+            0.0,
+        ),
+    ] {
+        let value = text.lines().find_map(|l| l.strip_prefix(series));
+        assert_eq!(
+            value.and_then(|v| v.parse::<f64>().ok()),
+            Some(want),
+            "{series}"
+        );
+    }
     // A refused address has no per-address check series.
     assert!(
         !samples
@@ -704,6 +784,7 @@ fn app() -> (axum::Router, tokio::sync::watch::Sender<bool>) {
                 addresses: Vec::new(),
                 failures: Vec::new(),
                 client: None,
+                support: None,
             })
             .boxed()
         }),
@@ -1168,4 +1249,62 @@ fn strict_parser_rejects_bad_lines() {
         );
     }
     assert!(parse_004("m 1\n").is_err(), "sample before TYPE");
+}
+
+/// Shadowed SRV records and support documents for the fixtures.
+mod faq2 {
+    use std::time::Duration;
+
+    use matrix_federation_exporter::report::{
+        ShadowedSrv, ShadowedSrvReport, SrvRecordName, SupportContact, SupportReport, SupportResult,
+    };
+
+    pub fn shadowed(records: &[(SrvRecordName, &str, bool)]) -> ShadowedSrvReport {
+        ShadowedSrvReport {
+            records: records
+                .iter()
+                .map(|&(record, target, elsewhere)| ShadowedSrv {
+                    record,
+                    target: target.into(),
+                    priority: 10,
+                    weight: 0,
+                    elsewhere,
+                })
+                .collect(),
+            duration: Duration::from_millis(4),
+            errors: Vec::new(),
+        }
+    }
+
+    /// A support report with `result`, and `n` contacts of each `(role, n)`.
+    pub fn support(result: SupportResult, roles: &[(&str, u32)]) -> SupportReport {
+        let mut role_counts = [0; 3];
+        let mut contacts = Vec::new();
+        for &(role, n) in roles {
+            let i = super::ContactRole::ALL
+                .iter()
+                .position(|r| *r == super::ContactRole::of(role))
+                .unwrap();
+            role_counts[i] += n;
+            for k in 0..n {
+                contacts.push(SupportContact {
+                    role: role.to_owned(),
+                    email_address: Some(format!("contact{k}@example.org")),
+                    matrix_id: None,
+                });
+            }
+        }
+        SupportReport {
+            result,
+            contacts,
+            role_counts,
+            support_page: None,
+            hops: vec![(
+                "https://example.org/.well-known/matrix/support".to_owned(),
+                200,
+            )],
+            error: None,
+            duration: Duration::from_millis(6),
+        }
+    }
 }

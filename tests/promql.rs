@@ -557,6 +557,14 @@ async fn start_world() -> World {
     let zone = Zone::new()
         .a("deleg.test", ip(2))
         .a("host.deleg.test", ip(3))
+        // A stale SRV record of a delegating name (the shadowed-record panels).
+        .srv(
+            "_matrix-fed._tcp.deleg.test",
+            10,
+            0,
+            fed.port,
+            "old.deleg.test",
+        )
         .srv(
             "_matrix._tcp.oldsrv.test",
             10,
@@ -595,7 +603,17 @@ async fn start_world() -> World {
     let plan = vec![
         (
             wk.bind(ip(2)),
-            https(valid("deleg.test"), delegate("host.deleg.test")),
+            https(
+                valid("deleg.test"),
+                // Whom to contact (the support panels).
+                delegate("host.deleg.test").route(
+                    "/.well-known/matrix/support",
+                    Reply::json(
+                        200,
+                        r#"{"contacts":[{"role":"m.role.admin","email_address":"admin@deleg.test"}]}"#,
+                    ),
+                ),
+            ),
         ),
         (
             fed.bind(ip(3)),

@@ -1010,6 +1010,7 @@ fn nasty_report(i: usize, s: &Nasty, cert: CertFacts) -> ServerReport {
         addresses: vec![address],
         failures: Vec::new(),
         client: None,
+        support: None,
     }
 }
 

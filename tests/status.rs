@@ -25,8 +25,8 @@ use matrix_federation_exporter::render::html::{self, Sort};
 use matrix_federation_exporter::render::metrics::{self, ExporterMetrics};
 use matrix_federation_exporter::report::{
     AddressReport, CertFacts, CertReport, DiscoveryReport, Failure, Method, Phase, Reason,
-    ServerReport, Stage, Step, TargetReport, TlsFacts, WellKnownAddress, WellKnownOutcome,
-    WellKnownReport,
+    ServerReport, Stage, Step, SupportContact, SupportReport, SupportResult, TargetReport,
+    TlsFacts, WellKnownAddress, WellKnownOutcome, WellKnownReport,
 };
 use matrix_federation_exporter::schedule::store::Store;
 use matrix_federation_exporter::serve::daemon;
@@ -131,6 +131,7 @@ fn healthy(name: &str, days: i64, probed_secs_ago: u64) -> ServerReport {
             ],
             truncated: false,
             refused: Vec::new(),
+            shadowed_srv: None,
         },
         addresses: vec![address(
             "198.51.100.7:8448",
@@ -144,6 +145,7 @@ fn healthy(name: &str, days: i64, probed_secs_ago: u64) -> ServerReport {
         )],
         failures: Vec::new(),
         client: None,
+        support: None,
     }
 }
 
@@ -189,8 +191,25 @@ fn nasty() -> ServerReport {
         Reason::TlsHandshakeFailed,
         NASTY_MESSAGE,
     ));
+    // A support document is foreign text too: its contacts and page are shown, escaped.
+    r.support = Some(SupportReport {
+        result: SupportResult::Ok,
+        contacts: vec![SupportContact {
+            role: "m.role.admin".to_owned(),
+            email_address: Some(NASTY_CONTACT.to_owned()),
+            matrix_id: Some("@admin:nasty.test".to_owned()),
+        }],
+        role_counts: [1, 0, 0],
+        support_page: Some("https://nasty.test/<b>help</b>".to_owned()),
+        hops: Vec::new(),
+        error: None,
+        duration: Duration::from_millis(5),
+    });
     r
 }
+
+/// A contact that would inject markup if not escaped.
+const NASTY_CONTACT: &str = "<script>alert('contact')</script>@nasty.test";
 
 /// A DNS failure: no addresses at all, one server-level failure.
 fn nxdomain() -> ServerReport {
@@ -488,6 +507,19 @@ async fn untrusted_text_is_escaped() {
         detail.contains("TLS alert &lt;img src=x onerror=alert(2)&gt; &amp; more"),
         "{detail}"
     );
+    // Whom to contact, escaped: the contact, and the support page as text, not a link.
+    assert!(detail.contains("Whom to contact"), "{detail}");
+    assert!(
+        detail.contains(
+            "m.role.admin: @admin:nasty.test, &lt;script&gt;alert(&#39;contact&#39;)&lt;/script&gt;@nasty.test"
+        ),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("support page: https://nasty.test/&lt;b&gt;help&lt;/b&gt;"),
+        "{detail}"
+    );
+    assert!(!detail.contains("<b>help"), "{detail}");
 
     // A name with markup (which the store never holds: names are checked) is escaped by both pages too.
     let mut named = nasty();

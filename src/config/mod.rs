@@ -97,8 +97,12 @@ impl Default for WebLimits {
     }
 }
 
-/// Which Matrix-level checks run on every address (both on by default).
+/// Which Matrix-level checks run (all on by default): two on every address, two once per server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "one switch per `probe.checks` key, as the config names them"
+)]
 pub struct Checks {
     /// `GET /_matrix/key/v2/server` and its signatures.
     pub keys: bool,
@@ -106,6 +110,8 @@ pub struct Checks {
     pub version: bool,
     /// Client discovery once per server: `GET /.well-known/matrix/client`, then `/_matrix/client/versions`.
     pub client: bool,
+    /// `GET https://<hostname>/.well-known/matrix/support` once per probe (not per address).
+    pub support: bool,
 }
 
 impl Default for Checks {
@@ -114,6 +120,7 @@ impl Default for Checks {
             keys: true,
             version: true,
             client: true,
+            support: true,
         }
     }
 }

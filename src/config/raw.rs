@@ -55,6 +55,7 @@ struct RawChecks {
     keys: Option<bool>,
     version: Option<bool>,
     client: Option<bool>,
+    support: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -379,6 +380,7 @@ impl RawProbe {
             keys: c.keys.unwrap_or(true),
             version: c.version.unwrap_or(true),
             client: c.client.unwrap_or(true),
+            support: c.support.unwrap_or(true),
         };
 
         if self.max_timeout.is_some_and(|t| t.is_zero()) {

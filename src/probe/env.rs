@@ -91,13 +91,18 @@ impl ProbeEnv {
         // SRV twice, then A and AAAA (concurrently), each bounded at twice the DNS timeout.
         let discovery = t.well_known + t.dns * 2 * 3;
         let address = t.connect + t.tls_handshake + t.http * 2;
-        // Client discovery runs beside the address checks: its well-known and versions requests each run
-        // under `well_known`.
+        // Client discovery, then the support well-known, run beside the address checks: the client well-known
+        // and versions requests and the support request each run under `well_known`.
         let client = if self.checks.client {
             t.well_known * 2
         } else {
             Duration::ZERO
         };
-        discovery + address.max(client) + Duration::from_secs(1)
+        let support = if self.checks.support {
+            t.well_known
+        } else {
+            Duration::ZERO
+        };
+        discovery + address.max(client + support) + Duration::from_secs(1)
     }
 }

@@ -14,6 +14,7 @@ pub mod client;
 pub mod connect;
 pub mod discovery;
 pub mod env;
+pub mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -54,16 +55,24 @@ pub async fn probe_server(env: &ProbeEnv, name: &ServerName) -> ServerReport {
     // Boxed: discovery's state lives on the heap only while it runs, not through the address checks that follow
     // (64 probes in flight each carry their future).
     let mut discovery = Box::pin(discovery::discover(env, name)).await;
-    // Client discovery takes the well-known's connection (same origin) and runs beside the address checks;
-    // without it the connection closes before they start.
+    // The client and support well-knowns live on the server name's port 443, like the server well-known: they
+    // take its connection (one after the other: one HTTP/1.1 connection) and run beside the address checks.
+    // Without them the connection closes before the checks start.
     let mut kept = discovery.kept.take();
-    let client = async {
-        if env.checks.client {
+    let known = &mut discovery.known;
+    let side = async {
+        let client = if env.checks.client {
             Some(client::discover_client(env, name, &mut kept).await)
         } else {
-            drop(kept.take());
             None
-        }
+        };
+        let support = if env.checks.support {
+            Some(support::lookup(env, name, known, &mut kept).await)
+        } else {
+            None
+        };
+        drop(kept.take());
+        (client, support)
     };
     let expect = Expect {
         server_name: name.as_str(),
@@ -76,7 +85,8 @@ pub async fn probe_server(env: &ProbeEnv, name: &ServerName) -> ServerReport {
             .iter()
             .map(|ep| probe_address(env, ep, &expect)),
     );
-    let (mut addresses, client) = futures_util::future::join(addresses, Box::pin(client)).await;
+    let (mut addresses, (client, support)) =
+        futures_util::future::join(addresses, Box::pin(side)).await;
     share_key_documents(&mut addresses);
     let report = ServerReport {
         history: crate::report::History::default(),
@@ -89,6 +99,7 @@ pub async fn probe_server(env: &ProbeEnv, name: &ServerName) -> ServerReport {
         addresses,
         failures: discovery.failures,
         client,
+        support,
     };
     tracing::debug!(
         server_name = %report.server_name,

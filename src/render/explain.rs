@@ -331,6 +331,14 @@ pub fn warning_message(w: &ServerWarning) -> String {
             "signing key {host} is served with a different public key than in the last 7 days: peers that cached \
              the old key reject what the new one signs until their copy expires"
         ),
+        (Warning::SrvShadowedElsewhere, _) => format!(
+            "an SRV record of the server name itself points at {host}, which the well-known delegation does not \
+             lead to: peers that follow the spec never read it, but older software and people reading DNS go there"
+        ),
+        (Warning::SupportInvalid, _) => format!(
+            "{host} serves /.well-known/matrix/support, but not as the spec asks: clients and observers cannot \
+             read whom to contact"
+        ),
     }
 }
 
@@ -363,6 +371,14 @@ pub fn warning_hint(warning: Warning) -> &'static str {
             "restore the signing key file this key id had (Synapse: signing_key_path); a new key needs a new key \
              id, with the old one listed in old_verify_keys (Synapse: old_signing_keys)"
         }
+        Warning::SrvShadowedElsewhere => {
+            "remove the stale _matrix-fed._tcp or _matrix._tcp record of the server name (the well-known decides \
+             now), or re-point it at the host and port the delegation leads to"
+        }
+        Warning::SupportInvalid => {
+            "serve JSON under 50 KiB with a contacts list (each with a role and an email_address or matrix_id) \
+             and/or a support_page, or remove the file (it is optional)"
+        }
     }
 }
 
@@ -393,6 +409,9 @@ pub fn discovery_steps(report: &ServerReport) -> Vec<DiscoveryStep> {
         steps.push(srv_step(report));
     }
     steps.extend(address_lookup_step(report));
+    if let Some((line, more)) = crate::render::faq::shadowed_step(report) {
+        steps.push(DiscoveryStep { line, more });
+    }
     steps
 }
 

@@ -115,10 +115,12 @@ pub(crate) fn srv_mismatch() -> ServerReport {
             ],
             truncated: false,
             refused: Vec::new(),
+            shadowed_srv: None,
         },
         addresses: vec![v4, v6],
         failures: Vec::new(),
         client: None,
+        support: None,
     }
 }
 
@@ -194,10 +196,12 @@ pub(crate) fn delegated_ok() -> ServerReport {
             ],
             truncated: false,
             refused: Vec::new(),
+            shadowed_srv: None,
         },
         addresses: vec![a],
         failures: Vec::new(),
         client: None,
+        support: None,
     }
 }
 

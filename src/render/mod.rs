@@ -4,6 +4,7 @@
 
 pub mod client_words;
 pub mod explain;
+pub mod faq;
 #[cfg(test)]
 mod fixtures;
 pub mod format;

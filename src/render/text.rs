@@ -18,6 +18,7 @@ use anstyle::{AnsiColor, Style};
 
 use crate::render::client_words;
 use crate::render::explain::{self, cert_names};
+use crate::render::faq;
 use crate::render::format::{count, date, days_left, ms, relative, unix};
 use crate::report::{
     AddressReport, ClientReport, ClientResult, Failure, KeysReport, Phase, RefusedAddress,
@@ -81,10 +82,10 @@ pub fn render(report: &ServerReport, now: SystemTime, colour: bool) -> String {
         write_failure(&mut out, &p, failure, report, None);
     }
     let warnings = report.warnings();
-    for warning in warnings
-        .iter()
-        .filter(|w| w.address.is_none() && w.warning != Warning::ClientWellKnownNoCors)
-    {
+    let about_support = |w: &&ServerWarning| w.warning == Warning::SupportInvalid;
+    for warning in warnings.iter().filter(|w| {
+        w.address.is_none() && w.warning != Warning::ClientWellKnownNoCors && !about_support(w)
+    }) {
         write_warning(&mut out, &p, warning);
     }
 
@@ -100,6 +101,19 @@ pub fn render(report: &ServerReport, now: SystemTime, colour: bool) -> String {
     }
     if let Some(client) = &report.client {
         write_client(&mut out, &p, report, client, &warnings);
+    }
+    if let Some(support) = &report.support {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            p.bold("Whom to contact (/.well-known/matrix/support)")
+        );
+        for line in faq::support_lines(support) {
+            let _ = writeln!(out, "  {}", Inert(&line));
+        }
+        for warning in warnings.iter().filter(about_support) {
+            write_warning(&mut out, &p, warning);
+        }
     }
     out
 }
@@ -458,8 +472,9 @@ mod tests {
     use super::*;
     use crate::render::fixtures::{DAY, NOW, delegated_ok, leaf_mut, now, srv_mismatch};
     use crate::report::{
-        CertFacts, CertReport, DiscoveryReport, OldVerifyKey, Reason, SharedStr, SrvInfo, Stage,
-        TargetReport, TlsFacts, VerifyKey, VersionReport, WellKnownReport,
+        CertFacts, CertReport, DiscoveryReport, OldVerifyKey, Reason, ShadowedSrv,
+        ShadowedSrvReport, SharedStr, SrvInfo, SrvRecordName, Stage, SupportContact, SupportReport,
+        SupportResult, TargetReport, TlsFacts, VerifyKey, VersionReport, WellKnownReport,
     };
 
     fn assert_contains(text: &str, wants: &[&str]) {
@@ -808,6 +823,33 @@ mod tests {
             .refused
             .push(refused("10.0.0.5:443", "matrix.example.org"));
         report.discovery.truncated = true;
+        report.discovery.shadowed_srv = Some(ShadowedSrvReport {
+            records: vec![ShadowedSrv {
+                record: SrvRecordName::MatrixFed,
+                target: "old.example.org:8448".into(),
+                priority: 10,
+                weight: 5,
+                elsewhere: true,
+            }],
+            duration: Duration::from_millis(2),
+            errors: vec!["SERVFAIL".to_owned()],
+        });
+        report.support = Some(SupportReport {
+            result: SupportResult::Ok,
+            contacts: vec![SupportContact {
+                role: "m.role.admin".to_owned(),
+                email_address: Some("admin@example.org".to_owned()),
+                matrix_id: Some("@admin:example.org".to_owned()),
+            }],
+            role_counts: [1, 0, 0],
+            support_page: Some("https://example.org/help".to_owned()),
+            hops: vec![(
+                "https://example.org/.well-known/matrix/support".to_owned(),
+                200,
+            )],
+            error: Some("none".to_owned()),
+            duration: Duration::from_millis(4),
+        });
         for t in &mut report.discovery.targets {
             t.srv.get_or_insert(SrvInfo {
                 priority: 0,
@@ -873,6 +915,7 @@ mod tests {
             addresses,
             failures,
             client,
+            support,
         } = &mut report;
         shared(server_name);
         failures.iter_mut().for_each(failure);
@@ -898,6 +941,30 @@ mod tests {
             }
             failures.iter_mut().for_each(failure);
         }
+        for SupportReport {
+            result: _,
+            contacts,
+            role_counts: _,
+            support_page,
+            hops,
+            error,
+            duration: _,
+        } in support.iter_mut()
+        {
+            for SupportContact {
+                role,
+                email_address,
+                matrix_id,
+            } in contacts
+            {
+                text(role);
+                email_address.iter_mut().chain(matrix_id).for_each(text);
+            }
+            for (url, _) in hops {
+                text(url);
+            }
+            support_page.iter_mut().chain(error).for_each(text);
+        }
         let DiscoveryReport {
             method: _,
             well_known,
@@ -908,7 +975,26 @@ mod tests {
             steps: _,
             truncated: _,
             refused,
+            shadowed_srv,
         } = discovery;
+        for ShadowedSrvReport {
+            records,
+            duration: _,
+            errors,
+        } in shadowed_srv.iter_mut()
+        {
+            for ShadowedSrv {
+                record: _,
+                target,
+                priority: _,
+                weight: _,
+                elsewhere: _,
+            } in records
+            {
+                shared(target);
+            }
+            errors.iter_mut().for_each(text);
+        }
         let WellKnownReport {
             per_address: _,
             outcome: _,
@@ -1017,6 +1103,27 @@ mod tests {
             failures.iter_mut().for_each(failure);
         }
         report
+    }
+
+    /// Shadowed SRV records are a discovery step with their warning and fix; the support contacts and page are
+    /// a section of their own.
+    #[test]
+    fn shadowed_records_and_contacts_are_in_plain_words() {
+        let text = render(&every_line(delegated_ok()), now(), false);
+        assert_contains(
+            &text,
+            &[
+                "SRV records of example.org itself: 1 record, shadowed by the delegation",
+                "→ _matrix-fed._tcp.example.org → old.example.org:8448 (priority 10, weight 5): not where the \
+                 delegation leads",
+                "⚠ warning/srv_shadowed_elsewhere: an SRV record of the server name itself points at \
+                 old.example.org:8448",
+                "fix: remove the stale _matrix-fed._tcp or _matrix._tcp record",
+                "Whom to contact (/.well-known/matrix/support)\n  ok: 1 contact and a support page",
+                "  m.role.admin: @admin:example.org, admin@example.org\n",
+                "  support page: https://example.org/help\n",
+            ],
+        );
     }
 
     /// Issue 11: a hostile server's text cannot act on the terminal. With every remote string poisoned, the

@@ -283,6 +283,7 @@ mod tests {
             history: History::default(),
             client: None,
             key_history: crate::report::KeyHistory::default(),
+            support: None,
         }
     }
 

@@ -271,6 +271,12 @@ label_enum! {
         SigningKeyDropped => "signing_key_dropped",
         /// A key id of this server was served with a different public key in the last 7 days (address `""`).
         SigningKeyReplaced => "signing_key_replaced",
+        /// The well-known delegates, so peers never read the server name's own SRV records, and one of them points
+        /// at a `host:port` the delegation does not lead to (older software and people reading DNS go there).
+        SrvShadowedElsewhere => "srv_shadowed_elsewhere",
+        /// `/.well-known/matrix/support` is there but not a valid document (`invalid`, `invalid_json`,
+        /// `too_large`).
+        SupportInvalid => "support_invalid",
     }
 }
 
@@ -367,5 +373,57 @@ impl KeyChangeKind {
     #[must_use]
     pub const fn is_fault(self) -> bool {
         matches!(self, KeyChangeKind::Dropped | KeyChangeKind::Replaced)
+    }
+}
+
+label_enum! {
+    /// Which SRV name of the server name a shadowed record is (the `srv_record` label of `shadowed_srv_info`).
+    SrvRecordName {
+        /// `_matrix-fed._tcp.<server_name>`.
+        MatrixFed => "_matrix-fed._tcp",
+        /// `_matrix._tcp.<server_name>` (deprecated in the spec).
+        Matrix => "_matrix._tcp",
+    }
+}
+
+label_enum! {
+    /// The outcome of `GET /.well-known/matrix/support` (the `result` label of `support_info`; defined for that
+    /// metric alone).
+    SupportResult {
+        /// A document as the spec asks: `contacts` with at least one entry, each with a `role` and an
+        /// `email_address` or `matrix_id`, and/or a `support_page`.
+        Ok => "ok",
+        /// HTTP 404 (the document is optional in the spec).
+        NotFound => "not_found",
+        /// JSON, but not such a document.
+        Invalid => "invalid",
+        /// Not JSON.
+        InvalidJson => "invalid_json",
+        /// The body exceeded 50 KiB.
+        TooLarge => "too_large",
+        /// Connection, TLS, timeout, redirect loop, or any other status.
+        Error => "error",
+    }
+}
+
+label_enum! {
+    /// The role of a support contact (the `contact_role` label of `support_contacts`).
+    ContactRole {
+        Admin => "m.role.admin",
+        Security => "m.role.security",
+        /// Any role outside the spec's two (MSC4265's `m.role.dpo`, say).
+        Other => "other",
+    }
+}
+
+impl ContactRole {
+    /// The label of the role `role` as a document writes it.
+    #[must_use]
+    pub fn of(role: &str) -> Self {
+        match role {
+            "m.role.admin" => ContactRole::Admin,
+            "m.role.security" => ContactRole::Security,
+            _ => ContactRole::Other,
+        }
     }
 }

@@ -11,15 +11,19 @@ mod history;
 pub mod key_history;
 mod labels;
 mod shared_str;
+mod support;
 
 pub use client::ClientReport;
 pub use history::{Change, History, State};
 pub use key_history::KeyHistory;
 pub use labels::{
-    AddressClass, ClientOutcome, ClientResult, Family, KeyChangeKind, Method, Phase, Reason, Stage,
-    Step, Warning, WellKnownOutcome,
+    AddressClass, ClientOutcome, ClientResult, ContactRole, Family, KeyChangeKind, Method, Phase,
+    Reason, SrvRecordName, Stage, Step, SupportResult, Warning, WellKnownOutcome,
 };
 pub use shared_str::SharedStr;
+pub use support::{
+    MAX_CONTACTS, MAX_FIELD, ShadowedSrv, ShadowedSrvReport, SupportContact, SupportReport,
+};
 
 /// A server's extra labels (from a target file), sorted by name; every series of the server carries them.
 pub type Labels = std::collections::BTreeMap<String, String>;
@@ -55,6 +59,8 @@ pub struct ServerReport {
     /// The server's signing keys of the last 7 days and how they changed (see `report/key_history.rs`); set by
     /// the store for scheduled servers, empty in the reports of `/probe`, on-demand probes and `check`.
     pub key_history: KeyHistory,
+    /// `/.well-known/matrix/support`; `None` when `probe.checks.support` is off or the probe was cut.
+    pub support: Option<SupportReport>,
 }
 
 impl ServerReport {
@@ -112,6 +118,22 @@ impl ServerReport {
             .iter()
             .filter(move |_| some_probed)
             .map(|r| (Warning::AddressNotPublic, Some(r.address), &r.target_host));
+        let shadowed = d
+            .shadowed_srv
+            .iter()
+            .flat_map(|s| &s.records)
+            .filter(|r| r.elsewhere)
+            .map(|r| (Warning::SrvShadowedElsewhere, None, &r.target));
+        let support = self
+            .support
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.result,
+                    SupportResult::Invalid | SupportResult::InvalidJson | SupportResult::TooLarge
+                )
+            })
+            .map(|_| (Warning::SupportInvalid, None, &self.server_name));
         // About the key id (in `host`), one per `dropped` or `replaced` row of the store's key history.
         let keys = self.key_history.faults().filter_map(|c| {
             let warning = match c.change {
@@ -138,6 +160,8 @@ impl ServerReport {
             .chain(no_cors)
             .chain(inconsistent)
             .chain(keys)
+            .chain(shadowed)
+            .chain(support)
     }
 
     /// The client discovery failures (stage `client`): exported with the others, but outside
@@ -171,6 +195,7 @@ impl ServerReport {
             finished_at: started_at + duration,
             duration,
             discovery: DiscoveryReport::empty(server_name),
+            support: None,
             addresses: Vec::new(),
             failures: vec![Failure::new(
                 Stage::Discovery,
@@ -205,6 +230,8 @@ pub struct DiscoveryReport {
     /// Addresses discovery found but did not probe, because default-configured peers refuse them (the
     /// public-federation view; always empty with `probe.allow_private_addresses`). In discovery order.
     pub refused: Vec<RefusedAddress>,
+    /// The server name's own SRV records, looked up after a delegating well-known; `None` when not looked up.
+    pub shadowed_srv: Option<ShadowedSrvReport>,
 }
 
 impl DiscoveryReport {
@@ -221,6 +248,7 @@ impl DiscoveryReport {
             steps: Vec::new(),
             truncated: false,
             refused: Vec::new(),
+            shadowed_srv: None,
         }
     }
 }

@@ -100,6 +100,7 @@ mod tests {
                 String::with_capacity(64) + "example.org: NXDOMAIN",
             )],
             client: None,
+            support: None,
         };
         let before = format!("{report:?}");
         shrink(&mut report);

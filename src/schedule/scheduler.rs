@@ -358,6 +358,7 @@ mod tests {
             addresses: Vec::new(),
             failures: Vec::new(),
             client: None,
+            support: None,
         }
     }
 

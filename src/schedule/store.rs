@@ -231,6 +231,7 @@ mod tests {
             addresses: Vec::new(),
             failures: Vec::new(),
             client: None,
+            support: None,
         }
     }
 

@@ -95,5 +95,6 @@ pub fn dual_stack_report(i: usize) -> ServerReport {
         ],
         failures: Vec::new(),
         client: None,
+        support: None,
     }
 }

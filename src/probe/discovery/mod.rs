@@ -13,6 +13,7 @@
 
 pub mod dns;
 pub mod fetch;
+pub mod shadowed;
 pub mod well_known;
 
 use std::net::{IpAddr, SocketAddr};
@@ -41,6 +42,9 @@ pub struct Discovery {
     /// The connection the server well-known was fetched over (`https://<hostname>`, port 443), when still open:
     /// later requests to that origin (the client and support well-knowns) can ride it.
     pub kept: Option<fetch::Kept>,
+    /// The addresses discovery looked up, so that a later fetch to the same host (the support well-known) does
+    /// not ask again.
+    pub known: Known,
 }
 
 /// One `ip:port` to probe, with the host it was resolved from.
@@ -57,6 +61,7 @@ pub async fn discover(env: &ProbeEnv, name: &ServerName) -> Discovery {
         failures: Vec::new(),
         endpoints: Vec::new(),
         kept: None,
+        known: Known::default(),
     };
     (d.report.tls_name, d.report.host_header) = tls_name_and_host_header(name);
     let mut known = Known::default();
@@ -78,12 +83,28 @@ pub async fn discover(env: &ProbeEnv, name: &ServerName) -> Discovery {
                     // "<delegated_hostname>").
                     (d.report.tls_name, d.report.host_header) =
                         tls_name_and_host_header(&delegated);
-                    match (delegated.host(), delegated.port()) {
-                        (Host::Ip(_), _) | (Host::Dns(_), Some(_)) => {
-                            direct(env, &delegated, &mut d)
-                        }
-                        (Host::Dns(h), None) => srv_steps(env, &h, &mut d).await,
+                    let follow = async {
+                        let targets = match (delegated.host(), delegated.port()) {
+                            (Host::Ip(_), _) | (Host::Dns(_), Some(_)) => {
+                                direct(env, &delegated, &mut d)
+                            }
+                            (Host::Dns(h), None) => srv_steps(env, &h, &mut d).await,
+                        };
+                        resolve_targets(env, targets, &mut d, &known).await;
+                    };
+                    // The server name's own SRV records, which the delegation shadows, are looked up while the
+                    // delegated name resolves (DESIGN.md, "What the certificates FAQ warns about", point 8).
+                    if shadowed::shadows(&hostname, &delegated) {
+                        let ((), mut found) =
+                            futures_util::future::join(follow, shadowed::lookup(env, &hostname))
+                                .await;
+                        shadowed::judge(&mut found, &d.report.targets);
+                        d.report.shadowed_srv = Some(found);
+                    } else {
+                        follow.await;
                     }
+                    d.known = known;
+                    return d;
                 }
                 // "If the response is invalid ... skip to step 4."
                 None => srv_steps(env, &hostname, &mut d).await,
@@ -91,6 +112,7 @@ pub async fn discover(env: &ProbeEnv, name: &ServerName) -> Discovery {
         }
     };
     resolve_targets(env, targets, &mut d, &known).await;
+    d.known = known;
     d
 }
 
@@ -395,6 +417,7 @@ mod tests {
             failures: Vec::new(),
             endpoints: Vec::new(),
             kept: None,
+            known: Known::default(),
         };
         let targets = ips
             .iter()
@@ -470,6 +493,7 @@ mod tests {
             addresses: probed,
             failures: d.failures,
             client: None,
+            support: None,
         };
         assert!(report.success(), "a warning does not fail the probe");
         let warnings = report.warnings();

@@ -89,6 +89,7 @@ fn report_sections(r: &ServerReport, now: SystemTime) -> Markup {
                 }
             }
         }
+        (super::faq::warnings_section(r))
         (discovery_section(r))
         section id="addresses" {
             h2 { "Addresses" }
@@ -98,6 +99,7 @@ fn report_sections(r: &ServerReport, now: SystemTime) -> Markup {
             @for a in &r.addresses { (address_card(a, now)) }
         }
         (super::client::client_section(r))
+        (super::faq::support_section(r))
         @if !r.history.changes().is_empty() {
             (history_section(r, now))
         }
@@ -218,6 +220,7 @@ fn discovery_section(r: &ServerReport) -> Markup {
                     dt { "Steps" }
                     dd { (timings(&d.steps)) }
                 }
+                (super::faq::shadowed_rows(r))
             }
             @if d.truncated {
                 p class="warn" {

@@ -229,7 +229,17 @@ fn client_cell(r: &ServerReport) -> Markup {
 fn problem(name: &str, r: &ServerReport) -> Markup {
     let mut failures = all_failures(r);
     let Some((address, failure)) = failures.next() else {
-        return html! { span class="muted" { "none" } };
+        let warnings = r.warnings();
+        return html! {
+            @if let Some(w) = warnings.first() {
+                span class="warn" title=(Esc(&explain::warning_message(w))) { "⚠ " (w.warning) }
+                @if warnings.len() > 1 {
+                    " · " a href=(server_href(name)) { "+" (warnings.len() - 1) " more" }
+                }
+            } @else {
+                span class="muted" { "none" }
+            }
+        };
     };
     let more = failures.count();
     let hint = explain::hint(failure, r, address);

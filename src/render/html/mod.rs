@@ -18,6 +18,7 @@
 
 mod client;
 mod detail;
+mod faq;
 mod index;
 mod keys;
 mod runbook;

@@ -200,6 +200,18 @@ pub const SIGNING_KEY_CHANGE: Desc = gauge(
     "matrix_federation_signing_key_change_timestamp_seconds",
     "When the exporter saw this change of a scheduled server's verify keys, in Unix seconds; each row lives 7 days (not in /probe answers).",
 );
+pub const SHADOWED_SRV_INFO: Desc = info(
+    "matrix_federation_shadowed_srv_info",
+    "One series per SRV record of the server name itself that a delegating well-known shadows; always 1.",
+);
+pub const SUPPORT_INFO: Desc = info(
+    "matrix_federation_support_info",
+    "Result of GET /.well-known/matrix/support on the server name's hostname; always 1.",
+);
+pub const SUPPORT_CONTACTS: Desc = gauge(
+    "matrix_federation_support_contacts",
+    "Contacts the support well-known lists, per role; only when result is ok.",
+);
 
 /// Every family this module renders, in output order.
 pub const RENDERED: &[&Desc] = &[
@@ -239,6 +251,9 @@ pub const RENDERED: &[&Desc] = &[
     &WELL_KNOWN_ADDRESS_INFO,
     &WELL_KNOWN_CONSISTENT,
     &SIGNING_KEY_CHANGE,
+    &SHADOWED_SRV_INFO,
+    &SUPPORT_INFO,
+    &SUPPORT_CONTACTS,
 ];
 
 /// The exporter version (`version` label of `build_info`).

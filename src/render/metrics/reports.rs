@@ -17,14 +17,15 @@ use super::{
     CERT_NOT_BEFORE, CERT_VALID, CLIENT_DISCOVERY_INFO, CLIENT_SUCCESS, CLIENT_VERSIONS_INFO,
     CONNECTION_DURATION, DISCOVERY_INFO, Desc, FAILURE_INFO, KEYS_VALID, KEYS_VALID_UNTIL,
     PROBE_DURATION, PROBE_SUCCESS, PROBE_TIMESTAMP, RESOLUTION_DURATION, SERVER_VERSION_INFO,
-    SIGNING_KEY_CHANGE, SIGNING_KEY_INFO, TLS_INFO, WARNING_INFO, WELL_KNOWN_ADDRESS_INFO,
-    WELL_KNOWN_CACHE_TTL, WELL_KNOWN_CONSISTENT, family_name, unix_seconds,
+    SHADOWED_SRV_INFO, SIGNING_KEY_CHANGE, SIGNING_KEY_INFO, SUPPORT_CONTACTS, SUPPORT_INFO,
+    TLS_INFO, WARNING_INFO, WELL_KNOWN_ADDRESS_INFO, WELL_KNOWN_CACHE_TTL, WELL_KNOWN_CONSISTENT,
+    family_name, unix_seconds,
 };
 use crate::render::prerendered::{Prerendered, address_head};
 use crate::report::Labels;
 use crate::report::{
-    AddressClass, AddressReport, CertFacts, CertReport, Family, Fingerprint, Phase, Reason,
-    ServerReport, Stage, Step, Warning,
+    AddressClass, AddressReport, CertFacts, CertReport, ContactRole, Family, Fingerprint, Phase,
+    Reason, ServerReport, Stage, Step, SupportResult, Warning,
 };
 use crate::schedule::store::Store;
 
@@ -115,7 +116,8 @@ fn encode_reports(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
     encode_warnings(enc, reports)?;
     encode_client(enc, reports)?;
     encode_well_known_addresses(enc, reports)?;
-    encode_key_changes(enc, reports)
+    encode_key_changes(enc, reports)?;
+    encode_shadowed_and_support(enc, reports)
 }
 
 /// Client discovery: success, what the spec tells clients (outcome, result, base URL), and the latest version.
@@ -195,6 +197,40 @@ fn encode_key_changes(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Resu
                 ),
                 at,
             )?;
+        }
+    }
+    Ok(())
+}
+
+/// The shadowed SRV records, and the support well-known's result and contact counts (never the contacts).
+fn encode_shadowed_and_support(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+    let mut fam = FamilyWriter::new(enc, &SHADOWED_SRV_INFO);
+    for (r, extra) in reports {
+        for s in r.discovery.shadowed_srv.iter().flat_map(|s| &s.records) {
+            fam.info(&(
+                server(r, extra),
+                [
+                    ("srv_record", s.record.as_str()),
+                    ("srv_target", s.target.as_str()),
+                ],
+            ))?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &SUPPORT_INFO);
+    for (r, extra) in reports {
+        if let Some(s) = &r.support {
+            fam.info(&(server(r, extra), [("result", s.result.as_str())]))?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &SUPPORT_CONTACTS);
+    for (r, extra) in reports {
+        for s in r.support.iter().filter(|s| s.result == SupportResult::Ok) {
+            for &role in ContactRole::ALL {
+                fam.gauge(
+                    &(server(r, extra), [("contact_role", role.as_str())]),
+                    f64::from(s.count(role)),
+                )?;
+            }
         }
     }
     Ok(())

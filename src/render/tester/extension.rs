@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::unix_seconds;
 use crate::render::explain;
-use crate::report::{AddressReport, ServerReport};
+use crate::report::{AddressReport, ContactRole, ServerReport, ShadowedSrvReport, SupportReport};
 
 // ---- our extension (snake_case, the words of our metric labels) ----
 
@@ -38,6 +38,12 @@ pub(super) struct Extension {
     /// The server's last state changes, newest first (scheduled servers only; absent otherwise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     history: Vec<crate::render::history::JsonChange>,
+    /// The server name's own SRV records a delegating well-known shadows (absent when not looked up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shadowed_srv: Option<ExtShadowed>,
+    /// `/.well-known/matrix/support` (absent with `probe.checks.support: false`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    support: Option<ExtSupport>,
     /// Client discovery (`/.well-known/matrix/client`, then `/_matrix/client/versions`); `null` when
     /// `probe.checks.client` is off. Its failure (stage `client`) is in its own `failures`, not in the list
     /// above: it never clears `FederationOK`.
@@ -46,6 +52,90 @@ pub(super) struct Extension {
     /// `signing_key_change_timestamp_seconds` metric; scheduled servers only, absent otherwise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     key_changes: Vec<ExtKeyChange>,
+}
+
+#[derive(Serialize)]
+struct ExtShadowed {
+    records: Vec<ExtShadowedRecord>,
+    duration_seconds: f64,
+    errors: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ExtShadowedRecord {
+    srv_record: &'static str,
+    srv_target: String,
+    priority: u16,
+    weight: u16,
+    /// Not one of the `host:port` pairs the delegation leads to (the `srv_shadowed_elsewhere` warning).
+    elsewhere: bool,
+}
+
+#[derive(Serialize)]
+struct ExtSupport {
+    result: &'static str,
+    /// Contacts per role (`m.role.admin`, `m.role.security`, `other`), as the `support_contacts` metric.
+    contact_counts: BTreeMap<&'static str, u32>,
+    contacts: Vec<ExtContact>,
+    support_page: Option<String>,
+    hops: Vec<ExtHop>,
+    error: Option<String>,
+    duration_seconds: f64,
+}
+
+#[derive(Serialize)]
+struct ExtContact {
+    role: String,
+    email_address: Option<String>,
+    matrix_id: Option<String>,
+}
+
+fn ext_shadowed(s: &ShadowedSrvReport) -> ExtShadowed {
+    ExtShadowed {
+        records: s
+            .records
+            .iter()
+            .map(|r| ExtShadowedRecord {
+                srv_record: r.record.as_str(),
+                srv_target: r.target.to_string(),
+                priority: r.priority,
+                weight: r.weight,
+                elsewhere: r.elsewhere,
+            })
+            .collect(),
+        duration_seconds: s.duration.as_secs_f64(),
+        errors: s.errors.clone(),
+    }
+}
+
+fn ext_support(s: &SupportReport) -> ExtSupport {
+    ExtSupport {
+        result: s.result.as_str(),
+        contact_counts: ContactRole::ALL
+            .iter()
+            .map(|r| (r.as_str(), s.count(*r)))
+            .collect(),
+        contacts: s
+            .contacts
+            .iter()
+            .map(|c| ExtContact {
+                role: c.role.clone(),
+                email_address: c.email_address.clone(),
+                matrix_id: c.matrix_id.clone(),
+            })
+            .collect(),
+        support_page: s.support_page.clone(),
+        hops: s
+            .hops
+            .iter()
+            .map(|(url, status)| ExtHop {
+                url: url.clone(),
+                status: *status,
+            })
+            .collect(),
+        error: s.error.clone(),
+        duration_seconds: s.duration.as_secs_f64(),
+    }
 }
 
 #[derive(Serialize)]
@@ -295,6 +385,8 @@ pub(super) fn extension(r: &ServerReport) -> Extension {
             })
             .collect(),
         history: crate::render::history::json(&r.history),
+        shadowed_srv: d.shadowed_srv.as_ref().map(ext_shadowed),
+        support: r.support.as_ref().map(ext_support),
         client: r.client.as_ref().map(ext_client),
         key_changes: r
             .key_history

@@ -527,6 +527,7 @@ mod tests {
             addresses: vec![address],
             failures: Vec::new(),
             client: None,
+            support: None,
         }
     }
 
