@@ -31,7 +31,7 @@ const BAD: &[Bad] = &[
         name: "unknown check",
         yaml: "probe:\n  checks:\n    contacts: true\n",
         files: &[],
-        want: "line 3 column 5: unknown field `contacts`, expected one of keys, version, support",
+        want: "line 3 column 5: unknown field `contacts`, expected one of keys, version, client, support",
     },
     Bad {
         name: "unknown top-level key",
@@ -67,7 +67,7 @@ const BAD: &[Bad] = &[
         name: "unknown check",
         yaml: "probe:\n  checks:\n    clients: true\n",
         files: &[],
-        want: "line 3 column 5: unknown field `clients`, expected one of keys, version, client",
+        want: "line 3 column 5: unknown field `clients`, expected one of keys, version, client, support",
     },
     Bad {
         name: "bad duration",
