@@ -84,6 +84,7 @@ fn healthy() -> ServerReport {
     };
     ServerReport {
         history: matrix_federation_exporter::report::History::default(),
+        local_certs: Default::default(),
         server_name: "example.org".into(),
         started_at: at(T0, 0),
         finished_at: at(T0, 250),
@@ -162,6 +163,7 @@ fn failing() -> ServerReport {
     };
     ServerReport {
         history: matrix_federation_exporter::report::History::default(),
+        local_certs: Default::default(),
         server_name: "broken.test".into(),
         started_at: at(T0 + 5, 0),
         finished_at: at(T0 + 7, 500),
@@ -541,6 +543,7 @@ fn app() -> (axum::Router, tokio::sync::watch::Sender<bool>) {
             let now = SystemTime::now();
             futures_util::future::ready(ServerReport {
                 history: matrix_federation_exporter::report::History::default(),
+                local_certs: Default::default(),
                 server_name: name.as_str().into(),
                 started_at: now,
                 finished_at: now,

@@ -72,6 +72,7 @@ pub(crate) fn srv_mismatch() -> ServerReport {
     ));
     ServerReport {
         history: crate::report::History::default(),
+        local_certs: Default::default(),
         server_name: "example.org".into(),
         started_at: now(),
         finished_at: now(),
@@ -156,6 +157,7 @@ pub(crate) fn delegated_ok() -> ServerReport {
     });
     ServerReport {
         history: crate::report::History::default(),
+        local_certs: Default::default(),
         server_name: "example.org".into(),
         started_at: now(),
         finished_at: now(),

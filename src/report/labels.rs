@@ -250,5 +250,10 @@ label_enum! {
         /// An SRV target resolved through a CNAME. The spec: "The target of an SRV record may not be a CNAME"
         /// (RFC 2782); most resolvers follow it anyway.
         SrvTargetCname => "srv_target_cname",
+        /// A `local_certificates` file is missing, unreadable, over 1 MiB or holds no certificate (address `""`).
+        LocalCertUnreadable => "local_cert_unreadable",
+        /// An address serves an older certificate than a `local_certificates` file holds for the same name, and
+        /// the file changed more than `reload_grace` ago: the server or its proxy was not reloaded.
+        CertNotReloaded => "cert_not_reloaded",
     }
 }

@@ -176,6 +176,10 @@ pub const WARNING_INFO: Desc = info(
     "matrix_federation_warning_info",
     "One series per current warning (address empty when it is about no address); warnings never fail a probe.",
 );
+pub const LOCAL_CERT_NOT_AFTER: Desc = gauge(
+    "matrix_federation_local_cert_not_after_timestamp_seconds",
+    "notAfter of the leaf in each local_certificates file, in Unix seconds; absent while the file is unreadable.",
+);
 
 /// Every family this module renders, in output order.
 pub const RENDERED: &[&Desc] = &[
@@ -209,6 +213,7 @@ pub const RENDERED: &[&Desc] = &[
     &SERVER_VERSION_INFO,
     &FAILURE_INFO,
     &WARNING_INFO,
+    &LOCAL_CERT_NOT_AFTER,
 ];
 
 /// The exporter version (`version` label of `build_info`).

@@ -15,9 +15,9 @@ use prometheus_client::encoding::{
 use super::{
     ADDRESS_INFO, ADDRESS_SUCCESS, ADDRESSES, CERT_CHAIN_NOT_AFTER, CERT_INFO, CERT_NOT_AFTER,
     CERT_NOT_BEFORE, CERT_VALID, CONNECTION_DURATION, DISCOVERY_INFO, Desc, FAILURE_INFO,
-    KEYS_VALID, KEYS_VALID_UNTIL, PROBE_DURATION, PROBE_SUCCESS, PROBE_TIMESTAMP,
-    RESOLUTION_DURATION, SERVER_VERSION_INFO, SIGNING_KEY_INFO, TLS_INFO, WARNING_INFO,
-    WELL_KNOWN_CACHE_TTL, family_name, unix_seconds,
+    KEYS_VALID, KEYS_VALID_UNTIL, LOCAL_CERT_NOT_AFTER, PROBE_DURATION, PROBE_SUCCESS,
+    PROBE_TIMESTAMP, RESOLUTION_DURATION, SERVER_VERSION_INFO, SIGNING_KEY_INFO, TLS_INFO,
+    WARNING_INFO, WELL_KNOWN_CACHE_TTL, family_name, unix_seconds,
 };
 use crate::render::prerendered::{Prerendered, address_head};
 use crate::report::Labels;
@@ -111,7 +111,24 @@ fn encode_reports(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
     encode_address_info(enc, reports)?;
     encode_address_families(enc, reports)?;
     encode_failures(enc, reports)?;
-    encode_warnings(enc, reports)
+    encode_warnings(enc, reports)?;
+    encode_local_certs(enc, reports)
+}
+
+/// `local_cert_not_after_timestamp_seconds{cert_file}`: the leaf of every readable `local_certificates` file.
+fn encode_local_certs(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+    let mut fam = FamilyWriter::new(enc, &LOCAL_CERT_NOT_AFTER);
+    for (r, extra) in reports {
+        for file in &r.local_certs.files {
+            if let Ok(leaf) = &file.leaf {
+                fam.gauge(
+                    &(server(r, extra), [("cert_file", &*file.cert_file)]),
+                    leaf.not_after as f64,
+                )?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `address_info{class}`: every probed address, then every address the public-federation view refused.
