@@ -19,9 +19,10 @@ use matrix_federation_exporter::config::targets::{Labels, Target};
 use matrix_federation_exporter::config::{DEFAULT_MAX_CONCURRENT_PROBES, ProbeConfig};
 use matrix_federation_exporter::render::metrics::{self, ExporterMetrics, Format};
 use matrix_federation_exporter::report::{
-    AddressClass, AddressReport, CertReport, DiscoveryReport, Failure, Family, KeysReport, Method,
-    Phase, Reason, RefusedAddress, ServerReport, SrvInfo, Stage, Step, TargetReport, TlsFacts,
-    Warning, WellKnownOutcome, WellKnownReport,
+    AddressClass, AddressReport, CertReport, DiscoveryReport, Failure, Family, KeysReport,
+    LocalCertFile, LocalCertsReport, Method, NotReloaded, Phase, Reason, RefusedAddress,
+    ServerReport, SrvInfo, Stage, Step, TargetReport, TlsFacts, Warning, WellKnownOutcome,
+    WellKnownReport,
 };
 use matrix_federation_exporter::schedule::store::Store;
 use matrix_federation_exporter::serve::limiter::Limiter;
@@ -84,7 +85,14 @@ fn healthy() -> ServerReport {
     };
     ServerReport {
         history: matrix_federation_exporter::report::History::default(),
-        local_certs: Default::default(),
+        local_certs: LocalCertsReport {
+            files: vec![LocalCertFile {
+                cert_file: "/etc/letsencrypt/live/matrix.example.org/fullchain.pem".into(),
+                leaf: Ok(leaf.clone().into()),
+                modified: Some(t0 - 30 * DAY),
+            }],
+            not_reloaded: Vec::new(),
+        },
         server_name: "example.org".into(),
         started_at: at(T0, 0),
         finished_at: at(T0, 250),
@@ -163,7 +171,21 @@ fn failing() -> ServerReport {
     };
     ServerReport {
         history: matrix_federation_exporter::report::History::default(),
-        local_certs: Default::default(),
+        local_certs: LocalCertsReport {
+            files: vec![LocalCertFile {
+                cert_file: "/etc/letsencrypt/live/broken.test/fullchain.pem".into(),
+                leaf: Err("permission denied".to_owned()),
+                modified: None,
+            }],
+            not_reloaded: vec![NotReloaded {
+                address: sock("198.51.100.7:8448"),
+                name: "broken.test".into(),
+                well_known: false,
+                cert_file: "/srv/certs/broken.test.pem".into(),
+                served: leaf.clone().into(),
+                on_disk: leaf.clone().into(),
+            }],
+        },
         server_name: "broken.test".into(),
         started_at: at(T0 + 5, 0),
         finished_at: at(T0 + 7, 500),
@@ -498,6 +520,8 @@ fn address_classes_and_warnings_have_their_rows() {
         own(&[
             &["broken.test", "", "srv_target_cname"],
             &["broken.test", "10.0.0.7:8448", "address_not_public"],
+            &["broken.test", "", "local_cert_unreadable"],
+            &["broken.test", "198.51.100.7:8448", "cert_not_reloaded"],
         ])
     );
     // A refused address has no per-address check series.
