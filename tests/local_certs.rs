@@ -15,7 +15,7 @@ use matrix_federation_exporter::config::{Config, LocalCertificates, server_name:
 use matrix_federation_exporter::probe::env::ProbeEnv;
 use matrix_federation_exporter::probe::local_certs::LocalCerts;
 use matrix_federation_exporter::probe::probe_server;
-use matrix_federation_exporter::render::{explain, metrics, text};
+use matrix_federation_exporter::render::{explain, html, metrics, tester, text};
 use matrix_federation_exporter::report::{ServerReport, Warning};
 use rustls::pki_types::CertificateDer;
 use support::{Leaf, Routes, TIMEOUTS, Validity, World, Zone, matrix_routes};
@@ -148,6 +148,21 @@ async fn a_renewed_certificate_not_served_on_the_federation_port_and_on_443_is_c
         "{shown}"
     );
     assert!(shown.contains(&world.fed_addr(2)), "{shown}");
+    // The status page: the detail section and the index's problem column.
+    let page = html::server_page(NAME, Some(&report), SystemTime::now());
+    assert!(page.contains("Local certificates") && page.contains("kill -HUP"), "{page}");
+    assert!(page.contains(&world.fed_addr(2)), "{page}");
+    let index = html::index_page(
+        &[Arc::new(report.clone())],
+        [NAME],
+        html::Sort::default(),
+        SystemTime::now(),
+    );
+    assert!(index.contains("renewed certificate not loaded"), "{index}");
+    // The report API's extension key.
+    let json = tester::tester_report(&report);
+    let ext = &json[tester::EXTENSION_KEY]["local_certificates"];
+    assert_eq!(ext["not_reloaded"].as_array().unwrap().len(), 2, "{ext}");
     let fix = explain::not_reloaded_fix(&nr[0]);
     assert!(fix.contains(&*nr[0].cert_file), "{fix}");
 

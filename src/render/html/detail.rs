@@ -96,6 +96,7 @@ fn report_sections(r: &ServerReport, now: SystemTime) -> Markup {
             }
             @for a in &r.addresses { (address_card(a, now)) }
         }
+        (super::local_certs::section(r, now))
         @if !r.history.changes().is_empty() {
             (history_section(r, now))
         }

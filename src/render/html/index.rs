@@ -209,6 +209,9 @@ fn probed_cells(name: &str, r: &ServerReport, not_after: Option<i64>, now: Syste
 fn problem(name: &str, r: &ServerReport) -> Markup {
     let mut failures = all_failures(r);
     let Some((address, failure)) = failures.next() else {
+        if let Some(note) = super::local_certs::index_note(r) {
+            return note;
+        }
         return html! { span class="muted" { "none" } };
     };
     let more = failures.count();

@@ -18,6 +18,7 @@
 
 mod detail;
 mod index;
+mod local_certs;
 mod runbook;
 
 use std::fmt::{self, Write as _};
