@@ -526,7 +526,7 @@ async fn the_api_probes_only_names_that_probe_allowed_targets_allows() {
 fn empty_report(name: &str, finished_at: SystemTime) -> ServerReport {
     ServerReport {
         history: matrix_federation_exporter::report::History::default(),
-        local_certs: Default::default(),
+        local_certs: matrix_federation_exporter::report::LocalCertsReport::default(),
         server_name: name.into(),
         started_at: finished_at,
         finished_at,
@@ -738,7 +738,7 @@ fn golden_report() -> ServerReport {
     };
     ServerReport {
         history: matrix_federation_exporter::report::History::default(),
-        local_certs: Default::default(),
+        local_certs: matrix_federation_exporter::report::LocalCertsReport::default(),
         server_name: "example.org".into(),
         started_at: at(T0, 0),
         finished_at: at(T0, 250),

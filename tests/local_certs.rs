@@ -58,21 +58,17 @@ fn temp_dir(label: &str) -> PathBuf {
 
 fn pem(chain: &[CertificateDer<'_>]) -> String {
     use base64::Engine as _;
-    chain
-        .iter()
-        .map(|c| {
-            let b64 = base64::engine::general_purpose::STANDARD.encode(c.as_ref());
-            let lines: Vec<&str> = b64
-                .as_bytes()
-                .chunks(64)
-                .map(|l| std::str::from_utf8(l).unwrap())
-                .collect();
-            format!(
-                "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-                lines.join("\n")
-            )
-        })
-        .collect()
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for c in chain {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(c.as_ref());
+        out.push_str("-----BEGIN CERTIFICATE-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            let _ = writeln!(out, "{}", std::str::from_utf8(line).unwrap());
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+    }
+    out
 }
 
 /// Writes `contents` to `path` and sets its mtime `age` in the past.
@@ -150,7 +146,10 @@ async fn a_renewed_certificate_not_served_on_the_federation_port_and_on_443_is_c
     assert!(shown.contains(&world.fed_addr(2)), "{shown}");
     // The status page: the detail section and the index's problem column.
     let page = html::server_page(NAME, Some(&report), SystemTime::now());
-    assert!(page.contains("Local certificates") && page.contains("kill -HUP"), "{page}");
+    assert!(
+        page.contains("Local certificates") && page.contains("kill -HUP"),
+        "{page}"
+    );
     assert!(page.contains(&world.fed_addr(2)), "{page}");
     let index = html::index_page(
         &[Arc::new(report.clone())],
@@ -334,4 +333,74 @@ fn relative_files_are_resolved_against_the_config_file() {
         vec![dir.join("certs/*.pem").to_string_lossy().into_owned()]
     );
     assert_eq!(entry.reload_grace, HOUR);
+}
+
+/// Waits (bounded) until the exporter's latest report of renew.test satisfies `want`.
+async fn report_where(
+    exporter: &matrix_federation_exporter::serve::daemon::Exporter,
+    want: impl Fn(&ServerReport) -> bool,
+) {
+    let mut changes = exporter.reports();
+    let wait = changes.wait_for(|_| exporter.report(NAME).is_some_and(|r| want(&r)));
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .expect("a probe of renew.test with the expected local_certificates")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_reload_that_adds_or_removes_an_entry_takes_effect_without_a_restart() {
+    use matrix_federation_exporter::config::Source;
+    use matrix_federation_exporter::probe::env::Ports;
+    use matrix_federation_exporter::serve::daemon;
+
+    let (world, _) = world("lc-reload").await;
+    let dir = temp_dir("reload");
+    let root = world.ca.write_root_pem(&dir);
+    let renewed = world.ca.leaf(&[NAME], Validity::Valid);
+    write_aged(
+        &dir.join("fullchain.pem"),
+        pem(&renewed.chain).as_bytes(),
+        2 * HOUR,
+    );
+    let config = dir.join("config.yml");
+    let write = |entry: &str| {
+        let text = format!(
+            "servers: [{NAME}]\nprobe:\n  interval: 1s\n  jitter: 0s\n  allow_private_addresses: true\n\
+             dns:\n  nameservers: [\"{}\"]\ntls:\n  trust_store: webpki\n  ca_files: [\"{}\"]\n{entry}",
+            world.dns.addr,
+            root.display()
+        );
+        std::fs::write(&config, text).unwrap();
+    };
+    write("");
+    let source = Source {
+        file: Some(config.clone()),
+        ..Source::default()
+    };
+    let ports = Ports {
+        well_known: world.wk.port,
+        federation: world.fed.port,
+    };
+    // The daemon's own environment (`ProbeEnv::from_config`), with the spec ports mapped to the world's.
+    let make_env = Box::new(move |c: &Config| {
+        let mut env = ProbeEnv::from_config(c)?;
+        env.ports = ports;
+        Ok(env)
+    });
+    let exporter = daemon::start_reloadable(source, make_env).unwrap();
+    report_where(&exporter, |r| r.success() && r.local_certs.files.is_empty()).await;
+
+    // Added: the relative path is the config file's neighbour; the next probe warns.
+    write("local_certificates:\n  - server_name: renew.test\n    files: [fullchain.pem]\n");
+    exporter.reload().await.unwrap();
+    report_where(&exporter, |r| r.local_certs.not_reloaded.len() == 2).await;
+
+    // Removed: the next probe has no local_certificates at all.
+    write("");
+    exporter.reload().await.unwrap();
+    report_where(&exporter, |r| {
+        r.local_certs.files.is_empty() && r.warnings().is_empty()
+    })
+    .await;
 }

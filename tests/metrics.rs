@@ -567,7 +567,7 @@ fn app() -> (axum::Router, tokio::sync::watch::Sender<bool>) {
             let now = SystemTime::now();
             futures_util::future::ready(ServerReport {
                 history: matrix_federation_exporter::report::History::default(),
-                local_certs: Default::default(),
+                local_certs: matrix_federation_exporter::report::LocalCertsReport::default(),
                 server_name: name.as_str().into(),
                 started_at: now,
                 finished_at: now,

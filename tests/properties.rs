@@ -999,7 +999,7 @@ fn nasty_report(i: usize, s: &Nasty, cert: CertFacts) -> ServerReport {
     discovery.steps = vec![(Step::WellKnown, Duration::from_millis(20))];
     ServerReport {
         history: matrix_federation_exporter::report::History::default(),
-        local_certs: Default::default(),
+        local_certs: matrix_federation_exporter::report::LocalCertsReport::default(),
         server_name: name.clone().into(),
         started_at: now(),
         finished_at: now() + Duration::from_millis(250),

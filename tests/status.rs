@@ -98,7 +98,7 @@ fn healthy(name: &str, days: i64, probed_secs_ago: u64) -> ServerReport {
     let finished_at = now() - Duration::from_secs(probed_secs_ago);
     ServerReport {
         history: matrix_federation_exporter::report::History::default(),
-        local_certs: Default::default(),
+        local_certs: matrix_federation_exporter::report::LocalCertsReport::default(),
         server_name: name.into(),
         started_at: finished_at - Duration::from_millis(80),
         finished_at,

@@ -72,7 +72,7 @@ pub(crate) fn srv_mismatch() -> ServerReport {
     ));
     ServerReport {
         history: crate::report::History::default(),
-        local_certs: Default::default(),
+        local_certs: crate::report::LocalCertsReport::default(),
         server_name: "example.org".into(),
         started_at: now(),
         finished_at: now(),
@@ -157,7 +157,7 @@ pub(crate) fn delegated_ok() -> ServerReport {
     });
     ServerReport {
         history: crate::report::History::default(),
-        local_certs: Default::default(),
+        local_certs: crate::report::LocalCertsReport::default(),
         server_name: "example.org".into(),
         started_at: now(),
         finished_at: now(),

@@ -281,7 +281,7 @@ mod tests {
                 .into_iter()
                 .collect(),
             history: History::default(),
-            local_certs: Default::default(),
+            local_certs: crate::report::LocalCertsReport::default(),
         }
     }
 

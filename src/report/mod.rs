@@ -175,7 +175,7 @@ impl ServerReport {
     pub fn timed_out(server_name: &str, started_at: SystemTime, duration: Duration) -> Self {
         Self {
             history: History::default(),
-            local_certs: Default::default(),
+            local_certs: LocalCertsReport::default(),
             server_name: server_name.into(),
             started_at,
             finished_at: started_at + duration,

@@ -83,7 +83,7 @@ mod tests {
         discovery.steps.push((Step::Srv, Duration::from_millis(3)));
         let mut report = ServerReport {
             history: crate::report::History::default(),
-            local_certs: Default::default(),
+            local_certs: crate::report::LocalCertsReport::default(),
             server_name: "example.org".into(),
             started_at: SystemTime::UNIX_EPOCH,
             finished_at: SystemTime::UNIX_EPOCH,

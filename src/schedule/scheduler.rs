@@ -349,7 +349,7 @@ mod tests {
         let now = SystemTime::now();
         ServerReport {
             history: crate::report::History::default(),
-            local_certs: Default::default(),
+            local_certs: crate::report::LocalCertsReport::default(),
             server_name: name.into(),
             started_at: now,
             finished_at: now,

@@ -216,7 +216,7 @@ mod tests {
     fn report(name: &str, secs: u64) -> ServerReport {
         ServerReport {
             history: crate::report::History::default(),
-            local_certs: Default::default(),
+            local_certs: crate::report::LocalCertsReport::default(),
             server_name: name.into(),
             started_at: SystemTime::UNIX_EPOCH,
             finished_at: SystemTime::UNIX_EPOCH + Duration::from_secs(secs),

@@ -461,7 +461,7 @@ mod tests {
             .collect();
         let report = ServerReport {
             history: crate::report::History::default(),
-            local_certs: Default::default(),
+            local_certs: crate::report::LocalCertsReport::default(),
             server_name: "mixed.example".into(),
             started_at: std::time::UNIX_EPOCH,
             finished_at: std::time::UNIX_EPOCH,

@@ -508,7 +508,7 @@ mod tests {
     fn report_with(address: AddressReport) -> ServerReport {
         ServerReport {
             history: crate::report::History::default(),
-            local_certs: Default::default(),
+            local_certs: crate::report::LocalCertsReport::default(),
             server_name: "example.org".into(),
             started_at: UNIX_EPOCH,
             finished_at: UNIX_EPOCH + Duration::from_secs(100),
