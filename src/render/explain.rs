@@ -330,14 +330,13 @@ pub fn not_reloaded_fix(n: &crate::report::NotReloaded) -> String {
             + " (Synapse itself, or the reverse proxy in front of it)"
     };
     format!(
-        "{who} still serves the certificate that expires {} ({}); {} holds the renewed one (expires {}). Reload it \
+        "{who} still serves the certificate that expires {}; {} holds the renewed one (expires {}). Reload it \
          now: Synapse: `kill -HUP <pid>` (the main process; or `systemctl reload \
          matrix-synapse`, or restart it); nginx: `systemctl reload nginx` (or `nginx -s reload`); HAProxy: \
          `systemctl reload haproxy`; Apache: `apachectl graceful`; Caddy and Traefik reload certificates \
          themselves. Then make it stick: renew with certbot's `--deploy-hook \"systemctl reload nginx\"` (or put \
          the command in /etc/letsencrypt/renewal-hooks/deploy/), so the next renewal is loaded at once.",
         crate::render::format::date_utc(n.served.not_after),
-        n.served.fingerprint_sha256,
         n.cert_file,
         crate::render::format::date_utc(n.on_disk.not_after),
     )
