@@ -30,6 +30,8 @@ use crate::report::{CertFacts, LocalCertFile, NotReloaded, SharedStr};
 pub const MAX_FILE: u64 = 1024 * 1024;
 /// The most files one glob expands to.
 pub const MAX_GLOB_MATCHES: usize = 64;
+/// The most files whose last read is kept.
+const MAX_CACHED: usize = 4096;
 
 /// The configured entries and what was last read from each file. Built with the probe environment, so a reload
 /// that adds or removes an entry takes effect at once (and reads the files again once).
@@ -54,6 +56,8 @@ struct Stamp {
     len: u64,
     modified: Option<SystemTime>,
     inode: (u64, u64),
+    /// A regular file (not a directory, FIFO or device, which are never opened).
+    regular: bool,
 }
 
 /// One file of a server, with its entry's grace.
@@ -148,14 +152,15 @@ impl LocalCerts {
 
     /// Reads and parses a file whose stamp changed.
     fn read(&self, path: &str, stamp: Stamp) -> Result<Arc<CertFacts>, String> {
+        if !stamp.regular {
+            return Err("not a regular file (a directory, FIFO or device)".to_owned());
+        }
         if stamp.len > MAX_FILE {
             return Err(format!("over 1 MiB ({} bytes)", stamp.len));
         }
-        let meta = std::fs::metadata(path).map_err(|e| io_reason(&e))?;
-        if !meta.is_file() {
-            return Err("not a regular file (a directory, FIFO or device)".to_owned());
-        }
         self.reads.fetch_add(1, Ordering::Relaxed);
+        // A path swapped for a FIFO between the stat and this open would block here; only whoever can write the
+        // certificate directory can do that.
         let mut bytes = Vec::new();
         std::fs::File::open(path)
             .and_then(|f| f.take(MAX_FILE + 1).read_to_end(&mut bytes))
@@ -189,6 +194,11 @@ impl LocalCerts {
                     "local certificate file read"
                 ),
             }
+        }
+        // Globs over certbot's archive/ name a new file at every renewal: forget them all (each is read again
+        // once) rather than grow without bound.
+        if cache.len() >= MAX_CACHED && !cache.contains_key(path) {
+            cache.clear();
         }
         cache.insert(path.to_owned(), Cached { stamp, leaf });
     }
@@ -234,6 +244,7 @@ fn stamp_of(meta: &std::fs::Metadata) -> Stamp {
         len: meta.len(),
         modified: meta.modified().ok(),
         inode,
+        regular: meta.is_file(),
     }
 }
 
