@@ -27,6 +27,10 @@ const PAGES: &[(&str, Option<&str>)] = &[
     ("alone.test", Some("MatrixFederationDown")),
     ("gap.test", Some("MatrixFederationDown")),
     ("refused.test", None),
+    (
+        "renewed.test",
+        Some("MatrixFederationCertificateNotReloaded"),
+    ),
 ];
 const WAIT: Duration = Duration::from_secs(20);
 

@@ -528,6 +528,7 @@ fn empty_report(name: &str, finished_at: SystemTime) -> ServerReport {
     ServerReport {
         history: matrix_federation_exporter::report::History::default(),
         key_history: matrix_federation_exporter::report::KeyHistory::default(),
+        local_certs: matrix_federation_exporter::report::LocalCertsReport::default(),
         server_name: name.into(),
         started_at: finished_at,
         finished_at,
@@ -744,6 +745,7 @@ fn golden_report() -> ServerReport {
     ServerReport {
         history: matrix_federation_exporter::report::History::default(),
         key_history: golden_key_history(),
+        local_certs: matrix_federation_exporter::report::LocalCertsReport::default(),
         server_name: "example.org".into(),
         started_at: at(T0, 0),
         finished_at: at(T0, 250),

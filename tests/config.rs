@@ -34,10 +34,46 @@ const BAD: &[Bad] = &[
         want: "line 3 column 5: unknown field `contacts`, expected one of keys, version, client, support",
     },
     Bad {
+        name: "local_certificates without server_name",
+        yaml: "local_certificates:\n  - files: [fullchain.pem]\n",
+        files: &[],
+        want: "local_certificates[0].server_name: missing",
+    },
+    Bad {
+        name: "local_certificates with a bad server_name",
+        yaml: "local_certificates:\n  - server_name: 'a b'\n    files: [fullchain.pem]\n",
+        files: &[],
+        want: "local_certificates[0].server_name: invalid server name \"a b\": character ' ' at byte 1 is not allowed in a DNS name (only letters, digits, '-' and '.')",
+    },
+    Bad {
+        name: "local_certificates without files",
+        yaml: "local_certificates:\n  - server_name: example.org\n",
+        files: &[],
+        want: "local_certificates[0].files: lists no file (give the PEM files the server serves, e.g. certbot's fullchain.pem)",
+    },
+    Bad {
+        name: "local_certificates with a bad glob",
+        yaml: "local_certificates:\n  - server_name: example.org\n    files: ['/etc/letsencrypt/live/[x/fullchain.pem']\n",
+        files: &[],
+        want: "local_certificates[0].files[0]: invalid glob \"/etc/letsencrypt/live/[x/fullchain.pem\": Pattern syntax error near position 22: invalid range pattern",
+    },
+    Bad {
+        name: "local_certificates with a bad reload_grace",
+        yaml: "local_certificates:\n  - server_name: example.org\n    files: [fullchain.pem]\n    reload_grace: soon\n",
+        files: &[],
+        want: "line 4 column 5: invalid value: string \"soon\", expected a duration",
+    },
+    Bad {
+        name: "local_certificates with an unknown key",
+        yaml: "local_certificates:\n  - server_name: example.org\n    file: fullchain.pem\n",
+        files: &[],
+        want: "line 3 column 5: unknown field `file`, expected one of server_name, files, reload_grace",
+    },
+    Bad {
         name: "unknown top-level key",
         yaml: "servers: []\ntargets: [matrix.org]\n",
         files: &[],
-        want: "line 2 column 1: unknown field `targets`, expected one of servers, probe, dns, tls, api, web, target_files",
+        want: "line 2 column 1: unknown field `targets`, expected one of servers, probe, dns, tls, api, web, target_files, local_certificates",
     },
     Bad {
         name: "no connections allowed",

@@ -20,9 +20,9 @@ use matrix_federation_exporter::config::{DEFAULT_MAX_CONCURRENT_PROBES, ProbeCon
 use matrix_federation_exporter::render::metrics::{self, ExporterMetrics, Format};
 use matrix_federation_exporter::report::{
     AddressClass, AddressReport, CertReport, ClientOutcome, ClientReport, ClientResult,
-    DiscoveryReport, Failure, Family, KeysReport, Method, Phase, Reason, RefusedAddress,
-    ServerReport, SrvInfo, Stage, Step, TargetReport, TlsFacts, Warning, WellKnownAddress,
-    WellKnownOutcome, WellKnownReport,
+    DiscoveryReport, Failure, Family, KeysReport, LocalCertFile, LocalCertsReport, Method,
+    NotReloaded, Phase, Reason, RefusedAddress, ServerReport, SrvInfo, Stage, Step, TargetReport,
+    TlsFacts, Warning, WellKnownAddress, WellKnownOutcome, WellKnownReport,
 };
 use matrix_federation_exporter::report::{ContactRole, SrvRecordName, SupportResult};
 use matrix_federation_exporter::report::{KeyChangeKind, VerifyKey};
@@ -108,6 +108,14 @@ fn healthy() -> ServerReport {
     ServerReport {
         history: matrix_federation_exporter::report::History::default(),
         key_history: matrix_federation_exporter::report::KeyHistory::default(),
+        local_certs: LocalCertsReport {
+            files: vec![LocalCertFile {
+                cert_file: "/etc/letsencrypt/live/matrix.example.org/fullchain.pem".into(),
+                leaf: Ok(leaf.clone().into()),
+                modified: Some(t0 - 30 * DAY),
+            }],
+            not_reloaded: Vec::new(),
+        },
         server_name: "example.org".into(),
         started_at: at(T0, 0),
         finished_at: at(T0, 250),
@@ -251,6 +259,21 @@ fn failing() -> ServerReport {
     ServerReport {
         history: matrix_federation_exporter::report::History::default(),
         key_history: matrix_federation_exporter::report::KeyHistory::default(),
+        local_certs: LocalCertsReport {
+            files: vec![LocalCertFile {
+                cert_file: "/etc/letsencrypt/live/broken.test/fullchain.pem".into(),
+                leaf: Err("permission denied".to_owned()),
+                modified: None,
+            }],
+            not_reloaded: vec![NotReloaded {
+                address: sock("198.51.100.7:8448"),
+                name: "broken.test".into(),
+                well_known: false,
+                cert_file: "/srv/certs/broken.test.pem".into(),
+                served: leaf.clone().into(),
+                on_disk: leaf.clone().into(),
+            }],
+        },
         server_name: "broken.test".into(),
         started_at: at(T0 + 5, 0),
         finished_at: at(T0 + 7, 500),
@@ -655,6 +678,8 @@ fn address_classes_and_warnings_have_their_rows() {
             &["broken.test", "", "client_well_known_no_cors"],
             &["broken.test", "", "well_known_inconsistent"],
             &["broken.test", "", "support_invalid"],
+            &["broken.test", "", "local_cert_unreadable"],
+            &["broken.test", "198.51.100.7:8448", "cert_not_reloaded"],
             &["example.org", "", "signing_key_replaced"],
             &["example.org", "", "signing_key_dropped"],
             &["example.org", "", "srv_shadowed_elsewhere"],
@@ -778,6 +803,7 @@ fn app() -> (axum::Router, tokio::sync::watch::Sender<bool>) {
             futures_util::future::ready(ServerReport {
                 history: matrix_federation_exporter::report::History::default(),
                 key_history: matrix_federation_exporter::report::KeyHistory::default(),
+                local_certs: matrix_federation_exporter::report::LocalCertsReport::default(),
                 server_name: name.as_str().into(),
                 started_at: now,
                 finished_at: now,

@@ -71,6 +71,16 @@ const EXPECTED_ALERTS: &[(&str, &str, &str)] = &[
         "critical",
         "wrongname.test",
     ),
+    (
+        "MatrixFederationCertificateNotReloaded",
+        "warning",
+        "soon.test",
+    ),
+    (
+        "MatrixFederationCertificateNotReloaded",
+        "critical",
+        "expiring.test",
+    ),
     ("MatrixFederationWellKnownBroken", "warning", "moved.test"),
     (
         "MatrixFederationDeprecatedSrvOnly",
@@ -517,6 +527,7 @@ async fn start_exporter(world: &World, servers: &[&str]) -> (daemon::Exporter, S
         WORLD_TIMEOUTS,
     )
     .expect("probe environment");
+    let env = with_renewed_files(world, env);
     let mut exporter = daemon::start(&config, env);
     tokio::time::timeout(WAIT, exporter.ready.wait_for(|ready| *ready))
         .await
@@ -534,6 +545,47 @@ async fn start_exporter(world: &World, servers: &[&str]) -> (daemon::Exporter, S
         drop(serving);
     });
     (exporter, target)
+}
+
+/// `local_certificates` for soon.test and expiring.test: each has a renewed certificate on disk (changed 2 hours
+/// ago) that it does not serve, so `cert_not_reloaded` warns on their addresses.
+fn with_renewed_files(world: &World, mut env: ProbeEnv) -> ProbeEnv {
+    use matrix_federation_exporter::config::LocalCertificates;
+    use matrix_federation_exporter::probe::local_certs::LocalCerts;
+    let dir = std::env::temp_dir().join(format!("mfe-promql-certs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut entries = Vec::new();
+    for name in ["soon.test", "expiring.test"] {
+        let leaf = world.ca.leaf(&[name], Validity::Valid);
+        let pem: String = leaf.chain.iter().map(|c| pem_block(c.as_ref())).collect();
+        let path = dir.join(format!("{name}.pem"));
+        let file = std::fs::File::create(&path).expect("create the PEM");
+        std::io::Write::write_all(&mut &file, pem.as_bytes()).expect("write the PEM");
+        file.set_modified(std::time::SystemTime::now() - Duration::from_secs(7200))
+            .expect("set mtime");
+        entries.push(LocalCertificates {
+            server_name: ServerName::parse(name).unwrap(),
+            files: vec![path.to_string_lossy().into_owned()],
+            reload_grace: Duration::from_secs(3600),
+        });
+    }
+    env.local_certs = std::sync::Arc::new(LocalCerts::new(entries));
+    env
+}
+
+/// One DER certificate as a PEM block.
+fn pem_block(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|l| std::str::from_utf8(l).expect("base64 is ASCII"))
+        .collect();
+    format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        lines.join("\n")
+    )
 }
 
 /// One server per state an alert or panel looks for:

@@ -1002,6 +1002,7 @@ fn nasty_report(i: usize, s: &Nasty, cert: CertFacts) -> ServerReport {
     ServerReport {
         history: matrix_federation_exporter::report::History::default(),
         key_history: matrix_federation_exporter::report::KeyHistory::default(),
+        local_certs: matrix_federation_exporter::report::LocalCertsReport::default(),
         server_name: name.clone().into(),
         started_at: now(),
         finished_at: now() + Duration::from_millis(250),

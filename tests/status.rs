@@ -101,6 +101,7 @@ fn healthy(name: &str, days: i64, probed_secs_ago: u64) -> ServerReport {
     ServerReport {
         history: matrix_federation_exporter::report::History::default(),
         key_history: matrix_federation_exporter::report::KeyHistory::default(),
+        local_certs: matrix_federation_exporter::report::LocalCertsReport::default(),
         server_name: name.into(),
         started_at: finished_at - Duration::from_millis(80),
         finished_at,

@@ -43,6 +43,10 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Port used for a `dns.nameservers` entry written without one.
 pub const DEFAULT_NAMESERVER_PORT: u16 = 53;
+/// Default `local_certificates[].reload_grace`: how long a renewed file may wait for the reload.
+pub const DEFAULT_RELOAD_GRACE: Duration = Duration::from_secs(3600);
+/// Most file globs one `local_certificates` entry may list.
+pub const MAX_LOCAL_CERT_FILES: usize = 16;
 
 /// The validated configuration. Built only by `Config::load` / `Config::from_yaml` (and by tests).
 ///
@@ -61,6 +65,19 @@ pub struct Config {
     pub target_files: Vec<String>,
     /// Probe only the servers in this shard (`--shard i/n`; not a config-file key). `None` probes them all.
     pub shard: Option<Shard>,
+    /// The certificate files the server serves, as the ACME client leaves them (DESIGN.md point 7); an entry whose
+    /// server is not probed by this replica is never consulted.
+    pub local_certificates: Vec<LocalCertificates>,
+}
+
+/// One `local_certificates` entry: where the certificates of `server_name` lie on this machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalCertificates {
+    pub server_name: ServerName,
+    /// PEM file globs, resolved against the config file's directory (at most [`MAX_LOCAL_CERT_FILES`]).
+    pub files: Vec<String>,
+    /// How long after a file changed the served certificate may still be the old one (default 1 h).
+    pub reload_grace: Duration,
 }
 
 /// The report API (`/api/report`, `/api/federation-ok`).

@@ -13,9 +13,9 @@ use serde::Deserialize;
 use crate::config::error::ConfigError;
 use crate::config::server_name::ServerName;
 use crate::config::{
-    ApiConfig, Checks, Config, DEFAULT_NAMESERVER_PORT, DnsConfig, MAX_CONCURRENCY,
-    MAX_CONNECTIONS, ProbeConfig, TargetPattern, Timeouts, TlsConfig, TrustStore, WebLimits,
-    check_ca_file,
+    ApiConfig, Checks, Config, DEFAULT_NAMESERVER_PORT, DEFAULT_RELOAD_GRACE, DnsConfig,
+    LocalCertificates, MAX_CONCURRENCY, MAX_CONNECTIONS, MAX_LOCAL_CERT_FILES, ProbeConfig,
+    TargetPattern, Timeouts, TlsConfig, TrustStore, WebLimits, check_ca_file,
 };
 
 // The raw YAML shape. Every field is optional, and an empty (null) value means the default too; defaults are
@@ -31,6 +31,17 @@ struct RawConfig {
     api: Option<RawApi>,
     web: Option<RawWeb>,
     target_files: Option<Vec<String>>,
+    local_certificates: Option<Vec<RawLocalCertificates>>,
+}
+
+/// One `local_certificates` entry (DESIGN.md point 7).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLocalCertificates {
+    server_name: Option<String>,
+    files: Option<Vec<String>>,
+    #[serde(default, with = "humantime_serde")]
+    reload_grace: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -212,6 +223,9 @@ impl RawConfig {
             target_files.push(full);
         }
 
+        let local_certificates =
+            validate_local_certificates(self.local_certificates.unwrap_or_default(), base)?;
+
         let raw_nameservers = self.dns.and_then(|d| d.nameservers).unwrap_or_default();
         let mut nameservers = Vec::with_capacity(raw_nameservers.len());
         for (i, text) in raw_nameservers.iter().enumerate() {
@@ -251,6 +265,7 @@ impl RawConfig {
                 ca_files,
             },
             target_files,
+            local_certificates,
             shard: None,
             web,
             api: ApiConfig {
@@ -412,6 +427,65 @@ impl RawProbe {
             allow_private_addresses: self.allow_private_addresses.unwrap_or(false),
         })
     }
+}
+
+/// `local_certificates`: each entry names a valid server name and at least one file glob (resolved against the
+/// config file's directory). The files themselves are not read here: one that is missing now may be created by the
+/// ACME client later, so it is a warning at probe time (`local_cert_unreadable`), never a load error.
+fn validate_local_certificates(
+    raw: Vec<RawLocalCertificates>,
+    base: &Path,
+) -> Result<Vec<LocalCertificates>, ConfigError> {
+    let mut entries = Vec::with_capacity(raw.len());
+    for (i, entry) in raw.into_iter().enumerate() {
+        let key = |field: &str| format!("local_certificates[{i}].{field}");
+        let text = entry
+            .server_name
+            .ok_or_else(|| ConfigError::at(key("server_name"), "missing"))?;
+        let server_name = ServerName::parse(&text).map_err(|e| {
+            ConfigError::at(
+                key("server_name"),
+                format!("invalid server name {text:?}: {e}"),
+            )
+        })?;
+        let raw_files = entry.files.unwrap_or_default();
+        if raw_files.is_empty() {
+            return Err(ConfigError::at(
+                key("files"),
+                "lists no file (give the PEM files the server serves, e.g. certbot's fullchain.pem)",
+            ));
+        }
+        if raw_files.len() > MAX_LOCAL_CERT_FILES {
+            return Err(ConfigError::at(
+                key("files"),
+                format!(
+                    "{} files, more than {MAX_LOCAL_CERT_FILES}",
+                    raw_files.len()
+                ),
+            ));
+        }
+        let mut files = Vec::with_capacity(raw_files.len());
+        for (j, glob) in raw_files.iter().enumerate() {
+            if glob.trim().is_empty() {
+                return Err(ConfigError::at(key(&format!("files[{j}]")), "is empty"));
+            }
+            let full = base.join(glob).to_string_lossy().into_owned();
+            glob::Pattern::new(&full).map_err(|e| {
+                ConfigError::at(
+                    key(&format!("files[{j}]")),
+                    format!("invalid glob {glob:?}: {e}"),
+                )
+            })?;
+            files.push(full);
+        }
+        let reload_grace = entry.reload_grace.unwrap_or(DEFAULT_RELOAD_GRACE);
+        entries.push(LocalCertificates {
+            server_name,
+            files,
+            reload_grace,
+        });
+    }
+    Ok(entries)
 }
 
 fn show(d: Duration) -> humantime::FormattedDuration {

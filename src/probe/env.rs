@@ -4,6 +4,7 @@
 //! the resolver at an in-process DNS server, trust a test CA, and remap the spec ports 443 and 8448 to
 //! loopback test ports.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::RootCertStore;
@@ -11,6 +12,7 @@ use rustls::RootCertStore;
 use crate::config::{Checks, Config, Timeouts};
 use crate::probe::connect::tls::{self, TlsClient};
 use crate::probe::discovery::dns::Dns;
+use crate::probe::local_certs::LocalCerts;
 
 /// The two ports the spec fixes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +46,8 @@ pub struct ProbeEnv {
     /// federation view: discovery and `.well-known` leave them out, and a server with nothing else fails with
     /// `address_not_public`.
     pub allow_private_addresses: bool,
+    /// The `local_certificates` files and what was last read from them (see `probe/local_certs.rs`).
+    pub local_certs: Arc<LocalCerts>,
 }
 
 impl ProbeEnv {
@@ -58,6 +62,7 @@ impl ProbeEnv {
         )?;
         env.checks = config.probe.checks;
         env.allow_private_addresses = config.probe.allow_private_addresses;
+        env.local_certs = Arc::new(LocalCerts::new(config.local_certificates.clone()));
         Ok(env)
     }
 
@@ -80,6 +85,7 @@ impl ProbeEnv {
             timeouts,
             checks: Checks::default(),
             allow_private_addresses: true,
+            local_certs: Arc::default(),
         })
     }
 

@@ -14,6 +14,7 @@ pub mod client;
 pub mod connect;
 pub mod discovery;
 pub mod env;
+pub mod local_certs;
 pub mod support;
 
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use futures_util::future::{BoxFuture, join_all};
 use crate::config::server_name::ServerName;
 use crate::probe::checks::keys;
 use crate::probe::connect::http_client::{GetError, HttpConn, Response};
-use crate::probe::discovery::Endpoint;
+use crate::probe::discovery::{Endpoint, fetch};
 use crate::probe::env::ProbeEnv;
 use crate::report::{AddressReport, Failure, Phase, Reason, ServerReport, Stage, VersionReport};
 
@@ -55,6 +56,13 @@ pub async fn probe_server(env: &ProbeEnv, name: &ServerName) -> ServerReport {
     // Boxed: discovery's state lives on the heap only while it runs, not through the address checks that follow
     // (64 probes in flight each carry their future).
     let mut discovery = Box::pin(discovery::discover(env, name)).await;
+    // The certificate the well-known's port 443 served, for `local_certificates` (read before the connection goes).
+    let well_known_served = discovery
+        .kept
+        .as_ref()
+        .filter(|_| env.local_certs.covers_server(name.as_str()))
+        .and_then(fetch::Kept::served)
+        .map(|(host, address, leaf)| (host.to_owned(), address, leaf.clone()));
     // The client and support well-knowns live on the server name's port 443, like the server well-known: they
     // take its connection (one after the other: one HTTP/1.1 connection) and run beside the address checks.
     // Without them the connection closes before the checks start.
@@ -88,7 +96,15 @@ pub async fn probe_server(env: &ProbeEnv, name: &ServerName) -> ServerReport {
     let (mut addresses, (client, support)) =
         futures_util::future::join(addresses, Box::pin(side)).await;
     share_key_documents(&mut addresses);
+    let local_certs = local_certs_report(
+        env,
+        name.as_str(),
+        &discovery.report.tls_name,
+        &addresses,
+        well_known_served.as_ref(),
+    );
     let report = ServerReport {
+        local_certs,
         history: crate::report::History::default(),
         key_history: crate::report::KeyHistory::default(),
         server_name: name.shared_str().into(),
@@ -110,6 +126,43 @@ pub async fn probe_server(env: &ProbeEnv, name: &ServerName) -> ServerReport {
         "probe finished"
     );
     report
+}
+
+/// The `local_certificates` files of `server_name` (read only if they changed) and every served certificate they
+/// renew: each federation address's (judged for `tls_name`) and the well-known's port 443 (judged for its host).
+fn local_certs_report(
+    env: &ProbeEnv,
+    server_name: &str,
+    tls_name: &str,
+    addresses: &[AddressReport],
+    well_known: Option<&(String, std::net::SocketAddr, Arc<crate::report::CertFacts>)>,
+) -> crate::report::LocalCertsReport {
+    if !env.local_certs.covers_server(server_name) {
+        return crate::report::LocalCertsReport::default();
+    }
+    let files = env.local_certs.files_of(server_name);
+    let federation = addresses.iter().filter_map(|a| {
+        let leaf = a.certificate.as_ref()?.chain.first()?;
+        Some(local_certs::Served {
+            address: a.address,
+            name: tls_name,
+            well_known: false,
+            leaf,
+        })
+    });
+    let served: Vec<_> = federation
+        .chain(well_known.map(|(host, address, leaf)| local_certs::Served {
+            address: *address,
+            name: host,
+            well_known: true,
+            leaf,
+        }))
+        .collect();
+    let not_reloaded = local_certs::judge(&files, &served, SystemTime::now());
+    crate::report::LocalCertsReport {
+        files: files.into_iter().map(|f| f.file).collect(),
+        not_reloaded,
+    }
 }
 
 /// Runs `probe`, one probe of `name`, for at most `deadline`: the one place where a probe is cut. A probe still

@@ -339,7 +339,43 @@ pub fn warning_message(w: &ServerWarning) -> String {
             "{host} serves /.well-known/matrix/support, but not as the spec asks: clients and observers cannot \
              read whom to contact"
         ),
+        (Warning::LocalCertUnreadable, _) => format!(
+            "the local certificate file {host} cannot be used, so it is not compared with what the server serves"
+        ),
+        (Warning::CertNotReloaded, Some(address)) => format!(
+            "{address} still serves an older certificate than {host} holds: the renewed certificate is on disk \
+             but was not loaded (reload the server or its reverse proxy)"
+        ),
+        // Not produced: `ServerReport::warnings` gives this warning an address.
+        (Warning::CertNotReloaded, None) => format!(
+            "an address still serves an older certificate than {host} holds: reload the server or its proxy"
+        ),
     }
+}
+
+/// What to run when an address still serves the old certificate (`cert_not_reloaded`), in the words of Synapse's
+/// certificates FAQ ("Synapse will reload the keys and certificates when it receives a SIGHUP"), for the `check`
+/// text, the status page and the report API.
+#[must_use]
+pub fn not_reloaded_fix(n: &crate::report::NotReloaded) -> String {
+    let who = if n.well_known {
+        "the web server or reverse proxy that serves https://".to_owned() + &n.name + " (port 443)"
+    } else {
+        "the process that terminates TLS on ".to_owned()
+            + &n.address.to_string()
+            + " (Synapse itself, or the reverse proxy in front of it)"
+    };
+    format!(
+        "{who} still serves the certificate that expires {}; {} holds the renewed one (expires {}). Reload it \
+         now: Synapse: `kill -HUP <pid>` (the main process; or `systemctl reload \
+         matrix-synapse`, or restart it); nginx: `systemctl reload nginx` (or `nginx -s reload`); HAProxy: \
+         `systemctl reload haproxy`; Apache: `apachectl graceful`; Caddy and Traefik reload certificates \
+         themselves. Then make it stick: renew with certbot's `--deploy-hook \"systemctl reload nginx\"` (or put \
+         the command in /etc/letsencrypt/renewal-hooks/deploy/), so the next renewal is loaded at once.",
+        crate::render::format::date_utc(n.served.not_after),
+        n.cert_file,
+        crate::render::format::date_utc(n.on_disk.not_after),
+    )
 }
 
 /// What to do about a warning, in plain words.
@@ -378,6 +414,16 @@ pub fn warning_hint(warning: Warning) -> &'static str {
         Warning::SupportInvalid => {
             "serve JSON under 50 KiB with a contacts list (each with a role and an email_address or matrix_id) \
              and/or a support_page, or remove the file (it is optional)"
+        }
+        Warning::LocalCertUnreadable => {
+            "check the path in local_certificates and let the exporter read it: certbot's live/ and archive/ are \
+             root-only, so add the exporter's user (uid 10001 in the container) to a group with read access, grant \
+             an ACL (setfacl -R -m u:10001:rX /etc/letsencrypt/live /etc/letsencrypt/archive), or copy \
+             fullchain.pem somewhere readable from a certbot --deploy-hook"
+        }
+        Warning::CertNotReloaded => {
+            "reload what serves TLS there (Synapse: SIGHUP, `systemctl reload matrix-synapse` or a restart; a \
+             reverse proxy: its reload), then add a certbot --deploy-hook that does it after every renewal"
         }
     }
 }

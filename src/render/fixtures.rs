@@ -74,6 +74,7 @@ pub(crate) fn srv_mismatch() -> ServerReport {
     ServerReport {
         history: crate::report::History::default(),
         key_history: crate::report::KeyHistory::default(),
+        local_certs: crate::report::LocalCertsReport::default(),
         server_name: "example.org".into(),
         started_at: now(),
         finished_at: now(),
@@ -164,6 +165,7 @@ pub(crate) fn delegated_ok() -> ServerReport {
     ServerReport {
         history: crate::report::History::default(),
         key_history: crate::report::KeyHistory::default(),
+        local_certs: crate::report::LocalCertsReport::default(),
         server_name: "example.org".into(),
         started_at: now(),
         finished_at: now(),

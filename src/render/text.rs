@@ -115,6 +115,7 @@ pub fn render(report: &ServerReport, now: SystemTime, colour: bool) -> String {
             write_warning(&mut out, &p, warning);
         }
     }
+    write_local_certs(&mut out, &p, report, now);
     out
 }
 
@@ -158,6 +159,54 @@ fn write_client(
         .filter(|w| w.warning == Warning::ClientWellKnownNoCors)
     {
         write_warning(out, p, warning);
+    }
+}
+
+/// `local_certificates`: each file with its leaf or why it is unusable, then each address that still serves an
+/// older certificate, with the reload to run and the deploy hook that makes it stick.
+fn write_local_certs(out: &mut String, p: &Paint, report: &ServerReport, now: SystemTime) {
+    let lc = &report.local_certs;
+    if lc.files.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n{}", p.bold("Local certificates"));
+    for file in &lc.files {
+        match &file.leaf {
+            Ok(leaf) => {
+                let _ = writeln!(
+                    out,
+                    "  {} {}: leaf for {}, {} ({})",
+                    p.good("✔"),
+                    Inert(&file.cert_file),
+                    Inert(&leaf.dns_names.join(", ")),
+                    crate::render::format::days_left(leaf.not_after, now),
+                    crate::render::format::date_utc(leaf.not_after),
+                );
+            }
+            Err(reason) => {
+                let _ = writeln!(
+                    out,
+                    "  {} {}: {}",
+                    p.warn("⚠ warning/local_cert_unreadable:"),
+                    Inert(&file.cert_file),
+                    Inert(reason)
+                );
+            }
+        }
+    }
+    for n in &lc.not_reloaded {
+        let _ = writeln!(
+            out,
+            "  {} {} ({}) still serves the old certificate",
+            p.warn("⚠ warning/cert_not_reloaded:"),
+            p.bold(&n.address.to_string()),
+            if n.well_known {
+                "the well-known's port 443"
+            } else {
+                "federation"
+            },
+        );
+        let _ = writeln!(out, "        fix: {}", Inert(&explain::not_reloaded_fix(n)));
     }
 }
 
@@ -916,8 +965,19 @@ mod tests {
             failures,
             client,
             support,
+            local_certs,
         } = &mut report;
         shared(server_name);
+        for file in &mut local_certs.files {
+            shared(&mut file.cert_file);
+            if let Err(reason) = &mut file.leaf {
+                text(reason);
+            }
+        }
+        for n in &mut local_certs.not_reloaded {
+            shared(&mut n.cert_file);
+            shared(&mut n.name);
+        }
         failures.iter_mut().for_each(failure);
         if let Some(ClientReport {
             outcome: _,

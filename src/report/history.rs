@@ -284,6 +284,7 @@ mod tests {
             client: None,
             key_history: crate::report::KeyHistory::default(),
             support: None,
+            local_certs: crate::report::LocalCertsReport::default(),
         }
     }
 

@@ -277,6 +277,11 @@ label_enum! {
         /// `/.well-known/matrix/support` is there but not a valid document (`invalid`, `invalid_json`,
         /// `too_large`).
         SupportInvalid => "support_invalid",
+        /// A `local_certificates` file is missing, unreadable, over 1 MiB or holds no certificate (address `""`).
+        LocalCertUnreadable => "local_cert_unreadable",
+        /// An address serves an older certificate than a `local_certificates` file holds for the same name, and
+        /// the file changed more than `reload_grace` ago: the server or its proxy was not reloaded.
+        CertNotReloaded => "cert_not_reloaded",
     }
 }
 

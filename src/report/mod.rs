@@ -61,6 +61,9 @@ pub struct ServerReport {
     pub key_history: KeyHistory,
     /// `/.well-known/matrix/support`; `None` when `probe.checks.support` is off or the probe was cut.
     pub support: Option<SupportReport>,
+    /// The certificate files of `local_certificates` for this server and how they compare with what it serves
+    /// (empty when none is configured).
+    pub local_certs: LocalCertsReport,
 }
 
 impl ServerReport {
@@ -118,6 +121,17 @@ impl ServerReport {
             .iter()
             .filter(move |_| some_probed)
             .map(|r| (Warning::AddressNotPublic, Some(r.address), &r.target_host));
+        let unreadable = self
+            .local_certs
+            .files
+            .iter()
+            .filter(|f| f.leaf.is_err())
+            .map(|f| (Warning::LocalCertUnreadable, None, &f.cert_file));
+        let not_reloaded = self
+            .local_certs
+            .not_reloaded
+            .iter()
+            .map(|n| (Warning::CertNotReloaded, Some(n.address), &n.cert_file));
         let shadowed = d
             .shadowed_srv
             .iter()
@@ -162,6 +176,8 @@ impl ServerReport {
             .chain(keys)
             .chain(shadowed)
             .chain(support)
+            .chain(unreadable)
+            .chain(not_reloaded)
     }
 
     /// The client discovery failures (stage `client`): exported with the others, but outside
@@ -169,6 +185,45 @@ impl ServerReport {
     pub fn client_failures(&self) -> impl Iterator<Item = &Failure> {
         self.client.iter().flat_map(|c| c.failures.iter())
     }
+}
+
+/// The `local_certificates` files of one server (DESIGN.md point 7), as read for one probe.
+#[derive(Clone, Debug, Default)]
+pub struct LocalCertsReport {
+    /// Every file, after glob expansion, in config order.
+    pub files: Vec<LocalCertFile>,
+    /// Every address (federation or the well-known's port 443) that serves an older certificate than a file
+    /// holds for the same name, past the reload grace: the warning `cert_not_reloaded`.
+    pub not_reloaded: Vec<NotReloaded>,
+}
+
+/// One certificate file on this machine.
+#[derive(Clone, Debug)]
+pub struct LocalCertFile {
+    /// The path as configured, after glob expansion (the `cert_file` label).
+    pub cert_file: SharedStr,
+    /// The file's leaf (its first certificate), or why there is none (missing, permission denied, over 1 MiB, no
+    /// certificate): the warning `local_cert_unreadable`.
+    pub leaf: Result<Arc<CertFacts>, String>,
+    /// The file's modification time (of the symlink's target), Unix seconds, when it could be read.
+    pub modified: Option<i64>,
+}
+
+/// An address still serving a certificate older than the one a local file holds for the name it is judged
+/// against: the server or its reverse proxy was not reloaded after the renewal.
+#[derive(Clone, Debug)]
+pub struct NotReloaded {
+    pub address: SocketAddr,
+    /// The name the certificate is judged against there.
+    pub name: SharedStr,
+    /// True for the well-known's port 443, false for a federation address.
+    pub well_known: bool,
+    /// The file holding the newer certificate.
+    pub cert_file: SharedStr,
+    /// The leaf the address serves.
+    pub served: Arc<CertFacts>,
+    /// The newer leaf in the file.
+    pub on_disk: Arc<CertFacts>,
 }
 
 /// A finding that does not fail the probe: a closed [`Warning`] label and what it is about. Its message for
@@ -190,6 +245,7 @@ impl ServerReport {
         Self {
             history: History::default(),
             key_history: KeyHistory::default(),
+            local_certs: LocalCertsReport::default(),
             server_name: server_name.into(),
             started_at,
             finished_at: started_at + duration,

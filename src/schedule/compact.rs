@@ -88,6 +88,7 @@ mod tests {
         let mut report = ServerReport {
             history: crate::report::History::default(),
             key_history: crate::report::KeyHistory::default(),
+            local_certs: crate::report::LocalCertsReport::default(),
             server_name: "example.org".into(),
             started_at: SystemTime::UNIX_EPOCH,
             finished_at: SystemTime::UNIX_EPOCH,

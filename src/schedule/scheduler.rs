@@ -350,6 +350,7 @@ mod tests {
         ServerReport {
             history: crate::report::History::default(),
             key_history: crate::report::KeyHistory::default(),
+            local_certs: crate::report::LocalCertsReport::default(),
             server_name: name.into(),
             started_at: now,
             finished_at: now,

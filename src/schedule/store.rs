@@ -223,6 +223,7 @@ mod tests {
         ServerReport {
             history: crate::report::History::default(),
             key_history: crate::report::KeyHistory::default(),
+            local_certs: crate::report::LocalCertsReport::default(),
             server_name: name.into(),
             started_at: SystemTime::UNIX_EPOCH,
             finished_at: SystemTime::UNIX_EPOCH + Duration::from_secs(secs),

@@ -84,6 +84,7 @@ pub fn dual_stack_report(i: usize) -> ServerReport {
     ServerReport {
         history: matrix_federation_exporter::report::History::default(),
         key_history: matrix_federation_exporter::report::KeyHistory::default(),
+        local_certs: matrix_federation_exporter::report::LocalCertsReport::default(),
         server_name: name.clone().into(),
         started_at: SystemTime::now(),
         finished_at: SystemTime::now(),

@@ -80,6 +80,18 @@ pub struct Kept {
     host: String,
     port: u16,
     conn: HttpConn,
+    /// The address connected to and the leaf it served (for `local_certificates`).
+    served: Option<(SocketAddr, std::sync::Arc<crate::report::CertFacts>)>,
+}
+
+impl Kept {
+    /// The host the certificate was judged for, the address connected to, and the leaf it served.
+    #[must_use]
+    pub fn served(&self) -> Option<(&str, SocketAddr, &std::sync::Arc<crate::report::CertFacts>)> {
+        self.served
+            .as_ref()
+            .map(|(address, leaf)| (self.host.as_str(), *address, leaf))
+    }
 }
 
 /// `GET url`, following redirects, reading at most `max_body` bytes. `hops` receives every URL asked and its
@@ -219,6 +231,13 @@ async fn get_once(
             format!("{}: {}", f.reason, f.message),
         ));
     }
+    let served = judged
+        .stream
+        .get_ref()
+        .0
+        .peer_addr()
+        .ok()
+        .zip(judged.certificate.chain.first().cloned());
     let mut conn = HttpConn::handshake(judged.stream, env.timeouts.http)
         .await
         .map_err(|e| get_error(&e))?;
@@ -227,7 +246,12 @@ async fn get_once(
         .await
         .map_err(|e| get_error(&e))?;
     if kept.is_none() {
-        *kept = Some(Kept { host, port, conn });
+        *kept = Some(Kept {
+            host,
+            port,
+            conn,
+            served,
+        });
     }
     Ok(response)
 }

@@ -485,6 +485,7 @@ mod tests {
         let report = ServerReport {
             history: crate::report::History::default(),
             key_history: crate::report::KeyHistory::default(),
+            local_certs: crate::report::LocalCertsReport::default(),
             server_name: "mixed.example".into(),
             started_at: std::time::UNIX_EPOCH,
             finished_at: std::time::UNIX_EPOCH,

@@ -100,6 +100,7 @@ fn report_sections(r: &ServerReport, now: SystemTime) -> Markup {
         }
         (super::client::client_section(r))
         (super::faq::support_section(r))
+        (super::local_certs::section(r, now))
         @if !r.history.changes().is_empty() {
             (history_section(r, now))
         }

@@ -229,6 +229,10 @@ fn client_cell(r: &ServerReport) -> Markup {
 fn problem(name: &str, r: &ServerReport) -> Markup {
     let mut failures = all_failures(r);
     let Some((address, failure)) = failures.next() else {
+        // A renewed certificate not served yet names its address and the reload (`local_certificates`).
+        if let Some(note) = super::local_certs::index_note(r) {
+            return note;
+        }
         let warnings = r.warnings();
         return html! {
             @if let Some(w) = warnings.first() {

@@ -21,6 +21,7 @@ mod detail;
 mod faq;
 mod index;
 mod keys;
+mod local_certs;
 mod runbook;
 
 use std::fmt::{self, Write as _};

@@ -212,6 +212,10 @@ pub const SUPPORT_CONTACTS: Desc = gauge(
     "matrix_federation_support_contacts",
     "Contacts the support well-known lists, per role; only when result is ok.",
 );
+pub const LOCAL_CERT_NOT_AFTER: Desc = gauge(
+    "matrix_federation_local_cert_not_after_timestamp_seconds",
+    "notAfter of the leaf in each local_certificates file, in Unix seconds; absent while the file is unreadable.",
+);
 
 /// Every family this module renders, in output order.
 pub const RENDERED: &[&Desc] = &[
@@ -254,6 +258,7 @@ pub const RENDERED: &[&Desc] = &[
     &SHADOWED_SRV_INFO,
     &SUPPORT_INFO,
     &SUPPORT_CONTACTS,
+    &LOCAL_CERT_NOT_AFTER,
 ];
 
 /// The exporter version (`version` label of `build_info`).

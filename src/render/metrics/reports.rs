@@ -16,10 +16,10 @@ use super::{
     ADDRESS_INFO, ADDRESS_SUCCESS, ADDRESSES, CERT_CHAIN_NOT_AFTER, CERT_INFO, CERT_NOT_AFTER,
     CERT_NOT_BEFORE, CERT_VALID, CLIENT_DISCOVERY_INFO, CLIENT_SUCCESS, CLIENT_VERSIONS_INFO,
     CONNECTION_DURATION, DISCOVERY_INFO, Desc, FAILURE_INFO, KEYS_VALID, KEYS_VALID_UNTIL,
-    PROBE_DURATION, PROBE_SUCCESS, PROBE_TIMESTAMP, RESOLUTION_DURATION, SERVER_VERSION_INFO,
-    SHADOWED_SRV_INFO, SIGNING_KEY_CHANGE, SIGNING_KEY_INFO, SUPPORT_CONTACTS, SUPPORT_INFO,
-    TLS_INFO, WARNING_INFO, WELL_KNOWN_ADDRESS_INFO, WELL_KNOWN_CACHE_TTL, WELL_KNOWN_CONSISTENT,
-    family_name, unix_seconds,
+    LOCAL_CERT_NOT_AFTER, PROBE_DURATION, PROBE_SUCCESS, PROBE_TIMESTAMP, RESOLUTION_DURATION,
+    SERVER_VERSION_INFO, SHADOWED_SRV_INFO, SIGNING_KEY_CHANGE, SIGNING_KEY_INFO, SUPPORT_CONTACTS,
+    SUPPORT_INFO, TLS_INFO, WARNING_INFO, WELL_KNOWN_ADDRESS_INFO, WELL_KNOWN_CACHE_TTL,
+    WELL_KNOWN_CONSISTENT, family_name, unix_seconds,
 };
 use crate::render::prerendered::{Prerendered, address_head};
 use crate::report::Labels;
@@ -117,7 +117,8 @@ fn encode_reports(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
     encode_client(enc, reports)?;
     encode_well_known_addresses(enc, reports)?;
     encode_key_changes(enc, reports)?;
-    encode_shadowed_and_support(enc, reports)
+    encode_shadowed_and_support(enc, reports)?;
+    encode_local_certs(enc, reports)
 }
 
 /// Client discovery: success, what the spec tells clients (outcome, result, base URL), and the latest version.
@@ -229,6 +230,22 @@ fn encode_shadowed_and_support(enc: &mut DescriptorEncoder, reports: &[Row]) -> 
                 fam.gauge(
                     &(server(r, extra), [("contact_role", role.as_str())]),
                     f64::from(s.count(role)),
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `local_cert_not_after_timestamp_seconds{cert_file}`: the leaf of every readable `local_certificates` file.
+fn encode_local_certs(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+    let mut fam = FamilyWriter::new(enc, &LOCAL_CERT_NOT_AFTER);
+    for (r, extra) in reports {
+        for file in &r.local_certs.files {
+            if let Ok(leaf) = &file.leaf {
+                fam.gauge(
+                    &(server(r, extra), [("cert_file", &*file.cert_file)]),
+                    leaf.not_after as f64,
                 )?;
             }
         }

@@ -52,6 +52,8 @@ pub(super) struct Extension {
     /// `signing_key_change_timestamp_seconds` metric; scheduled servers only, absent otherwise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     key_changes: Vec<ExtKeyChange>,
+    /// The `local_certificates` files and the addresses that still serve an older certificate.
+    local_certificates: ExtLocalCerts,
 }
 
 #[derive(Serialize)]
@@ -203,6 +205,77 @@ struct ExtKeyChange {
     change: &'static str,
     /// When the exporter saw it, Unix seconds.
     at: u64,
+}
+
+#[derive(Serialize)]
+struct ExtLocalCerts {
+    files: Vec<ExtLocalFile>,
+    not_reloaded: Vec<ExtNotReloaded>,
+}
+
+#[derive(Serialize)]
+struct ExtLocalFile {
+    cert_file: String,
+    /// The leaf's notAfter (Unix seconds), when the file could be read.
+    not_after: Option<i64>,
+    not_before: Option<i64>,
+    fingerprint_sha256: Option<String>,
+    /// Why the file is unusable (`local_cert_unreadable`).
+    error: Option<String>,
+    /// The file's modification time (Unix seconds).
+    modified: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct ExtNotReloaded {
+    address: String,
+    name: String,
+    /// True for the well-known's port 443.
+    well_known: bool,
+    cert_file: String,
+    served_not_after: i64,
+    served_fingerprint_sha256: String,
+    file_not_after: i64,
+    file_fingerprint_sha256: String,
+    /// What to run, in words.
+    fix: String,
+}
+
+fn ext_local_certs(r: &ServerReport) -> ExtLocalCerts {
+    let lc = &r.local_certs;
+    ExtLocalCerts {
+        files: lc
+            .files
+            .iter()
+            .map(|f| ExtLocalFile {
+                cert_file: f.cert_file.to_string(),
+                not_after: f.leaf.as_ref().ok().map(|l| l.not_after),
+                not_before: f.leaf.as_ref().ok().map(|l| l.not_before),
+                fingerprint_sha256: f
+                    .leaf
+                    .as_ref()
+                    .ok()
+                    .map(|l| l.fingerprint_sha256.to_string()),
+                error: f.leaf.as_ref().err().cloned(),
+                modified: f.modified,
+            })
+            .collect(),
+        not_reloaded: lc
+            .not_reloaded
+            .iter()
+            .map(|n| ExtNotReloaded {
+                address: n.address.to_string(),
+                name: n.name.to_string(),
+                well_known: n.well_known,
+                cert_file: n.cert_file.to_string(),
+                served_not_after: n.served.not_after,
+                served_fingerprint_sha256: n.served.fingerprint_sha256.to_string(),
+                file_not_after: n.on_disk.not_after,
+                file_fingerprint_sha256: n.on_disk.fingerprint_sha256.to_string(),
+                fix: explain::not_reloaded_fix(n),
+            })
+            .collect(),
+    }
 }
 
 #[derive(Serialize)]
@@ -399,6 +472,7 @@ pub(super) fn extension(r: &ServerReport) -> Extension {
                 at: c.at,
             })
             .collect(),
+        local_certificates: ext_local_certs(r),
     }
 }
 

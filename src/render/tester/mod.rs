@@ -509,6 +509,7 @@ mod tests {
         ServerReport {
             history: crate::report::History::default(),
             key_history: crate::report::KeyHistory::default(),
+            local_certs: crate::report::LocalCertsReport::default(),
             server_name: "example.org".into(),
             started_at: UNIX_EPOCH,
             finished_at: UNIX_EPOCH + Duration::from_secs(100),
