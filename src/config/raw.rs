@@ -31,6 +31,7 @@ struct RawConfig {
     api: Option<RawApi>,
     web: Option<RawWeb>,
     target_files: Option<Vec<String>>,
+    homeservers: Option<Vec<crate::config::homeservers::RawHomeserver>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -207,6 +208,9 @@ impl RawConfig {
             target_files.push(full);
         }
 
+        let homeservers =
+            crate::config::homeservers::validate(self.homeservers.unwrap_or_default(), base)?;
+
         let raw_nameservers = self.dns.and_then(|d| d.nameservers).unwrap_or_default();
         let mut nameservers = Vec::with_capacity(raw_nameservers.len());
         for (i, text) in raw_nameservers.iter().enumerate() {
@@ -246,6 +250,7 @@ impl RawConfig {
                 ca_files,
             },
             target_files,
+            homeservers,
             shard: None,
             web,
             api: ApiConfig {

@@ -7,12 +7,13 @@
 
 pub mod address_class;
 mod history;
+pub mod homeserver;
 mod labels;
 mod shared_str;
 
 pub use history::{Change, History, State};
 pub use labels::{
-    AddressClass, Family, Method, Phase, Reason, Stage, Step, Warning, WellKnownOutcome,
+    AddressClass, Family, Method, Phase, Reason, Stage, Step, Verdict, Warning, WellKnownOutcome,
 };
 pub use shared_str::SharedStr;
 
