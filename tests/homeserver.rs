@@ -51,10 +51,14 @@ fn admin(api: &FakeAdminApi, token_file: PathBuf, max_destinations: usize) -> Sy
 }
 
 async fn metrics(exporter: &Exporter) -> String {
+    get(exporter, "/metrics").await
+}
+
+async fn get(exporter: &Exporter, path: &str) -> String {
     let response = exporter
         .router
         .clone()
-        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
         .await
         .unwrap();
     let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -194,6 +198,10 @@ async fn a_refused_token_a_hang_and_a_huge_answer_are_errors_without_the_token()
 /// (expired certificate) fine in Synapse (`unseen_fault`), gone.test failing on both (them); old.test failing for
 /// 40 days and a name that is not a server name are skipped. good.test is also configured: probed once.
 #[tokio::test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario: probe, metrics, pages, then the admin API failing and shrinking"
+)]
 async fn destinations_are_probed_once_with_a_verdict_and_the_last_good_list_stays() {
     let zone = delegated_and_expired_zone().a("us.test", "127.0.0.5".parse().unwrap());
     let mut world = World::new("admin-verdict", zone, TIMEOUTS).await;
@@ -265,6 +273,25 @@ async fn destinations_are_probed_once_with_a_verdict_and_the_last_good_list_stay
     assert!(text.contains("matrix_federation_homeserver_destination_retry_interval_seconds{homeserver=\"home\",server_name=\"us.test\"} 1200"));
     assert!(!text.contains("old.test"));
     assert!(!text.contains(TOKEN));
+
+    // The status page: Synapse says / we say / verdict, filterable to `us`; the index links to it.
+    let page = get(&exporter, "/homeserver/home?verdict=us").await;
+    assert!(page.contains(">us.test<"), "{page}");
+    for other in [">good.test<", ">bad.test<", ">gone.test<"] {
+        assert!(!page.contains(other), "{other} in {page}");
+    }
+    assert!(page.contains("failing for"));
+    let all = get(&exporter, "/homeserver/home").await;
+    assert!(all.contains(">gone.test<") && all.contains("unseen_fault"));
+    let index = get(&exporter, "/").await;
+    assert!(
+        index.contains("href=\"/homeserver/home?verdict=us\""),
+        "{index}"
+    );
+    for shown in [&page, &all, &index] {
+        assert!(!shown.contains(TOKEN));
+    }
+    assert!(get(&exporter, "/homeserver/nope").await.contains("nope"));
 
     // The admin API fails: the last good list stays (and is still probed), the homeserver is down.
     api.set_mode(Mode::Status(500));

@@ -150,6 +150,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(status_index))
         .route("/server/{name}", get(status_server))
+        .route("/homeserver/{name}", get(status_homeserver))
         .route("/runbook", get(runbook))
         .route("/metrics", get(metrics_handler))
         .route("/probe", get(probe_handler))
@@ -172,6 +173,7 @@ async fn status_index(State(state): State<Arc<AppState>>, RawQuery(query): RawQu
         sort,
         SystemTime::now(),
     );
+    let page = html::with_homeservers(page, &state.store.homeservers.snapshot());
     html_page(StatusCode::OK, page)
 }
 
@@ -184,6 +186,24 @@ async fn status_server(State(state): State<Arc<AppState>>, Path(name): Path<Stri
     html_page(
         StatusCode::OK,
         html::server_page(&name, report.as_deref(), SystemTime::now()),
+    )
+}
+
+/// `GET /homeserver/{name}?verdict=`: a configured homeserver's destinations, Synapse's view beside ours; 404
+/// for a name not configured.
+async fn status_homeserver(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let Some(view) = state.store.homeservers.get(&name) else {
+        return html_page(StatusCode::NOT_FOUND, html::not_found_page(&name));
+    };
+    let filter = html::VerdictFilter::from_query(query.as_deref());
+    let reports = state.store.snapshot();
+    html_page(
+        StatusCode::OK,
+        html::homeserver_page(&view, &reports, filter, SystemTime::now()),
     )
 }
 
