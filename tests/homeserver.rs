@@ -292,6 +292,13 @@ async fn destinations_are_probed_once_with_a_verdict_and_the_last_good_list_stay
         assert!(!shown.contains(TOKEN));
     }
     assert!(get(&exporter, "/homeserver/nope").await.contains("nope"));
+    // The report API's extension key says what the homeserver says of it, and the verdict.
+    let answer: serde_json::Value =
+        serde_json::from_str(&get(&exporter, "/api/report?server_name=us.test").await).unwrap();
+    let listed = &answer["MatrixFederationExporter"]["homeservers"][0];
+    assert_eq!(listed["homeserver"], "home");
+    assert_eq!(listed["verdict"], "us");
+    assert_eq!(listed["failure_ts"], since);
 
     // The admin API fails: the last good list stays (and is still probed), the homeserver is down.
     api.set_mode(Mode::Status(500));

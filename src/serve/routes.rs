@@ -350,7 +350,24 @@ async fn api_report(
             &state,
             &method,
             query.as_deref(),
-            |report| json_answer(StatusCode::OK, tester::tester_report_pretty(report)),
+            |report| {
+                // The homeservers whose admin API lists this server, with what Synapse says of it.
+                let views = state.store.homeservers.snapshot();
+                let listed_by: Vec<tester::ListedBy<'_>> = views
+                    .iter()
+                    .filter_map(|v| {
+                        v.destination(report.server_name.as_str())
+                            .map(|destination| tester::ListedBy {
+                                homeserver: &v.name,
+                                destination,
+                            })
+                    })
+                    .collect();
+                json_answer(
+                    StatusCode::OK,
+                    tester::tester_report_pretty_with(report, &listed_by),
+                )
+            },
             // Every answer about a name is JSON in the tester's shape, so `res.json()` never throws.
             |refusal| {
                 json_answer(

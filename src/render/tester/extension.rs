@@ -38,6 +38,38 @@ pub(super) struct Extension {
     /// The server's last state changes, newest first (scheduled servers only; absent otherwise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     history: Vec<crate::render::history::JsonChange>,
+    /// The configured homeservers whose admin API lists this server as a destination: what Synapse says, and
+    /// the verdict joined with this report (absent when none lists it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    homeservers: Vec<ExtHomeserver>,
+}
+
+#[derive(Serialize)]
+struct ExtHomeserver {
+    homeserver: String,
+    /// Synapse's `failure_ts` (ms since the epoch): a run of failures began; `null` when not failing.
+    failure_ts: Option<i64>,
+    /// Synapse's current backoff, in seconds (0: not backing off).
+    retry_interval_seconds: f64,
+    /// Synapse's `retry_last_ts` (ms since the epoch; 0: it never had to retry).
+    retry_last_ts: i64,
+    /// `ok`, `them`, `us` or `unseen_fault`, as `matrix_federation_destination_verdict`.
+    verdict: &'static str,
+}
+
+impl Extension {
+    pub(super) fn set_homeservers(&mut self, r: &ServerReport, listed_by: &[super::ListedBy<'_>]) {
+        self.homeservers = listed_by
+            .iter()
+            .map(|l| ExtHomeserver {
+                homeserver: l.homeserver.to_owned(),
+                failure_ts: l.destination.failure_ts,
+                retry_interval_seconds: l.destination.retry_interval as f64 / 1000.0,
+                retry_last_ts: l.destination.retry_last_ts,
+                verdict: l.destination.verdict(r.success()).as_str(),
+            })
+            .collect();
+    }
 }
 
 #[derive(Serialize)]
@@ -193,6 +225,7 @@ pub(super) fn extension(r: &ServerReport) -> Extension {
             })
             .collect(),
         history: crate::render::history::json(&r.history),
+        homeservers: Vec::new(),
     }
 }
 
