@@ -1,6 +1,6 @@
 //! A homeserver as a target source, against a fake Synapse admin API on loopback HTTPS (test CA): pagination,
 //! bounds (`max_destinations`, a hanging API, a 50 MB answer), a refused token, skipped destinations, the
-//! verdict joined with our probes, dedup with configured servers, keeping the last good list, and sharding.
+//! verdict joined with our probes, dedup with configured servers, keeping the last good list, sharding and reload.
 
 mod support;
 
@@ -10,12 +10,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::body::Body;
 use http::Request;
 use http_body_util::BodyExt as _;
-use matrix_federation_exporter::config::Config;
 use matrix_federation_exporter::config::homeservers::SynapseAdmin;
 use matrix_federation_exporter::config::shard::Shard;
+use matrix_federation_exporter::config::{Config, Source};
 use matrix_federation_exporter::probe::connect::http_client::GetError;
 use matrix_federation_exporter::probe::homeserver::{AdminError, MAX_PAGE_BYTES, fetch};
-use matrix_federation_exporter::serve::daemon::Exporter;
+use matrix_federation_exporter::serve::daemon::{self, Exporter};
 use support::admin_api::{FakeAdminApi, Mode, Row};
 use support::{TIMEOUTS, Validity, World, Zone, world::delegated_and_expired_zone};
 use tower::ServiceExt as _;
@@ -373,4 +373,48 @@ async fn each_shard_probes_its_share_of_the_destinations() {
     let mut want = names.clone();
     want.sort();
     assert_eq!(all, want);
+}
+
+/// `homeservers:` reloads like the rest of the config: added, its destinations are probed; removed, they go.
+#[tokio::test]
+async fn a_reload_adds_and_removes_a_homeserver() {
+    let world = World::new("admin-reload", Zone::new(), TIMEOUTS).await;
+    let api = FakeAdminApi::start(
+        &world.ca,
+        TOKEN,
+        Mode::Serve(vec![Row::healthy("a.test"), Row::healthy("b.test")]),
+    )
+    .await;
+    let file = token_file("reload", TOKEN);
+    let dir = file.parent().unwrap().to_owned();
+    let config = dir.join("config.yml");
+    std::fs::write(&config, "servers: [c.test]\n").unwrap();
+    let source = Source {
+        file: Some(config.clone()),
+        ..Source::default()
+    };
+    let env = world.env.clone();
+    let exporter =
+        daemon::start_reloadable(source, Box::new(move |_: &Config| Ok(env.clone()))).unwrap();
+    let names =
+        |e: &Exporter| -> Vec<String> { e.scheduled().iter().map(ToString::to_string).collect() };
+    assert_eq!(names(&exporter), ["c.test"]);
+
+    std::fs::write(
+        &config,
+        format!(
+            "servers: [c.test]\nhomeservers:\n  - name: home\n    synapse_admin:\n      url: {}\n      access_token_file: {}\n",
+            api.url,
+            file.display()
+        ),
+    )
+    .unwrap();
+    exporter.reload().await.unwrap();
+    wait_until(&exporter, "the destinations", |e| e.scheduled().len() == 3).await;
+    assert_eq!(names(&exporter), ["a.test", "b.test", "c.test"]);
+
+    std::fs::write(&config, "servers: [c.test]\n").unwrap();
+    exporter.reload().await.unwrap();
+    assert_eq!(names(&exporter), ["c.test"]);
+    assert!(exporter.homeservers().is_empty());
 }
