@@ -130,6 +130,19 @@ async fn ten_thousand_destinations_are_read_page_by_page() {
 }
 
 #[tokio::test]
+async fn plain_http_works_on_loopback() {
+    let world = World::new("admin-plain", Zone::new(), TIMEOUTS).await;
+    let api = FakeAdminApi::start_plain(TOKEN, Mode::Serve(rows(3))).await;
+    assert!(api.url.starts_with("http://127.0.0.1:"));
+    let file = token_file("plain", TOKEN);
+    let fetched = fetch(&world.env, &admin(&api, file, 100), SystemTime::now())
+        .await
+        .unwrap();
+    assert_eq!(fetched.destinations.len(), 3);
+    assert!(api.requests().iter().all(|(_, authorized)| *authorized));
+}
+
+#[tokio::test]
 async fn a_refused_token_a_hang_and_a_huge_answer_are_errors_without_the_token() {
     let world = World::new("admin-errors", Zone::new(), TIMEOUTS).await;
     let api = FakeAdminApi::start(&world.ca, TOKEN, Mode::Serve(rows(3))).await;

@@ -244,6 +244,12 @@ async fn connect(env: &ProbeEnv, url: &url::Url) -> Result<HttpConn, AdminError>
     let port = url.port_or_known_default().unwrap_or(443);
     let ips: Vec<IpAddr> = if let Ok(ip) = host.parse::<IpAddr>() {
         vec![ip]
+    } else if host.eq_ignore_ascii_case("localhost") {
+        // The resolver asks DNS only (no /etc/hosts); `localhost` is loopback by definition (RFC 6761).
+        vec![
+            IpAddr::from([127, 0, 0, 1]),
+            IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        ]
     } else {
         let found = env.dns.host(&host).await;
         if found.ips.is_empty() {

@@ -87,31 +87,57 @@ impl FakeAdminApi {
             .expect("bind admin API");
         let addr = listener.local_addr().expect("admin API addr");
         let config = ca.leaf(&["127.0.0.1"], Validity::Valid).server_config();
+        Self::serve(
+            listener,
+            Some(config),
+            format!("https://{addr}"),
+            token,
+            mode,
+        )
+    }
+
+    /// Starts on `127.0.0.1` (any port) in plain HTTP, as a homeserver's loopback-only listener.
+    pub async fn start_plain(token: &str, mode: Mode) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind admin API");
+        let addr = listener.local_addr().expect("admin API addr");
+        Self::serve(listener, None, format!("http://{addr}"), token, mode)
+    }
+
+    fn serve(
+        listener: TcpListener,
+        config: Option<Arc<rustls::ServerConfig>>,
+        url: String,
+        token: &str,
+        mode: Mode,
+    ) -> Self {
         let shared = Arc::new(Shared {
             token: token.to_owned(),
             mode: Mutex::new(mode),
             requests: Mutex::new(Vec::new()),
         });
-        let acceptor = TlsAcceptor::from(config);
+        let acceptor = config.map(TlsAcceptor::from);
         let s = shared.clone();
         let task = tokio::spawn(accept_each(listener, move |tcp| {
             let (acceptor, shared) = (acceptor.clone(), s.clone());
             async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
                 let service = service_fn(move |req| respond(req, shared.clone()));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await;
+                let http = hyper::server::conn::http1::Builder::new();
+                match acceptor {
+                    Some(acceptor) => {
+                        let Ok(tls) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        let _ = http.serve_connection(TokioIo::new(tls), service).await;
+                    }
+                    None => {
+                        let _ = http.serve_connection(TokioIo::new(tcp), service).await;
+                    }
+                }
             }
         }));
-        Self {
-            url: format!("https://{addr}"),
-            shared,
-            task,
-        }
+        Self { url, shared, task }
     }
 
     pub fn set_mode(&self, mode: Mode) {
