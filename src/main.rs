@@ -317,10 +317,37 @@ fn describe(cli: &Cli, config: &Config, targets: &[targets::Target], listen: Soc
         &d(config.web.header_read_timeout),
     );
     line("web.idle_timeout", &d(config.web.idle_timeout));
+    line("homeservers", &homeservers_line(config));
     let _ = writeln!(out, "web.listen-address: {listen}");
     would_probe(&mut out, targets.iter().filter(|t| in_shard(&t.name)));
     out.truncate(out.trim_end().len());
     out
+}
+
+/// The `homeservers` line of `--check-config`: each entry's settings (the token file's content is never read
+/// here), or "(none)".
+fn homeservers_line(config: &Config) -> String {
+    let d = humantime::format_duration;
+    let entries: Vec<String> = config
+        .homeservers
+        .iter()
+        .map(|h| {
+            let a = &h.synapse_admin;
+            format!(
+                "{} ({}, refresh {}, max_destinations {}, skip_failing_longer_than {}; destinations are listed when the exporter runs)",
+                h.name,
+                a.url,
+                d(a.refresh),
+                a.max_destinations,
+                d(a.skip_failing_longer_than)
+            )
+        })
+        .collect();
+    if entries.is_empty() {
+        "(none)".to_owned()
+    } else {
+        entries.join(", ")
+    }
 }
 
 /// The `would probe:` list of `--check-config`, with labels, or "(none)".

@@ -965,6 +965,25 @@ fn golden_key_history() -> matrix_federation_exporter::report::KeyHistory {
         .observe(Some(&after), T0 - 3600)
 }
 
+/// The golden server as a destination of a homeserver `home` that has been failing it for an hour.
+fn golden_destination() -> matrix_federation_exporter::report::homeserver::Destination {
+    matrix_federation_exporter::report::homeserver::Destination {
+        server_name: "example.org".into(),
+        retry_last_ts: 1_699_996_400_000,
+        retry_interval: 1_200_000,
+        failure_ts: Some(1_699_996_400_000),
+    }
+}
+
+fn golden_listed_by(
+    destination: &matrix_federation_exporter::report::homeserver::Destination,
+) -> tester::ListedBy<'_> {
+    tester::ListedBy {
+        homeserver: "home",
+        destination,
+    }
+}
+
 fn golden_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/report.json")
 }
@@ -972,7 +991,9 @@ fn golden_path() -> PathBuf {
 #[test]
 fn golden_report_json() {
     let report = golden_report();
-    let rendered = tester::tester_report_pretty(&report) + "\n";
+    let destination = golden_destination();
+    let listed_by = [golden_listed_by(&destination)];
+    let rendered = tester::tester_report_pretty_with(&report, &listed_by) + "\n";
     // Upstream's shapes, and the key document as served (compacted, its order, `1.0e3` kept).
     support::tester_shape::assert_upstream_shape(&rendered);
     assert!(
@@ -988,7 +1009,7 @@ fn golden_report_json() {
     // The ordered rendering and the value are the same document.
     assert_eq!(
         serde_json::from_str::<Value>(&rendered).unwrap(),
-        tester::tester_report(&report)
+        tester::tester_report_with(&report, &listed_by)
     );
     let path = golden_path();
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
@@ -1033,7 +1054,10 @@ fn set<'a>(keys: &[&'a str]) -> BTreeSet<&'a str> {
 fn golden_file_has_exactly_the_testers_keys_plus_ours() {
     // While `golden_report_json` rewrites the file, check what it writes.
     let text = if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        tester::tester_report_pretty(&golden_report())
+        tester::tester_report_pretty_with(
+            &golden_report(),
+            &[golden_listed_by(&golden_destination())],
+        )
     } else {
         std::fs::read_to_string(golden_path()).unwrap()
     };

@@ -73,7 +73,7 @@ const BAD: &[Bad] = &[
         name: "unknown top-level key",
         yaml: "servers: []\ntargets: [matrix.org]\n",
         files: &[],
-        want: "line 2 column 1: unknown field `targets`, expected one of servers, probe, dns, tls, api, web, target_files, local_certificates",
+        want: "line 2 column 1: unknown field `targets`, expected one of servers, probe, dns, tls, api, web, target_files, local_certificates, homeservers",
     },
     Bad {
         name: "no connections allowed",
@@ -242,6 +242,54 @@ const BAD: &[Bad] = &[
         yaml: "probe: {}\nprobe: {}\n",
         files: &[],
         want: "line 2 column 1: duplicate mapping key: probe, set DuplicateKeyPolicy in Options if acceptable",
+    },
+    Bad {
+        name: "homeserver without a name",
+        yaml: "homeservers:\n  - synapse_admin: {url: 'https://m.example', access_token_file: token}\n",
+        files: &[("token", "syt_x\n")],
+        want: "homeservers[0].name: is required (the `homeserver` label)",
+    },
+    Bad {
+        name: "homeserver over plain http to a remote host",
+        yaml: "homeservers:\n  - name: home\n    synapse_admin: {url: 'http://m.example:8008', access_token_file: token}\n",
+        files: &[("token", "syt_x\n")],
+        want: "homeservers[0].synapse_admin.url: \"http://m.example:8008\": http:// is allowed only on a loopback address (localhost, 127.0.0.0/8, ::1); use https://",
+    },
+    Bad {
+        name: "homeserver token file missing",
+        yaml: "homeservers:\n  - name: home\n    synapse_admin: {url: 'https://m.example', access_token_file: nope}\n",
+        files: &[],
+        want: "homeservers[0].synapse_admin.access_token_file: {dir}/nope: cannot read: No such file or directory (os error 2)",
+    },
+    Bad {
+        name: "homeserver token file empty",
+        yaml: "homeservers:\n  - name: home\n    synapse_admin: {url: 'https://m.example', access_token_file: token}\n",
+        files: &[("token", "  \n")],
+        want: "homeservers[0].synapse_admin.access_token_file: {dir}/token: holds no token",
+    },
+    Bad {
+        name: "homeserver names twice",
+        yaml: "homeservers:\n  - name: home\n    synapse_admin: {url: 'https://a.example', access_token_file: token}\n  - name: home\n    synapse_admin: {url: 'https://b.example', access_token_file: token}\n",
+        files: &[("token", "syt_x\n")],
+        want: "homeservers[1].name: duplicate homeserver name \"home\" (first at homeservers[0])",
+    },
+    Bad {
+        name: "homeserver max_destinations 0",
+        yaml: "homeservers:\n  - name: home\n    synapse_admin: {url: 'https://m.example', access_token_file: token, max_destinations: 0}\n",
+        files: &[("token", "syt_x\n")],
+        want: "homeservers[0].synapse_admin.max_destinations: 0 is not between 1 and 100000",
+    },
+    Bad {
+        name: "homeserver refresh 0",
+        yaml: "homeservers:\n  - name: home\n    synapse_admin: {url: 'https://m.example', access_token_file: token, refresh: 0s}\n",
+        files: &[("token", "syt_x\n")],
+        want: "homeservers[0].synapse_admin.refresh: must be greater than 0",
+    },
+    Bad {
+        name: "homeserver unknown key",
+        yaml: "homeservers:\n  - name: home\n    synapse_admin:\n      url: https://m.example\n      token: x\n",
+        files: &[],
+        want: "line 5 column 7: unknown field `token`, expected one of url, access_token_file, refresh, max_destinations, skip_failing_longer_than",
     },
 ];
 

@@ -18,14 +18,16 @@ use matrix_federation_exporter::config::server_name::ServerName;
 use matrix_federation_exporter::config::targets::{Labels, Target};
 use matrix_federation_exporter::config::{DEFAULT_MAX_CONCURRENT_PROBES, ProbeConfig};
 use matrix_federation_exporter::render::metrics::{self, ExporterMetrics, Format};
+use matrix_federation_exporter::report::homeserver::Destination;
 use matrix_federation_exporter::report::{
     AddressClass, AddressReport, CertReport, ClientOutcome, ClientReport, ClientResult,
     DiscoveryReport, Failure, Family, KeysReport, LocalCertFile, LocalCertsReport, Method,
     NotReloaded, Phase, Reason, RefusedAddress, ServerReport, SrvInfo, Stage, Step, TargetReport,
-    TlsFacts, Warning, WellKnownAddress, WellKnownOutcome, WellKnownReport,
+    TlsFacts, Verdict, Warning, WellKnownAddress, WellKnownOutcome, WellKnownReport,
 };
 use matrix_federation_exporter::report::{ContactRole, SrvRecordName, SupportResult};
 use matrix_federation_exporter::report::{KeyChangeKind, VerifyKey};
+use matrix_federation_exporter::schedule::homeservers::Refreshed;
 use matrix_federation_exporter::schedule::store::Store;
 use matrix_federation_exporter::serve::limiter::Limiter;
 use matrix_federation_exporter::serve::routes::{
@@ -418,6 +420,40 @@ fn with_earlier_keys(report: &ServerReport) -> ServerReport {
     earlier
 }
 
+/// [`store_with`], and the homeserver of [`add_homeserver`].
+fn store_with_homeserver(reports: impl IntoIterator<Item = ServerReport>) -> Arc<Store> {
+    let store = store_with(reports);
+    add_homeserver(&store);
+    store
+}
+
+/// A homeserver `home` that lists example.org (not failing: `ok`), broken.test (failing: `them`) and
+/// unprobed.test (not probed yet: no verdict).
+fn add_homeserver(store: &Store) {
+    let destination = |name: &str, failure_ts: Option<i64>| Destination {
+        server_name: Arc::from(name),
+        retry_last_ts: failure_ts.unwrap_or(0),
+        retry_interval: if failure_ts.is_some() { 1_200_000 } else { 0 },
+        failure_ts,
+    };
+    store.homeservers.configure(&["home".to_owned()]);
+    store.homeservers.update(
+        "home",
+        Refreshed::Good {
+            destinations: vec![
+                destination("broken.test", Some(T0_SIGNED * 1000 - 3_600_000)),
+                destination("example.org", None),
+                destination("unprobed.test", None),
+            ],
+            listed: 4,
+            skipped_failing: 1,
+            skipped_invalid: 0,
+            truncated: false,
+        },
+        at(T0, 0),
+    );
+}
+
 fn render(store: &Arc<Store>, format: Format) -> String {
     metrics::encode(&metrics::registry(Arc::clone(store), &exporter()), format)
 }
@@ -426,7 +462,10 @@ fn render(store: &Arc<Store>, format: Format) -> String {
 
 #[test]
 fn openmetrics_snapshot() {
-    let text = render(&store_with([healthy(), failing()]), Format::OpenMetrics);
+    let text = render(
+        &store_with_homeserver([healthy(), failing()]),
+        Format::OpenMetrics,
+    );
     // The build identity changes with every release and build; everything else is fixed.
     let text = text.replace(
         &format!(
@@ -535,7 +574,7 @@ fn metrics_md_matches_the_rendered_output() {
     let documented = documented_metrics(&doc);
     assert!(!documented.is_empty(), "no metric rows found in METRICS.md");
 
-    let store = store_with([healthy(), failing()]);
+    let store = store_with_homeserver([healthy(), failing()]);
     let rendered = rendered_metrics(
         &render(&store, Format::Text004),
         &render(&store, Format::OpenMetrics),
@@ -622,6 +661,7 @@ fn metrics_md_matches_the_rendered_output() {
             "result {v} in METRICS.md"
         );
     }
+    expect("verdict", Verdict::ALL.iter().map(|v| v.as_str()).collect());
 }
 
 #[test]

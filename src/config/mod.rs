@@ -6,6 +6,7 @@
 //! `Config` happens in `probe/env.rs`.
 
 pub mod error;
+pub mod homeservers;
 mod raw;
 pub mod server_name;
 pub mod shard;
@@ -63,6 +64,8 @@ pub struct Config {
     pub web: WebLimits,
     /// Globs of Prometheus `file_sd` files with more servers (see `config/targets.rs`), relative to the config file.
     pub target_files: Vec<String>,
+    /// Homeservers whose admin API lists more servers to probe (`homeservers`; see `config/homeservers.rs`).
+    pub homeservers: Vec<homeservers::Homeserver>,
     /// Probe only the servers in this shard (`--shard i/n`; not a config-file key). `None` probes them all.
     pub shard: Option<Shard>,
     /// The certificate files the server serves, as the ACME client leaves them (DESIGN.md point 7); an entry whose

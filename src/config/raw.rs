@@ -32,6 +32,7 @@ struct RawConfig {
     web: Option<RawWeb>,
     target_files: Option<Vec<String>>,
     local_certificates: Option<Vec<RawLocalCertificates>>,
+    homeservers: Option<Vec<crate::config::homeservers::RawHomeserver>>,
 }
 
 /// One `local_certificates` entry (DESIGN.md point 7).
@@ -226,6 +227,9 @@ impl RawConfig {
         let local_certificates =
             validate_local_certificates(self.local_certificates.unwrap_or_default(), base)?;
 
+        let homeservers =
+            crate::config::homeservers::validate(self.homeservers.unwrap_or_default(), base)?;
+
         let raw_nameservers = self.dns.and_then(|d| d.nameservers).unwrap_or_default();
         let mut nameservers = Vec::with_capacity(raw_nameservers.len());
         for (i, text) in raw_nameservers.iter().enumerate() {
@@ -266,6 +270,7 @@ impl RawConfig {
             },
             target_files,
             local_certificates,
+            homeservers,
             shard: None,
             web,
             api: ApiConfig {

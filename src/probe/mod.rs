@@ -14,6 +14,7 @@ pub mod client;
 pub mod connect;
 pub mod discovery;
 pub mod env;
+pub mod homeserver;
 pub mod local_certs;
 pub mod support;
 

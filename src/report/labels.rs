@@ -432,3 +432,33 @@ impl ContactRole {
         }
     }
 }
+
+label_enum! {
+    /// A homeserver's view of one destination joined with our probe of it (the `verdict` label of
+    /// `destination_verdict`). "Synapse fails" means the admin API's `failure_ts` is not null: a run of failures
+    /// began and no success has reset it since.
+    Verdict {
+        /// Synapse is not failing and our probe passes.
+        Ok => "ok",
+        /// Synapse fails and so does our probe: the remote is broken.
+        Them => "them",
+        /// Synapse fails but our probe passes: look at the homeserver's own outbound path, its IP blocklist, or
+        /// whether the remote blocks it.
+        Us => "us",
+        /// Synapse is not failing but our probe is: a fault Synapse has not hit yet.
+        UnseenFault => "unseen_fault",
+    }
+}
+
+impl Verdict {
+    /// Joins "Synapse fails" (`failure_ts` not null) with our latest probe's success.
+    #[must_use]
+    pub const fn of(synapse_fails: bool, probe_success: bool) -> Self {
+        match (synapse_fails, probe_success) {
+            (false, true) => Verdict::Ok,
+            (true, false) => Verdict::Them,
+            (true, true) => Verdict::Us,
+            (false, false) => Verdict::UnseenFault,
+        }
+    }
+}

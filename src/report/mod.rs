@@ -8,6 +8,7 @@
 pub mod address_class;
 mod client;
 mod history;
+pub mod homeserver;
 pub mod key_history;
 mod labels;
 mod shared_str;
@@ -18,7 +19,7 @@ pub use history::{Change, History, State};
 pub use key_history::KeyHistory;
 pub use labels::{
     AddressClass, ClientOutcome, ClientResult, ContactRole, Family, KeyChangeKind, Method, Phase,
-    Reason, SrvRecordName, Stage, Step, SupportResult, Warning, WellKnownOutcome,
+    Reason, SrvRecordName, Stage, Step, SupportResult, Verdict, Warning, WellKnownOutcome,
 };
 pub use shared_str::SharedStr;
 pub use support::{

@@ -19,6 +19,8 @@ pub struct Store {
     servers: RwLock<Servers>,
     /// Counts stored reports, so a waiter can learn that a new one arrived.
     inserted: tokio::sync::watch::Sender<u64>,
+    /// The configured homeservers' destination lists (`homeservers:`), shown beside the reports.
+    pub homeservers: crate::schedule::homeservers::Homeservers,
 }
 
 #[derive(Debug, Default)]
@@ -114,6 +116,16 @@ impl Store {
             return Vec::new();
         }
         servers.by_name.keys().cloned().collect()
+    }
+
+    /// The servers of the last [`Store::configure`], sorted; `None` before it is called (then every report is
+    /// kept, see [`Store::insert`]).
+    #[must_use]
+    pub fn configured_names(&self) -> Option<Vec<Arc<str>>> {
+        let servers = self.read();
+        servers
+            .configured
+            .then(|| servers.by_name.keys().cloned().collect())
     }
 
     /// Changes whenever a report is stored.

@@ -6,7 +6,7 @@
 //! force.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
@@ -30,6 +30,7 @@ use crate::render::metrics::{self, ExporterMetrics};
 use crate::report::ServerReport;
 use crate::schedule::scheduler::{OnReport, Schedule, Scheduler};
 use crate::schedule::store::Store;
+use crate::serve::homeservers::{self, Refreshers};
 use crate::serve::limiter::Limiter;
 use crate::serve::listener;
 use crate::serve::routes::{self, AllowedTargets, AppState, ProbeEndpoint};
@@ -106,12 +107,22 @@ struct Inner {
     running: Mutex<Running>,
     /// Where a reload reads the configuration; `None` when started from a fixed config.
     source: Option<(Source, MakeEnv)>,
+    /// Bumped by the homeserver refresh loops when a destination list may have changed.
+    destinations_changed: watch::Sender<u64>,
 }
 
 struct Running {
     config: Config,
     scheduler: Scheduler,
     signature: targets::Signature,
+    /// The servers of the config and the target files (before sharding), without homeserver destinations.
+    configured: Vec<Target>,
+    /// The servers scheduled now (configured ones and destinations, sharded).
+    names: Vec<ServerName>,
+    env: Arc<ProbeEnv>,
+    prober: Prober,
+    /// The homeserver refresh loops of this configuration.
+    refreshers: Refreshers,
 }
 
 /// Starts probing `config.servers` through `env` and builds the routes, without reload (tests drive the whole
@@ -147,10 +158,13 @@ fn launch(
     let store = Arc::new(Store::new());
     let metrics = ExporterMetrics::new();
     let (ready_tx, ready) = watch::channel(false);
-    let targets = in_shard(&config, targets);
+    let env = Arc::new(env);
+    let (destinations_changed, changes) = watch::channel(0u64);
+    let refreshers = homeservers::start(&config.homeservers, &env, &store, &destinations_changed);
+    let configured = targets.to_vec();
+    let targets = in_shard(&config, &homeservers::with_destinations(targets, &store));
     store.configure(&targets);
     let names: Vec<ServerName> = targets.iter().map(|t| t.name.clone()).collect();
-    let env = Arc::new(env);
     let prober = prober(env.clone(), metrics.clone());
     let on_report: OnReport = {
         let (store, metrics) = (store.clone(), metrics.clone());
@@ -176,7 +190,15 @@ fn launch(
     metrics.set_probe_interval(config.probe.interval);
     metrics.set_servers(names.len());
     let caps = Caps::new(&config);
-    let routes = routes(&config, &env, prober, &store, &metrics, &ready, &caps);
+    let routes = routes(
+        &config,
+        &env,
+        prober.clone(),
+        &store,
+        &metrics,
+        &ready,
+        &caps,
+    );
     let signature = targets::signature(&config);
     let (web_limits, _) = watch::channel(web_limits(&config));
     let inner = Arc::new(Inner {
@@ -190,9 +212,19 @@ fn launch(
             config,
             scheduler,
             signature,
+            configured,
+            names,
+            env,
+            prober: prober.clone(),
+            refreshers,
         }),
         source,
+        destinations_changed,
     });
+    tokio::spawn(apply_destinations_on_change(
+        Arc::downgrade(&inner),
+        changes,
+    ));
     let dispatch = {
         let inner = inner.clone();
         tower::service_fn(move |request: Request| {
@@ -241,6 +273,18 @@ impl Exporter {
         self.inner.store.get(server_name)
     }
 
+    /// Every configured homeserver's state (`homeservers:`): its last good destination list, up or not.
+    #[must_use]
+    pub fn homeservers(&self) -> Vec<Arc<crate::report::homeserver::HomeserverView>> {
+        self.inner.store.homeservers.snapshot()
+    }
+
+    /// The server names probed on the schedule now (configured ones and homeserver destinations, sharded), sorted.
+    #[must_use]
+    pub fn scheduled(&self) -> Vec<Arc<str>> {
+        self.inner.store.configured()
+    }
+
     /// Polls the target files every [`TARGET_FILES_POLL`] and reloads when they change, without a signal
     /// (`run` starts this). The task keeps the exporter alive until it is aborted.
     #[must_use]
@@ -284,9 +328,19 @@ impl Inner {
             .as_ref()
             .context("this exporter was started without a config source, so it cannot reload")?;
         let config = source.load()?;
-        let targets = in_shard(&config, &targets::resolve(&config)?);
+        let configured = targets::resolve(&config)?;
         let env = Arc::new(make_env(&config)?);
         // Everything loaded: from here on nothing fails, so the swap is all or nothing.
+        running.refreshers = homeservers::start(
+            &config.homeservers,
+            &env,
+            &self.store,
+            &self.destinations_changed,
+        );
+        let targets = in_shard(
+            &config,
+            &homeservers::with_destinations(&configured, &self.store),
+        );
         let names: Vec<ServerName> = targets.iter().map(|t| t.name.clone()).collect();
         let prober = prober(env.clone(), self.metrics.clone());
         self.store.configure(&targets);
@@ -297,7 +351,7 @@ impl Inner {
         let routes = routes(
             &config,
             &env,
-            prober,
+            prober.clone(),
             &self.store,
             &self.metrics,
             &self.ready,
@@ -309,7 +363,43 @@ impl Inner {
         self.web_limits.send_replace(web_limits(&config));
         running.signature = targets::signature(&config);
         running.config = config;
+        running.configured = configured;
+        running.names = names;
+        running.env = env;
+        running.prober = prober;
         Ok(())
+    }
+
+    /// Makes the homeservers' current destination lists part of the scheduled servers (a no-op when the set of
+    /// servers to probe did not change). Servers that stay keep their rhythm and results.
+    async fn apply_destinations(&self) {
+        let mut running = self.running.lock().await;
+        let all = homeservers::with_destinations(&running.configured, &self.store);
+        let targets = in_shard(&running.config, &all);
+        let names: Vec<ServerName> = targets.iter().map(|t| t.name.clone()).collect();
+        if names == running.names {
+            return;
+        }
+        self.store.configure(&targets);
+        let plan = schedule(&running.config, &running.env);
+        let prober = running.prober.clone();
+        running.scheduler.update(&names, plan, prober);
+        self.metrics.set_servers(names.len());
+        tracing::info!(
+            servers = names.len(),
+            "homeserver destinations changed the servers to probe"
+        );
+        running.names = names;
+    }
+}
+
+/// Applies the homeservers' destination lists whenever a refresh ends, for as long as the exporter lives.
+async fn apply_destinations_on_change(inner: Weak<Inner>, mut changes: watch::Receiver<u64>) {
+    while changes.changed().await.is_ok() {
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        inner.apply_destinations().await;
     }
 }
 

@@ -1,6 +1,7 @@
 //! The daemon: wiring, the HTTP listener and its limits, the routes, and the web config (TLS, basic auth).
 
 pub mod daemon;
+pub mod homeservers;
 pub mod limiter;
 pub mod listener;
 pub mod routes;

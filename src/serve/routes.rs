@@ -153,6 +153,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(status_index))
         .route("/server/{name}", get(status_server))
+        .route("/homeserver/{name}", get(status_homeserver))
         .route("/runbook", get(runbook))
         .route("/metrics", get(metrics_handler))
         .route("/probe", get(probe_handler))
@@ -175,6 +176,7 @@ async fn status_index(State(state): State<Arc<AppState>>, RawQuery(query): RawQu
         sort,
         SystemTime::now(),
     );
+    let page = html::with_homeservers(page, &state.store.homeservers.snapshot());
     html_page(StatusCode::OK, page)
 }
 
@@ -187,6 +189,24 @@ async fn status_server(State(state): State<Arc<AppState>>, Path(name): Path<Stri
     html_page(
         StatusCode::OK,
         html::server_page(&name, report.as_deref(), SystemTime::now()),
+    )
+}
+
+/// `GET /homeserver/{name}?verdict=`: a configured homeserver's destinations, Synapse's view beside ours; 404
+/// for a name not configured.
+async fn status_homeserver(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let Some(view) = state.store.homeservers.get(&name) else {
+        return html_page(StatusCode::NOT_FOUND, html::not_found_page(&name));
+    };
+    let filter = html::VerdictFilter::from_query(query.as_deref());
+    let reports = state.store.snapshot();
+    html_page(
+        StatusCode::OK,
+        html::homeserver_page(&view, &reports, filter, SystemTime::now()),
     )
 }
 
@@ -362,7 +382,24 @@ async fn api_report(
             &state,
             &method,
             query.as_deref(),
-            |report| json_answer(StatusCode::OK, tester::tester_report_pretty(report)),
+            |report| {
+                // The homeservers whose admin API lists this server, with what Synapse says of it.
+                let views = state.store.homeservers.snapshot();
+                let listed_by: Vec<tester::ListedBy<'_>> = views
+                    .iter()
+                    .filter_map(|v| {
+                        v.destination(report.server_name.as_str())
+                            .map(|destination| tester::ListedBy {
+                                homeserver: &v.name,
+                                destination,
+                            })
+                    })
+                    .collect();
+                json_answer(
+                    StatusCode::OK,
+                    tester::tester_report_pretty_with(report, &listed_by),
+                )
+            },
             // Every answer about a name is JSON in the tester's shape, so `res.json()` never throws.
             |refusal| {
                 json_answer(

@@ -4,6 +4,7 @@
 // Each integration test crate compiles this module and uses a different subset of it.
 #![allow(dead_code, unused_imports)]
 
+pub mod admin_api;
 pub mod binary;
 pub mod ca;
 pub mod dns;

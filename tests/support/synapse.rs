@@ -29,6 +29,8 @@ pub const START_DEADLINE: Duration = Duration::from_secs(60);
 /// Bound of one readiness attempt (connect, TLS handshake, `GET`).
 pub const POLL_TIMEOUT: Duration = Duration::from_secs(2);
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// A file in the Synapse directory whose text is appended to `homeserver.yaml` (see `Synapse::try_start`).
+pub const EXTRA_CONFIG: &str = "extra.yaml";
 /// Starts tried when the chosen port turned out to be taken between choosing it and Synapse binding it.
 pub const START_ATTEMPTS: usize = 3;
 
@@ -172,8 +174,16 @@ impl Synapse {
 
     pub async fn try_start(python: &Path, dir: &Path, ca: &TestCa) -> Result<Self, StartError> {
         let port = free_port();
-        std::fs::write(dir.join("homeserver.yaml"), homeserver_config(dir, port))
-            .expect("write homeserver.yaml");
+        // A test may add config in `extra.yaml` (`{PORT}` stands for the listener's port): YAML's last duplicate
+        // key wins in Synapse's loader, so it may also replace keys of the base config.
+        let extra = std::fs::read_to_string(dir.join(EXTRA_CONFIG))
+            .unwrap_or_default()
+            .replace("{PORT}", &port.to_string());
+        std::fs::write(
+            dir.join("homeserver.yaml"),
+            homeserver_config(dir, port) + &extra,
+        )
+        .expect("write homeserver.yaml");
         let open = |name: &str| {
             std::fs::File::create(dir.join(name)).unwrap_or_else(|e| panic!("create {name}: {e}"))
         };

@@ -64,7 +64,22 @@ impl HttpConn {
         max_body: usize,
         timeout: Duration,
     ) -> Result<Response, GetError> {
-        tokio::time::timeout(timeout, self.get_inner(path, host, max_body))
+        tokio::time::timeout(timeout, self.get_inner(path, host, None, max_body))
+            .await
+            .map_err(|_| GetError::Timeout(timeout))?
+    }
+
+    /// [`HttpConn::get`] with an `Authorization` header (marked sensitive; never in an error).
+    pub async fn get_authorized(
+        &mut self,
+        path: &str,
+        host: &str,
+        authorization: &header::HeaderValue,
+        max_body: usize,
+        timeout: Duration,
+    ) -> Result<Response, GetError> {
+        let request = self.get_inner(path, host, Some(authorization), max_body);
+        tokio::time::timeout(timeout, request)
             .await
             .map_err(|_| GetError::Timeout(timeout))?
     }
@@ -73,9 +88,10 @@ impl HttpConn {
         &mut self,
         path: &str,
         host: &str,
+        authorization: Option<&header::HeaderValue>,
         max_body: usize,
     ) -> Result<Response, GetError> {
-        let request = Request::get(path)
+        let mut request = Request::get(path)
             .header(header::HOST, host)
             .header(
                 header::USER_AGENT,
@@ -84,6 +100,11 @@ impl HttpConn {
             .header(header::ACCEPT, "application/json")
             .body(Empty::<Bytes>::new())
             .map_err(|e| GetError::Http(format!("cannot build the request: {e}")))?;
+        if let Some(value) = authorization {
+            request
+                .headers_mut()
+                .insert(header::AUTHORIZATION, value.clone());
+        }
         self.sender
             .ready()
             .await

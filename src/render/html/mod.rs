@@ -19,6 +19,7 @@
 mod client;
 mod detail;
 mod faq;
+mod homeserver;
 mod index;
 mod keys;
 mod local_certs;
@@ -30,6 +31,7 @@ use std::time::{Duration, SystemTime};
 use maud::{DOCTYPE, Markup, PreEscaped, Render, html};
 
 pub use self::detail::{not_found_page, server_page};
+pub use self::homeserver::{VerdictFilter, homeserver_href, homeserver_page, with_homeservers};
 pub use self::index::index_page;
 pub use self::runbook::{RUNBOOK_MD, runbook_page};
 use crate::render::format::{at, count, date_utc as date, ms, unix};

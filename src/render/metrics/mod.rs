@@ -21,8 +21,10 @@ use crate::report::Labels;
 use crate::report::ServerReport;
 use crate::schedule::store::Store;
 
+mod homeservers;
 mod reports;
 
+pub use homeservers::HomeserversCollector;
 use reports::ReportsCollector;
 pub use reports::StoreCollector;
 
@@ -217,6 +219,32 @@ pub const LOCAL_CERT_NOT_AFTER: Desc = gauge(
     "notAfter of the leaf in each local_certificates file, in Unix seconds; absent while the file is unreadable.",
 );
 
+// Per homeserver (`homeservers:`) and per destination it lists.
+pub const HOMESERVER_UP: Desc = gauge(
+    "matrix_federation_homeserver_up",
+    "1 if the last refresh of the homeserver's admin API answered and accepted the token, else 0 (the last good list stays).",
+);
+pub const HOMESERVER_DESTINATIONS: Desc = gauge(
+    "matrix_federation_homeserver_destinations",
+    "How many federation destinations the homeserver's admin API listed in its last good answer.",
+);
+pub const HOMESERVER_DESTINATION_RETRY_INTERVAL: Desc = gauge(
+    "matrix_federation_homeserver_destination_retry_interval_seconds",
+    "The homeserver's current backoff for this destination, in seconds (0: not backing off).",
+);
+pub const HOMESERVER_DESTINATION_FAILURE_TIMESTAMP: Desc = gauge(
+    "matrix_federation_homeserver_destination_failure_timestamp_seconds",
+    "When the homeserver's current run of failures to this destination began, in Unix seconds; absent when not failing.",
+);
+pub const HOMESERVER_DESTINATION_RETRY_LAST_TIMESTAMP: Desc = gauge(
+    "matrix_federation_homeserver_destination_retry_last_timestamp_seconds",
+    "When the homeserver last retried this destination, in Unix seconds (0: never had to).",
+);
+pub const DESTINATION_VERDICT: Desc = gauge(
+    "matrix_federation_destination_verdict",
+    "The homeserver's view of a destination joined with our latest probe of it (ok, them, us, unseen_fault); always 1.",
+);
+
 /// Every family this module renders, in output order.
 pub const RENDERED: &[&Desc] = &[
     &BUILD_INFO,
@@ -259,6 +287,12 @@ pub const RENDERED: &[&Desc] = &[
     &SUPPORT_INFO,
     &SUPPORT_CONTACTS,
     &LOCAL_CERT_NOT_AFTER,
+    &HOMESERVER_UP,
+    &HOMESERVER_DESTINATIONS,
+    &HOMESERVER_DESTINATION_RETRY_INTERVAL,
+    &HOMESERVER_DESTINATION_FAILURE_TIMESTAMP,
+    &HOMESERVER_DESTINATION_RETRY_LAST_TIMESTAMP,
+    &DESTINATION_VERDICT,
 ];
 
 /// The exporter version (`version` label of `build_info`).
@@ -275,7 +309,10 @@ pub const REVISION: &str = match option_env!("MFE_GIT_REVISION") {
 pub fn registry(store: Arc<Store>, exporter: &ExporterMetrics) -> Registry {
     let mut registry = Registry::default();
     exporter.register(&mut registry);
-    registry.register_collector(Box::new(StoreCollector { store }));
+    registry.register_collector(Box::new(StoreCollector {
+        store: store.clone(),
+    }));
+    registry.register_collector(Box::new(HomeserversCollector { store }));
     registry
 }
 

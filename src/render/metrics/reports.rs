@@ -474,14 +474,14 @@ fn summed<T: Copy + PartialEq>(
 
 /// One metric family being written. Its descriptor is written before its first sample, so a family without
 /// samples leaves no trace in the output.
-struct FamilyWriter<'a, 'e> {
+pub(super) struct FamilyWriter<'a, 'e> {
     enc: Option<&'a mut DescriptorEncoder<'e>>,
     desc: &'static Desc,
     metric: Option<MetricEncoder<'a>>,
 }
 
 impl<'a, 'e> FamilyWriter<'a, 'e> {
-    fn new(enc: &'a mut DescriptorEncoder<'e>, desc: &'static Desc) -> Self {
+    pub(super) fn new(enc: &'a mut DescriptorEncoder<'e>, desc: &'static Desc) -> Self {
         Self {
             enc: Some(enc),
             desc,
@@ -489,7 +489,7 @@ impl<'a, 'e> FamilyWriter<'a, 'e> {
         }
     }
 
-    fn gauge(&mut self, labels: &impl EncodeLabelSet, value: f64) -> fmt::Result {
+    pub(super) fn gauge(&mut self, labels: &impl EncodeLabelSet, value: f64) -> fmt::Result {
         self.metric()?.encode_family(labels)?.encode_gauge(&value)
     }
 

@@ -54,6 +54,10 @@ pub(super) struct Extension {
     key_changes: Vec<ExtKeyChange>,
     /// The `local_certificates` files and the addresses that still serve an older certificate.
     local_certificates: ExtLocalCerts,
+    /// The configured homeservers whose admin API lists this server as a destination: what Synapse says, and
+    /// the verdict joined with this report (absent when none lists it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    homeservers: Vec<ExtHomeserver>,
 }
 
 #[derive(Serialize)]
@@ -279,6 +283,34 @@ fn ext_local_certs(r: &ServerReport) -> ExtLocalCerts {
 }
 
 #[derive(Serialize)]
+struct ExtHomeserver {
+    homeserver: String,
+    /// Synapse's `failure_ts` (ms since the epoch): a run of failures began; `null` when not failing.
+    failure_ts: Option<i64>,
+    /// Synapse's current backoff, in seconds (0: not backing off).
+    retry_interval_seconds: f64,
+    /// Synapse's `retry_last_ts` (ms since the epoch; 0: it never had to retry).
+    retry_last_ts: i64,
+    /// `ok`, `them`, `us` or `unseen_fault`, as `matrix_federation_destination_verdict`.
+    verdict: &'static str,
+}
+
+impl Extension {
+    pub(super) fn set_homeservers(&mut self, r: &ServerReport, listed_by: &[super::ListedBy<'_>]) {
+        self.homeservers = listed_by
+            .iter()
+            .map(|l| ExtHomeserver {
+                homeserver: l.homeserver.to_owned(),
+                failure_ts: l.destination.failure_ts,
+                retry_interval_seconds: l.destination.retry_interval as f64 / 1000.0,
+                retry_last_ts: l.destination.retry_last_ts,
+                verdict: l.destination.verdict(r.success()).as_str(),
+            })
+            .collect();
+    }
+}
+
+#[derive(Serialize)]
 struct ExtWarning {
     address: String,
     warning: &'static str,
@@ -473,6 +505,7 @@ pub(super) fn extension(r: &ServerReport) -> Extension {
             })
             .collect(),
         local_certificates: ext_local_certs(r),
+        homeservers: Vec::new(),
     }
 }
 

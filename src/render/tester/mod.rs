@@ -31,6 +31,29 @@ use extension::{Extension, extension};
 /// The one top-level key the tester does not have; it holds what the tester's schema cannot express.
 pub const EXTENSION_KEY: &str = "MatrixFederationExporter";
 
+/// A configured homeserver whose admin API lists the server as a federation destination, with what it says.
+#[derive(Clone, Copy, Debug)]
+pub struct ListedBy<'a> {
+    pub homeserver: &'a str,
+    pub destination: &'a crate::report::homeserver::Destination,
+}
+
+/// [`tester_report`] with the homeservers that list the server (under our extension key, `homeservers`).
+#[must_use]
+pub fn tester_report_with(report: &ServerReport, listed_by: &[ListedBy<'_>]) -> Value {
+    // Invariant: as in `tester_report`.
+    serde_json::to_value(TesterReport::from_report(report).listed_by(report, listed_by))
+        .expect("the tester report serializes to JSON")
+}
+
+/// [`tester_report_pretty`] with the homeservers that list the server (under our extension key, `homeservers`).
+#[must_use]
+pub fn tester_report_pretty_with(report: &ServerReport, listed_by: &[ListedBy<'_>]) -> String {
+    // Invariant: as in `tester_report`.
+    serde_json::to_string_pretty(&TesterReport::from_report(report).listed_by(report, listed_by))
+        .expect("the tester report serializes to JSON")
+}
+
 /// The report as a JSON value. `serde_json` sorts object keys; use [`tester_report_pretty`] for the tester's
 /// field order.
 #[must_use]
@@ -250,6 +273,16 @@ impl TesterReport {
             extension: Ours::Report(Box::new(extension(r))),
             error,
         }
+    }
+}
+
+impl TesterReport {
+    /// Adds the homeservers that list the server to our extension.
+    fn listed_by(mut self, r: &ServerReport, listed_by: &[ListedBy<'_>]) -> Self {
+        if let Ours::Report(ext) = &mut self.extension {
+            ext.set_homeservers(r, listed_by);
+        }
+        self
     }
 }
 
