@@ -6,6 +6,7 @@
 //! `Config` happens in `probe/env.rs`.
 
 pub mod error;
+pub mod notary;
 mod raw;
 pub mod server_name;
 pub mod shard;
@@ -61,6 +62,8 @@ pub struct Config {
     pub target_files: Vec<String>,
     /// Probe only the servers in this shard (`--shard i/n`; not a config-file key). `None` probes them all.
     pub shard: Option<Shard>,
+    /// Key notaries to check (`notaries:`); none by default.
+    pub notaries: Vec<notary::NotaryConfig>,
 }
 
 /// The report API (`/api/report`, `/api/federation-ok`).

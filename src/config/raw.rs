@@ -31,6 +31,7 @@ struct RawConfig {
     api: Option<RawApi>,
     web: Option<RawWeb>,
     target_files: Option<Vec<String>>,
+    notaries: Option<Vec<crate::config::notary::RawNotary>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -237,6 +238,8 @@ impl RawConfig {
             RawTrustStore::Webpki => TrustStore::Webpki,
         };
 
+        let notaries = crate::config::notary::validate(self.notaries.unwrap_or_default())?;
+
         Ok(Config {
             servers,
             probe,
@@ -251,6 +254,7 @@ impl RawConfig {
             api: ApiConfig {
                 probe_unconfigured: self.api.and_then(|a| a.probe_unconfigured).unwrap_or(false),
             },
+            notaries,
         })
     }
 }

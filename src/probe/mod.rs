@@ -13,6 +13,7 @@ pub mod checks;
 pub mod connect;
 pub mod discovery;
 pub mod env;
+pub mod notary;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};

@@ -8,11 +8,13 @@
 pub mod address_class;
 mod history;
 mod labels;
+pub mod notary;
 mod shared_str;
 
 pub use history::{Change, History, State};
 pub use labels::{
-    AddressClass, Family, Method, Phase, Reason, Stage, Step, Warning, WellKnownOutcome,
+    AddressClass, Family, Method, NotaryResult, Phase, Reason, Stage, Step, Warning,
+    WellKnownOutcome,
 };
 pub use shared_str::SharedStr;
 

@@ -28,6 +28,7 @@ use crate::probe::env::ProbeEnv;
 use crate::probe::{Prober, probe_server};
 use crate::render::metrics::{self, ExporterMetrics};
 use crate::report::ServerReport;
+use crate::schedule::notaries::Notaries;
 use crate::schedule::scheduler::{OnReport, Schedule, Scheduler};
 use crate::schedule::store::Store;
 use crate::serve::limiter::Limiter;
@@ -112,6 +113,8 @@ struct Running {
     config: Config,
     scheduler: Scheduler,
     signature: targets::Signature,
+    /// The notary rounds (`notaries:`).
+    notaries: Notaries,
 }
 
 /// Starts probing `config.servers` through `env` and builds the routes, without reload (tests drive the whole
@@ -178,6 +181,8 @@ fn launch(
     let caps = Caps::new(&config);
     let routes = routes(&config, &env, prober, &store, &metrics, &ready, &caps);
     let signature = targets::signature(&config);
+    let mut notaries = Notaries::new();
+    notaries.update(&config.notaries, &env, &store, &ready);
     let (web_limits, _) = watch::channel(web_limits(&config));
     let inner = Arc::new(Inner {
         store,
@@ -190,6 +195,7 @@ fn launch(
             config,
             scheduler,
             signature,
+            notaries,
         }),
         source,
     });
@@ -233,6 +239,12 @@ impl Exporter {
     #[must_use]
     pub fn all_reports(&self) -> Vec<Arc<ServerReport>> {
         self.inner.store.snapshot()
+    }
+
+    /// The latest round of every configured notary that has finished one, sorted by notary name.
+    #[must_use]
+    pub fn notaries(&self) -> Vec<Arc<crate::report::notary::NotaryReport>> {
+        self.inner.store.notaries()
     }
 
     /// The latest report of `server_name`, if it is configured and was probed.
@@ -294,6 +306,9 @@ impl Inner {
             .scheduler
             .update(&names, schedule(&config, &env), prober.clone());
         self.caps.resize(&config);
+        running
+            .notaries
+            .update(&config.notaries, &env, &self.store, &self.ready);
         let routes = routes(
             &config,
             &env,

@@ -21,6 +21,7 @@ use crate::report::Labels;
 use crate::report::ServerReport;
 use crate::schedule::store::Store;
 
+mod notary;
 mod reports;
 
 use reports::ReportsCollector;
@@ -177,6 +178,24 @@ pub const WARNING_INFO: Desc = info(
     "One series per current warning (address empty when it is about no address); warnings never fail a probe.",
 );
 
+// Per server and notary (`notaries:`).
+pub const NOTARY_KEYS_MATCH: Desc = gauge(
+    "matrix_federation_notary_keys_match",
+    "1 when the notary returns, correctly signed, the verify keys the server serves directly now, else 0.",
+);
+pub const NOTARY_RESULT_INFO: Desc = info(
+    "matrix_federation_notary_result_info",
+    "What the notary serves for the server against its direct keys (match, stale, no_keys, bad_signature, request_failed); always 1.",
+);
+pub const NOTARY_VALID_UNTIL: Desc = gauge(
+    "matrix_federation_notary_valid_until_timestamp_seconds",
+    "Latest valid_until_ts of the correctly signed keys the notary returned for the server, in Unix seconds.",
+);
+pub const NOTARY_UP: Desc = gauge(
+    "matrix_federation_notary_up",
+    "1 if the last round reached the notary and verified its own key document, else 0.",
+);
+
 /// Every family this module renders, in output order.
 pub const RENDERED: &[&Desc] = &[
     &BUILD_INFO,
@@ -209,6 +228,10 @@ pub const RENDERED: &[&Desc] = &[
     &SERVER_VERSION_INFO,
     &FAILURE_INFO,
     &WARNING_INFO,
+    &NOTARY_UP,
+    &NOTARY_KEYS_MATCH,
+    &NOTARY_RESULT_INFO,
+    &NOTARY_VALID_UNTIL,
 ];
 
 /// The exporter version (`version` label of `build_info`).

@@ -35,7 +35,8 @@ pub struct StoreCollector {
 
 impl Collector for StoreCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
-        encode_reports(&mut encoder, &self.store.snapshot_labeled())
+        encode_reports(&mut encoder, &self.store.snapshot_labeled())?;
+        super::notary::encode(&mut encoder, &self.store.notaries())
     }
 }
 
@@ -334,14 +335,14 @@ fn summed<T: Copy + PartialEq>(
 
 /// One metric family being written. Its descriptor is written before its first sample, so a family without
 /// samples leaves no trace in the output.
-struct FamilyWriter<'a, 'e> {
+pub(super) struct FamilyWriter<'a, 'e> {
     enc: Option<&'a mut DescriptorEncoder<'e>>,
     desc: &'static Desc,
     metric: Option<MetricEncoder<'a>>,
 }
 
 impl<'a, 'e> FamilyWriter<'a, 'e> {
-    fn new(enc: &'a mut DescriptorEncoder<'e>, desc: &'static Desc) -> Self {
+    pub(super) fn new(enc: &'a mut DescriptorEncoder<'e>, desc: &'static Desc) -> Self {
         Self {
             enc: Some(enc),
             desc,
@@ -349,11 +350,11 @@ impl<'a, 'e> FamilyWriter<'a, 'e> {
         }
     }
 
-    fn gauge(&mut self, labels: &impl EncodeLabelSet, value: f64) -> fmt::Result {
+    pub(super) fn gauge(&mut self, labels: &impl EncodeLabelSet, value: f64) -> fmt::Result {
         self.metric()?.encode_family(labels)?.encode_gauge(&value)
     }
 
-    fn info(&mut self, labels: &impl EncodeLabelSet) -> fmt::Result {
+    pub(super) fn info(&mut self, labels: &impl EncodeLabelSet) -> fmt::Result {
         self.metric()?.encode_info(labels)
     }
 
