@@ -12,8 +12,12 @@ use super::{NOTARY_KEYS_MATCH, NOTARY_RESULT_INFO, NOTARY_UP, NOTARY_VALID_UNTIL
 use crate::report::NotaryResult;
 use crate::report::notary::NotaryReport;
 
-/// `notary_up` per notary, then the per-server families.
-pub(super) fn encode(enc: &mut DescriptorEncoder, notaries: &[Arc<NotaryReport>]) -> fmt::Result {
+/// `notary_up` per notary, then the per-server families for the servers `stored` says the store has.
+pub(super) fn encode(
+    enc: &mut DescriptorEncoder,
+    notaries: &[Arc<NotaryReport>],
+    stored: &dyn Fn(&str) -> bool,
+) -> fmt::Result {
     let mut fam = FamilyWriter::new(enc, &NOTARY_UP);
     for n in notaries {
         fam.gauge(
@@ -23,15 +27,18 @@ pub(super) fn encode(enc: &mut DescriptorEncoder, notaries: &[Arc<NotaryReport>]
     }
     let rows = || {
         notaries.iter().flat_map(|n| {
-            n.servers.iter().map(move |v| {
-                (
-                    ServerNotary {
-                        server_name: &v.server_name,
-                        notary: &n.notary,
-                    },
-                    v,
-                )
-            })
+            n.servers
+                .iter()
+                .filter(|v| stored(&v.server_name))
+                .map(move |v| {
+                    (
+                        ServerNotary {
+                            server_name: &v.server_name,
+                            notary: &n.notary,
+                        },
+                        v,
+                    )
+                })
         })
     };
     let mut fam = FamilyWriter::new(enc, &NOTARY_KEYS_MATCH);
