@@ -60,6 +60,10 @@ async fn asked(env: &ProbeEnv, name: &str) -> Asked {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one run against a real Synapse, from setup to the stale key"
+)]
 async fn a_real_synapse_notary_serves_match_no_keys_and_stale() {
     let python = synapse_python();
     let pin = pinned_version();
