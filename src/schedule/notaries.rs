@@ -96,9 +96,13 @@ pub fn round_deadline(env: &ProbeEnv, notary: &NotaryConfig, servers: usize) -> 
     per_batch.saturating_mul(rounds)
 }
 
-/// One round, cut at [`round_deadline`]: the notary's report either way.
+/// One round about every server of the store, cut at [`round_deadline`]: the notary's report either way.
 pub async fn round(env: &ProbeEnv, notary: &NotaryConfig, store: &Store) -> NotaryReport {
-    let asked = asked(store);
+    round_for(env, notary, asked(store)).await
+}
+
+/// One round about `asked`, cut at [`round_deadline`] (`check NAME` asks about its names this way).
+pub async fn round_for(env: &ProbeEnv, notary: &NotaryConfig, asked: Vec<Asked>) -> NotaryReport {
     let deadline = round_deadline(env, notary, asked.len());
     let started = SystemTime::now();
     let names: Vec<String> = asked.iter().map(|a| a.server_name.clone()).collect();
