@@ -277,3 +277,77 @@ async fn get_metrics(router: &axum::Router) -> String {
     let body = response.into_body().collect().await.unwrap().to_bytes();
     String::from_utf8(body.to_vec()).unwrap()
 }
+
+/// `check NAME` with a notary in the config prints the notary's view of NAME.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_prints_the_notary_view() {
+    let mut anchor = support::PortAnchor::new();
+    drop(anchor.take_v6());
+    let port = anchor.port;
+    let ca = support::TestCa::new("notary-check");
+    let dir = std::env::temp_dir().join(format!("mfe-notary-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = ca.write_root_pem(&dir);
+    let (good, notary_name) = (format!("good.test:{port}"), format!("{NOTARY}:{port}"));
+    let key = SigningKey::generate("ed25519:good");
+    let document = key_document(&good, &[&key], now_ms() + DAY_MS);
+    let _good = support::FakeServer::start(
+        anchor.bind([127, 0, 0, 2]),
+        support::Behaviour::Https {
+            leaf: ca.leaf(&["good.test"], Validity::Valid),
+            routes: support::matrix_routes_with_keys(document.clone()),
+        },
+    )
+    .await;
+    let notary = FakeNotary::start(
+        anchor.bind([127, 0, 0, 9]),
+        &ca.leaf(&[NOTARY], Validity::Valid),
+        &notary_name,
+    )
+    .await;
+    notary.cache(&document);
+    let dns = support::FakeDns::start(
+        Zone::new()
+            .a("good.test", "127.0.0.2".parse().unwrap())
+            .a(NOTARY, "127.0.0.9".parse().unwrap()),
+    )
+    .await;
+    let config = dir.join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "dns:\n  nameservers: [\"{}\"]\ntls:\n  trust_store: webpki\nprobe:\n  allow_private_addresses: true\n\
+             notaries:\n  - server_name: \"{notary_name}\"\n    batch_size: 10\n",
+            dns.addr
+        ),
+    )
+    .unwrap();
+    let args = (good.clone(), config, root);
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_matrix-federation-exporter"))
+            .arg("check")
+            .arg(&args.0)
+            .arg("--config.file")
+            .arg(&args.1)
+            .arg("--ca-file")
+            .arg(&args.2)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("Notary {notary_name} (POST /_matrix/key/v2/query, 1 request):\n  {good}: match, its copy valid until ")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("keys ed25519:good {}", key.public_base64())),
+        "{stdout}"
+    );
+    assert_eq!(notary.queries().len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
