@@ -48,7 +48,8 @@ pub fn text(notaries: &[NotaryReport]) -> String {
 /// What a result means for peers, for the results that need a word.
 fn hint(result: NotaryResult) -> &'static str {
     match result {
-        NotaryResult::Match => "",
+        // A match needs no word; a failed request's message already says what failed.
+        NotaryResult::Match | NotaryResult::RequestFailed => "",
         NotaryResult::Stale => {
             "    Peers that fetch keys through this notary cannot verify the server's new signatures until it refetches.\n"
         }
@@ -58,7 +59,6 @@ fn hint(result: NotaryResult) -> &'static str {
         NotaryResult::BadSignature => {
             "    The notary's answer is not signed by the server and the notary as it must be.\n"
         }
-        NotaryResult::RequestFailed => "",
     }
 }
 
