@@ -351,3 +351,49 @@ async fn check_prints_the_notary_view() {
     assert_eq!(notary.queries().len(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Reloads while a round is in flight do not cut it or start another beside it: one request in flight per
+/// notary, and the rounds go on.
+#[tokio::test]
+async fn reloads_keep_one_request_in_flight() {
+    use matrix_federation_exporter::config::Source;
+    use matrix_federation_exporter::probe::env::ProbeEnv;
+    use matrix_federation_exporter::serve::daemon;
+
+    let (mut world, notary) = notary_world("notary-reload").await;
+    notary.set_answer(Answer::Cached {
+        delay: Duration::from_millis(300),
+    });
+    world
+        .homeserver([127, 0, 0, 2], "127.0.0.2", Validity::Valid)
+        .await;
+    let dir = std::env::temp_dir().join(format!("mfe-notary-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "servers: [\"{}\"]\nnotaries:\n  - server_name: {NOTARY}\n    interval: 1s\n",
+            world.fed_addr(2)
+        ),
+    )
+    .unwrap();
+    let env = world.env.clone();
+    let make_env: daemon::MakeEnv = Box::new(move |_| Ok::<ProbeEnv, anyhow::Error>(env.clone()));
+    let source = Source {
+        file: Some(config),
+        ..Source::default()
+    };
+    let exporter = daemon::start_reloadable(source, make_env).unwrap();
+    let mut polls = 0;
+    while notary.queries().len() < 4 {
+        exporter.reload().await.unwrap();
+        polls += 1;
+        assert!(polls < 200, "only {} queries", notary.queries().len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(notary.max_in_flight(), 1);
+    assert!(exporter.notaries()[0].up);
+    drop(exporter);
+    let _ = std::fs::remove_dir_all(&dir);
+}

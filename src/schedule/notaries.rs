@@ -1,10 +1,10 @@
 //! Asking the configured notaries, every `interval`, about every server in the store (so with `--shard i/n`
 //! only this replica's servers), and keeping each notary's latest round in the store.
 //!
-//! One task per notary; a round runs its batches one after the other, and a lock per notary name that outlives
-//! reloads keeps it to one request in flight per notary for the exporter's life (a reload's new task waits for
-//! the old one's request to end or be cut). A reload keeps each notary's rhythm: the next round comes one
-//! `interval` after the last.
+//! One task per notary name for as long as it is configured; a round runs its batches one after the other, so
+//! there is one request in flight per notary. A reload does not cut a round: the task takes the new config and
+//! environment for its next round, one `interval` after the last (a lock per notary name also keeps a removed
+//! and re-added notary's old and new task from overlapping).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,8 +25,12 @@ use crate::schedule::store::Store;
 pub struct Notaries {
     /// One lock per notary name, for the exporter's life: held while a round runs.
     locks: HashMap<String, Arc<Mutex<()>>>,
-    tasks: Vec<AbortOnDrop>,
+    /// The task of each configured notary, and where a reload sends it its new config and environment.
+    tasks: HashMap<String, (watch::Sender<Setup>, AbortOnDrop)>,
 }
+
+/// What a notary's task runs its next round with.
+type Setup = (NotaryConfig, Arc<ProbeEnv>);
 
 /// Aborts its task when dropped.
 struct AbortOnDrop(JoinHandle<()>);
@@ -43,9 +47,9 @@ impl Notaries {
         Self::default()
     }
 
-    /// Runs `notaries` from now on (stopping the tasks of the previous configuration) and drops the rounds of
-    /// notaries no longer configured from the store. A notary's first round waits for `ready` (every server
-    /// probed once), at most one `interval`.
+    /// Runs `notaries` from now on: a notary that stays keeps its task (a round in progress finishes; the next
+    /// one uses the new config and environment), a removed one stops and its round leaves the store, a new one
+    /// starts. A new notary's first round waits for `ready` (every server probed once), at most one `interval`.
     pub fn update(
         &mut self,
         notaries: &[NotaryConfig],
@@ -53,23 +57,21 @@ impl Notaries {
         store: &Arc<Store>,
         ready: &watch::Receiver<bool>,
     ) {
-        self.tasks.clear();
         let names: Vec<&str> = notaries.iter().map(|n| n.server_name.as_str()).collect();
+        self.tasks.retain(|name, _| names.contains(&name.as_str()));
         store.retain_notaries(&names);
         for notary in notaries {
-            let lock = self
-                .locks
-                .entry(notary.server_name.as_str().to_owned())
-                .or_default()
-                .clone();
-            let task = run(
-                notary.clone(),
-                env.clone(),
-                store.clone(),
-                lock,
-                ready.clone(),
-            );
-            self.tasks.push(AbortOnDrop(tokio::spawn(task)));
+            let name = notary.server_name.as_str();
+            let setup = (notary.clone(), env.clone());
+            if let Some((sender, _)) = self.tasks.get(name) {
+                sender.send_replace(setup);
+                continue;
+            }
+            let lock = self.locks.entry(name.to_owned()).or_default().clone();
+            let (sender, setup) = watch::channel(setup);
+            let task = run(setup, store.clone(), lock, ready.clone());
+            self.tasks
+                .insert(name.to_owned(), (sender, AbortOnDrop(tokio::spawn(task))));
         }
     }
 }
@@ -138,27 +140,18 @@ pub async fn round_for(env: &ProbeEnv, notary: &NotaryConfig, asked: Vec<Asked>)
 }
 
 async fn run(
-    notary: NotaryConfig,
-    env: Arc<ProbeEnv>,
+    setup: watch::Receiver<Setup>,
     store: Arc<Store>,
     lock: Arc<Mutex<()>>,
     mut ready: watch::Receiver<bool>,
 ) {
-    let name = notary.server_name.as_str();
-    match store.notary(name) {
-        Some(last) => {
-            let since = SystemTime::now()
-                .duration_since(last.started_at)
-                .unwrap_or_default();
-            tokio::time::sleep(notary.interval.saturating_sub(since)).await;
-        }
-        None => {
-            // Nothing to compare with before the servers are probed.
-            let _ = tokio::time::timeout(notary.interval, ready.wait_for(|r| *r)).await;
-        }
-    }
+    let first = setup.borrow().0.clone();
+    let name = first.server_name.as_str().to_owned();
+    // Nothing to compare with before the servers are probed.
+    let _ = tokio::time::timeout(first.interval, ready.wait_for(|r| *r)).await;
     let mut was_up = None;
     loop {
+        let (notary, env) = setup.borrow().clone();
         let report = {
             let _one_in_flight = lock.lock().await;
             round(&env, &notary, &store).await
