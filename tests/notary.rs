@@ -251,7 +251,7 @@ async fn the_exporter_exports_the_notary_view() {
     let query = &notary.queries()[0]["server_keys"][&name];
     assert_eq!(query.as_object().unwrap().len(), 1, "{query}");
 
-    let metrics = get_metrics(&exporter.router).await;
+    let metrics = get(&exporter.router, "/metrics").await;
     for line in [
         format!("matrix_federation_notary_up{{notary=\"{NOTARY}\"}} 1.0"),
         format!(
@@ -265,12 +265,20 @@ async fn the_exporter_exports_the_notary_view() {
     }
     // No keys: no validity.
     assert!(!metrics.contains("matrix_federation_notary_valid_until_timestamp_seconds{"));
+
+    // The server's status page has the notary's row.
+    let page = get(&exporter.router, &format!("/server/{name}")).await;
+    assert!(page.contains("<section id=\"notaries\">"), "{page}");
+    assert!(
+        page.contains("<tr data-result=\"no_keys\"><td><code>notary.test</code></td>"),
+        "{page}"
+    );
 }
 
-async fn get_metrics(router: &axum::Router) -> String {
+async fn get(router: &axum::Router, path: &str) -> String {
     use http_body_util::BodyExt as _;
     use tower::ServiceExt as _;
-    let request = http::Request::get("/metrics")
+    let request = http::Request::get(path)
         .body(axum::body::Body::empty())
         .unwrap();
     let response = router.clone().oneshot(request).await.unwrap();

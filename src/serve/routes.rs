@@ -183,7 +183,12 @@ async fn status_server(State(state): State<Arc<AppState>>, Path(name): Path<Stri
     }
     html_page(
         StatusCode::OK,
-        html::server_page(&name, report.as_deref(), SystemTime::now()),
+        html::server_page_with_notaries(
+            &name,
+            report.as_deref(),
+            &state.store.notaries(),
+            SystemTime::now(),
+        ),
     )
 }
 

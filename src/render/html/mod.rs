@@ -18,6 +18,7 @@
 
 mod detail;
 mod index;
+mod notary;
 mod runbook;
 
 use std::fmt::{self, Write as _};
@@ -25,7 +26,7 @@ use std::time::{Duration, SystemTime};
 
 use maud::{DOCTYPE, Markup, PreEscaped, Render, html};
 
-pub use self::detail::{not_found_page, server_page};
+pub use self::detail::{not_found_page, server_page, server_page_with_notaries};
 pub use self::index::index_page;
 pub use self::runbook::{RUNBOOK_MD, runbook_page};
 use crate::render::format::{at, count, date_utc as date, ms, unix};
