@@ -335,7 +335,13 @@ async fn api_report(
             &state,
             &method,
             query.as_deref(),
-            |report| json_answer(StatusCode::OK, tester::tester_report_pretty(report)),
+            |report| {
+                let notaries = state.store.notaries();
+                json_answer(
+                    StatusCode::OK,
+                    tester::tester_report_pretty_with_notaries(report, &notaries),
+                )
+            },
             // Every answer about a name is JSON in the tester's shape, so `res.json()` never throws.
             |refusal| {
                 json_answer(

@@ -48,6 +48,21 @@ pub fn tester_report_pretty(report: &ServerReport) -> String {
         .expect("the tester report serializes to JSON")
 }
 
+/// [`tester_report_pretty`] with what the configured notaries serve for the server in the extension key
+/// (`MatrixFederationExporter.notaries`; absent when no notary has a view of it).
+#[must_use]
+pub fn tester_report_pretty_with_notaries(
+    report: &ServerReport,
+    notaries: &[std::sync::Arc<crate::report::notary::NotaryReport>],
+) -> String {
+    let mut tester = TesterReport::from_report(report);
+    if let Ours::Report(extension) = &mut tester.extension {
+        extension.notaries = extension::notaries(report.server_name.as_str(), notaries);
+    }
+    // Invariant: as in `tester_report`.
+    serde_json::to_string_pretty(&tester).expect("the tester report serializes to JSON")
+}
+
 /// The report on one line (fields in Go struct order), for JSON Lines.
 #[must_use]
 pub fn tester_report_line(report: &ServerReport) -> String {
