@@ -248,7 +248,10 @@ pub const REVISION: &str = match option_env!("MFE_GIT_REVISION") {
 pub fn registry(store: Arc<Store>, exporter: &ExporterMetrics) -> Registry {
     let mut registry = Registry::default();
     exporter.register(&mut registry);
-    registry.register_collector(Box::new(StoreCollector { store }));
+    registry.register_collector(Box::new(StoreCollector {
+        store: store.clone(),
+    }));
+    registry.register_collector(Box::new(notary::NotaryCollector { store }));
     registry
 }
 

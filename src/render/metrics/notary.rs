@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabel, EncodeLabelSet, LabelSetEncoder,
 };
@@ -11,9 +12,24 @@ use super::reports::FamilyWriter;
 use super::{NOTARY_KEYS_MATCH, NOTARY_RESULT_INFO, NOTARY_UP, NOTARY_VALID_UNTIL};
 use crate::report::NotaryResult;
 use crate::report::notary::NotaryReport;
+use crate::schedule::store::Store;
+
+/// Renders the latest round of every notary in the store at scrape time, after the reports' families.
+#[derive(Debug)]
+pub struct NotaryCollector {
+    pub store: Arc<Store>,
+}
+
+impl Collector for NotaryCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        // A notary's view of a server the store no longer has (removed by a reload) vanishes with its series.
+        let stored = |name: &str| self.store.get(name).is_some();
+        encode(&mut encoder, &self.store.notaries(), &stored)
+    }
+}
 
 /// `notary_up` per notary, then the per-server families for the servers `stored` says the store has.
-pub(super) fn encode(
+fn encode(
     enc: &mut DescriptorEncoder,
     notaries: &[Arc<NotaryReport>],
     stored: &dyn Fn(&str) -> bool,

@@ -35,15 +35,7 @@ pub struct StoreCollector {
 
 impl Collector for StoreCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
-        let reports = self.store.snapshot_labeled();
-        encode_reports(&mut encoder, &reports)?;
-        // A notary's view of a server the store no longer has (removed by a reload) vanishes with its series.
-        let stored = |name: &str| {
-            reports
-                .binary_search_by(|(r, _)| r.server_name.as_str().cmp(name))
-                .is_ok()
-        };
-        super::notary::encode(&mut encoder, &self.store.notaries(), &stored)
+        encode_reports(&mut encoder, &self.store.snapshot_labeled())
     }
 }
 
