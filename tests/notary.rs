@@ -405,3 +405,51 @@ async fn reloads_keep_one_request_in_flight() {
     drop(exporter);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// With `--shard i/n`, a replica asks the notary only about its own servers.
+#[tokio::test]
+async fn a_shard_asks_only_about_its_servers() {
+    use matrix_federation_exporter::config::shard::{Shard, shard_of};
+
+    let (mut world, notary) = notary_world("notary-shard").await;
+    // Two servers in different shards of two.
+    let port = world.fed.port;
+    let shard_of_octet = |octet: u8| shard_of(&format!("127.0.0.{octet}:{port}"), 2);
+    let other = (3..=60)
+        .find(|&o| shard_of_octet(o) != shard_of_octet(2))
+        .expect("some name in the other shard");
+    let (mine, theirs) = (world.fed_addr(2), world.fed_addr(other));
+    for octet in [2, other] {
+        let ip = format!("127.0.0.{octet}");
+        world
+            .homeserver([127, 0, 0, octet], &ip, Validity::Valid)
+            .await;
+    }
+    let config = Config {
+        servers: vec![
+            ServerName::parse(&mine).unwrap(),
+            ServerName::parse(&theirs).unwrap(),
+        ],
+        notaries: vec![notary_config(100)],
+        shard: Some(Shard::new(shard_of_octet(2), 2).unwrap()),
+        ..Config::default()
+    };
+    let exporter = world.exporter(&config).await;
+    let mut rounds = 0;
+    while exporter.notaries().is_empty() {
+        rounds += 1;
+        assert!(rounds < 400, "no notary round");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let asked: Vec<String> = notary.queries()[0]["server_keys"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(asked, [mine.clone()]);
+    assert_eq!(
+        results(&exporter.notaries()[0]),
+        [(mine.as_str(), NotaryResult::NoKeys)]
+    );
+}
