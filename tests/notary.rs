@@ -447,7 +447,7 @@ async fn a_shard_asks_only_about_its_servers() {
         .keys()
         .cloned()
         .collect();
-    assert_eq!(asked, [mine.clone()]);
+    assert_eq!(asked, std::slice::from_ref(&mine));
     assert_eq!(
         results(&exporter.notaries()[0]),
         [(mine.as_str(), NotaryResult::NoKeys)]
