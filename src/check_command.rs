@@ -12,9 +12,11 @@ use futures_util::StreamExt as _;
 use matrix_federation_exporter::config::server_name::ServerName;
 use matrix_federation_exporter::config::{Config, Source};
 use matrix_federation_exporter::probe::env::ProbeEnv;
+use matrix_federation_exporter::probe::notary::{Asked, direct_keys};
 use matrix_federation_exporter::probe::{probe_server, run_within};
-use matrix_federation_exporter::render::{tester, text};
+use matrix_federation_exporter::render::{notary, tester, text};
 use matrix_federation_exporter::report::ServerReport;
+use matrix_federation_exporter::schedule::notaries::round_for;
 
 use crate::logging::{LogFormat, init_logging};
 use crate::{CheckArgs, UsageError};
@@ -67,10 +69,25 @@ pub(crate) fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let reports = runtime.block_on(async {
+    let (reports, notaries) = runtime.block_on(async {
         // An unusable trust store or resolver setup is a config error, like a bad file.
         let env = ProbeEnv::from_config(&config).map_err(UsageError)?;
-        anyhow::Ok(probe_all(env, &names, config.probe.concurrency).await)
+        let reports = probe_all(env.clone(), &names, config.probe.concurrency).await;
+        // The notaries' view of these names, when the config has notaries (the text output shows it).
+        let mut notaries = Vec::new();
+        if !args.json {
+            for notary in &config.notaries {
+                let asked = reports
+                    .iter()
+                    .map(|r| Asked {
+                        server_name: r.server_name.as_str().to_owned(),
+                        direct: direct_keys(r),
+                    })
+                    .collect();
+                notaries.push(round_for(&env, notary, asked).await);
+            }
+        }
+        anyhow::Ok((reports, notaries))
     })?;
 
     let mut out = if args.json {
@@ -80,7 +97,15 @@ pub(crate) fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         // non-empty NO_COLOR (https://no-color.org) or CLICOLOR=0, always with a non-empty CLICOLOR_FORCE.
         let colour =
             anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never;
-        text::render_all(&reports, SystemTime::now(), colour)
+        let mut out = text::render_all(&reports, SystemTime::now(), colour);
+        if !notaries.is_empty() {
+            if !out.ends_with('\n') {
+                out.push('\n');
+            }
+            out.push('\n');
+            out.push_str(&notary::text(&notaries));
+        }
+        out
     };
     if !out.ends_with('\n') {
         out.push('\n');

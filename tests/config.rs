@@ -73,7 +73,7 @@ const BAD: &[Bad] = &[
         name: "unknown top-level key",
         yaml: "servers: []\ntargets: [matrix.org]\n",
         files: &[],
-        want: "line 2 column 1: unknown field `targets`, expected one of servers, probe, dns, tls, api, web, target_files, local_certificates, homeservers",
+        want: "line 2 column 1: unknown field `targets`, expected one of servers, probe, dns, tls, api, web, target_files, local_certificates, homeservers, notaries",
     },
     Bad {
         name: "no connections allowed",
@@ -290,6 +290,48 @@ const BAD: &[Bad] = &[
         yaml: "homeservers:\n  - name: home\n    synapse_admin:\n      url: https://m.example\n      token: x\n",
         files: &[],
         want: "line 5 column 7: unknown field `token`, expected one of url, access_token_file, refresh, max_destinations, skip_failing_longer_than",
+    },
+    Bad {
+        name: "notary without a server name",
+        yaml: "notaries:\n  - interval: 1h\n",
+        files: &[],
+        want: "notaries[0].server_name: is required",
+    },
+    Bad {
+        name: "notary with an invalid server name",
+        yaml: "notaries:\n  - server_name: 'matrix.org:0'\n",
+        files: &[],
+        want: "notaries[0].server_name: invalid server name \"matrix.org:0\": port \"0\" is not a number from 1 to 65535",
+    },
+    Bad {
+        name: "notary listed twice",
+        yaml: "notaries:\n  - server_name: matrix.org\n  - server_name: matrix.org\n    batch_size: 5\n",
+        files: &[],
+        want: "notaries[1].server_name: duplicate notary \"matrix.org\" (first at notaries[0])",
+    },
+    Bad {
+        name: "notary batch size 0",
+        yaml: "notaries:\n  - server_name: matrix.org\n    batch_size: 0\n",
+        files: &[],
+        want: "notaries[0].batch_size: 0 is not between 1 and 1000",
+    },
+    Bad {
+        name: "notary interval too short",
+        yaml: "notaries:\n  - server_name: matrix.org\n    interval: 10ms\n",
+        files: &[],
+        want: "notaries[0].interval: 10ms is shorter than 1s",
+    },
+    Bad {
+        name: "notary interval not a duration",
+        yaml: "notaries:\n  - server_name: matrix.org\n    interval: hourly\n",
+        files: &[],
+        want: "notaries[0].interval: \"hourly\" is not a duration: write a number and a unit, as in 30s, 5m, 1h30m or 2d (units: ms, s, m, h, d)",
+    },
+    Bad {
+        name: "unknown notary key",
+        yaml: "notaries:\n  - server_name: matrix.org\n    batch: 5\n",
+        files: &[],
+        want: "line 3 column 5: unknown field `batch`, expected one of server_name, interval, batch_size",
     },
 ];
 

@@ -9,6 +9,9 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+use matrix_federation_exporter::report::NotaryResult;
+use matrix_federation_exporter::report::notary::{NotaryReport, NotaryView};
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
@@ -393,12 +396,35 @@ fn exporter() -> ExporterMetrics {
 /// keys, so its key history has a `replaced` and a `dropped` row.
 fn store_with(reports: impl IntoIterator<Item = ServerReport>) -> Arc<Store> {
     let store = Arc::new(Store::new());
+    let mut views = Vec::new();
     for r in reports {
         if r.server_name == "example.org" {
             store.insert(with_earlier_keys(&r));
         }
+        // The notary's view of each server: the healthy one's keys match, the others' it has none of.
+        let matched = r.success();
+        views.push(NotaryView {
+            server_name: r.server_name.as_str().to_owned(),
+            result: if matched {
+                NotaryResult::Match
+            } else {
+                NotaryResult::NoKeys
+            },
+            valid_until_ts: matched.then_some(1_767_225_600_000),
+            keys: Vec::new(),
+            message: String::new(),
+        });
         store.insert(r);
     }
+    store.set_notary(NotaryReport {
+        notary: "notary.example".to_owned(),
+        started_at: std::time::UNIX_EPOCH,
+        duration: std::time::Duration::ZERO,
+        up: true,
+        message: String::new(),
+        requests: 1,
+        servers: views,
+    });
     store
 }
 
@@ -662,6 +688,9 @@ fn metrics_md_matches_the_rendered_output() {
         );
     }
     expect("verdict", Verdict::ALL.iter().map(|v| v.as_str()).collect());
+    let mut results = vec!["ok", "failed", "success", "failure"];
+    results.extend(NotaryResult::ALL.iter().map(|v| v.as_str()));
+    expect("result", results);
 }
 
 #[test]

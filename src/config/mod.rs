@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod homeservers;
+pub mod notary;
 mod raw;
 pub mod server_name;
 pub mod shard;
@@ -71,6 +72,8 @@ pub struct Config {
     /// The certificate files the server serves, as the ACME client leaves them (DESIGN.md point 7); an entry whose
     /// server is not probed by this replica is never consulted.
     pub local_certificates: Vec<LocalCertificates>,
+    /// Key notaries to check (`notaries:`); none by default.
+    pub notaries: Vec<notary::NotaryConfig>,
 }
 
 /// One `local_certificates` entry: where the certificates of `server_name` lie on this machine.

@@ -33,6 +33,7 @@ struct RawConfig {
     target_files: Option<Vec<String>>,
     local_certificates: Option<Vec<RawLocalCertificates>>,
     homeservers: Option<Vec<crate::config::homeservers::RawHomeserver>>,
+    notaries: Option<Vec<crate::config::notary::RawNotary>>,
 }
 
 /// One `local_certificates` entry (DESIGN.md point 7).
@@ -159,22 +160,55 @@ fn duration_error(error: &serde_saphyr::Error, text: &str) -> ConfigError {
 }
 
 /// The dotted key path and the value of the `key: value` line `line` (1-based) of block YAML, from the
-/// indentation of the lines above it.
+/// indentation of the lines above it; a sequence entry (`- key: value`) adds its index (`notaries[1].interval`).
 fn key_path_at(text: &str, line: usize) -> Option<(String, String)> {
     let lines: Vec<&str> = text.lines().collect();
     let here = lines.get(line.checked_sub(1)?)?;
     let indent = |l: &str| l.len() - l.trim_start().len();
-    let (key, value) = here.trim().split_once(':')?;
+    // The index of the sequence entry that starts at line `at` among the entries above it at its indentation.
+    let entry_index = |at: usize| {
+        let level = indent(lines[at]);
+        lines[..at]
+            .iter()
+            .rev()
+            .take_while(|l| {
+                let t = l.trim();
+                t.is_empty() || t.starts_with('#') || indent(l) >= level
+            })
+            .filter(|l| indent(l) == level && l.trim_start().starts_with("- "))
+            .count()
+    };
+    let mut own = here.trim();
+    let mut index = None;
+    if let Some(rest) = own.strip_prefix("- ") {
+        own = rest;
+        index = Some(entry_index(line - 1));
+    }
+    let (key, value) = own.split_once(':')?;
     let mut path = vec![key.trim().to_owned()];
     let mut level = indent(here);
-    for above in lines[..line - 1].iter().rev() {
+    for (at, above) in lines[..line - 1].iter().enumerate().rev() {
         let t = above.trim();
         if t.is_empty() || t.starts_with('#') || indent(above) >= level {
             continue;
         }
-        let parent = t.strip_suffix(':')?;
-        path.push(parent.trim().to_owned());
         level = indent(above);
+        if t.starts_with("- ") && index.is_none() {
+            // The key sits in this sequence entry, on a later line.
+            index = Some(entry_index(at));
+            let rest = t.trim_start_matches("- ");
+            if rest.ends_with(':') {
+                return None;
+            }
+            level += 1;
+            continue;
+        }
+        let parent = t.strip_suffix(':')?;
+        let parent = match index.take() {
+            Some(i) => format!("{}[{i}]", parent.trim()),
+            None => parent.trim().to_owned(),
+        };
+        path.push(parent);
         if level == 0 {
             break;
         }
@@ -260,6 +294,8 @@ impl RawConfig {
             RawTrustStore::Webpki => TrustStore::Webpki,
         };
 
+        let notaries = crate::config::notary::validate(self.notaries.unwrap_or_default())?;
+
         Ok(Config {
             servers,
             probe,
@@ -276,6 +312,7 @@ impl RawConfig {
             api: ApiConfig {
                 probe_unconfigured: self.api.and_then(|a| a.probe_unconfigured).unwrap_or(false),
             },
+            notaries,
         })
     }
 }

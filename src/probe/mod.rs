@@ -16,6 +16,7 @@ pub mod discovery;
 pub mod env;
 pub mod homeserver;
 pub mod local_certs;
+pub mod notary;
 pub mod support;
 
 use std::sync::Arc;

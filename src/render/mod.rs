@@ -11,6 +11,7 @@ pub mod format;
 pub mod history;
 pub mod html;
 pub mod metrics;
+pub mod notary;
 pub mod prerendered;
 pub mod tester;
 pub mod text;

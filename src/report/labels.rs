@@ -462,3 +462,22 @@ impl Verdict {
         }
     }
 }
+
+label_enum! {
+    /// What a notary serves for one server, against the keys the server serves directly (the `result` label of
+    /// `notary_result_info`).
+    NotaryResult {
+        /// The notary returned, correctly signed, every verify key the server serves directly now.
+        Match => "match",
+        /// The notary returned correctly signed keys, but not the ones the server serves directly now (a key
+        /// rotated after the notary cached it, or the server serves none now).
+        Stale => "stale",
+        /// The notary returned nothing for the server: it cannot reach or verify it.
+        NoKeys => "no_keys",
+        /// The notary returned keys without the origin's valid self-signature or without the notary's valid
+        /// signature.
+        BadSignature => "bad_signature",
+        /// The query did not give a usable answer (the notary is down, timed out, answered an error or too much).
+        RequestFailed => "request_failed",
+    }
+}

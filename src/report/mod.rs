@@ -11,6 +11,7 @@ mod history;
 pub mod homeserver;
 pub mod key_history;
 mod labels;
+pub mod notary;
 mod shared_str;
 mod support;
 
@@ -18,8 +19,9 @@ pub use client::ClientReport;
 pub use history::{Change, History, State};
 pub use key_history::KeyHistory;
 pub use labels::{
-    AddressClass, ClientOutcome, ClientResult, ContactRole, Family, KeyChangeKind, Method, Phase,
-    Reason, SrvRecordName, Stage, Step, SupportResult, Verdict, Warning, WellKnownOutcome,
+    AddressClass, ClientOutcome, ClientResult, ContactRole, Family, KeyChangeKind, Method,
+    NotaryResult, Phase, Reason, SrvRecordName, Stage, Step, SupportResult, Verdict, Warning,
+    WellKnownOutcome,
 };
 pub use shared_str::SharedStr;
 pub use support::{

@@ -2,5 +2,6 @@
 
 pub mod compact;
 pub mod homeservers;
+pub mod notaries;
 pub mod scheduler;
 pub mod store;

@@ -12,6 +12,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::config::targets::{Labels, Target};
 use crate::report::ServerReport;
+use crate::report::notary::NotaryReport;
 
 /// The latest report per server name. Thread-safe; cheap to read.
 #[derive(Debug, Default)]
@@ -21,6 +22,8 @@ pub struct Store {
     inserted: tokio::sync::watch::Sender<u64>,
     /// The configured homeservers' destination lists (`homeservers:`), shown beside the reports.
     pub homeservers: crate::schedule::homeservers::Homeservers,
+    /// The latest round of each configured notary, by notary name (`schedule/notaries.rs` writes it).
+    notaries: RwLock<BTreeMap<String, Arc<NotaryReport>>>,
 }
 
 #[derive(Debug, Default)]
@@ -195,6 +198,46 @@ impl Store {
 
     fn write(&self) -> RwLockWriteGuard<'_, Servers> {
         self.servers.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The notaries' view, kept beside the reports it compares with.
+impl Store {
+    /// Stores `report` as the latest round of its notary.
+    pub fn set_notary(&self, report: NotaryReport) {
+        self.notaries
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(report.notary.clone(), Arc::new(report));
+    }
+
+    /// Keeps only the rounds of `notaries` (a reload removed the others: their series vanish at once).
+    pub fn retain_notaries(&self, notaries: &[&str]) {
+        self.notaries
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|name, _| notaries.contains(&name.as_str()));
+    }
+
+    /// The latest round of every notary, sorted by notary name.
+    #[must_use]
+    pub fn notaries(&self) -> Vec<Arc<NotaryReport>> {
+        self.notaries
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The latest round of `notary`.
+    #[must_use]
+    pub fn notary(&self, notary: &str) -> Option<Arc<NotaryReport>> {
+        self.notaries
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(notary)
+            .cloned()
     }
 }
 

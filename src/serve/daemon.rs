@@ -28,6 +28,7 @@ use crate::probe::env::ProbeEnv;
 use crate::probe::{Prober, probe_server};
 use crate::render::metrics::{self, ExporterMetrics};
 use crate::report::ServerReport;
+use crate::schedule::notaries::Notaries;
 use crate::schedule::scheduler::{OnReport, Schedule, Scheduler};
 use crate::schedule::store::Store;
 use crate::serve::homeservers::{self, Refreshers};
@@ -123,6 +124,8 @@ struct Running {
     prober: Prober,
     /// The homeserver refresh loops of this configuration.
     refreshers: Refreshers,
+    /// The notary rounds (`notaries:`).
+    notaries: Notaries,
 }
 
 /// Starts probing `config.servers` through `env` and builds the routes, without reload (tests drive the whole
@@ -200,6 +203,8 @@ fn launch(
         &caps,
     );
     let signature = targets::signature(&config);
+    let mut notaries = Notaries::new();
+    notaries.update(&config.notaries, &env, &store, &ready);
     let (web_limits, _) = watch::channel(web_limits(&config));
     let inner = Arc::new(Inner {
         store,
@@ -217,6 +222,7 @@ fn launch(
             env,
             prober: prober.clone(),
             refreshers,
+            notaries,
         }),
         source,
         destinations_changed,
@@ -265,6 +271,12 @@ impl Exporter {
     #[must_use]
     pub fn all_reports(&self) -> Vec<Arc<ServerReport>> {
         self.inner.store.snapshot()
+    }
+
+    /// The latest round of every configured notary that has finished one, sorted by notary name.
+    #[must_use]
+    pub fn notaries(&self) -> Vec<Arc<crate::report::notary::NotaryReport>> {
+        self.inner.store.notaries()
     }
 
     /// The latest report of `server_name`, if it is configured and was probed.
@@ -348,6 +360,9 @@ impl Inner {
             .scheduler
             .update(&names, schedule(&config, &env), prober.clone());
         self.caps.resize(&config);
+        running
+            .notaries
+            .update(&config.notaries, &env, &self.store, &self.ready);
         let routes = routes(
             &config,
             &env,

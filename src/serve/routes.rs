@@ -188,7 +188,12 @@ async fn status_server(State(state): State<Arc<AppState>>, Path(name): Path<Stri
     }
     html_page(
         StatusCode::OK,
-        html::server_page(&name, report.as_deref(), SystemTime::now()),
+        html::server_page_with_notaries(
+            &name,
+            report.as_deref(),
+            &state.store.notaries(),
+            SystemTime::now(),
+        ),
     )
 }
 
@@ -383,6 +388,7 @@ async fn api_report(
             &method,
             query.as_deref(),
             |report| {
+                let notaries = state.store.notaries();
                 // The homeservers whose admin API lists this server, with what Synapse says of it.
                 let views = state.store.homeservers.snapshot();
                 let listed_by: Vec<tester::ListedBy<'_>> = views
@@ -397,7 +403,7 @@ async fn api_report(
                     .collect();
                 json_answer(
                     StatusCode::OK,
-                    tester::tester_report_pretty_with(report, &listed_by),
+                    tester::tester_report_pretty_with_views(report, &listed_by, &notaries),
                 )
             },
             // Every answer about a name is JSON in the tester's shape, so `res.json()` never throws.

@@ -12,6 +12,7 @@ pub mod evil;
 pub mod https;
 pub mod keys;
 pub mod metrics_fixture;
+pub mod notary;
 pub mod reports;
 pub mod synapse;
 pub mod tester_shape;

@@ -150,6 +150,19 @@ impl Synapse {
         key: &SigningSeed,
         ca: &TestCa,
     ) -> Self {
+        Self::start_edited(python, dir, leaf, key, ca, &|config| config).await
+    }
+
+    /// [`Synapse::start`] with `homeserver.yaml` (as [`homeserver_config`] writes it for the chosen port)
+    /// passed through `edit` first: a test that lets Synapse federate turns one outbound feature on there.
+    pub async fn start_edited(
+        python: &Path,
+        dir: &Path,
+        leaf: &Leaf,
+        key: &SigningSeed,
+        ca: &TestCa,
+        edit: &dyn Fn(String) -> String,
+    ) -> Self {
         std::fs::write(dir.join("tls.crt"), pem_chain(&leaf.chain)).expect("write tls.crt");
         std::fs::write(
             dir.join("tls.key"),
@@ -160,7 +173,7 @@ impl Synapse {
         std::fs::write(dir.join("log.yaml"), log_config(dir)).expect("write log.yaml");
         let mut last = String::new();
         for attempt in 1..=START_ATTEMPTS {
-            match Self::try_start(python, dir, ca).await {
+            match Self::try_start_edited(python, dir, ca, edit).await {
                 Ok(synapse) => return synapse,
                 Err(StartError::PortTaken(logs)) => {
                     eprintln!("attempt {attempt}: the port was taken, trying another");
@@ -173,6 +186,15 @@ impl Synapse {
     }
 
     pub async fn try_start(python: &Path, dir: &Path, ca: &TestCa) -> Result<Self, StartError> {
+        Self::try_start_edited(python, dir, ca, &|config| config).await
+    }
+
+    pub async fn try_start_edited(
+        python: &Path,
+        dir: &Path,
+        ca: &TestCa,
+        edit: &dyn Fn(String) -> String,
+    ) -> Result<Self, StartError> {
         let port = free_port();
         // A test may add config in `extra.yaml` (`{PORT}` stands for the listener's port): YAML's last duplicate
         // key wins in Synapse's loader, so it may also replace keys of the base config.
@@ -181,7 +203,7 @@ impl Synapse {
             .replace("{PORT}", &port.to_string());
         std::fs::write(
             dir.join("homeserver.yaml"),
-            homeserver_config(dir, port) + &extra,
+            edit(homeserver_config(dir, port) + &extra),
         )
         .expect("write homeserver.yaml");
         let open = |name: &str| {

@@ -568,6 +568,62 @@ fn json_type(value: &Value) -> &'static str {
     }
 }
 
+/// Checks that `object` carries a valid signature by `entity` (a notary, say) made with one of `keys` (the
+/// entity's verify keys, as its own key document gave them): used for a notary's answer, which the notary signs
+/// beside the origin.
+///
+/// The spec decides (Querying Keys Through Another Server): "Each returned key will be signed by the notary
+/// server in addition to the originating homeserver." Like Synapse's `PerspectivesKeyFetcher`, one valid
+/// signature by a known key of the entity suffices; a signature by one of its known keys that does not verify
+/// fails the check (so a forged signature is never outweighed by another). Steps 1 to 7 of "Checking for a
+/// Signature" apply as in [`check_key_document`].
+pub fn check_signed_by(
+    object: &Map<String, Value>,
+    entity: &str,
+    keys: &[VerifyKey],
+) -> Result<(), String> {
+    let Some(Value::Object(by_entity)) = object.get("signatures").and_then(|s| s.get(entity))
+    else {
+        return Err(format!("not signed by {}", quote(entity)));
+    };
+    let mut unsigned = object.clone();
+    unsigned.remove("signatures");
+    unsigned.remove("unsigned");
+    let canonical = canonical_json(&Value::Object(unsigned))
+        .map_err(|e| format!("no Canonical JSON form: {e}"))?;
+    let mut verified = false;
+    for key in keys.iter().filter(|k| k.valid_ed25519) {
+        if !by_entity.contains_key(&key.key_id) {
+            continue;
+        }
+        let public = decode_ed25519_key(&key.key)?;
+        verify_signature(by_entity, &key.key_id, &public, canonical.as_bytes()).map_err(
+            |problem| {
+                format!(
+                    "signature by {} {}: {problem}",
+                    quote(entity),
+                    quote(&key.key_id)
+                )
+            },
+        )?;
+        verified = true;
+    }
+    if verified {
+        Ok(())
+    } else {
+        Err(format!(
+            "no signature by {} with a key it serves (signed with {})",
+            quote(entity),
+            by_entity
+                .keys()
+                .take(8)
+                .map(|k| quote(k))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,4 @@
-//! HTTP/1.1 GETs over a connection the caller already made and judged, with a bounded body and a timeout.
+//! HTTP/1.1 GETs (and the notary query's POST) over a connection the caller already made and judged, with a bounded body and a timeout.
 //!
 //! The prober owns the socket and the TLS handshake (so every request goes to the address that was judged,
 //! with the exact `Host` header the spec asks for); this module only speaks HTTP on top. It resolves no names
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, header};
-use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 /// An HTTP/1.1 connection (keep-alive) on an established stream.
 pub struct HttpConn {
-    sender: SendRequest<Empty<Bytes>>,
+    sender: SendRequest<Full<Bytes>>,
     driver: JoinHandle<()>,
 }
 
@@ -64,7 +64,7 @@ impl HttpConn {
         max_body: usize,
         timeout: Duration,
     ) -> Result<Response, GetError> {
-        tokio::time::timeout(timeout, self.get_inner(path, host, None, max_body))
+        tokio::time::timeout(timeout, self.send(Request::get(path), host, None, max_body))
             .await
             .map_err(|_| GetError::Timeout(timeout))?
     }
@@ -78,33 +78,48 @@ impl HttpConn {
         max_body: usize,
         timeout: Duration,
     ) -> Result<Response, GetError> {
-        let request = self.get_inner(path, host, Some(authorization), max_body);
-        tokio::time::timeout(timeout, request)
+        let request = Request::get(path).header(header::AUTHORIZATION, authorization.clone());
+        tokio::time::timeout(timeout, self.send(request, host, None, max_body))
             .await
             .map_err(|_| GetError::Timeout(timeout))?
     }
 
-    async fn get_inner(
+    /// `POST path` with `Host: host` and the JSON `body`, reading at most `max_body` bytes of answer, all within
+    /// `timeout` (the notary query, `POST /_matrix/key/v2/query`).
+    pub async fn post_json(
         &mut self,
         path: &str,
         host: &str,
-        authorization: Option<&header::HeaderValue>,
+        body: Bytes,
+        max_body: usize,
+        timeout: Duration,
+    ) -> Result<Response, GetError> {
+        let send = self.send(Request::post(path), host, Some(body), max_body);
+        tokio::time::timeout(timeout, send)
+            .await
+            .map_err(|_| GetError::Timeout(timeout))?
+    }
+
+    async fn send(
+        &mut self,
+        request: http::request::Builder,
+        host: &str,
+        json: Option<Bytes>,
         max_body: usize,
     ) -> Result<Response, GetError> {
-        let mut request = Request::get(path)
+        let request = match &json {
+            Some(_) => request.header(header::CONTENT_TYPE, "application/json"),
+            None => request,
+        };
+        let request = request
             .header(header::HOST, host)
             .header(
                 header::USER_AGENT,
                 concat!("matrix-federation-exporter/", env!("CARGO_PKG_VERSION")),
             )
             .header(header::ACCEPT, "application/json")
-            .body(Empty::<Bytes>::new())
+            .body(Full::new(json.unwrap_or_default()))
             .map_err(|e| GetError::Http(format!("cannot build the request: {e}")))?;
-        if let Some(value) = authorization {
-            request
-                .headers_mut()
-                .insert(header::AUTHORIZATION, value.clone());
-        }
         self.sender
             .ready()
             .await

@@ -20,6 +20,17 @@ use crate::report::{
 /// The page at `/server/{name}`: verdict, failures with fixes, discovery, every address, and `check`'s text.
 #[must_use]
 pub fn server_page(name: &str, report: Option<&ServerReport>, now: SystemTime) -> String {
+    server_page_with_notaries(name, report, &[], now)
+}
+
+/// [`server_page`] with what the configured notaries serve for the server (`notaries:`).
+#[must_use]
+pub fn server_page_with_notaries(
+    name: &str,
+    report: Option<&ServerReport>,
+    notaries: &[std::sync::Arc<crate::report::notary::NotaryReport>],
+    now: SystemTime,
+) -> String {
     let status = Status::of(report);
     let verdict = match status {
         Status::Ok => "federation works",
@@ -46,6 +57,7 @@ pub fn server_page(name: &str, report: Option<&ServerReport>, now: SystemTime) -
         main {
             @if let Some(r) = report {
                 (report_sections(r, now))
+                (super::notary::notary_section(name, notaries))
             } @else {
                 p class="empty" {
                     "This server is configured but its first probe has not finished yet. \

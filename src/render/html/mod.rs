@@ -23,6 +23,7 @@ mod homeserver;
 mod index;
 mod keys;
 mod local_certs;
+mod notary;
 mod runbook;
 
 use std::fmt::{self, Write as _};
@@ -30,7 +31,7 @@ use std::time::{Duration, SystemTime};
 
 use maud::{DOCTYPE, Markup, PreEscaped, Render, html};
 
-pub use self::detail::{not_found_page, server_page};
+pub use self::detail::{not_found_page, server_page, server_page_with_notaries};
 pub use self::homeserver::{VerdictFilter, homeserver_href, homeserver_page, with_homeservers};
 pub use self::index::index_page;
 pub use self::runbook::{RUNBOOK_MD, runbook_page};

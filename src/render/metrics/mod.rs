@@ -22,6 +22,7 @@ use crate::report::ServerReport;
 use crate::schedule::store::Store;
 
 mod homeservers;
+mod notary;
 mod reports;
 
 pub use homeservers::HomeserversCollector;
@@ -245,6 +246,24 @@ pub const DESTINATION_VERDICT: Desc = gauge(
     "The homeserver's view of a destination joined with our latest probe of it (ok, them, us, unseen_fault); always 1.",
 );
 
+// Per server and notary (`notaries:`).
+pub const NOTARY_KEYS_MATCH: Desc = gauge(
+    "matrix_federation_notary_keys_match",
+    "1 when the notary returns, correctly signed, the verify keys the server serves directly now, else 0.",
+);
+pub const NOTARY_RESULT_INFO: Desc = info(
+    "matrix_federation_notary_result_info",
+    "What the notary serves for the server against its direct keys (match, stale, no_keys, bad_signature, request_failed); always 1.",
+);
+pub const NOTARY_VALID_UNTIL: Desc = gauge(
+    "matrix_federation_notary_valid_until_timestamp_seconds",
+    "Latest valid_until_ts of the correctly signed keys the notary returned for the server, in Unix seconds.",
+);
+pub const NOTARY_UP: Desc = gauge(
+    "matrix_federation_notary_up",
+    "1 if the last round reached the notary and verified its own key document, else 0.",
+);
+
 /// Every family this module renders, in output order.
 pub const RENDERED: &[&Desc] = &[
     &BUILD_INFO,
@@ -293,6 +312,10 @@ pub const RENDERED: &[&Desc] = &[
     &HOMESERVER_DESTINATION_FAILURE_TIMESTAMP,
     &HOMESERVER_DESTINATION_RETRY_LAST_TIMESTAMP,
     &DESTINATION_VERDICT,
+    &NOTARY_UP,
+    &NOTARY_KEYS_MATCH,
+    &NOTARY_RESULT_INFO,
+    &NOTARY_VALID_UNTIL,
 ];
 
 /// The exporter version (`version` label of `build_info`).
@@ -312,7 +335,10 @@ pub fn registry(store: Arc<Store>, exporter: &ExporterMetrics) -> Registry {
     registry.register_collector(Box::new(StoreCollector {
         store: store.clone(),
     }));
-    registry.register_collector(Box::new(HomeserversCollector { store }));
+    registry.register_collector(Box::new(HomeserversCollector {
+        store: store.clone(),
+    }));
+    registry.register_collector(Box::new(notary::NotaryCollector { store }));
     registry
 }
 

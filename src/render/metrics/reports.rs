@@ -493,7 +493,7 @@ impl<'a, 'e> FamilyWriter<'a, 'e> {
         self.metric()?.encode_family(labels)?.encode_gauge(&value)
     }
 
-    fn info(&mut self, labels: &impl EncodeLabelSet) -> fmt::Result {
+    pub(super) fn info(&mut self, labels: &impl EncodeLabelSet) -> fmt::Result {
         self.metric()?.encode_info(labels)
     }
 

@@ -58,6 +58,9 @@ pub(super) struct Extension {
     /// the verdict joined with this report (absent when none lists it).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     homeservers: Vec<ExtHomeserver>,
+    /// What each configured notary serves for the server (`notaries:`; absent when none is configured).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) notaries: Vec<ExtNotary>,
 }
 
 #[derive(Serialize)]
@@ -310,6 +313,52 @@ impl Extension {
     }
 }
 
+/// One notary's view of the server (as the `notary_*` metrics), with its words.
+#[derive(Serialize)]
+pub(super) struct ExtNotary {
+    notary: String,
+    /// `notary_up`.
+    up: bool,
+    /// `notary_result_info`'s `result`.
+    result: &'static str,
+    /// Unix seconds of the notary's copy's `valid_until_ts`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    valid_until: Option<f64>,
+    /// `key id` → key, of the correctly signed objects the notary returned.
+    keys: BTreeMap<String, String>,
+    /// What differs or failed ("" for a match).
+    message: String,
+}
+
+/// Every notary's view of `server_name`, in notary order.
+pub(super) fn notaries(
+    server_name: &str,
+    notaries: &[std::sync::Arc<crate::report::notary::NotaryReport>],
+) -> Vec<ExtNotary> {
+    notaries
+        .iter()
+        .filter_map(|n| {
+            let v = n.view(server_name)?;
+            Some(ExtNotary {
+                notary: n.notary.clone(),
+                up: n.up,
+                result: v.result.as_str(),
+                #[expect(
+                    clippy::cast_precision_loss,
+                    reason = "milliseconds since 1970 fit a double's 53 bits for ages"
+                )]
+                valid_until: v.valid_until_ts.map(|ms| ms as f64 / 1000.0),
+                keys: v.keys.iter().cloned().collect(),
+                message: if v.message.is_empty() {
+                    n.message.clone()
+                } else {
+                    v.message.clone()
+                },
+            })
+        })
+        .collect()
+}
+
 #[derive(Serialize)]
 struct ExtWarning {
     address: String,
@@ -506,6 +555,7 @@ pub(super) fn extension(r: &ServerReport) -> Extension {
             .collect(),
         local_certificates: ext_local_certs(r),
         homeservers: Vec::new(),
+        notaries: Vec::new(),
     }
 }
 

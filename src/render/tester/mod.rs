@@ -49,9 +49,23 @@ pub fn tester_report_with(report: &ServerReport, listed_by: &[ListedBy<'_>]) -> 
 /// [`tester_report_pretty`] with the homeservers that list the server (under our extension key, `homeservers`).
 #[must_use]
 pub fn tester_report_pretty_with(report: &ServerReport, listed_by: &[ListedBy<'_>]) -> String {
+    tester_report_pretty_with_views(report, listed_by, &[])
+}
+
+/// [`tester_report_pretty`] with the views of others under our extension key: the homeservers that list the
+/// server (`homeservers`) and what the configured notaries serve for it (`notaries`; absent when none has a view).
+#[must_use]
+pub fn tester_report_pretty_with_views(
+    report: &ServerReport,
+    listed_by: &[ListedBy<'_>],
+    notaries: &[std::sync::Arc<crate::report::notary::NotaryReport>],
+) -> String {
+    let mut tester = TesterReport::from_report(report).listed_by(report, listed_by);
+    if let Ours::Report(extension) = &mut tester.extension {
+        extension.notaries = extension::notaries(report.server_name.as_str(), notaries);
+    }
     // Invariant: as in `tester_report`.
-    serde_json::to_string_pretty(&TesterReport::from_report(report).listed_by(report, listed_by))
-        .expect("the tester report serializes to JSON")
+    serde_json::to_string_pretty(&tester).expect("the tester report serializes to JSON")
 }
 
 /// The report as a JSON value. `serde_json` sorts object keys; use [`tester_report_pretty`] for the tester's
@@ -69,6 +83,16 @@ pub fn tester_report_pretty(report: &ServerReport) -> String {
     // Invariant: as in `tester_report`.
     serde_json::to_string_pretty(&TesterReport::from_report(report))
         .expect("the tester report serializes to JSON")
+}
+
+/// [`tester_report_pretty`] with what the configured notaries serve for the server in the extension key
+/// (`MatrixFederationExporter.notaries`; absent when no notary has a view of it).
+#[must_use]
+pub fn tester_report_pretty_with_notaries(
+    report: &ServerReport,
+    notaries: &[std::sync::Arc<crate::report::notary::NotaryReport>],
+) -> String {
+    tester_report_pretty_with_views(report, &[], notaries)
 }
 
 /// The report on one line (fields in Go struct order), for JSON Lines.
