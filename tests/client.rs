@@ -420,8 +420,17 @@ async fn probe_server_runs_it_on_the_kept_connection_without_changing_probe_succ
         .into_iter()
         .map(|(p, _)| p)
         .collect();
-    assert_eq!(paths, ["/.well-known/matrix/server", WELL_KNOWN, VERSIONS]);
-    assert_eq!(w.servers[0].connections(), 1, "one handshake for all three");
+    // The support well-known follows client discovery on the same connection.
+    assert_eq!(
+        paths,
+        [
+            "/.well-known/matrix/server",
+            WELL_KNOWN,
+            VERSIONS,
+            "/.well-known/matrix/support"
+        ]
+    );
+    assert_eq!(w.servers[0].connections(), 1, "one handshake for all four");
     let warnings: Vec<_> = report.warnings().into_iter().map(|w| w.warning).collect();
     assert_eq!(warnings, [Warning::ClientWellKnownNoCors]);
 

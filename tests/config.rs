@@ -61,7 +61,7 @@ const BAD: &[Bad] = &[
         name: "local_certificates with a bad reload_grace",
         yaml: "local_certificates:\n  - server_name: example.org\n    files: [fullchain.pem]\n    reload_grace: soon\n",
         files: &[],
-        want: "line 4 column 5: invalid value: string \"soon\", expected a duration",
+        want: "local_certificates[0].reload_grace: \"soon\" is not a duration: write a number and a unit, as in 30s, 5m, 1h30m or 2d (units: ms, s, m, h, d)",
     },
     Bad {
         name: "local_certificates with an unknown key",
