@@ -53,7 +53,13 @@ async fn world(label: &str, well_known: Routes, hs: Option<Routes>) -> World {
 
 async fn discover(w: &World, name: &str) -> ClientReport {
     let name = ServerName::parse(name).unwrap();
-    discover_client(&w.env, &name, &mut None).await
+    discover_client(
+        &w.env,
+        &name,
+        &mut matrix_federation_exporter::probe::discovery::dns::Known::default(),
+        &mut None,
+    )
+    .await
 }
 
 fn versions_ok() -> Routes {

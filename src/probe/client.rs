@@ -66,12 +66,13 @@ pub const MAX_BASE_URL: usize = 2048;
 /// Walks client discovery for `name` once. The well-known fetch runs under `timeouts.well_known` (redirects
 /// included, each request under `timeouts.http`), and so does the versions request. `kept` is the server
 /// well-known's open connection to `https://<hostname>`, used when a request goes to that origin.
+/// `known` holds the addresses discovery already resolved, so the same hostname is not asked again.
 pub async fn discover_client(
     env: &ProbeEnv,
     name: &ServerName,
+    known: &mut Known,
     kept: &mut Option<Kept>,
 ) -> ClientReport {
-    let mut known = Known::default();
     let mut report = ClientReport {
         outcome: ClientOutcome::FailPrompt,
         result: ClientResult::WellKnownUnreachable,
@@ -87,7 +88,7 @@ pub async fn discover_client(
         error: None,
     };
     let start = Instant::now();
-    let found = well_known(env, name, &mut known, kept, &mut report).await;
+    let found = well_known(env, name, known, kept, &mut report).await;
     report.well_known_duration = start.elapsed();
     let base = match found {
         Ok(Some(base)) => {
@@ -110,7 +111,7 @@ pub async fn discover_client(
     };
     report.base_url = Some(base.as_str().trim_end_matches('/').to_owned());
     let start = Instant::now();
-    let checked = versions(env, &base, &mut known, kept, &mut report).await;
+    let checked = versions(env, &base, known, kept, &mut report).await;
     report.versions_duration = Some(start.elapsed());
     match checked {
         Ok(()) if report.outcome == ClientOutcome::Ignore => {

@@ -72,7 +72,7 @@ pub async fn probe_server(env: &ProbeEnv, name: &ServerName) -> ServerReport {
     let known = &mut discovery.known;
     let side = async {
         let client = if env.checks.client {
-            Some(client::discover_client(env, name, &mut kept).await)
+            Some(client::discover_client(env, name, known, &mut kept).await)
         } else {
             None
         };
