@@ -15,8 +15,29 @@ pub fn shrink(report: &mut ServerReport) {
     }
     shrink_failures(&mut report.failures);
     if let Some(client) = &mut report.client {
-        client.hops.shrink_to_fit();
+        shrink_hops(&mut client.hops);
         shrink_failures(&mut client.failures);
+        shrink_text(&mut client.error);
+        shrink_text(&mut client.base_url);
+    }
+    if let Some(support) = &mut report.support {
+        shrink_hops(&mut support.hops);
+        support.contacts.shrink_to_fit();
+        shrink_text(&mut support.error);
+        shrink_text(&mut support.support_page);
+    }
+}
+
+fn shrink_hops(hops: &mut Vec<(String, u16)>) {
+    hops.shrink_to_fit();
+    for (url, _) in hops {
+        url.shrink_to_fit();
+    }
+}
+
+fn shrink_text(text: &mut Option<String>) {
+    if let Some(text) = text {
+        text.shrink_to_fit();
     }
 }
 
@@ -34,12 +55,12 @@ fn shrink_discovery(d: &mut DiscoveryReport) {
         target.addresses.shrink_to_fit();
     }
     d.steps.shrink_to_fit();
-    d.well_known.hops.shrink_to_fit();
-    for (url, _) in &mut d.well_known.hops {
-        url.shrink_to_fit();
-    }
-    if let Some(error) = &mut d.well_known.error {
-        error.shrink_to_fit();
+    shrink_hops(&mut d.well_known.hops);
+    shrink_text(&mut d.well_known.error);
+    d.well_known.per_address.shrink_to_fit();
+    for a in &mut d.well_known.per_address {
+        shrink_text(&mut a.error);
+        shrink_text(&mut a.m_server);
     }
 }
 
