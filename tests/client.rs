@@ -445,3 +445,36 @@ async fn probe_server_runs_it_on_the_kept_connection_without_changing_probe_succ
     let report = probe_server(&env, &name).await;
     assert!(report.client.is_none());
 }
+
+#[tokio::test]
+async fn an_origin_that_refused_the_server_well_known_is_not_asked_again_in_the_same_probe() {
+    // Nothing listens on dead.c.test's port 443: the server well-known's connection is refused, and the client and
+    // support well-knowns (same origin, moments later) are told so instead of connecting again.
+    let w = World::new("client refused origin", zone(), TIMEOUTS).await;
+    let name = ServerName::parse("dead.c.test").unwrap();
+    let report = probe_server(&w.env, &name).await;
+    assert_eq!(
+        report.discovery.well_known.outcome,
+        matrix_federation_exporter::report::WellKnownOutcome::ConnectionFailed
+    );
+    let c = report.client.as_ref().expect("client discovery ran");
+    expect(
+        c,
+        ClientOutcome::FailPrompt,
+        ClientResult::WellKnownUnreachable,
+        Some(Reason::Unreachable),
+    );
+    assert!(
+        c.failures[0].message.contains("not asked again"),
+        "{:?}",
+        c.failures
+    );
+    let support = report.support.as_ref().expect("the support well-known ran");
+    assert!(
+        support
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("not asked again")),
+        "{support:?}"
+    );
+}

@@ -79,12 +79,30 @@ impl FetchError {
 pub struct Kept {
     host: String,
     port: u16,
-    conn: HttpConn,
+    /// `None` when every address of the origin refused the connection moments ago (see [`Kept::refused`]).
+    conn: Option<HttpConn>,
+    /// Why the origin is refused, for the fetches told so.
+    refusal: String,
     /// The address connected to and the leaf it served (for `local_certificates`).
     served: Option<(SocketAddr, std::sync::Arc<crate::report::CertFacts>)>,
 }
 
 impl Kept {
+    /// An origin whose every address refused the connection (or let it time out) within this probe: a later
+    /// fetch from it fails at once with the same words instead of connecting again. A peer's or a client's
+    /// retry moments later would meet the same refusal; the probe saves the connects (and, for a silent
+    /// origin, the connect timeouts).
+    #[must_use]
+    pub fn refused(host: &str, port: u16, why: String) -> Self {
+        Self {
+            host: host.to_owned(),
+            port,
+            conn: None,
+            refusal: why,
+            served: None,
+        }
+    }
+
     /// The host the certificate was judged for, the address connected to, and the leaf it served.
     #[must_use]
     pub fn served(&self) -> Option<(&str, SocketAddr, &std::sync::Arc<crate::report::CertFacts>)> {
@@ -204,8 +222,13 @@ async fn get_once(
         .as_mut()
         .filter(|k| pin.is_none() && k.host == host && k.port == port)
     {
-        match k
-            .conn
+        let Some(conn) = k.conn.as_mut() else {
+            return Err(FetchError::new(
+                FetchErrorKind::ConnectionFailed,
+                format!("{} (refused moments ago; not asked again)", k.refusal),
+            ));
+        };
+        match conn
             .get(&path, &host_header, max_body, env.timeouts.http)
             .await
         {
@@ -249,7 +272,8 @@ async fn get_once(
         *kept = Some(Kept {
             host,
             port,
-            conn,
+            conn: Some(conn),
+            refusal: String::new(),
             served,
         });
     }

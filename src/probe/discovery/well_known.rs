@@ -92,7 +92,25 @@ pub async fn lookup(env: &ProbeEnv, hostname: &str, known: &mut Known) -> WellKn
             })
             .collect()
     };
+    // Every address refused the connection to `https://<hostname>` itself (or let it time out): the client and
+    // support well-knowns, on that same origin moments later, would meet the same, so they are told instead of
+    // connecting again (`Kept::refused`).
+    let refused_everywhere = !per_address.is_empty()
+        && asked.iter().all(|a| {
+            a.hops.len() == 1
+                && a.result
+                    .as_ref()
+                    .is_err_and(|b| b.outcome == WellKnownOutcome::ConnectionFailed)
+        });
     let chosen = asked.swap_remove(index);
+    let kept = match (chosen.kept, &chosen.result) {
+        (None, Err(bad)) if refused_everywhere => Some(Kept::refused(
+            hostname,
+            env.ports.well_known,
+            bad.message.clone(),
+        )),
+        (kept, _) => kept,
+    };
     *known = chosen.known;
     let (report, delegated) = match chosen.result {
         Ok((name, ttl)) => (
@@ -120,7 +138,7 @@ pub async fn lookup(env: &ProbeEnv, hostname: &str, known: &mut Known) -> WellKn
         report,
         delegated,
         duration: start.elapsed(),
-        kept: chosen.kept,
+        kept,
     }
 }
 
