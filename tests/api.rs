@@ -925,10 +925,6 @@ fn golden_report() -> ServerReport {
                 Reason::ClientVersionsInvalid,
                 "https://matrix.example.org/_matrix/client/versions: no \"versions\" array",
             )],
-            error: Some(
-                "https://matrix.example.org/_matrix/client/versions: no \"versions\" array"
-                    .to_owned(),
-            ),
         }),
         support: Some(matrix_federation_exporter::report::SupportReport {
             result: matrix_federation_exporter::report::SupportResult::Ok,

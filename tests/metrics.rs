@@ -198,7 +198,6 @@ fn client_ok() -> ClientReport {
         well_known_duration: ms(20),
         versions_duration: Some(ms(30)),
         failures: Vec::new(),
-        error: None,
     }
 }
 
@@ -217,7 +216,6 @@ fn client_failing() -> ClientReport {
         versions: 0,
         latest: None,
         failures: vec![Failure::new(Stage::Client, Reason::HttpStatus, message)],
-        error: Some(message.to_owned()),
         ..client_ok()
     }
 }

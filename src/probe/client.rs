@@ -85,7 +85,6 @@ pub async fn discover_client(
         well_known_duration: Duration::ZERO,
         versions_duration: None,
         failures: Vec::new(),
-        error: None,
     };
     let start = Instant::now();
     let found = well_known(env, name, known, kept, &mut report).await;
@@ -164,8 +163,7 @@ fn outcome_of(result: ClientResult) -> ClientOutcome {
 /// Records a result that is not `ok`: its words and its failure (stage `client`).
 fn finish(mut report: ClientReport, stop: Stop) -> ClientReport {
     report.result = stop.result;
-    report.failures = vec![Failure::new(Stage::Client, stop.reason, &stop.message)];
-    report.error = Some(stop.message);
+    report.failures = vec![Failure::new(Stage::Client, stop.reason, stop.message)];
     report
 }
 

@@ -543,7 +543,7 @@ pub fn well_known_address_lines(wk: &WellKnownReport) -> Vec<String> {
     wk.per_address
         .iter()
         .map(|a| {
-            let answer = match (&a.m_server, &a.error) {
+            let answer = match (&a.m_server, wk.address_error(a)) {
                 (Some(m), _) => format!("delegated to {m}"),
                 (None, Some(e)) => format!("{} ({e})", a.outcome),
                 (None, None) => a.outcome.to_string(),

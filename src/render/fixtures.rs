@@ -229,7 +229,6 @@ pub(crate) fn client_ok() -> ClientReport {
         well_known_duration: Duration::from_millis(20),
         versions_duration: Some(Duration::from_millis(30)),
         failures: Vec::new(),
-        error: None,
     }
 }
 
@@ -244,7 +243,6 @@ pub(crate) fn client_failing() -> ClientReport {
         latest: None,
         identity_server: Some("https://id.example.org".to_owned()),
         failures: vec![Failure::new(Stage::Client, Reason::HttpStatus, message)],
-        error: Some(message.to_owned()),
         ..client_ok()
     }
 }

@@ -991,11 +991,10 @@ mod tests {
             well_known_duration: _,
             versions_duration: _,
             failures,
-            error,
         }) = client
         {
             base_url.iter_mut().chain(identity_server).for_each(text);
-            latest.iter_mut().chain(error).for_each(text);
+            latest.iter_mut().for_each(text);
             for (url, _) in hops {
                 text(url);
             }

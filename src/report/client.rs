@@ -32,11 +32,15 @@ pub struct ClientReport {
     /// The failure (stage `client`) when a client would not end with a working homeserver URL; empty on
     /// success. Never part of `probe_success`.
     pub failures: Vec<Failure>,
-    /// What went wrong, in words, when the result is not `ok`.
-    pub error: Option<String>,
 }
 
 impl ClientReport {
+    /// What went wrong, in words, when the result is not `ok` (the failure's message: kept once).
+    #[must_use]
+    pub fn error(&self) -> Option<&str> {
+        self.failures.first().map(|f| f.message.as_str())
+    }
+
     /// A client that follows the spec ends with a working homeserver URL: the well-known's, or the fallback
     /// after a 404.
     #[must_use]

@@ -373,13 +373,23 @@ pub struct WellKnownAddress {
     pub outcome: WellKnownOutcome,
     /// The delegated server name when the outcome is `delegated`.
     pub m_server: Option<String>,
-    /// What went wrong, in words, when the outcome is not `delegated`.
+    /// What went wrong, in words, when the outcome is not `delegated`; `None` for the followed address, whose
+    /// words are the report's own `error` (kept once: read both through [`WellKnownReport::address_error`]).
     pub error: Option<String>,
     /// Whether discovery followed this address's answer.
     pub followed: bool,
 }
 
 impl WellKnownReport {
+    /// What went wrong at `a`, one of [`WellKnownReport::per_address`], in words: its own, or the report's for the
+    /// followed address.
+    #[must_use]
+    pub fn address_error<'a>(&'a self, a: &'a WellKnownAddress) -> Option<&'a str> {
+        a.error
+            .as_deref()
+            .or_else(|| a.followed.then_some(self.error.as_deref()).flatten())
+    }
+
     #[must_use]
     pub fn skipped() -> Self {
         Self {

@@ -17,7 +17,6 @@ pub fn shrink(report: &mut ServerReport) {
     if let Some(client) = &mut report.client {
         shrink_hops(&mut client.hops);
         shrink_failures(&mut client.failures);
-        shrink_text(&mut client.error);
         shrink_text(&mut client.base_url);
     }
     if let Some(support) = &mut report.support {

@@ -87,7 +87,13 @@ pub async fn lookup(env: &ProbeEnv, hostname: &str, known: &mut Known) -> WellKn
                     .as_ref()
                     .ok()
                     .map(|(name, _)| name.as_str().to_owned()),
-                error: a.result.as_ref().err().map(|b| b.message.clone()),
+                // The followed answer's words are the report's own `error`: kept once.
+                error: a
+                    .result
+                    .as_ref()
+                    .err()
+                    .filter(|_| i != index)
+                    .map(|b| b.message.clone()),
                 followed: i == index,
             })
             .collect()

@@ -300,7 +300,7 @@ fn well_known_addresses(wk: &WellKnownReport) -> Markup {
                             td { (a.address) }
                             td {
                                 code { (a.outcome) }
-                                @if let Some(error) = &a.error { ": " (Esc(error)) }
+                                @if let Some(error) = wk.address_error(a) { ": " (Esc(error)) }
                             }
                             td {
                                 @if let Some(m) = &a.m_server { code { (Esc(m)) } } @else { "—" }

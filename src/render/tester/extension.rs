@@ -191,7 +191,7 @@ fn ext_client(c: &crate::report::ClientReport) -> ExtClient {
         latest: c.latest.clone(),
         well_known_seconds: c.well_known_duration.as_secs_f64(),
         versions_seconds: c.versions_duration.as_ref().map(Duration::as_secs_f64),
-        error: c.error.clone(),
+        error: c.error().map(str::to_owned),
         failures: c
             .failures
             .iter()
@@ -500,7 +500,7 @@ pub(super) fn extension(r: &ServerReport) -> Extension {
                     family: crate::report::Family::of(a.address.ip()).as_str(),
                     outcome: a.outcome.as_str(),
                     m_server: a.m_server.clone(),
-                    error: a.error.clone(),
+                    error: wk.address_error(a).map(str::to_owned),
                     followed: a.followed,
                 })
                 .collect(),
