@@ -68,10 +68,14 @@ async fn main() {
     let store = Store::new();
     store.homeservers.configure(&["home".to_owned()]);
     // One refresh first, so that the allocator, TLS and the fake API have warmed up.
-    let warm = fetch(&world.env, &admin, SystemTime::now()).await.expect("a refresh");
+    let warm = fetch(&world.env, &admin, SystemTime::now())
+        .await
+        .expect("a refresh");
     drop(warm);
     let (before, _) = memory();
-    let fetched = fetch(&world.env, &admin, SystemTime::now()).await.expect("a refresh");
+    let fetched = fetch(&world.env, &admin, SystemTime::now())
+        .await
+        .expect("a refresh");
     let (during, peak) = memory();
     let listed = fetched.destinations.len();
     store.homeservers.update(

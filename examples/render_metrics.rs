@@ -1,6 +1,8 @@
 //! Measures how long `/metrics` takes to render N dual-stack servers (release build), the servers of the
 //! `metrics` criterion bench, and what gzip costs beside it at a few levels (the ratio chose
-//! `serve::scrape::LEVEL`): `cargo run --release --example render_metrics -- 2000 10000`.
+//! `serve::scrape::LEVEL`): `cargo run --release --example render_metrics -- 2000 10000`. With `--homeserver`,
+//! every server is also a destination of one homeserver (a third of them failing in Synapse's view), so the render
+//! includes the `homeserver_*` and `destination_verdict` series.
 
 #[path = "../tests/support/metrics_fixture.rs"]
 mod metrics_fixture;
@@ -13,6 +15,7 @@ use matrix_federation_exporter::render::metrics::{self, ExporterMetrics, Format}
 use matrix_federation_exporter::schedule::store::Store;
 
 fn main() {
+    let homeserver = std::env::args().any(|a| a == "--homeserver");
     let sizes: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -26,6 +29,9 @@ fn main() {
         let store = Arc::new(Store::new());
         for i in 0..n {
             store.insert(metrics_fixture::dual_stack_report(i));
+        }
+        if homeserver {
+            list_as_destinations(&store, n);
         }
         let registry = metrics::registry(store, &ExporterMetrics::new());
         for format in [Format::Text004, Format::OpenMetrics] {
@@ -64,4 +70,30 @@ fn gzip(text: &str, level: u32, runs: u32) -> (Duration, usize) {
         size = encoder.finish().expect("a Vec takes every byte").len();
     }
     (start.elapsed() / runs, size)
+}
+
+/// Makes the `n` servers of the fixture the destinations of one homeserver `home`, every third one failing.
+fn list_as_destinations(store: &Store, n: usize) {
+    use matrix_federation_exporter::report::homeserver::Destination;
+    use matrix_federation_exporter::schedule::homeservers::Refreshed;
+    let destinations = (0..n)
+        .map(|i| Destination {
+            server_name: std::sync::Arc::from(format!("s{i}.example.org")),
+            retry_last_ts: 1_700_000_000_000,
+            retry_interval: if i % 3 == 0 { 600_000 } else { 0 },
+            failure_ts: (i % 3 == 0).then_some(1_700_000_000_000),
+        })
+        .collect();
+    store.homeservers.configure(&["home".to_owned()]);
+    store.homeservers.update(
+        "home",
+        Refreshed::Good {
+            destinations,
+            listed: n,
+            skipped_failing: 0,
+            skipped_invalid: 0,
+            truncated: false,
+        },
+        std::time::SystemTime::now(),
+    );
 }
