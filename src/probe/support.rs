@@ -43,15 +43,7 @@ pub async fn lookup(
     kept: &mut Option<Kept>,
 ) -> SupportReport {
     let start = Instant::now();
-    let mut report = SupportReport {
-        result: SupportResult::Error,
-        contacts: Vec::new(),
-        role_counts: [0; 3],
-        support_page: None,
-        hops: Vec::new(),
-        error: None,
-        duration: std::time::Duration::ZERO,
-    };
+    let mut report = SupportReport::unfetched();
     let url = match url(name) {
         Ok(url) => url,
         Err(e) => {
@@ -178,15 +170,7 @@ mod tests {
     use super::*;
 
     fn judged(body: &str) -> SupportReport {
-        let mut report = SupportReport {
-            result: SupportResult::Error,
-            contacts: Vec::new(),
-            role_counts: [0; 3],
-            support_page: None,
-            hops: Vec::new(),
-            error: None,
-            duration: std::time::Duration::ZERO,
-        };
+        let mut report = SupportReport::unfetched();
         judge(body.as_bytes(), &mut report);
         report
     }

@@ -50,6 +50,20 @@ pub struct SupportReport {
 }
 
 impl SupportReport {
+    /// A report before anything was fetched: `error`, no contacts, no hops.
+    #[must_use]
+    pub fn unfetched() -> Self {
+        Self {
+            result: SupportResult::Error,
+            contacts: Vec::new(),
+            role_counts: [0; 3],
+            support_page: None,
+            hops: Vec::new(),
+            error: None,
+            duration: std::time::Duration::ZERO,
+        }
+    }
+
     /// How many contacts have `role`.
     #[must_use]
     pub fn count(&self, role: ContactRole) -> u32 {

@@ -79,12 +79,15 @@ impl FetchError {
 pub struct Kept {
     host: String,
     port: u16,
-    /// `None` when every address of the origin refused the connection moments ago (see [`Kept::refused`]).
-    conn: Option<HttpConn>,
-    /// Why the origin is refused, for the fetches told so.
-    refusal: String,
+    conn: KeptConn,
     /// The address connected to and the leaf it served (for `local_certificates`).
     served: Option<(SocketAddr, std::sync::Arc<crate::report::CertFacts>)>,
+}
+
+/// The open connection, or why every address of the origin refused one moments ago (see [`Kept::refused`]).
+enum KeptConn {
+    Open(HttpConn),
+    Refused(String),
 }
 
 impl Kept {
@@ -97,8 +100,7 @@ impl Kept {
         Self {
             host: host.to_owned(),
             port,
-            conn: None,
-            refusal: why,
+            conn: KeptConn::Refused(why),
             served: None,
         }
     }
@@ -222,11 +224,14 @@ async fn get_once(
         .as_mut()
         .filter(|k| pin.is_none() && k.host == host && k.port == port)
     {
-        let Some(conn) = k.conn.as_mut() else {
-            return Err(FetchError::new(
-                FetchErrorKind::ConnectionFailed,
-                format!("{} (refused moments ago; not asked again)", k.refusal),
-            ));
+        let conn = match &mut k.conn {
+            KeptConn::Open(conn) => conn,
+            KeptConn::Refused(why) => {
+                return Err(FetchError::new(
+                    FetchErrorKind::ConnectionFailed,
+                    format!("{why} (refused moments ago; not asked again)"),
+                ));
+            }
         };
         match conn
             .get(&path, &host_header, max_body, env.timeouts.http)
@@ -272,8 +277,7 @@ async fn get_once(
         *kept = Some(Kept {
             host,
             port,
-            conn: Some(conn),
-            refusal: String::new(),
+            conn: KeptConn::Open(conn),
             served,
         });
     }

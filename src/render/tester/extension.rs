@@ -134,14 +134,7 @@ fn ext_support(s: &SupportReport) -> ExtSupport {
             })
             .collect(),
         support_page: s.support_page.clone(),
-        hops: s
-            .hops
-            .iter()
-            .map(|(url, status)| ExtHop {
-                url: url.clone(),
-                status: *status,
-            })
-            .collect(),
+        hops: ext_hops(&s.hops),
         error: s.error.clone(),
         duration_seconds: s.duration.as_secs_f64(),
     }
@@ -178,14 +171,7 @@ fn ext_client(c: &crate::report::ClientReport) -> ExtClient {
         result: c.result.as_str(),
         base_url: c.base_url.clone(),
         identity_server: c.identity_server.clone(),
-        hops: c
-            .hops
-            .iter()
-            .map(|(url, status)| ExtHop {
-                url: url.clone(),
-                status: *status,
-            })
-            .collect(),
+        hops: ext_hops(&c.hops),
         cors: c.cors,
         versions: c.versions,
         latest: c.latest.clone(),
@@ -397,6 +383,16 @@ struct ExtWellKnownAddress {
     followed: bool,
 }
 
+/// Each URL asked, with the status it answered (0: no answer).
+fn ext_hops(hops: &[(String, u16)]) -> Vec<ExtHop> {
+    hops.iter()
+        .map(|(url, status)| ExtHop {
+            url: url.clone(),
+            status: *status,
+        })
+        .collect()
+}
+
 #[derive(Serialize)]
 struct ExtHop {
     url: String,
@@ -482,14 +478,7 @@ pub(super) fn extension(r: &ServerReport) -> Extension {
             outcome: wk.outcome.as_str(),
             delegated_server: d.delegated_server.clone(),
             cache_ttl_seconds: wk.cache_ttl.as_ref().map(Duration::as_secs_f64),
-            hops: wk
-                .hops
-                .iter()
-                .map(|(url, status)| ExtHop {
-                    url: url.clone(),
-                    status: *status,
-                })
-                .collect(),
+            hops: ext_hops(&wk.hops),
             error: wk.error.clone(),
             consistent: wk.consistent(),
             per_address: wk
