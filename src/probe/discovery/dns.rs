@@ -2,28 +2,31 @@
 //!
 //! NXDOMAIN and NODATA are answers ([`Answer::NxDomain`], [`Answer::NoData`]), not failures: the spec falls
 //! through on them. SERVFAIL, malformed answers and timeouts are failures ([`DnsFailure`]), classified once
-//! here into the closed [`Reason`] set. The resolver caches nothing (a monitor must see a change at once) and
-//! tries each query exactly once. This module knows nothing about Matrix.
+//! here into the closed [`Reason`] set. Nothing is cached (a monitor must see a change at once) and each
+//! question goes to each name server at most once, in order, until one answers; CNAMEs are followed as a stub
+//! resolver does. The wire exchange is `dns_wire.rs` (hickory-proto's messages). This module knows nothing
+//! about Matrix.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::net::{DnsError, NetError};
-use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::rr::{Name, RData, RecordType};
-use hickory_resolver::{Resolver, TokioResolver};
+use std::sync::Arc;
 
+use hickory_resolver::config::NameServerConfig;
+use hickory_resolver::proto::op::{Message, ResponseCode};
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
+
+use super::dns_wire;
 use crate::report::Reason;
 
 /// Most records of one type a probe keeps from one answer; the rest are dropped and reported as truncated.
 pub const MAX_RECORDS: usize = 32;
 
-/// A resolver built once from config (and again on reload), shared by all probes.
+/// The name servers and timeout, built once from config (and again on reload), shared by all probes.
 #[derive(Clone)]
 pub struct Dns {
-    resolver: TokioResolver,
+    /// Asked in this order; the next only when one gives no answer (timeout, SERVFAIL, REFUSED, garbage).
+    servers: Arc<[SocketAddr]>,
     timeout: Duration,
     /// The nameservers asked, for failure messages ("127.0.0.53:53"; the system's from `/etc/resolv.conf`).
     asked: std::sync::Arc<str>,
@@ -100,54 +103,23 @@ impl Known {
 }
 
 impl Dns {
-    /// A resolver that asks `nameservers` (UDP, then TCP on truncation), or the system's `/etc/resolv.conf`
-    /// when the list is empty.
-    pub fn new(nameservers: &[SocketAddr], timeout: Duration) -> Result<Self, NetError> {
-        let mut opts = ResolverOpts::default();
-        // A monitor must see a changed record on the very next probe: no cache (hickory's cache is disabled
-        // completely at capacity 0).
-        opts.cache_size = 0;
-        // `attempts` counts retries: 0 means each query is sent once, so a timeout is one timeout.
-        opts.attempts = 0;
-        opts.timeout = timeout;
-        // What the internet sees, not this machine's /etc/hosts.
-        opts.use_hosts_file = ResolveHosts::Never;
-        let asked = if nameservers.is_empty() {
-            let system = hickory_resolver::system_conf::read_system_conf()
-                .map(|(config, _)| describe(config.name_servers()))
-                .unwrap_or_default();
-            format!("{system} (/etc/resolv.conf)")
+    /// Name servers `nameservers` (UDP, then TCP on truncation), or the system's from `/etc/resolv.conf` when
+    /// the list is empty.
+    pub fn new(nameservers: &[SocketAddr], timeout: Duration) -> Result<Self, String> {
+        let (servers, asked) = if nameservers.is_empty() {
+            let (config, _) = hickory_resolver::system_conf::read_system_conf()
+                .map_err(|e| format!("cannot read /etc/resolv.conf: {e}"))?;
+            let servers = system_servers(config.name_servers());
+            if servers.is_empty() {
+                return Err("/etc/resolv.conf names no name server".to_owned());
+            }
+            let asked = format!("{} (/etc/resolv.conf)", join(&servers));
+            (servers, asked)
         } else {
-            nameservers
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let resolver = if nameservers.is_empty() {
-            let mut builder = TokioResolver::builder_tokio()?;
-            *builder.options_mut() = opts;
-            builder.build()?
-        } else {
-            let servers = nameservers
-                .iter()
-                .map(|sa| {
-                    let mut ns = NameServerConfig::udp_and_tcp(sa.ip());
-                    for conn in &mut ns.connections {
-                        conn.port = sa.port();
-                    }
-                    ns
-                })
-                .collect();
-            Resolver::builder_with_config(
-                ResolverConfig::from_name_servers(servers),
-                TokioRuntimeProvider::default(),
-            )
-            .with_options(opts)
-            .build()?
+            (nameservers.to_vec(), join(nameservers))
         };
         Ok(Self {
-            resolver,
+            servers: servers.into(),
             timeout,
             asked: asked.trim().into(),
         })
@@ -242,61 +214,150 @@ impl Dns {
             reason: Reason::DnsError,
             message: format!("{name:?} is not a valid DNS name: {e}"),
         })?;
-        // The resolver bounds each attempt by `timeout`; this outer bound covers the case of several
-        // nameservers tried one after another.
+        // Each exchange is bounded by `timeout`; this outer bound covers several name servers or CNAME hops
+        // asked one after another.
         let outer = self.timeout.saturating_mul(2);
-        let result = match tokio::time::timeout(outer, self.resolver.lookup(fqdn, rtype)).await {
-            Ok(result) => result,
-            Err(_) => Err(NetError::Timeout),
-        };
-        match result {
-            Ok(lookup) => {
-                let records: Vec<RData> = lookup.answers().iter().map(|r| r.data.clone()).collect();
-                let wanted = records.iter().any(|r| r.record_type() == rtype);
-                Ok(if wanted {
-                    Answer::Found(records)
-                } else {
-                    Answer::NoData
-                })
+        let result = tokio::time::timeout(outer, self.follow(fqdn, rtype))
+            .await
+            .unwrap_or(Err(Failed::Timeout));
+        result.map_err(|failed| DnsFailure {
+            reason: match failed {
+                Failed::Timeout => Reason::DnsTimeout,
+                Failed::Error(_) => Reason::DnsError,
+            },
+            // Which resolver failed is the first question when every server fails at once.
+            message: format!("{rtype} {name}: {failed} (asked {})", self.asked),
+        })
+    }
+
+    /// The records of `rtype` for `name` and the CNAMEs that led there, following CNAMEs whose targets the
+    /// answer does not include, at most [`MAX_CNAME_HOPS`] times.
+    async fn follow(&self, name: Name, rtype: RecordType) -> Result<Answer<Vec<RData>>, Failed> {
+        let mut records = Vec::new();
+        let mut current = name;
+        for _ in 0..MAX_CNAME_HOPS {
+            let answer = self.ask_servers(&current, rtype).await?;
+            if answer.metadata.response_code == ResponseCode::NXDomain {
+                return Ok(Answer::NxDomain);
             }
-            Err(e) => classify(name, rtype, &e).map_err(|mut failure| {
-                // Which resolver failed is the first question when every server fails at once.
-                failure.message = format!("{} (asked {})", failure.message, self.asked);
-                failure
-            }),
+            match chain(&answer, current, rtype, &mut records) {
+                Next::Done => {
+                    let wanted = records.iter().any(|r| r.record_type() == rtype);
+                    return Ok(if wanted {
+                        Answer::Found(records)
+                    } else {
+                        Answer::NoData
+                    });
+                }
+                Next::Ask(target) => current = target,
+            }
+        }
+        Err(Failed::Error(format!(
+            "more than {MAX_CNAME_HOPS} CNAMEs in a row"
+        )))
+    }
+
+    /// One question to each name server in turn, until one answers NOERROR or NXDOMAIN.
+    async fn ask_servers(&self, name: &Name, rtype: RecordType) -> Result<Message, Failed> {
+        let mut last = Failed::Error("no name server to ask".to_owned());
+        for server in self.servers.iter() {
+            let asked =
+                tokio::time::timeout(self.timeout, dns_wire::ask(*server, name, rtype)).await;
+            last = match asked {
+                Err(_) => Failed::Timeout,
+                Ok(Err(e)) => Failed::Error(format!("{server}: {e}")),
+                Ok(Ok(answer)) => match answer.metadata.response_code {
+                    ResponseCode::NoError | ResponseCode::NXDomain => return Ok(answer),
+                    code => Failed::Error(format!("{server} answered {}", code.to_str())),
+                },
+            };
+        }
+        Err(last)
+    }
+}
+
+/// The most CNAME hops followed with new questions (hickory's resolver stops at 8 too).
+const MAX_CNAME_HOPS: usize = 8;
+
+/// A lookup that gave no answer: the last name server's reason.
+enum Failed {
+    Timeout,
+    Error(String),
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failed::Timeout => f.write_str("request timed out"),
+            Failed::Error(e) => f.write_str(e),
         }
     }
 }
 
-/// Maps hickory's errors onto answers and closed failure reasons, once.
-fn classify(name: &str, rtype: RecordType, e: &NetError) -> Lookup<Vec<RData>> {
-    let reason = match e {
-        NetError::Dns(DnsError::NoRecordsFound(nr))
-            if nr.response_code == ResponseCode::NXDomain =>
-        {
-            return Ok(Answer::NxDomain);
-        }
-        NetError::Dns(DnsError::NoRecordsFound(_)) => return Ok(Answer::NoData),
-        NetError::Timeout => Reason::DnsTimeout,
-        _ => Reason::DnsError,
-    };
-    Err(DnsFailure {
-        reason,
-        message: format!("{rtype} {name}: {e}"),
-    })
+enum Next {
+    Done,
+    Ask(Name),
 }
 
-/// The nameservers of a resolver config as `ip:port`, comma-separated.
-fn describe(servers: &[NameServerConfig]) -> String {
-    let mut out: Vec<String> = Vec::new();
+/// Walks the answer section from `name`: CNAMEs (kept, so callers can tell an answer went through one) lead to
+/// their target, and the records of `rtype` owned by the last name are kept. Records owned by any other name
+/// are ignored, as a resolver ignores what it did not ask about. `Ask` when the chain ends in a CNAME whose
+/// target the answer does not cover.
+fn chain(answer: &Message, mut name: Name, rtype: RecordType, records: &mut Vec<RData>) -> Next {
+    let mut followed = false;
+    // Each answer record moves the chain at most one step; the bound keeps a CNAME loop finite.
+    for _ in 0..=answer.answers.len() {
+        let cname = answer.answers.iter().find_map(|r| match &r.data {
+            RData::CNAME(target) if r.name == name && rtype != RecordType::CNAME => {
+                Some(target.0.clone())
+            }
+            _ => None,
+        });
+        match cname {
+            Some(target) => {
+                records.push(RData::CNAME(hickory_resolver::proto::rr::rdata::CNAME(
+                    target.clone(),
+                )));
+                name = target;
+                followed = true;
+            }
+            None => break,
+        }
+    }
+    let before = records.len();
+    records.extend(
+        answer
+            .answers
+            .iter()
+            .filter(|r| r.name == name && r.record_type() == rtype)
+            .map(|r| r.data.clone()),
+    );
+    if followed && records.len() == before {
+        Next::Ask(name)
+    } else {
+        Next::Done
+    }
+}
+
+/// The system's name servers as `ip:port` (the UDP connection's port), without repeats.
+fn system_servers(servers: &[NameServerConfig]) -> Vec<SocketAddr> {
+    let mut out: Vec<SocketAddr> = Vec::new();
     for ns in servers {
         let port = ns.connections.first().map_or(53, |c| c.port);
-        let addr = SocketAddr::new(ns.ip, port).to_string();
+        let addr = SocketAddr::new(ns.ip, port);
         if !out.contains(&addr) {
             out.push(addr);
         }
     }
-    out.join(", ")
+    out
+}
+
+fn join(servers: &[SocketAddr]) -> String {
+    servers
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `name` as a fully qualified name (one trailing dot), so no search list is applied.
@@ -332,5 +393,75 @@ mod tests {
         assert_eq!(fqdn("example.org."), "example.org.");
         assert_eq!(strip_root("target.example.org."), "target.example.org");
         assert_eq!(strip_root("."), ".");
+    }
+
+    fn answer(records: &[(&str, RData)]) -> Message {
+        use hickory_resolver::proto::op::{MessageType, OpCode};
+        use hickory_resolver::proto::rr::Record;
+        let mut msg = Message::new(1, MessageType::Response, OpCode::Query);
+        for (name, data) in records {
+            msg.add_answer(Record::from_rdata(
+                Name::from_ascii(name).unwrap(),
+                60,
+                data.clone(),
+            ));
+        }
+        msg
+    }
+
+    fn cname(target: &str) -> RData {
+        RData::CNAME(hickory_resolver::proto::rr::rdata::CNAME(
+            Name::from_ascii(target).unwrap(),
+        ))
+    }
+
+    fn a(ip: [u8; 4]) -> RData {
+        RData::A(hickory_resolver::proto::rr::rdata::A(ip.into()))
+    }
+
+    #[test]
+    fn cname_chains_are_followed_and_foreign_records_ignored() {
+        let name = || Name::from_ascii("www.x.test.").unwrap();
+        // The chain inside one answer, plus a record for a name nobody asked about.
+        let msg = answer(&[
+            ("www.x.test.", cname("host.x.test.")),
+            ("host.x.test.", a([127, 0, 0, 2])),
+            ("evil.test.", a([10, 0, 0, 1])),
+        ]);
+        let mut records = Vec::new();
+        assert!(matches!(
+            chain(&msg, name(), RecordType::A, &mut records),
+            Next::Done
+        ));
+        assert_eq!(records, [cname("host.x.test."), a([127, 0, 0, 2])]);
+
+        // A CNAME whose target the answer does not cover: ask again for the target.
+        let msg = answer(&[("www.x.test.", cname("elsewhere.test."))]);
+        let mut records = Vec::new();
+        match chain(&msg, name(), RecordType::A, &mut records) {
+            Next::Ask(next) => assert_eq!(next, Name::from_ascii("elsewhere.test.").unwrap()),
+            Next::Done => panic!("the CNAME target must be asked"),
+        }
+
+        // A loop inside one answer ends (and is asked again, bounded by MAX_CNAME_HOPS in `follow`).
+        let msg = answer(&[
+            ("www.x.test.", cname("b.x.test.")),
+            ("b.x.test.", cname("www.x.test.")),
+        ]);
+        let mut records = Vec::new();
+        assert!(matches!(
+            chain(&msg, name(), RecordType::A, &mut records),
+            Next::Ask(_)
+        ));
+        assert!(records.len() <= 3);
+
+        // Only records of another name: NODATA for ours.
+        let msg = answer(&[("other.test.", a([127, 0, 0, 3]))]);
+        let mut records = Vec::new();
+        assert!(matches!(
+            chain(&msg, name(), RecordType::A, &mut records),
+            Next::Done
+        ));
+        assert!(records.is_empty());
     }
 }

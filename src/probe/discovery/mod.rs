@@ -12,6 +12,7 @@
 //! `address_not_public` failure.
 
 pub mod dns;
+mod dns_wire;
 pub mod fetch;
 pub mod shadowed;
 pub mod well_known;
