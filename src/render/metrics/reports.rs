@@ -12,6 +12,7 @@ use prometheus_client::encoding::{
     LabelValueEncoder, MetricEncoder,
 };
 
+use super::aggregates::{encode_aggregates, keys_agree, keys_checked, observer_keeps_change};
 use super::{
     ADDRESS_INFO, ADDRESS_SUCCESS, ADDRESSES, CERT_CHAIN_NOT_AFTER, CERT_INFO, CERT_NOT_AFTER,
     CERT_NOT_BEFORE, CERT_VALID, CLIENT_DISCOVERY_INFO, CLIENT_SUCCESS, CLIENT_VERSIONS_INFO,
@@ -21,11 +22,12 @@ use super::{
     SUPPORT_INFO, TLS_INFO, WARNING_INFO, WELL_KNOWN_ADDRESS_INFO, WELL_KNOWN_CACHE_TTL,
     WELL_KNOWN_CONSISTENT, family_name, unix_seconds,
 };
+use crate::config::Profile;
 use crate::render::prerendered::{Prerendered, address_head};
 use crate::report::Labels;
 use crate::report::{
-    AddressClass, AddressReport, CertFacts, CertReport, ContactRole, Family, Fingerprint, Phase,
-    Reason, ServerReport, Stage, Step, SupportResult, Warning,
+    AddressClass, AddressReport, CertFacts, CertReport, ClientReport, ContactRole, Family,
+    Fingerprint, Phase, Reason, ServerReport, Stage, Step, SupportReport, SupportResult, Warning,
 };
 use crate::schedule::store::Store;
 
@@ -33,11 +35,13 @@ use crate::schedule::store::Store;
 #[derive(Debug)]
 pub struct StoreCollector {
     pub store: Arc<Store>,
+    /// Which series to render (`metrics.profile`).
+    pub profile: Profile,
 }
 
 impl Collector for StoreCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
-        encode_reports(&mut encoder, &self.store.snapshot_labeled())
+        encode_reports(&mut encoder, &self.store.snapshot_labeled(), self.profile)
     }
 }
 
@@ -45,15 +49,16 @@ impl Collector for StoreCollector {
 #[derive(Debug)]
 pub(super) struct ReportsCollector {
     pub(super) reports: Vec<Row>,
+    pub(super) profile: Profile,
 }
 
 impl Collector for ReportsCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
-        encode_reports(&mut encoder, &self.reports)
+        encode_reports(&mut encoder, &self.reports, self.profile)
     }
 }
 
-fn flag(b: bool) -> f64 {
+pub(super) fn flag(b: bool) -> f64 {
     if b { 1.0 } else { 0.0 }
 }
 
@@ -61,13 +66,16 @@ fn flag(b: bool) -> f64 {
 pub(super) type Row = (Arc<ServerReport>, Arc<Labels>);
 
 /// Each family is one pass over the reports, so that all its samples are contiguous (`OpenMetrics` requires it).
-fn encode_reports(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+/// The observer profile skips the detail families (`full` false) and keeps of some only the rows that show a
+/// fault (METRICS.md, "Profiles").
+fn encode_reports(enc: &mut DescriptorEncoder, reports: &[Row], profile: Profile) -> fmt::Result {
+    let full = profile == Profile::Full;
     let mut fam = FamilyWriter::new(enc, &PROBE_SUCCESS);
     for (r, extra) in reports {
         fam.gauge(&server(r, extra), flag(r.success()))?;
     }
     let mut fam = FamilyWriter::new(enc, &PROBE_DURATION);
-    for (r, extra) in reports {
+    for (r, extra) in reports.iter().filter(|_| full) {
         fam.gauge(&server(r, extra), r.duration.as_secs_f64())?;
     }
     let mut fam = FamilyWriter::new(enc, &PROBE_TIMESTAMP);
@@ -92,46 +100,55 @@ fn encode_reports(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
         ))?;
     }
     let mut fam = FamilyWriter::new(enc, &WELL_KNOWN_CACHE_TTL);
-    for (r, extra) in reports {
+    for (r, extra) in reports.iter().filter(|_| full) {
         if let Some(ttl) = r.discovery.well_known.cache_ttl {
             fam.gauge(&server(r, extra), ttl.as_secs_f64())?;
         }
     }
     let mut fam = FamilyWriter::new(enc, &RESOLUTION_DURATION);
-    for (r, extra) in reports {
+    for (r, extra) in reports.iter().filter(|_| full) {
         for (step, secs) in summed(Step::ALL, &r.discovery.steps) {
             fam.gauge(&(server(r, extra), [("step", step.as_str())]), secs)?;
         }
     }
     let mut fam = FamilyWriter::new(enc, &ADDRESSES);
-    for (r, extra) in reports {
+    for (r, extra) in reports.iter().filter(|_| full) {
         let ok = r.addresses.iter().filter(|a| a.success()).count();
         let failed = r.addresses.len() - ok;
         fam.gauge(&(server(r, extra), [("result", "ok")]), ok as f64)?;
         fam.gauge(&(server(r, extra), [("result", "failed")]), failed as f64)?;
     }
-    encode_address_info(enc, reports)?;
-    encode_address_families(enc, reports)?;
+    if full {
+        encode_address_info(enc, reports)?;
+    }
+    encode_address_families(enc, reports, full)?;
     encode_failures(enc, reports)?;
     encode_warnings(enc, reports)?;
-    encode_client(enc, reports)?;
-    encode_well_known_addresses(enc, reports)?;
-    encode_key_changes(enc, reports)?;
-    encode_shadowed_and_support(enc, reports)?;
-    encode_local_certs(enc, reports)
+    encode_client(enc, reports, full)?;
+    encode_well_known_addresses(enc, reports, full)?;
+    encode_key_changes(enc, reports, full)?;
+    encode_shadowed_and_support(enc, reports, full)?;
+    if full {
+        encode_local_certs(enc, reports)?;
+    }
+    encode_aggregates(enc, reports)
 }
 
 /// Client discovery: success, what the spec tells clients (outcome, result, base URL), and the latest version.
-fn encode_client(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+/// Observer: success and outcome only while client discovery fails, no version.
+fn encode_client(enc: &mut DescriptorEncoder, reports: &[Row], full: bool) -> fmt::Result {
+    fn failing(r: &ServerReport, full: bool) -> Option<&ClientReport> {
+        r.client.as_ref().filter(|c| full || !c.success())
+    }
     let mut fam = FamilyWriter::new(enc, &CLIENT_SUCCESS);
     for (r, extra) in reports {
-        if let Some(c) = &r.client {
+        if let Some(c) = failing(r, full) {
             fam.gauge(&server(r, extra), flag(c.success()))?;
         }
     }
     let mut fam = FamilyWriter::new(enc, &CLIENT_DISCOVERY_INFO);
     for (r, extra) in reports {
-        if let Some(c) = &r.client {
+        if let Some(c) = failing(r, full) {
             fam.info(&(
                 server(r, extra),
                 [
@@ -143,7 +160,7 @@ fn encode_client(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
         }
     }
     let mut fam = FamilyWriter::new(enc, &CLIENT_VERSIONS_INFO);
-    for (r, extra) in reports {
+    for (r, extra) in reports.iter().filter(|_| full) {
         if let Some(latest) = r.client.as_ref().and_then(|c| c.latest.as_deref()) {
             fam.info(&(server(r, extra), [("latest", latest)]))?;
         }
@@ -151,10 +168,16 @@ fn encode_client(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
     Ok(())
 }
 
-/// `well_known_address_info` per address asked, and `well_known_consistent` when more than one was asked.
-fn encode_well_known_addresses(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+/// `well_known_address_info` per address asked (observer: only while the answers differ), and
+/// `well_known_consistent` when more than one was asked.
+fn encode_well_known_addresses(
+    enc: &mut DescriptorEncoder,
+    reports: &[Row],
+    full: bool,
+) -> fmt::Result {
     let mut fam = FamilyWriter::new(enc, &WELL_KNOWN_ADDRESS_INFO);
-    for (r, extra) in reports {
+    let shown = |r: &&Row| full || r.0.discovery.well_known.consistent() == Some(false);
+    for (r, extra) in reports.iter().filter(shown) {
         for a in &r.discovery.well_known.per_address {
             let labels = AddressLabels {
                 server_name: &r.server_name,
@@ -181,11 +204,14 @@ fn encode_well_known_addresses(enc: &mut DescriptorEncoder, reports: &[Row]) -> 
 }
 
 /// `signing_key_change_timestamp_seconds{key_id, change}`: every change row of the store's key history (empty
-/// in `/probe` answers, whose reports have no history).
-fn encode_key_changes(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+/// in `/probe` answers, whose reports have no history). Observer: only the rows the key-continuity alerts fire on.
+fn encode_key_changes(enc: &mut DescriptorEncoder, reports: &[Row], full: bool) -> fmt::Result {
     let mut fam = FamilyWriter::new(enc, &SIGNING_KEY_CHANGE);
     for (r, extra) in reports {
         for c in r.key_history.changes() {
+            if !full && !observer_keeps_change(r, c) {
+                continue;
+            }
             #[allow(
                 clippy::cast_precision_loss,
                 reason = "Unix seconds fit in f64's 53 bits"
@@ -204,10 +230,16 @@ fn encode_key_changes(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Resu
 }
 
 /// The shadowed SRV records, and the support well-known's result and contact counts (never the contacts).
-fn encode_shadowed_and_support(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+/// Observer: the records that point elsewhere (the warning's), the result only when it is a warning's.
+fn encode_shadowed_and_support(
+    enc: &mut DescriptorEncoder,
+    reports: &[Row],
+    full: bool,
+) -> fmt::Result {
     let mut fam = FamilyWriter::new(enc, &SHADOWED_SRV_INFO);
     for (r, extra) in reports {
-        for s in r.discovery.shadowed_srv.iter().flat_map(|s| &s.records) {
+        let records = r.discovery.shadowed_srv.iter().flat_map(|s| &s.records);
+        for s in records.filter(|s| full || s.elsewhere) {
             fam.info(&(
                 server(r, extra),
                 [
@@ -218,13 +250,19 @@ fn encode_shadowed_and_support(enc: &mut DescriptorEncoder, reports: &[Row]) -> 
         }
     }
     let mut fam = FamilyWriter::new(enc, &SUPPORT_INFO);
+    let invalid = |s: &&SupportReport| {
+        matches!(
+            s.result,
+            SupportResult::Invalid | SupportResult::InvalidJson | SupportResult::TooLarge
+        )
+    };
     for (r, extra) in reports {
-        if let Some(s) = &r.support {
+        if let Some(s) = r.support.as_ref().filter(|s| full || invalid(s)) {
             fam.info(&(server(r, extra), [("result", s.result.as_str())]))?;
         }
     }
     let mut fam = FamilyWriter::new(enc, &SUPPORT_CONTACTS);
-    for (r, extra) in reports {
+    for (r, extra) in reports.iter().filter(|_| full) {
         for s in r.support.iter().filter(|s| s.result == SupportResult::Ok) {
             for &role in ContactRole::ALL {
                 fam.gauge(
@@ -294,7 +332,12 @@ fn encode_warnings(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result 
     Ok(())
 }
 
-fn encode_address_families(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+/// Observer: `address_success`, `keys_valid` while 0, and `signing_key_info` while the addresses disagree.
+fn encode_address_families(
+    enc: &mut DescriptorEncoder,
+    reports: &[Row],
+    full: bool,
+) -> fmt::Result {
     // Each address's label set, rendered once for all the families below (see `render/prerendered.rs`).
     let heads: Vec<(String, &AddressReport)> = reports
         .iter()
@@ -312,6 +355,28 @@ fn encode_address_families(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt:
     let mut fam = FamilyWriter::new(enc, &ADDRESS_SUCCESS);
     for (labels, a) in addresses() {
         fam.gauge(&labels, flag(a.success()))?;
+    }
+    if !full {
+        let mut fam = FamilyWriter::new(enc, &KEYS_VALID);
+        for (labels, a) in addresses() {
+            if keys_checked(a) == Some(false) {
+                fam.gauge(&labels, 0.0)?;
+            }
+        }
+        let mut fam = FamilyWriter::new(enc, &SIGNING_KEY_INFO);
+        for (r, extra) in reports.iter().filter(|(r, _)| !keys_agree(r)) {
+            for a in &r.addresses {
+                let head = address_head(&r.server_name, extra, a.address);
+                let labels = Prerendered::new(&head, a.family().as_str());
+                for key in a.keys.iter().flat_map(|k| &k.verify_keys) {
+                    fam.info(&(
+                        labels,
+                        [("key_id", key.key_id.as_str()), ("key", key.key.as_str())],
+                    ))?;
+                }
+            }
+        }
+        return Ok(());
     }
     let mut fam = FamilyWriter::new(enc, &CONNECTION_DURATION);
     for (labels, a) in addresses() {
@@ -360,8 +425,7 @@ fn encode_address_families(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt:
     }
     let mut fam = FamilyWriter::new(enc, &KEYS_VALID);
     for (labels, a) in addresses() {
-        if a.keys.is_some() || a.failures.iter().any(|f| f.stage == Stage::Keys) {
-            let ok = !a.failures.iter().any(|f| f.stage == Stage::Keys);
+        if let Some(ok) = keys_checked(a) {
             fam.gauge(&labels, flag(ok))?;
         }
     }
@@ -429,7 +493,7 @@ fn leaf(a: &AddressReport) -> Option<&CertFacts> {
         .map(|c| &**c)
 }
 
-fn server<'a>(r: &'a ServerReport, extra: &'a Labels) -> ServerLabels<'a> {
+pub(super) fn server<'a>(r: &'a ServerReport, extra: &'a Labels) -> ServerLabels<'a> {
     ServerLabels {
         server_name: &r.server_name,
         extra,
@@ -438,7 +502,7 @@ fn server<'a>(r: &'a ServerReport, extra: &'a Labels) -> ServerLabels<'a> {
 
 /// `server_name` and the server's extra labels: the start of every per-server label set.
 #[derive(Clone, Copy)]
-struct ServerLabels<'a> {
+pub(super) struct ServerLabels<'a> {
     server_name: &'a str,
     extra: &'a Labels,
 }
