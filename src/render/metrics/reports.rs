@@ -332,7 +332,8 @@ fn encode_warnings(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result 
     Ok(())
 }
 
-/// Observer: `address_success`, `keys_valid` while 0, and `signing_key_info` while the addresses disagree.
+/// Observer: `address_success`, `cert_info` of a rejected certificate, `keys_valid` while 0, and
+/// `signing_key_info` while the addresses disagree.
 fn encode_address_families(
     enc: &mut DescriptorEncoder,
     reports: &[Row],
@@ -357,6 +358,13 @@ fn encode_address_families(
         fam.gauge(&labels, flag(a.success()))?;
     }
     if !full {
+        let mut fam = FamilyWriter::new(enc, &CERT_INFO);
+        for (labels, a) in addresses() {
+            let rejected = a.failures.iter().any(|f| f.stage == Stage::Certificate);
+            if let Some(leaf) = leaf(a).filter(|_| rejected) {
+                fam.info(&(labels, CertLabels(leaf)))?;
+            }
+        }
         let mut fam = FamilyWriter::new(enc, &KEYS_VALID);
         for (labels, a) in addresses() {
             if keys_checked(a) == Some(false) {
