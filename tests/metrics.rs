@@ -555,7 +555,11 @@ fn metrics_md_lists_the_observer_set() {
         .expect("the list of dropped families")
         .split(" (all ")
         .next()
-        .map(|p| backticked(p).map(|n| format!("matrix_federation_{n}")).collect())
+        .map(|p| {
+            backticked(p)
+                .map(|n| format!("matrix_federation_{n}"))
+                .collect()
+        })
         .unwrap_or_default();
     let is_listed = |name: &str| {
         listed.contains_key(name)
@@ -574,16 +578,28 @@ fn metrics_md_lists_the_observer_set() {
         &render(&store, Format::OpenMetrics),
     );
     for name in observer.keys() {
-        assert!(is_listed(name), "{name} is rendered in the observer profile but not in METRICS.md's Profiles table");
-        assert!(!dropped.contains(name), "{name} is rendered in the observer profile but listed as dropped");
+        assert!(
+            is_listed(name),
+            "{name} is rendered in the observer profile but not in METRICS.md's Profiles table"
+        );
+        assert!(
+            !dropped.contains(name),
+            "{name} is rendered in the observer profile but listed as dropped"
+        );
     }
     for (name, kind) in &listed {
         if name.ends_with('*') {
             continue;
         }
-        assert!(documented.contains_key(name), "{name} is in the Profiles table but not in the metric table");
+        assert!(
+            documented.contains_key(name),
+            "{name} is in the Profiles table but not in the metric table"
+        );
         if kind == "every row" && full.contains_key(name) {
-            assert!(observer.contains_key(name), "{name}: every row is kept, yet the observer profile does not render it");
+            assert!(
+                observer.contains_key(name),
+                "{name}: every row is kept, yet the observer profile does not render it"
+            );
         }
     }
     for desc in metrics::RENDERED {
