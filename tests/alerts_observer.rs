@@ -233,7 +233,7 @@ fn observer_variant(text: &str, rules: &Path) -> String {
             let Some(series) = t.strip_prefix("- series: ") else {
                 break;
             };
-            indent = lines[i][..lines[i].len() - t.len()].to_owned();
+            lines[i][..lines[i].len() - t.len()].clone_into(&mut indent);
             let values = lines[i + 1].trim_start().strip_prefix("values: ").unwrap();
             let mut s = parse_series(&unquote(series));
             s.samples = expand(&unquote(values));

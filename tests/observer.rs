@@ -45,6 +45,10 @@ struct Setup {
     _anchors: (PortAnchor, PortAnchor),
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "the world of every kind of server, set up in one place"
+)]
 async fn start(profile: Profile) -> Setup {
     let (mut wk, mut fed) = (PortAnchor::new(), PortAnchor::new());
     let ca = TestCa::new("observer");
@@ -217,6 +221,10 @@ fn per_server(metrics: &str) -> BTreeMap<String, Vec<String>> {
 }
 
 #[tokio::test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one run over every kind of server: the budget, the faults kept, the families dropped, /probe"
+)]
 async fn observer_series_per_server_stay_within_the_budget() {
     let setup = start(Profile::Observer).await;
     let metrics = get(&setup.exporter, "/metrics").await;

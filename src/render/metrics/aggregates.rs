@@ -9,11 +9,12 @@ use std::fmt;
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::reports::{FamilyWriter, Row, flag, server};
+use super::family::{CertLabels, FamilyWriter, Row, flag, leaf, server};
 use super::{
-    CERT_CHAIN_EARLIEST_NOT_AFTER, CERT_EARLIEST_NOT_AFTER, KEYS_VALID_ALL,
-    KEYS_VALID_UNTIL_EARLIEST,
+    CERT_CHAIN_EARLIEST_NOT_AFTER, CERT_EARLIEST_NOT_AFTER, CERT_INFO, KEYS_VALID, KEYS_VALID_ALL,
+    KEYS_VALID_UNTIL_EARLIEST, SIGNING_KEY_INFO,
 };
+use crate::render::prerendered::{Prerendered, address_head};
 use crate::report::key_history::KeyChange;
 use crate::report::{AddressReport, CertReport, KeyChangeKind, ServerReport, Stage};
 
@@ -53,6 +54,49 @@ pub(super) fn encode_aggregates(enc: &mut DescriptorEncoder, reports: &[Row]) ->
     Ok(())
 }
 
+/// The per-address rows the observer profile keeps beside `address_success`, each only while it shows a fault:
+/// `cert_info` of a rejected certificate (`MatrixFederationCertificateInvalid`'s description), `keys_valid` 0
+/// (`MatrixFederationSigningKeysInvalid`), and `signing_key_info` of a server whose addresses serve different
+/// keys (`MatrixFederationSigningKeysMismatch`). `heads` are the rendered label sets of every address.
+pub(super) fn encode_observer_address_rows(
+    enc: &mut DescriptorEncoder,
+    reports: &[Row],
+    heads: &[(String, &AddressReport)],
+) -> fmt::Result {
+    let addresses = || {
+        heads
+            .iter()
+            .map(|(head, a)| (Prerendered::new(head, a.family().as_str()), *a))
+    };
+    let mut fam = FamilyWriter::new(enc, &CERT_INFO);
+    for (labels, a) in addresses() {
+        let rejected = a.failures.iter().any(|f| f.stage == Stage::Certificate);
+        if let Some(leaf) = leaf(a).filter(|_| rejected) {
+            fam.info(&(labels, CertLabels(leaf)))?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &KEYS_VALID);
+    for (labels, a) in addresses() {
+        if keys_checked(a) == Some(false) {
+            fam.gauge(&labels, 0.0)?;
+        }
+    }
+    let mut fam = FamilyWriter::new(enc, &SIGNING_KEY_INFO);
+    for (r, extra) in reports.iter().filter(|(r, _)| !keys_agree(r)) {
+        for a in &r.addresses {
+            let head = address_head(&r.server_name, extra, a.address);
+            let labels = Prerendered::new(&head, a.family().as_str());
+            for key in a.keys.iter().flat_map(|k| &k.verify_keys) {
+                fam.info(&(
+                    labels,
+                    [("key_id", key.key_id.as_str()), ("key", key.key.as_str())],
+                ))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The `keys_valid` value of an address: whether every signing-key check passed, when the address served a key
 /// document or failed to (`None`: the probe never got as far as the keys, or the keys check is off).
 pub(super) fn keys_checked(a: &AddressReport) -> Option<bool> {
@@ -65,14 +109,14 @@ pub(super) fn keys_checked(a: &AddressReport) -> Option<bool> {
 fn keys_valid_all(r: &ServerReport) -> Option<bool> {
     let mut checked = r.addresses.iter().filter_map(keys_checked).peekable();
     checked.peek()?;
-    let all_valid = checked.fold(true, |all, ok| all && ok);
+    let all_valid = checked.all(|ok| ok);
     Some(all_valid && keys_agree(r))
 }
 
 /// Whether every address that serves verify keys serves the same set of `(key_id, key)` (what the rule
 /// `MatrixFederationSigningKeysMismatch` compares through `signing_key_info`). True with fewer than two such
 /// addresses.
-pub(super) fn keys_agree(r: &ServerReport) -> bool {
+fn keys_agree(r: &ServerReport) -> bool {
     let mut sets = r.addresses.iter().filter_map(|a| {
         let keys = a.keys.as_ref().filter(|k| !k.verify_keys.is_empty())?;
         let mut set: Vec<(&str, &str)> = keys

@@ -23,6 +23,7 @@ use crate::report::ServerReport;
 use crate::schedule::store::Store;
 
 mod aggregates;
+mod family;
 mod homeservers;
 mod notary;
 mod reports;

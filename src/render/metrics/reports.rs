@@ -1,33 +1,35 @@
 //! The scrape-time side of the metric contract: collectors that turn the latest reports into every per-server,
 //! per-address, certificate, key, failure and warning series, one family at a time. Names and help texts come
 //! from the family constants in `render/metrics/mod.rs`; nothing here does I/O.
-use std::fmt::{self, Display, Write as _};
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeLabel, EncodeLabelSet, EncodeLabelValue, LabelSetEncoder,
-    LabelValueEncoder, MetricEncoder,
+    DescriptorEncoder, EncodeLabel, EncodeLabelSet, LabelSetEncoder,
 };
 
-use super::aggregates::{encode_aggregates, keys_agree, keys_checked, observer_keeps_change};
+use super::aggregates::{
+    encode_aggregates, encode_observer_address_rows, keys_checked, observer_keeps_change,
+};
+use super::family::{CertLabels, FamilyWriter, Row, ServerLabels, Shown, flag, leaf, server};
 use super::{
     ADDRESS_INFO, ADDRESS_SUCCESS, ADDRESSES, CERT_CHAIN_NOT_AFTER, CERT_INFO, CERT_NOT_AFTER,
     CERT_NOT_BEFORE, CERT_VALID, CLIENT_DISCOVERY_INFO, CLIENT_SUCCESS, CLIENT_VERSIONS_INFO,
-    CONNECTION_DURATION, DISCOVERY_INFO, Desc, FAILURE_INFO, KEYS_VALID, KEYS_VALID_UNTIL,
+    CONNECTION_DURATION, DISCOVERY_INFO, FAILURE_INFO, KEYS_VALID, KEYS_VALID_UNTIL,
     LOCAL_CERT_NOT_AFTER, PROBE_DURATION, PROBE_SUCCESS, PROBE_TIMESTAMP, RESOLUTION_DURATION,
     SERVER_VERSION_INFO, SHADOWED_SRV_INFO, SIGNING_KEY_CHANGE, SIGNING_KEY_INFO, SUPPORT_CONTACTS,
     SUPPORT_INFO, TLS_INFO, WARNING_INFO, WELL_KNOWN_ADDRESS_INFO, WELL_KNOWN_CACHE_TTL,
-    WELL_KNOWN_CONSISTENT, family_name, unix_seconds,
+    WELL_KNOWN_CONSISTENT, unix_seconds,
 };
 use crate::config::Profile;
 use crate::render::prerendered::{Prerendered, address_head};
 use crate::report::Labels;
 use crate::report::{
-    AddressClass, AddressReport, CertFacts, CertReport, ClientReport, ContactRole, Family,
-    Fingerprint, Phase, Reason, ServerReport, Stage, Step, SupportReport, SupportResult, Warning,
+    AddressClass, AddressReport, CertReport, ClientReport, ContactRole, Family, Phase, Reason,
+    ServerReport, Stage, Step, SupportReport, SupportResult, Warning,
 };
 use crate::schedule::store::Store;
 
@@ -57,13 +59,6 @@ impl Collector for ReportsCollector {
         encode_reports(&mut encoder, &self.reports, self.profile)
     }
 }
-
-pub(super) fn flag(b: bool) -> f64 {
-    if b { 1.0 } else { 0.0 }
-}
-
-/// A report and its server's extra labels (from a target file), which every series of the server carries.
-pub(super) type Row = (Arc<ServerReport>, Arc<Labels>);
 
 /// Each family is one pass over the reports, so that all its samples are contiguous (`OpenMetrics` requires it).
 /// The observer profile skips the detail families (`full` false) and keeps of some only the rows that show a
@@ -358,33 +353,7 @@ fn encode_address_families(
         fam.gauge(&labels, flag(a.success()))?;
     }
     if !full {
-        let mut fam = FamilyWriter::new(enc, &CERT_INFO);
-        for (labels, a) in addresses() {
-            let rejected = a.failures.iter().any(|f| f.stage == Stage::Certificate);
-            if let Some(leaf) = leaf(a).filter(|_| rejected) {
-                fam.info(&(labels, CertLabels(leaf)))?;
-            }
-        }
-        let mut fam = FamilyWriter::new(enc, &KEYS_VALID);
-        for (labels, a) in addresses() {
-            if keys_checked(a) == Some(false) {
-                fam.gauge(&labels, 0.0)?;
-            }
-        }
-        let mut fam = FamilyWriter::new(enc, &SIGNING_KEY_INFO);
-        for (r, extra) in reports.iter().filter(|(r, _)| !keys_agree(r)) {
-            for a in &r.addresses {
-                let head = address_head(&r.server_name, extra, a.address);
-                let labels = Prerendered::new(&head, a.family().as_str());
-                for key in a.keys.iter().flat_map(|k| &k.verify_keys) {
-                    fam.info(&(
-                        labels,
-                        [("key_id", key.key_id.as_str()), ("key", key.key.as_str())],
-                    ))?;
-                }
-            }
-        }
-        return Ok(());
+        return encode_observer_address_rows(enc, reports, &heads);
     }
     let mut fam = FamilyWriter::new(enc, &CONNECTION_DURATION);
     for (labels, a) in addresses() {
@@ -493,38 +462,6 @@ fn encode_failures(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result 
     Ok(())
 }
 
-/// The leaf (first presented) certificate, when the handshake got that far.
-fn leaf(a: &AddressReport) -> Option<&CertFacts> {
-    a.certificate
-        .as_ref()
-        .and_then(|c| c.chain.first())
-        .map(|c| &**c)
-}
-
-pub(super) fn server<'a>(r: &'a ServerReport, extra: &'a Labels) -> ServerLabels<'a> {
-    ServerLabels {
-        server_name: &r.server_name,
-        extra,
-    }
-}
-
-/// `server_name` and the server's extra labels: the start of every per-server label set.
-#[derive(Clone, Copy)]
-pub(super) struct ServerLabels<'a> {
-    server_name: &'a str,
-    extra: &'a Labels,
-}
-
-impl EncodeLabelSet for ServerLabels<'_> {
-    fn encode(&self, enc: &mut LabelSetEncoder) -> fmt::Result {
-        ("server_name", self.server_name).encode(enc.encode_label())?;
-        for (name, value) in self.extra {
-            (name.as_str(), value.as_str()).encode(enc.encode_label())?;
-        }
-        Ok(())
-    }
-}
-
 /// The total duration per label value, in the label enum's declaration order (a step that ran several times,
 /// such as one address lookup per SRV target, is summed).
 fn summed<T: Copy + PartialEq>(
@@ -542,46 +479,6 @@ fn summed<T: Copy + PartialEq>(
             .is_some()
             .then(|| (value, matching.sum::<Duration>().as_secs_f64()))
     })
-}
-
-/// One metric family being written. Its descriptor is written before its first sample, so a family without
-/// samples leaves no trace in the output.
-pub(super) struct FamilyWriter<'a, 'e> {
-    enc: Option<&'a mut DescriptorEncoder<'e>>,
-    desc: &'static Desc,
-    metric: Option<MetricEncoder<'a>>,
-}
-
-impl<'a, 'e> FamilyWriter<'a, 'e> {
-    pub(super) fn new(enc: &'a mut DescriptorEncoder<'e>, desc: &'static Desc) -> Self {
-        Self {
-            enc: Some(enc),
-            desc,
-            metric: None,
-        }
-    }
-
-    pub(super) fn gauge(&mut self, labels: &impl EncodeLabelSet, value: f64) -> fmt::Result {
-        self.metric()?.encode_family(labels)?.encode_gauge(&value)
-    }
-
-    pub(super) fn info(&mut self, labels: &impl EncodeLabelSet) -> fmt::Result {
-        self.metric()?.encode_info(labels)
-    }
-
-    fn metric(&mut self) -> Result<&mut MetricEncoder<'a>, fmt::Error> {
-        if self.metric.is_none() {
-            // Invariant: `enc` is taken exactly once, here, when `metric` is first set.
-            let enc = self.enc.take().ok_or(fmt::Error)?;
-            self.metric = Some(enc.encode_descriptor(
-                family_name(self.desc),
-                self.desc.help,
-                None,
-                self.desc.kind,
-            )?);
-        }
-        self.metric.as_mut().ok_or(fmt::Error)
-    }
 }
 
 /// `server_name`, `address` (`ip:port`, IPv6 in brackets) and `family`, written without allocating.
@@ -602,50 +499,6 @@ impl EncodeLabelSet for AddressLabels<'_> {
         .encode(enc)?;
         ("address", Shown::Addr(self.address)).encode(enc.encode_label())?;
         ("family", self.family).encode(enc.encode_label())
-    }
-}
-
-/// The identity labels of `cert_info`, from the leaf certificate.
-struct CertLabels<'a>(&'a CertFacts);
-
-impl EncodeLabelSet for CertLabels<'_> {
-    fn encode(&self, enc: &mut LabelSetEncoder) -> fmt::Result {
-        let c = self.0;
-        ("subject", c.subject.as_str()).encode(enc.encode_label())?;
-        ("issuer", c.issuer.as_str()).encode(enc.encode_label())?;
-        ("dns_names", Shown::Sans(c)).encode(enc.encode_label())?;
-        ("serial", c.serial.as_str()).encode(enc.encode_label())?;
-        ("fingerprint_sha256", Shown::Hex(&c.fingerprint_sha256)).encode(enc.encode_label())
-    }
-}
-
-/// Label values written straight into the output (the encoder escapes them), so no per-sample `String`.
-enum Shown<'a> {
-    Str(&'a str),
-    Addr(SocketAddr),
-    /// SAN DNS names, then SAN IP addresses, joined with `,`.
-    Sans(&'a CertFacts),
-    Hex(&'a Fingerprint),
-}
-
-impl EncodeLabelValue for Shown<'_> {
-    fn encode(&self, enc: &mut LabelValueEncoder) -> fmt::Result {
-        match self {
-            Shown::Str(s) => enc.write_str(s),
-            Shown::Addr(address) => write!(enc, "{address}"),
-            Shown::Hex(fingerprint) => write!(enc, "{fingerprint}"),
-            Shown::Sans(cert) => {
-                let names = cert.dns_names.iter().map(|n| n as &dyn Display);
-                let ips = cert.ip_addresses.iter().map(|ip| ip as &dyn Display);
-                for (i, item) in names.chain(ips).enumerate() {
-                    if i > 0 {
-                        enc.write_char(',')?;
-                    }
-                    write!(enc, "{item}")?;
-                }
-                Ok(())
-            }
-        }
     }
 }
 
