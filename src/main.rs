@@ -325,6 +325,7 @@ fn describe(cli: &Cli, config: &Config, targets: &[targets::Target], listen: Soc
     );
     line("web.idle_timeout", &d(config.web.idle_timeout));
     line("homeservers", &homeservers_line(config));
+    line("metrics.profile", &config.metrics.profile);
     let _ = writeln!(out, "web.listen-address: {listen}");
     would_probe(&mut out, targets.iter().filter(|t| in_shard(&t.name)));
     out.truncate(out.trim_end().len());

@@ -577,6 +577,8 @@ fn a_bad_metrics_profile_exits_2_naming_the_file_and_the_key() {
         "observer",
     ]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("metrics.profile: observer\n"), "{stdout}");
     remove(&dir);
 }
 
