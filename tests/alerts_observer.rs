@@ -31,6 +31,7 @@ const DROPPED: &[&str] = &[
     "client_versions_info",
     "support_contacts",
     "local_cert_not_after_timestamp_seconds",
+    "cert_earliest_not_after_timestamp_seconds",
 ];
 
 /// One sample of an input series at one evaluation step.

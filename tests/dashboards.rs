@@ -43,7 +43,7 @@ const MUST_SHOW: &[(&str, &[&str])] = &[
             "matrix_federation_probe_success",
             "matrix_federation_discovery_info",
             "matrix_federation_address_success",
-            "matrix_federation_cert_earliest_not_after_timestamp_seconds",
+            "matrix_federation_cert_chain_earliest_not_after_timestamp_seconds",
             "matrix_federation_failure_info",
         ],
     ),

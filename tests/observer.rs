@@ -347,7 +347,7 @@ async fn the_full_profile_renders_every_series_and_the_aggregates() {
         metrics.contains("matrix_federation_exporter_metrics_profile_info{profile=\"full\"} 1")
     );
     let servers = per_server(&metrics);
-    // A healthy single-address server has its detail series and the aggregates too.
+    // A healthy single-address server has its detail series and the aggregates too (the leaf's only here).
     let direct = &servers["direct.test"];
     assert!(direct.len() > 20, "{direct:#?}");
     for family in [

@@ -230,7 +230,7 @@ pub const LOCAL_CERT_NOT_AFTER: Desc = gauge(
 // Per server, aggregated over its addresses (both profiles; METRICS.md, "Profiles").
 pub const CERT_EARLIEST_NOT_AFTER: Desc = gauge(
     "matrix_federation_cert_earliest_not_after_timestamp_seconds",
-    "Earliest leaf certificate notAfter over the server's addresses, in Unix seconds; absent when no handshake got a certificate.",
+    "Earliest leaf certificate notAfter over the server's addresses, in Unix seconds (full profile); absent when no handshake got a certificate.",
 );
 pub const CERT_CHAIN_EARLIEST_NOT_AFTER: Desc = gauge(
     "matrix_federation_cert_chain_earliest_not_after_timestamp_seconds",

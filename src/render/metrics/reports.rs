@@ -126,7 +126,7 @@ fn encode_reports(enc: &mut DescriptorEncoder, reports: &[Row], profile: Profile
     if full {
         encode_local_certs(enc, reports)?;
     }
-    encode_aggregates(enc, reports)
+    encode_aggregates(enc, reports, full)
 }
 
 /// Client discovery: success, what the spec tells clients (outcome, result, base URL), and the latest version.
