@@ -251,6 +251,20 @@ async fn observer_series_per_server_stay_within_the_budget() {
                 .any(|l| l.contains("_failure_info") || l.contains("_warning_info")),
             "{name} has a failure or warning: {lines:#?}"
         );
+        // Every address's keys verify and agree (the two addresses of multi.test and dual.test serve one
+        // homeserver's keys), so no signing_key_info row.
+        assert!(
+            lines.contains(&format!(
+                "matrix_federation_keys_valid_all{{server_name=\"{name}\"}} 1.0"
+            )),
+            "{name}: {lines:#?}"
+        );
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.starts_with("matrix_federation_signing_key_info{")),
+            "{lines:#?}"
+        );
         let successes = lines
             .iter()
             .filter(|l| l.starts_with("matrix_federation_address_success{"))

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::render::prerendered::{Prerendered, address_head};
 use crate::report::key_history::KeyChange;
-use crate::report::{AddressReport, CertReport, KeyChangeKind, ServerReport, Stage};
+use crate::report::{AddressReport, CertReport, KeyChangeKind, ServerReport, Stage, VerifyKey};
 
 /// The aggregate families, one series each per server that has a value for it. The leaf's earliest expiry is
 /// full-profile only: the chain's (never later, since the chain holds the leaf) is the one rules and the
@@ -124,21 +124,21 @@ fn keys_valid_all(r: &ServerReport) -> Option<bool> {
 /// `MatrixFederationSigningKeysMismatch` compares through `signing_key_info`). True with fewer than two such
 /// addresses.
 fn keys_agree(r: &ServerReport) -> bool {
-    let mut sets = r.addresses.iter().filter_map(|a| {
-        let keys = a.keys.as_ref().filter(|k| !k.verify_keys.is_empty())?;
-        let mut set: Vec<(&str, &str)> = keys
-            .verify_keys
-            .iter()
-            .map(|k| (k.key_id.as_str(), k.key.as_str()))
-            .collect();
-        set.sort_unstable();
-        set.dedup();
-        Some(set)
-    });
+    // Without allocating (this runs for every server at every scrape): each set contains the other.
+    let mut sets = r
+        .addresses
+        .iter()
+        .filter_map(|a| a.keys.as_ref())
+        .map(|k| &k.verify_keys)
+        .filter(|keys| !keys.is_empty());
     let Some(first) = sets.next() else {
         return true;
     };
-    sets.all(|set| set == first)
+    let within = |a: &[VerifyKey], b: &[VerifyKey]| {
+        a.iter()
+            .all(|k| b.iter().any(|o| o.key_id == k.key_id && o.key == k.key))
+    };
+    sets.all(|set| within(first, set) && within(set, first))
 }
 
 /// Whether the observer profile renders this key-change row: a `replaced` row, and a `dropped` row while
