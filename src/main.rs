@@ -18,7 +18,7 @@ use clap::{Args, Parser, Subcommand};
 use matrix_federation_exporter::config::server_name::ServerName;
 use matrix_federation_exporter::config::shard::Shard;
 use matrix_federation_exporter::config::targets;
-use matrix_federation_exporter::config::{Config, Source, TrustStore};
+use matrix_federation_exporter::config::{Config, Profile, Source, TrustStore};
 use matrix_federation_exporter::serve::daemon;
 use matrix_federation_exporter::serve::web::WebConfig;
 
@@ -81,6 +81,12 @@ struct Cli {
     /// across reloads.
     #[arg(long = "probe.allow-private-addresses")]
     allow_private_addresses: bool,
+
+    /// Which series /metrics and /probe render: full (every series) or observer (per-server aggregates, failures
+    /// and warnings, for exporters that watch many servers; METRICS.md, "Profiles"). Sets `metrics.profile`,
+    /// also across reloads.
+    #[arg(long = "metrics.profile", value_name = "PROFILE")]
+    profile: Option<Profile>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -206,6 +212,7 @@ fn settings(cli: &Cli) -> anyhow::Result<(Source, Config, Vec<targets::Target>, 
         ca_files: cli.ca_files.clone(),
         shard: cli.shard,
         allow_private_addresses: cli.allow_private_addresses,
+        profile: cli.profile,
     };
     let config = source.load()?;
     // The target files must be readable at start too; a reload that breaks them keeps the old list.
@@ -318,6 +325,7 @@ fn describe(cli: &Cli, config: &Config, targets: &[targets::Target], listen: Soc
     );
     line("web.idle_timeout", &d(config.web.idle_timeout));
     line("homeservers", &homeservers_line(config));
+    line("metrics.profile", &config.metrics.profile);
     let _ = writeln!(out, "web.listen-address: {listen}");
     would_probe(&mut out, targets.iter().filter(|t| in_shard(&t.name)));
     out.truncate(out.trim_end().len());

@@ -22,6 +22,24 @@ const UNTERMINATED_PEM: &str = "-----BEGIN CERTIFICATE-----\nAAAA\n";
 
 const BAD: &[Bad] = &[
     Bad {
+        name: "unknown metrics profile",
+        yaml: "metrics:\n  profile: minimal\n",
+        files: &[],
+        want: "metrics.profile: \"minimal\" is not a profile: write full or observer",
+    },
+    Bad {
+        name: "metrics profile in capitals",
+        yaml: "metrics:\n  profile: Observer\n",
+        files: &[],
+        want: "metrics.profile: \"Observer\" is not a profile: write full or observer",
+    },
+    Bad {
+        name: "unknown metrics key",
+        yaml: "metrics:\n  profiles: observer\n",
+        files: &[],
+        want: "line 2 column 3: unknown field `profiles`, expected one of profile",
+    },
+    Bad {
         name: "support check not a bool",
         yaml: "probe:\n  checks:\n    support: maybe\n",
         files: &[],
@@ -73,7 +91,7 @@ const BAD: &[Bad] = &[
         name: "unknown top-level key",
         yaml: "servers: []\ntargets: [matrix.org]\n",
         files: &[],
-        want: "line 2 column 1: unknown field `targets`, expected one of servers, probe, dns, tls, api, web, target_files, local_certificates, homeservers, notaries",
+        want: "line 2 column 1: unknown field `targets`, expected one of servers, probe, dns, tls, api, web, target_files, local_certificates, homeservers, notaries, metrics",
     },
     Bad {
         name: "no connections allowed",
@@ -523,6 +541,67 @@ fn a_url_in_servers_says_server_names_have_no_scheme_or_path() {
             "is a URL, but a server name has no scheme or path: write \"matrix.example.org\""
         ),
         "{err}"
+    );
+    remove(&dir);
+}
+
+#[test]
+fn a_bad_metrics_profile_exits_2_naming_the_file_and_the_key() {
+    let dir = temp_dir("cli bad profile");
+    let path = dir.join("config.yml");
+    write(&path, "metrics:\n  profile: everything\n");
+    let out = exporter(&["--check-config", "--config.file", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: {}: metrics.profile: \"everything\" is not a profile: write full or observer\n",
+            path.display()
+        )
+    );
+    // The flag is checked the same way (clap's usage error, also exit code 2).
+    let out = exporter(&["--check-config", "--metrics.profile", "everything"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        stderr(&out).contains("\"everything\" is not a profile: write full or observer"),
+        "{}",
+        stderr(&out)
+    );
+    // A good flag over a good file: accepted.
+    write(&path, "metrics:\n  profile: full\n");
+    let out = exporter(&[
+        "--check-config",
+        "--config.file",
+        path.to_str().unwrap(),
+        "--metrics.profile",
+        "observer",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("metrics.profile: observer\n"), "{stdout}");
+    remove(&dir);
+}
+
+#[test]
+fn the_metrics_profile_flag_wins_over_the_file() {
+    use matrix_federation_exporter::config::{Profile, Source};
+    let dir = temp_dir("profile flag");
+    let path = dir.join("config.yml");
+    write(&path, "metrics:\n  profile: observer\n");
+    let mut source = Source {
+        file: Some(path.clone()),
+        ..Source::default()
+    };
+    assert_eq!(source.load().unwrap().metrics.profile, Profile::Observer);
+    source.profile = Some(Profile::Full);
+    assert_eq!(source.load().unwrap().metrics.profile, Profile::Full);
+    write(&path, "servers: []\n");
+    assert_eq!(source.load().unwrap().metrics.profile, Profile::Full);
+    source.profile = None;
+    assert_eq!(
+        source.load().unwrap().metrics.profile,
+        Profile::Full,
+        "the default"
     );
     remove(&dir);
 }

@@ -42,8 +42,8 @@ const MUST_SHOW: &[(&str, &[&str])] = &[
         &[
             "matrix_federation_probe_success",
             "matrix_federation_discovery_info",
-            "matrix_federation_addresses",
-            "matrix_federation_cert_not_after_timestamp_seconds",
+            "matrix_federation_address_success",
+            "matrix_federation_cert_chain_earliest_not_after_timestamp_seconds",
             "matrix_federation_failure_info",
         ],
     ),
@@ -346,6 +346,43 @@ fn metrics_labels_and_label_values_are_documented() {
                 );
             }
         }
+    }
+}
+
+/// The overview dashboard and the alert rules read only families the observer profile renders, so they work in
+/// both profiles (METRICS.md, "Profiles", lists the families the observer profile drops).
+#[test]
+fn the_overview_and_the_rules_use_no_family_the_observer_profile_drops() {
+    let doc = std::fs::read_to_string(repo_path("METRICS.md")).unwrap();
+    let dropped: Vec<String> = doc
+        .split("The observer profile renders none of:")
+        .nth(1)
+        .and_then(|rest| rest.split(" (all ").next())
+        .expect("METRICS.md lists what the observer profile drops")
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|name| format!("matrix_federation_{name}"))
+        .collect();
+    assert!(dropped.len() > 10, "{dropped:?}");
+    for file in [
+        "dashboards/matrix-federation-overview.json",
+        "alerts/matrix-federation.rules.yml",
+    ] {
+        let text = std::fs::read_to_string(repo_path(file)).unwrap();
+        // Plain text, quoted or not (JSON strings, annotation templates): the name followed by no identifier
+        // character.
+        for name in &dropped {
+            let used = text.match_indices(name.as_str()).any(|(at, _)| {
+                !text[at + name.len()..]
+                    .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            });
+            assert!(
+                !used,
+                "{file} uses {name}, which the observer profile does not render"
+            );
+        }
+        assert!(text.contains("matrix_federation_probe_success"), "{file}");
     }
 }
 

@@ -19,7 +19,7 @@ use axum::http::{Request, StatusCode, header};
 use futures_util::FutureExt as _;
 use matrix_federation_exporter::config::server_name::ServerName;
 use matrix_federation_exporter::config::targets::{Labels, Target};
-use matrix_federation_exporter::config::{DEFAULT_MAX_CONCURRENT_PROBES, ProbeConfig};
+use matrix_federation_exporter::config::{DEFAULT_MAX_CONCURRENT_PROBES, ProbeConfig, Profile};
 use matrix_federation_exporter::render::metrics::{self, ExporterMetrics, Format};
 use matrix_federation_exporter::report::homeserver::Destination;
 use matrix_federation_exporter::report::{
@@ -500,6 +500,115 @@ fn openmetrics_snapshot() {
         "version=\"VERSION\",revision=\"REVISION\"",
     );
     assert_snapshot("metrics.txt", &text);
+}
+
+fn render_observer(store: &Arc<Store>, format: Format) -> String {
+    let registry = metrics::profiled_registry(Arc::clone(store), &exporter(), Profile::Observer);
+    metrics::encode(&registry, format)
+}
+
+/// The observer profile of the same fixtures: the aggregates, one `address_success` per address, every failure
+/// and warning, and of the detail families only the rows that show a fault (METRICS.md, "Profiles").
+#[test]
+fn observer_openmetrics_snapshot() {
+    let text = render_observer(
+        &store_with_homeserver([healthy(), failing()]),
+        Format::OpenMetrics,
+    );
+    let text = text.replace(
+        &format!(
+            "version=\"{}\",revision=\"{}\"",
+            metrics::VERSION,
+            metrics::REVISION
+        ),
+        "version=\"VERSION\",revision=\"REVISION\"",
+    );
+    assert_snapshot("metrics-observer.txt", &text);
+}
+
+/// METRICS.md's "Profiles" table is the observer set: every family the observer profile renders is listed
+/// there (and in the metric table), every family listed with "every row" is rendered by the fixtures whenever
+/// the full profile renders it, and no family listed as dropped is rendered.
+#[test]
+fn metrics_md_lists_the_observer_set() {
+    let doc = std::fs::read_to_string(repo_path("METRICS.md")).expect("METRICS.md exists");
+    let documented = documented_metrics(&doc);
+    let profiles = doc
+        .split("\n## Profiles\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("a Profiles section in METRICS.md");
+    let mut listed: BTreeMap<String, String> = BTreeMap::new();
+    for line in profiles.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() < 4 || !["every row", "fault rows", "same as full"].contains(&cells[1]) {
+            continue;
+        }
+        for name in backticked(cells[2]) {
+            listed.insert(name.to_owned(), cells[1].to_owned());
+        }
+    }
+    assert!(listed.len() > 15, "Profiles table not found: {listed:?}");
+    let dropped: BTreeSet<String> = profiles
+        .split("renders none of:")
+        .nth(1)
+        .expect("the list of dropped families")
+        .split(" (all ")
+        .next()
+        .map(|p| {
+            backticked(p)
+                .map(|n| format!("matrix_federation_{n}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let is_listed = |name: &str| {
+        listed.contains_key(name)
+            || listed.keys().any(|l| {
+                l.strip_suffix('*')
+                    .is_some_and(|prefix| name.starts_with(prefix))
+            })
+    };
+    let store = store_with_homeserver([healthy(), failing()]);
+    let observer = rendered_metrics(
+        &render_observer(&store, Format::Text004),
+        &render_observer(&store, Format::OpenMetrics),
+    );
+    let full = rendered_metrics(
+        &render(&store, Format::Text004),
+        &render(&store, Format::OpenMetrics),
+    );
+    for name in observer.keys() {
+        assert!(
+            is_listed(name),
+            "{name} is rendered in the observer profile but not in METRICS.md's Profiles table"
+        );
+        assert!(
+            !dropped.contains(name),
+            "{name} is rendered in the observer profile but listed as dropped"
+        );
+    }
+    for (name, kind) in &listed {
+        if name.ends_with('*') {
+            continue;
+        }
+        assert!(
+            documented.contains_key(name),
+            "{name} is in the Profiles table but not in the metric table"
+        );
+        if kind == "every row" && full.contains_key(name) {
+            assert!(
+                observer.contains_key(name),
+                "{name}: every row is kept, yet the observer profile does not render it"
+            );
+        }
+    }
+    for desc in metrics::RENDERED {
+        assert!(
+            is_listed(desc.name) || dropped.contains(desc.name),
+            "{} is neither in the Profiles table nor listed as dropped",
+            desc.name
+        );
+    }
 }
 
 #[test]

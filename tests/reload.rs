@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::body::Body;
 use http::Request;
 use http_body_util::BodyExt;
-use matrix_federation_exporter::config::{Source, Timeouts};
+use matrix_federation_exporter::config::{Profile, Source, Timeouts};
 use matrix_federation_exporter::probe::env::{Ports, ProbeEnv};
 use matrix_federation_exporter::serve::daemon::{self, Exporter};
 use support::{Behaviour, FakeDns, FakeServer, PortAnchor, TIMEOUTS, TestCa, Validity, Zone, keys};
@@ -271,6 +271,63 @@ async fn the_allow_private_addresses_flag_survives_a_reload() {
         "the flag still applies after the reload\n{m}"
     );
     assert!(m.contains("class=\"loopback\""), "{m}");
+}
+
+/// `--metrics.profile` (`Source::profile`) overrides the file's `metrics.profile` at start and on every reload;
+/// without the flag a reload applies the file's new value.
+#[tokio::test]
+async fn the_metrics_profile_flag_wins_over_the_file_and_survives_a_reload() {
+    let world = World::start("profile").await;
+    let a = world.name("a.test");
+    let config = world.write_config(&["a.test"], &[]);
+    let set_profile = |profile: &str| {
+        let text = std::fs::read_to_string(&config).unwrap();
+        let text = text.split("metrics:").next().unwrap().to_owned();
+        std::fs::write(&config, format!("{text}metrics:\n  profile: {profile}\n")).unwrap();
+    };
+    let start = |flag: Option<Profile>| {
+        let source = Source {
+            file: Some(config.clone()),
+            profile: flag,
+            ..Source::default()
+        };
+        daemon::start_reloadable(source, Box::new(ProbeEnv::from_config)).unwrap()
+    };
+    let profile_of = |m: &str| {
+        let observer =
+            m.contains("matrix_federation_exporter_metrics_profile_info{profile=\"observer\"}");
+        let full = m.contains("matrix_federation_exporter_metrics_profile_info{profile=\"full\"}");
+        assert!(observer != full, "{m}");
+        if observer { "observer" } else { "full" }
+    };
+
+    // The file says full, the flag observer: observer, also after a reload.
+    set_profile("full");
+    let flagged = start(Some(Profile::Observer));
+    probed(&flagged, &a).await;
+    let (_, m) = request(&flagged, "GET", "/metrics").await;
+    assert_eq!(profile_of(&m), "observer");
+    assert!(!m.contains("matrix_federation_tls_info"), "{m}");
+    assert_eq!(request(&flagged, "POST", "/-/reload").await.0, 200);
+    let (_, m) = request(&flagged, "GET", "/metrics").await;
+    assert_eq!(
+        profile_of(&m),
+        "observer",
+        "the flag still applies after the reload"
+    );
+    drop(flagged);
+
+    // Without the flag, the file decides, and a reload applies its new value.
+    let plain = start(None);
+    probed(&plain, &a).await;
+    let (_, m) = request(&plain, "GET", "/metrics").await;
+    assert_eq!(profile_of(&m), "full");
+    assert!(m.contains("matrix_federation_tls_info"), "{m}");
+    set_profile("observer");
+    assert_eq!(request(&plain, "POST", "/-/reload").await.0, 200);
+    let (_, m) = request(&plain, "GET", "/metrics").await;
+    assert_eq!(profile_of(&m), "observer");
+    assert!(!m.contains("matrix_federation_tls_info"), "{m}");
 }
 
 #[tokio::test]

@@ -74,6 +74,62 @@ pub struct Config {
     pub local_certificates: Vec<LocalCertificates>,
     /// Key notaries to check (`notaries:`); none by default.
     pub notaries: Vec<notary::NotaryConfig>,
+    /// What `/metrics` and `/probe` render (`metrics.*`).
+    pub metrics: MetricsConfig,
+}
+
+/// `metrics.*`: what `/metrics` and `/probe` render.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct MetricsConfig {
+    /// `metrics.profile` (`--metrics.profile` wins over it).
+    pub profile: Profile,
+}
+
+/// The profile of series (`metrics.profile`, `--metrics.profile`): which families `/metrics` and `/probe`
+/// render. METRICS.md, "Profiles", lists both sets family by family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Profile {
+    /// Every series (the default): per address, per certificate, per key, per discovery step.
+    #[default]
+    Full,
+    /// What the shipped alert rules, the overview dashboard and the runbook need: per-server aggregates, one
+    /// `address_success` per address, and every failure and warning; for exporters that watch many servers.
+    Observer,
+}
+
+impl Profile {
+    /// Every profile, in the order the docs list them.
+    pub const ALL: &'static [Profile] = &[Profile::Full, Profile::Observer];
+
+    /// The value written in the config file, on the command line and in the `profile` label.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Profile::Full => "full",
+            Profile::Observer => "observer",
+        }
+    }
+
+    /// The profile named `text` exactly (`full`, `observer`).
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|p| p.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::parse(text)
+            .ok_or_else(|| format!("{text:?} is not a profile: write full or observer"))
+    }
 }
 
 /// One `local_certificates` entry: where the certificates of `server_name` lie on this machine.
@@ -177,6 +233,8 @@ pub struct Source {
     pub shard: Option<Shard>,
     /// `--probe.allow-private-addresses`: sets `probe.allow_private_addresses` whatever the file says.
     pub allow_private_addresses: bool,
+    /// `--metrics.profile`: sets `metrics.profile` whatever the file says.
+    pub profile: Option<Profile>,
 }
 
 impl Source {
@@ -205,6 +263,9 @@ impl Source {
         config.shard = self.shard;
         if self.allow_private_addresses {
             config.probe.allow_private_addresses = true;
+        }
+        if let Some(profile) = self.profile {
+            config.metrics.profile = profile;
         }
         Ok(config)
     }

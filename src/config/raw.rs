@@ -14,8 +14,8 @@ use crate::config::error::ConfigError;
 use crate::config::server_name::ServerName;
 use crate::config::{
     ApiConfig, Checks, Config, DEFAULT_NAMESERVER_PORT, DEFAULT_RELOAD_GRACE, DnsConfig,
-    LocalCertificates, MAX_CONCURRENCY, MAX_CONNECTIONS, MAX_LOCAL_CERT_FILES, ProbeConfig,
-    TargetPattern, Timeouts, TlsConfig, TrustStore, WebLimits, check_ca_file,
+    LocalCertificates, MAX_CONCURRENCY, MAX_CONNECTIONS, MAX_LOCAL_CERT_FILES, MetricsConfig,
+    ProbeConfig, Profile, TargetPattern, Timeouts, TlsConfig, TrustStore, WebLimits, check_ca_file,
 };
 
 // The raw YAML shape. Every field is optional, and an empty (null) value means the default too; defaults are
@@ -34,6 +34,13 @@ struct RawConfig {
     local_certificates: Option<Vec<RawLocalCertificates>>,
     homeservers: Option<Vec<crate::config::homeservers::RawHomeserver>>,
     notaries: Option<Vec<crate::config::notary::RawNotary>>,
+    metrics: Option<RawMetrics>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    profile: Option<String>,
 }
 
 /// One `local_certificates` entry (DESIGN.md point 7).
@@ -296,6 +303,16 @@ impl RawConfig {
 
         let notaries = crate::config::notary::validate(self.notaries.unwrap_or_default())?;
 
+        let profile = match self.metrics.and_then(|m| m.profile) {
+            None => Profile::default(),
+            Some(text) => Profile::parse(&text).ok_or_else(|| {
+                ConfigError::at(
+                    "metrics.profile",
+                    format!("{text:?} is not a profile: write full or observer"),
+                )
+            })?,
+        };
+
         Ok(Config {
             servers,
             probe,
@@ -313,6 +330,7 @@ impl RawConfig {
                 probe_unconfigured: self.api.and_then(|a| a.probe_unconfigured).unwrap_or(false),
             },
             notaries,
+            metrics: MetricsConfig { profile },
         })
     }
 }

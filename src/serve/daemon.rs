@@ -544,7 +544,7 @@ fn routes(
     caps: &Caps,
 ) -> Router {
     let state = AppState {
-        registry: metrics::registry(store.clone(), metrics),
+        registry: metrics::profiled_registry(store.clone(), metrics, config.metrics.profile),
         store: store.clone(),
         ready: ready.clone(),
         prober,
@@ -554,7 +554,8 @@ fn routes(
         allowed_targets: AllowedTargets::new(&config.probe.allowed_targets),
         api_probes: caps.api.clone(),
         exporter: metrics.clone(),
-        probe: ProbeEndpoint::new(&config.probe, env.probe_deadline(), caps.probe.clone()),
+        probe: ProbeEndpoint::new(&config.probe, env.probe_deadline(), caps.probe.clone())
+            .with_profile(config.metrics.profile),
         scrapes: crate::serve::scrape::SharedScrapes::default(),
     };
     routes::router(Arc::new(state))

@@ -24,7 +24,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 use crate::config::server_name::ServerName;
-use crate::config::{ProbeConfig, TargetPattern};
+use crate::config::{ProbeConfig, Profile, TargetPattern};
 use crate::probe::{Prober, run_within};
 use crate::render::html;
 use crate::render::metrics::{self, ExporterMetrics, Format};
@@ -79,6 +79,8 @@ pub const PROBE_TIMEOUT_MARGIN: Duration = Duration::from_millis(500);
 pub struct ProbeEndpoint {
     max_timeout: Duration,
     permits: Limiter,
+    /// The profile `/probe` answers render (`metrics.profile`).
+    profile: Profile,
 }
 
 impl ProbeEndpoint {
@@ -89,7 +91,14 @@ impl ProbeEndpoint {
         Self {
             max_timeout: config.max_timeout.map_or(deadline, |t| t.min(deadline)),
             permits,
+            profile: Profile::Full,
         }
+    }
+
+    /// The same endpoint, answering in `profile` (`metrics.profile`; full by default).
+    #[must_use]
+    pub fn with_profile(self, profile: Profile) -> Self {
+        Self { profile, ..self }
     }
 
     /// The timeout cap in force (`probe.max_timeout`, at most the probe deadline).
@@ -348,7 +357,7 @@ async fn probe_handler(
             tracing::debug!(server_name = %name, "/probe cut at its timeout");
             cut
         });
-    let body = metrics::encode_reports_only(&[Arc::new(report)], format);
+    let body = metrics::encode_reports_profiled(&[Arc::new(report)], format, endpoint.profile);
     ([(CONTENT_TYPE, format.content_type())], body).into_response()
 }
 

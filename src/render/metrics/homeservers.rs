@@ -7,7 +7,7 @@ use std::sync::Arc;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::reports::FamilyWriter;
+use super::family::FamilyWriter;
 use super::{
     DESTINATION_VERDICT, HOMESERVER_DESTINATION_FAILURE_TIMESTAMP,
     HOMESERVER_DESTINATION_RETRY_INTERVAL, HOMESERVER_DESTINATION_RETRY_LAST_TIMESTAMP,

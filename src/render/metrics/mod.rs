@@ -17,10 +17,13 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
+use crate::config::Profile;
 use crate::report::Labels;
 use crate::report::ServerReport;
 use crate::schedule::store::Store;
 
+mod aggregates;
+mod family;
 mod homeservers;
 mod notary;
 mod reports;
@@ -86,6 +89,10 @@ pub const SERVERS: Desc = gauge(
 pub const SCRAPE_DURATION: Desc = gauge(
     "matrix_federation_exporter_scrape_duration_seconds",
     "How long rendering the previous /metrics answer took, in seconds.",
+);
+pub const METRICS_PROFILE: Desc = info(
+    "matrix_federation_exporter_metrics_profile_info",
+    "The profile of series /metrics and /probe render (metrics.profile: full or observer); always 1.",
 );
 
 // Per server.
@@ -220,6 +227,24 @@ pub const LOCAL_CERT_NOT_AFTER: Desc = gauge(
     "notAfter of the leaf in each local_certificates file, in Unix seconds; absent while the file is unreadable.",
 );
 
+// Per server, aggregated over its addresses (both profiles; METRICS.md, "Profiles").
+pub const CERT_EARLIEST_NOT_AFTER: Desc = gauge(
+    "matrix_federation_cert_earliest_not_after_timestamp_seconds",
+    "Earliest leaf certificate notAfter over the server's addresses, in Unix seconds (full profile); absent when no handshake got a certificate.",
+);
+pub const CERT_CHAIN_EARLIEST_NOT_AFTER: Desc = gauge(
+    "matrix_federation_cert_chain_earliest_not_after_timestamp_seconds",
+    "Earliest notAfter in any chain the server's addresses presented, in Unix seconds; absent when no handshake got a certificate.",
+);
+pub const KEYS_VALID_ALL: Desc = gauge(
+    "matrix_federation_keys_valid_all",
+    "1 if every address's key document passed every signing-key check and every address serves the same verify keys, else 0.",
+);
+pub const KEYS_VALID_UNTIL_EARLIEST: Desc = gauge(
+    "matrix_federation_keys_valid_until_earliest_timestamp_seconds",
+    "Earliest valid_until_ts of the key documents the server's addresses served, in Unix seconds.",
+);
+
 // Per homeserver (`homeservers:`) and per destination it lists.
 pub const HOMESERVER_UP: Desc = gauge(
     "matrix_federation_homeserver_up",
@@ -274,6 +299,7 @@ pub const RENDERED: &[&Desc] = &[
     &PROBES_IN_FLIGHT,
     &SERVERS,
     &SCRAPE_DURATION,
+    &METRICS_PROFILE,
     &PROBE_SUCCESS,
     &PROBE_DURATION,
     &PROBE_TIMESTAMP,
@@ -306,6 +332,10 @@ pub const RENDERED: &[&Desc] = &[
     &SUPPORT_INFO,
     &SUPPORT_CONTACTS,
     &LOCAL_CERT_NOT_AFTER,
+    &CERT_EARLIEST_NOT_AFTER,
+    &CERT_CHAIN_EARLIEST_NOT_AFTER,
+    &KEYS_VALID_ALL,
+    &KEYS_VALID_UNTIL_EARLIEST,
     &HOMESERVER_UP,
     &HOMESERVER_DESTINATIONS,
     &HOMESERVER_DESTINATION_RETRY_INTERVAL,
@@ -326,14 +356,31 @@ pub const REVISION: &str = match option_env!("MFE_GIT_REVISION") {
     None => "unknown",
 };
 
-/// Builds the registry served on `/metrics`, once at startup: the exporter's own metrics plus the collector
-/// that renders `store` at every scrape.
+/// Builds the registry served on `/metrics` in the full profile (see [`profiled_registry`]).
 #[must_use]
 pub fn registry(store: Arc<Store>, exporter: &ExporterMetrics) -> Registry {
+    profiled_registry(store, exporter, Profile::Full)
+}
+
+/// Builds the registry served on `/metrics`, at startup and at every reload: the exporter's own metrics, the
+/// active `profile`, plus the collectors that render `store` in that profile at every scrape. The homeserver
+/// and notary series are the same in both profiles.
+#[must_use]
+pub fn profiled_registry(
+    store: Arc<Store>,
+    exporter: &ExporterMetrics,
+    profile: Profile,
+) -> Registry {
     let mut registry = Registry::default();
     exporter.register(&mut registry);
+    add(
+        &mut registry,
+        &METRICS_PROFILE,
+        Info::new([("profile", profile.as_str())]),
+    );
     registry.register_collector(Box::new(StoreCollector {
         store: store.clone(),
+        profile,
     }));
     registry.register_collector(Box::new(HomeserversCollector {
         store: store.clone(),
@@ -401,13 +448,26 @@ pub fn encode_into(registry: &Registry, format: Format, out: &mut impl fmt::Writ
     }
 }
 
-/// Renders the per-server families of `reports` alone, in `format`: no exporter metrics, no store (`/probe`).
+/// Renders the per-server families of `reports` alone, in `format`, in the full profile (see
+/// [`encode_reports_profiled`]).
 #[must_use]
 pub fn encode_reports_only(reports: &[Arc<ServerReport>], format: Format) -> String {
+    encode_reports_profiled(reports, format, Profile::Full)
+}
+
+/// Renders the per-server families of `reports` alone, in `format` and `profile`: no exporter metrics, no store
+/// (`/probe`).
+#[must_use]
+pub fn encode_reports_profiled(
+    reports: &[Arc<ServerReport>],
+    format: Format,
+    profile: Profile,
+) -> String {
     let mut registry = Registry::default();
     let none = Arc::new(Labels::new());
     registry.register_collector(Box::new(ReportsCollector {
         reports: reports.iter().map(|r| (r.clone(), none.clone())).collect(),
+        profile,
     }));
     encode(&registry, format)
 }

@@ -8,7 +8,7 @@ use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabel, EncodeLabelSet, LabelSetEncoder,
 };
 
-use super::reports::FamilyWriter;
+use super::family::FamilyWriter;
 use super::{NOTARY_KEYS_MATCH, NOTARY_RESULT_INFO, NOTARY_UP, NOTARY_VALID_UNTIL};
 use crate::report::NotaryResult;
 use crate::report::notary::NotaryReport;

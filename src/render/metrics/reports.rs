@@ -1,31 +1,35 @@
 //! The scrape-time side of the metric contract: collectors that turn the latest reports into every per-server,
 //! per-address, certificate, key, failure and warning series, one family at a time. Names and help texts come
 //! from the family constants in `render/metrics/mod.rs`; nothing here does I/O.
-use std::fmt::{self, Display, Write as _};
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeLabel, EncodeLabelSet, EncodeLabelValue, LabelSetEncoder,
-    LabelValueEncoder, MetricEncoder,
+    DescriptorEncoder, EncodeLabel, EncodeLabelSet, LabelSetEncoder,
 };
 
+use super::aggregates::{
+    encode_aggregates, encode_observer_address_rows, keys_checked, observer_keeps_change,
+};
+use super::family::{CertLabels, FamilyWriter, Row, ServerLabels, Shown, flag, leaf, server};
 use super::{
     ADDRESS_INFO, ADDRESS_SUCCESS, ADDRESSES, CERT_CHAIN_NOT_AFTER, CERT_INFO, CERT_NOT_AFTER,
     CERT_NOT_BEFORE, CERT_VALID, CLIENT_DISCOVERY_INFO, CLIENT_SUCCESS, CLIENT_VERSIONS_INFO,
-    CONNECTION_DURATION, DISCOVERY_INFO, Desc, FAILURE_INFO, KEYS_VALID, KEYS_VALID_UNTIL,
+    CONNECTION_DURATION, DISCOVERY_INFO, FAILURE_INFO, KEYS_VALID, KEYS_VALID_UNTIL,
     LOCAL_CERT_NOT_AFTER, PROBE_DURATION, PROBE_SUCCESS, PROBE_TIMESTAMP, RESOLUTION_DURATION,
     SERVER_VERSION_INFO, SHADOWED_SRV_INFO, SIGNING_KEY_CHANGE, SIGNING_KEY_INFO, SUPPORT_CONTACTS,
     SUPPORT_INFO, TLS_INFO, WARNING_INFO, WELL_KNOWN_ADDRESS_INFO, WELL_KNOWN_CACHE_TTL,
-    WELL_KNOWN_CONSISTENT, family_name, unix_seconds,
+    WELL_KNOWN_CONSISTENT, unix_seconds,
 };
+use crate::config::Profile;
 use crate::render::prerendered::{Prerendered, address_head};
 use crate::report::Labels;
 use crate::report::{
-    AddressClass, AddressReport, CertFacts, CertReport, ContactRole, Family, Fingerprint, Phase,
-    Reason, ServerReport, Stage, Step, SupportResult, Warning,
+    AddressClass, AddressReport, CertReport, ClientReport, ContactRole, Family, Phase, Reason,
+    ServerReport, Stage, Step, SupportReport, SupportResult, Warning,
 };
 use crate::schedule::store::Store;
 
@@ -33,11 +37,13 @@ use crate::schedule::store::Store;
 #[derive(Debug)]
 pub struct StoreCollector {
     pub store: Arc<Store>,
+    /// Which series to render (`metrics.profile`).
+    pub profile: Profile,
 }
 
 impl Collector for StoreCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
-        encode_reports(&mut encoder, &self.store.snapshot_labeled())
+        encode_reports(&mut encoder, &self.store.snapshot_labeled(), self.profile)
     }
 }
 
@@ -45,29 +51,26 @@ impl Collector for StoreCollector {
 #[derive(Debug)]
 pub(super) struct ReportsCollector {
     pub(super) reports: Vec<Row>,
+    pub(super) profile: Profile,
 }
 
 impl Collector for ReportsCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
-        encode_reports(&mut encoder, &self.reports)
+        encode_reports(&mut encoder, &self.reports, self.profile)
     }
 }
 
-fn flag(b: bool) -> f64 {
-    if b { 1.0 } else { 0.0 }
-}
-
-/// A report and its server's extra labels (from a target file), which every series of the server carries.
-pub(super) type Row = (Arc<ServerReport>, Arc<Labels>);
-
 /// Each family is one pass over the reports, so that all its samples are contiguous (`OpenMetrics` requires it).
-fn encode_reports(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+/// The observer profile skips the detail families (`full` false) and keeps of some only the rows that show a
+/// fault (METRICS.md, "Profiles").
+fn encode_reports(enc: &mut DescriptorEncoder, reports: &[Row], profile: Profile) -> fmt::Result {
+    let full = profile == Profile::Full;
     let mut fam = FamilyWriter::new(enc, &PROBE_SUCCESS);
     for (r, extra) in reports {
         fam.gauge(&server(r, extra), flag(r.success()))?;
     }
     let mut fam = FamilyWriter::new(enc, &PROBE_DURATION);
-    for (r, extra) in reports {
+    for (r, extra) in reports.iter().filter(|_| full) {
         fam.gauge(&server(r, extra), r.duration.as_secs_f64())?;
     }
     let mut fam = FamilyWriter::new(enc, &PROBE_TIMESTAMP);
@@ -92,46 +95,55 @@ fn encode_reports(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
         ))?;
     }
     let mut fam = FamilyWriter::new(enc, &WELL_KNOWN_CACHE_TTL);
-    for (r, extra) in reports {
+    for (r, extra) in reports.iter().filter(|_| full) {
         if let Some(ttl) = r.discovery.well_known.cache_ttl {
             fam.gauge(&server(r, extra), ttl.as_secs_f64())?;
         }
     }
     let mut fam = FamilyWriter::new(enc, &RESOLUTION_DURATION);
-    for (r, extra) in reports {
+    for (r, extra) in reports.iter().filter(|_| full) {
         for (step, secs) in summed(Step::ALL, &r.discovery.steps) {
             fam.gauge(&(server(r, extra), [("step", step.as_str())]), secs)?;
         }
     }
     let mut fam = FamilyWriter::new(enc, &ADDRESSES);
-    for (r, extra) in reports {
+    for (r, extra) in reports.iter().filter(|_| full) {
         let ok = r.addresses.iter().filter(|a| a.success()).count();
         let failed = r.addresses.len() - ok;
         fam.gauge(&(server(r, extra), [("result", "ok")]), ok as f64)?;
         fam.gauge(&(server(r, extra), [("result", "failed")]), failed as f64)?;
     }
-    encode_address_info(enc, reports)?;
-    encode_address_families(enc, reports)?;
+    if full {
+        encode_address_info(enc, reports)?;
+    }
+    encode_address_families(enc, reports, full)?;
     encode_failures(enc, reports)?;
     encode_warnings(enc, reports)?;
-    encode_client(enc, reports)?;
-    encode_well_known_addresses(enc, reports)?;
-    encode_key_changes(enc, reports)?;
-    encode_shadowed_and_support(enc, reports)?;
-    encode_local_certs(enc, reports)
+    encode_client(enc, reports, full)?;
+    encode_well_known_addresses(enc, reports, full)?;
+    encode_key_changes(enc, reports, full)?;
+    encode_shadowed_and_support(enc, reports, full)?;
+    if full {
+        encode_local_certs(enc, reports)?;
+    }
+    encode_aggregates(enc, reports, full)
 }
 
 /// Client discovery: success, what the spec tells clients (outcome, result, base URL), and the latest version.
-fn encode_client(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+/// Observer: success and outcome only while client discovery fails, no version.
+fn encode_client(enc: &mut DescriptorEncoder, reports: &[Row], full: bool) -> fmt::Result {
+    fn failing(r: &ServerReport, full: bool) -> Option<&ClientReport> {
+        r.client.as_ref().filter(|c| full || !c.success())
+    }
     let mut fam = FamilyWriter::new(enc, &CLIENT_SUCCESS);
     for (r, extra) in reports {
-        if let Some(c) = &r.client {
+        if let Some(c) = failing(r, full) {
             fam.gauge(&server(r, extra), flag(c.success()))?;
         }
     }
     let mut fam = FamilyWriter::new(enc, &CLIENT_DISCOVERY_INFO);
     for (r, extra) in reports {
-        if let Some(c) = &r.client {
+        if let Some(c) = failing(r, full) {
             fam.info(&(
                 server(r, extra),
                 [
@@ -143,7 +155,7 @@ fn encode_client(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
         }
     }
     let mut fam = FamilyWriter::new(enc, &CLIENT_VERSIONS_INFO);
-    for (r, extra) in reports {
+    for (r, extra) in reports.iter().filter(|_| full) {
         if let Some(latest) = r.client.as_ref().and_then(|c| c.latest.as_deref()) {
             fam.info(&(server(r, extra), [("latest", latest)]))?;
         }
@@ -151,10 +163,16 @@ fn encode_client(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
     Ok(())
 }
 
-/// `well_known_address_info` per address asked, and `well_known_consistent` when more than one was asked.
-fn encode_well_known_addresses(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+/// `well_known_address_info` per address asked (observer: only while the answers differ), and
+/// `well_known_consistent` when more than one was asked.
+fn encode_well_known_addresses(
+    enc: &mut DescriptorEncoder,
+    reports: &[Row],
+    full: bool,
+) -> fmt::Result {
     let mut fam = FamilyWriter::new(enc, &WELL_KNOWN_ADDRESS_INFO);
-    for (r, extra) in reports {
+    let shown = |r: &&Row| full || r.0.discovery.well_known.consistent() == Some(false);
+    for (r, extra) in reports.iter().filter(shown) {
         for a in &r.discovery.well_known.per_address {
             let labels = AddressLabels {
                 server_name: &r.server_name,
@@ -181,11 +199,14 @@ fn encode_well_known_addresses(enc: &mut DescriptorEncoder, reports: &[Row]) -> 
 }
 
 /// `signing_key_change_timestamp_seconds{key_id, change}`: every change row of the store's key history (empty
-/// in `/probe` answers, whose reports have no history).
-fn encode_key_changes(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+/// in `/probe` answers, whose reports have no history). Observer: only the rows the key-continuity alerts fire on.
+fn encode_key_changes(enc: &mut DescriptorEncoder, reports: &[Row], full: bool) -> fmt::Result {
     let mut fam = FamilyWriter::new(enc, &SIGNING_KEY_CHANGE);
     for (r, extra) in reports {
         for c in r.key_history.changes() {
+            if !full && !observer_keeps_change(r, c) {
+                continue;
+            }
             #[allow(
                 clippy::cast_precision_loss,
                 reason = "Unix seconds fit in f64's 53 bits"
@@ -204,10 +225,16 @@ fn encode_key_changes(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Resu
 }
 
 /// The shadowed SRV records, and the support well-known's result and contact counts (never the contacts).
-fn encode_shadowed_and_support(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+/// Observer: the records that point elsewhere (the warning's), the result only when it is a warning's.
+fn encode_shadowed_and_support(
+    enc: &mut DescriptorEncoder,
+    reports: &[Row],
+    full: bool,
+) -> fmt::Result {
     let mut fam = FamilyWriter::new(enc, &SHADOWED_SRV_INFO);
     for (r, extra) in reports {
-        for s in r.discovery.shadowed_srv.iter().flat_map(|s| &s.records) {
+        let records = r.discovery.shadowed_srv.iter().flat_map(|s| &s.records);
+        for s in records.filter(|s| full || s.elsewhere) {
             fam.info(&(
                 server(r, extra),
                 [
@@ -218,13 +245,19 @@ fn encode_shadowed_and_support(enc: &mut DescriptorEncoder, reports: &[Row]) -> 
         }
     }
     let mut fam = FamilyWriter::new(enc, &SUPPORT_INFO);
+    let invalid = |s: &&SupportReport| {
+        matches!(
+            s.result,
+            SupportResult::Invalid | SupportResult::InvalidJson | SupportResult::TooLarge
+        )
+    };
     for (r, extra) in reports {
-        if let Some(s) = &r.support {
+        if let Some(s) = r.support.as_ref().filter(|s| full || invalid(s)) {
             fam.info(&(server(r, extra), [("result", s.result.as_str())]))?;
         }
     }
     let mut fam = FamilyWriter::new(enc, &SUPPORT_CONTACTS);
-    for (r, extra) in reports {
+    for (r, extra) in reports.iter().filter(|_| full) {
         for s in r.support.iter().filter(|s| s.result == SupportResult::Ok) {
             for &role in ContactRole::ALL {
                 fam.gauge(
@@ -294,7 +327,13 @@ fn encode_warnings(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result 
     Ok(())
 }
 
-fn encode_address_families(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result {
+/// Observer: `address_success`, `cert_info` of a rejected certificate, `keys_valid` while 0, and
+/// `signing_key_info` while the addresses disagree.
+fn encode_address_families(
+    enc: &mut DescriptorEncoder,
+    reports: &[Row],
+    full: bool,
+) -> fmt::Result {
     // Each address's label set, rendered once for all the families below (see `render/prerendered.rs`).
     let heads: Vec<(String, &AddressReport)> = reports
         .iter()
@@ -312,6 +351,9 @@ fn encode_address_families(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt:
     let mut fam = FamilyWriter::new(enc, &ADDRESS_SUCCESS);
     for (labels, a) in addresses() {
         fam.gauge(&labels, flag(a.success()))?;
+    }
+    if !full {
+        return encode_observer_address_rows(enc, reports, &heads);
     }
     let mut fam = FamilyWriter::new(enc, &CONNECTION_DURATION);
     for (labels, a) in addresses() {
@@ -360,8 +402,7 @@ fn encode_address_families(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt:
     }
     let mut fam = FamilyWriter::new(enc, &KEYS_VALID);
     for (labels, a) in addresses() {
-        if a.keys.is_some() || a.failures.iter().any(|f| f.stage == Stage::Keys) {
-            let ok = !a.failures.iter().any(|f| f.stage == Stage::Keys);
+        if let Some(ok) = keys_checked(a) {
             fam.gauge(&labels, flag(ok))?;
         }
     }
@@ -421,38 +462,6 @@ fn encode_failures(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result 
     Ok(())
 }
 
-/// The leaf (first presented) certificate, when the handshake got that far.
-fn leaf(a: &AddressReport) -> Option<&CertFacts> {
-    a.certificate
-        .as_ref()
-        .and_then(|c| c.chain.first())
-        .map(|c| &**c)
-}
-
-fn server<'a>(r: &'a ServerReport, extra: &'a Labels) -> ServerLabels<'a> {
-    ServerLabels {
-        server_name: &r.server_name,
-        extra,
-    }
-}
-
-/// `server_name` and the server's extra labels: the start of every per-server label set.
-#[derive(Clone, Copy)]
-struct ServerLabels<'a> {
-    server_name: &'a str,
-    extra: &'a Labels,
-}
-
-impl EncodeLabelSet for ServerLabels<'_> {
-    fn encode(&self, enc: &mut LabelSetEncoder) -> fmt::Result {
-        ("server_name", self.server_name).encode(enc.encode_label())?;
-        for (name, value) in self.extra {
-            (name.as_str(), value.as_str()).encode(enc.encode_label())?;
-        }
-        Ok(())
-    }
-}
-
 /// The total duration per label value, in the label enum's declaration order (a step that ran several times,
 /// such as one address lookup per SRV target, is summed).
 fn summed<T: Copy + PartialEq>(
@@ -470,46 +479,6 @@ fn summed<T: Copy + PartialEq>(
             .is_some()
             .then(|| (value, matching.sum::<Duration>().as_secs_f64()))
     })
-}
-
-/// One metric family being written. Its descriptor is written before its first sample, so a family without
-/// samples leaves no trace in the output.
-pub(super) struct FamilyWriter<'a, 'e> {
-    enc: Option<&'a mut DescriptorEncoder<'e>>,
-    desc: &'static Desc,
-    metric: Option<MetricEncoder<'a>>,
-}
-
-impl<'a, 'e> FamilyWriter<'a, 'e> {
-    pub(super) fn new(enc: &'a mut DescriptorEncoder<'e>, desc: &'static Desc) -> Self {
-        Self {
-            enc: Some(enc),
-            desc,
-            metric: None,
-        }
-    }
-
-    pub(super) fn gauge(&mut self, labels: &impl EncodeLabelSet, value: f64) -> fmt::Result {
-        self.metric()?.encode_family(labels)?.encode_gauge(&value)
-    }
-
-    pub(super) fn info(&mut self, labels: &impl EncodeLabelSet) -> fmt::Result {
-        self.metric()?.encode_info(labels)
-    }
-
-    fn metric(&mut self) -> Result<&mut MetricEncoder<'a>, fmt::Error> {
-        if self.metric.is_none() {
-            // Invariant: `enc` is taken exactly once, here, when `metric` is first set.
-            let enc = self.enc.take().ok_or(fmt::Error)?;
-            self.metric = Some(enc.encode_descriptor(
-                family_name(self.desc),
-                self.desc.help,
-                None,
-                self.desc.kind,
-            )?);
-        }
-        self.metric.as_mut().ok_or(fmt::Error)
-    }
 }
 
 /// `server_name`, `address` (`ip:port`, IPv6 in brackets) and `family`, written without allocating.
@@ -530,50 +499,6 @@ impl EncodeLabelSet for AddressLabels<'_> {
         .encode(enc)?;
         ("address", Shown::Addr(self.address)).encode(enc.encode_label())?;
         ("family", self.family).encode(enc.encode_label())
-    }
-}
-
-/// The identity labels of `cert_info`, from the leaf certificate.
-struct CertLabels<'a>(&'a CertFacts);
-
-impl EncodeLabelSet for CertLabels<'_> {
-    fn encode(&self, enc: &mut LabelSetEncoder) -> fmt::Result {
-        let c = self.0;
-        ("subject", c.subject.as_str()).encode(enc.encode_label())?;
-        ("issuer", c.issuer.as_str()).encode(enc.encode_label())?;
-        ("dns_names", Shown::Sans(c)).encode(enc.encode_label())?;
-        ("serial", c.serial.as_str()).encode(enc.encode_label())?;
-        ("fingerprint_sha256", Shown::Hex(&c.fingerprint_sha256)).encode(enc.encode_label())
-    }
-}
-
-/// Label values written straight into the output (the encoder escapes them), so no per-sample `String`.
-enum Shown<'a> {
-    Str(&'a str),
-    Addr(SocketAddr),
-    /// SAN DNS names, then SAN IP addresses, joined with `,`.
-    Sans(&'a CertFacts),
-    Hex(&'a Fingerprint),
-}
-
-impl EncodeLabelValue for Shown<'_> {
-    fn encode(&self, enc: &mut LabelValueEncoder) -> fmt::Result {
-        match self {
-            Shown::Str(s) => enc.write_str(s),
-            Shown::Addr(address) => write!(enc, "{address}"),
-            Shown::Hex(fingerprint) => write!(enc, "{fingerprint}"),
-            Shown::Sans(cert) => {
-                let names = cert.dns_names.iter().map(|n| n as &dyn Display);
-                let ips = cert.ip_addresses.iter().map(|ip| ip as &dyn Display);
-                for (i, item) in names.chain(ips).enumerate() {
-                    if i > 0 {
-                        enc.write_char(',')?;
-                    }
-                    write!(enc, "{item}")?;
-                }
-                Ok(())
-            }
-        }
     }
 }
 
