@@ -89,6 +89,18 @@ fn say(event: &Value) {
     println!("{event}");
 }
 
+/// `config` with `metrics.profile` set from `--profile`.
+fn with_profile(config: Config, profile: &str) -> anyhow::Result<Config> {
+    // MERGE(issue 19, metrics.profile): once `Config` has the profile, set it here, e.g.
+    // `let mut config = config; config.metrics.profile = profile.parse()?; Ok(config)`, and drop the check below.
+    // Until then this build renders the full profile only, and says so rather than measure the wrong one.
+    anyhow::ensure!(
+        profile == "full",
+        "--profile {profile:?}: this build has no metrics.profile yet (only \"full\")"
+    );
+    Ok(config)
+}
+
 fn main() -> anyhow::Result<()> {
     // The daemon's own runtime, as in production.
     daemon::runtime()?.block_on(bench(args()))
@@ -143,14 +155,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         },
         ..Config::default()
     };
-    // MERGE(issue 19, metrics.profile): set the profile on `config` here once `Config` has it, e.g.
-    // `config.metrics.profile = args.profile.parse()?;`, and drop the check below. Until then this build renders
-    // the full profile only, and says so rather than measure the wrong one.
-    anyhow::ensure!(
-        args.profile == "full",
-        "--profile {:?}: this build has no metrics.profile yet (only \"full\")",
-        args.profile
-    );
+    let config = with_profile(config, &args.profile)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let listen = listener.local_addr()?;
     say(&json!({ "event": "loaded", "servers": count, "listen": listen.to_string() }));

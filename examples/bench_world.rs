@@ -85,7 +85,10 @@ fn args() -> Args {
             "--part" => {
                 let text = value();
                 let (i, n) = text.split_once('/').expect("--part I/N");
-                args.part = (i.parse().expect("--part I/N"), n.parse().expect("--part I/N"));
+                args.part = (
+                    i.parse().expect("--part I/N"),
+                    n.parse().expect("--part I/N"),
+                );
             }
             "--ports" => {
                 let ports: Vec<u16> = value()
@@ -102,7 +105,10 @@ fn args() -> Args {
         "--servers must be 1..={MAX_SERVERS}"
     );
     let (i, n) = args.part;
-    assert!(n >= 1 && i < n && n <= args.servers, "--part I/N: 0 <= I < N <= servers");
+    assert!(
+        n >= 1 && i < n && n <= args.servers,
+        "--part I/N: 0 <= I < N <= servers"
+    );
     assert!(
         (i == 0) == args.ports.is_none(),
         "part 0 chooses the ports; every other part needs --ports (part 0 prints them); {USAGE}"
@@ -154,7 +160,10 @@ async fn main() {
 
     // Part 0: each anchor holds its port on 127.0.0.1 and ::1 (the homeservers of every part bind 127.b.x.y on
     // the same port), and the other parts are told the ports at once.
-    let anchors = args.ports.is_none().then(|| [PortAnchor::new(), PortAnchor::new(), PortAnchor::new()]);
+    let anchors = args
+        .ports
+        .is_none()
+        .then(|| [PortAnchor::new(), PortAnchor::new(), PortAnchor::new()]);
     let [wk_port, fed_port, srv_port] = match (&anchors, args.ports) {
         (Some([wk, fed, srv]), _) => [wk.port, fed.port, srv.port],
         (None, Some(ports)) => ports,

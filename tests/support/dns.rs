@@ -137,9 +137,13 @@ impl Zone {
         let mut catalog = Catalog::new();
         if self.split {
             // Owner name → its zone: the name without its leading `_service._proto` labels.
-            let mut zones: std::collections::BTreeMap<&str, String> = std::collections::BTreeMap::new();
+            let mut zones: std::collections::BTreeMap<&str, String> =
+                std::collections::BTreeMap::new();
             for line in &self.lines {
-                let owner = line.split(' ').next().expect("a record line starts with its owner");
+                let owner = line
+                    .split(' ')
+                    .next()
+                    .expect("a record line starts with its owner");
                 let mut apex = owner;
                 while apex.starts_with('_') {
                     apex = apex.split_once('.').map_or(apex, |(_, rest)| rest);
