@@ -110,7 +110,7 @@ impl Zone {
     /// in-memory zone answers a name it lacks, or a type the name lacks, by scanning every record of the zone
     /// (`InMemoryZoneHandler::lookup`, to tell NXDOMAIN from NODATA), so one big zone costs O(records) per
     /// negative answer. The answers are the same (NXDOMAIN, NODATA, records), except that a negative answer
-    /// carries the small zone's SOA.
+    /// carries the small zone's SOA and a CNAME is not chased into another name's zone.
     #[must_use]
     pub fn zone_per_name(mut self) -> Self {
         self.split = true;
@@ -124,9 +124,7 @@ impl Zone {
     }
 
     fn text(&self) -> String {
-        let mut text = format!(
-            "$ORIGIN {ORIGIN}\n@ 300 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n"
-        );
+        let mut text = zone_head(ORIGIN);
         for line in &self.lines {
             writeln!(text, "{line}").expect("write to String");
         }
@@ -136,9 +134,10 @@ impl Zone {
     fn build(self) -> (Arc<Catalog>, Arc<HashSet<LowerName>>) {
         let mut catalog = Catalog::new();
         if self.split {
-            // Owner name → its zone: the name without its leading `_service._proto` labels.
+            // Owner name → its zone: the name without its leading `_service._proto` labels; `test.` itself
+            // answers for every name outside them.
             let mut zones: std::collections::BTreeMap<&str, String> =
-                std::collections::BTreeMap::new();
+                std::collections::BTreeMap::from([(ORIGIN, zone_head(ORIGIN))]);
             for line in &self.lines {
                 let owner = line
                     .split(' ')
@@ -148,20 +147,10 @@ impl Zone {
                 while apex.starts_with('_') {
                     apex = apex.split_once('.').map_or(apex, |(_, rest)| rest);
                 }
-                let text = zones.entry(apex).or_insert_with(|| {
-                    format!("$ORIGIN {apex}\n@ 300 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n")
-                });
+                let text = zones.entry(apex).or_insert_with(|| zone_head(apex));
                 writeln!(text, "{line}").expect("write to String");
             }
-            zones.insert(ORIGIN, String::new());
             for (apex, text) in zones {
-                let text = if text.is_empty() {
-                    format!(
-                        "$ORIGIN {ORIGIN}\n@ 300 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n"
-                    )
-                } else {
-                    text
-                };
                 add_zone(&mut catalog, apex, text);
             }
         } else {
@@ -174,6 +163,11 @@ impl Zone {
             .collect();
         (Arc::new(catalog), Arc::new(servfail))
     }
+}
+
+/// The start of a zone's text: its `$ORIGIN` and SOA record.
+fn zone_head(origin: &str) -> String {
+    format!("$ORIGIN {origin}\n@ 300 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n")
 }
 
 /// Parses one zone's text (with its `$ORIGIN` and SOA) into `catalog`.
