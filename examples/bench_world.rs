@@ -1,5 +1,6 @@
-//! The benchmark world: N Matrix server names served from loopback by this one process, until it is killed
-//! (or `--max-seconds` pass). `bench/compare` starts it; the exporter and `blackbox_exporter` then probe it.
+//! The benchmark world: N Matrix server names served from loopback by this process (or by several: see "Parts"),
+//! until it is killed (or `--max-seconds` pass). `bench/compare` starts it; the exporter and `blackbox_exporter`
+//! then probe it.
 //!
 //! `cargo run --release --example bench_world -- --servers 2000 --out /tmp/world.json`
 //!
@@ -11,22 +12,38 @@
 //! - 10 % are delegated by `.well-known`: `wN.bench.test` serves `{"m.server": …}` on the well-known port,
 //!   naming `hN.bench.test` (with the federation port for even N, bare for odd N, which then goes through the
 //!   SRV lookups to the default port), and a client well-known naming `https://wN.bench.test`, whose
-//!   `/_matrix/client/versions` it answers too (client discovery over the well-known's connection).
-//!   `wN.bench.test` has two addresses, both serving the same files, so the well-known is asked of every
-//!   address (one handshake each);
+//!   `/_matrix/client/versions` it answers too (client discovery over the well-known's connection), and a
+//!   support document (`/.well-known/matrix/support`). `wN.bench.test` has two addresses, both serving the same
+//!   files, so the well-known is asked of every address (one handshake each). So the same tenth of the names
+//!   serves a client well-known and a support document, and has two addresses (issue 19's "a tenth of its
+//!   names");
 //! - 10 % are delegated by SRV: `_matrix-fed._tcp.sN.bench.test` points at `tN.bench.test` on a third port.
 //!
 //! Every federation endpoint has its own certificate from the test CA (valid for the name it must present and
 //! for its own IP address, so `blackbox_exporter` can verify it when probing `ip:port`) and its own ed25519 key
-//! and signed key document naming the server. Every homeserver has its own loopback address `127.b.x.y` (b from 20); the
-//! three ports are held on `127.0.0.1` and `::1` by port anchors, so no other process can take them there.
+//! and signed key document naming the server. Every homeserver has its own loopback address `127.b.x.y` (b from
+//! 20, 62,500 hosts per b: 12 addresses per 10 names, so 200,000 names reach 127.23.x.y); the three ports are
+//! held on `127.0.0.1` and `::1` by port anchors, so no other process can take them there.
 //!
 //! The world file (`--out`, JSON) tells the probers what they need: the DNS address, the ports, the CA root,
 //! the names, and for each name the `ip:port` of its federation endpoint (blackbox's target).
+//!
+//! ## Parts: past one process's descriptors
+//!
+//! Every listener is a descriptor (12 per 10 names), and a process may hold no more than its `RLIMIT_NOFILE`
+//! (20,000 on the machine of BENCHMARKS.md, a hard limit even root cannot raise there). So the world may run as
+//! several processes: `--part i/n` serves the names of the i-th of n equal slices (in name order). Every part
+//! computes the same plan (names, kinds, addresses); part 0 anchors the ports, prints them at once on stdout as
+//! one JSON line (`{"event":"ports",…}`), serves the fake DNS for ALL names and its own slice; parts 1..n are
+//! given those ports (`--ports WK,FED,SRV`) and serve only their slices, each with its own CA (the world file
+//! names its root; probers trust the bundle of all parts' roots). Each part writes its own world file, with its
+//! slice's names and targets; `bench/compare` starts the parts, concatenates their files in part order into one
+//! world file (`ca_file`: the bundle), and stops them all. Only loopback addresses are bound.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -42,13 +59,21 @@ struct Args {
     servers: usize,
     out: PathBuf,
     max_seconds: u64,
+    /// (i, n): this process serves the i-th of n slices of the names.
+    part: (usize, usize),
+    /// The world's ports (well-known, federation, SRV) for parts 1..n, as part 0 printed them.
+    ports: Option<[u16; 3]>,
 }
+
+const USAGE: &str = "usage: bench_world [--servers N] [--out FILE] [--max-seconds S] [--part I/N --ports WK,FED,SRV]";
 
 fn args() -> Args {
     let mut args = Args {
         servers: 2000,
         out: PathBuf::from("bench-world.json"),
         max_seconds: 3600,
+        part: (0, 1),
+        ports: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -57,14 +82,36 @@ fn args() -> Args {
             "--servers" => args.servers = value().parse().expect("--servers N"),
             "--out" => args.out = PathBuf::from(value()),
             "--max-seconds" => args.max_seconds = value().parse().expect("--max-seconds S"),
-            other => panic!(
-                "unknown argument {other}; usage: bench_world [--servers N] [--out FILE] [--max-seconds S]"
-            ),
+            "--part" => {
+                let text = value();
+                let (i, n) = text.split_once('/').expect("--part I/N");
+                args.part = (
+                    i.parse().expect("--part I/N"),
+                    n.parse().expect("--part I/N"),
+                );
+            }
+            "--ports" => {
+                let ports: Vec<u16> = value()
+                    .split(',')
+                    .map(|p| p.parse().expect("--ports WK,FED,SRV"))
+                    .collect();
+                args.ports = Some(ports.try_into().expect("--ports WK,FED,SRV: three ports"));
+            }
+            other => panic!("unknown argument {other}; {USAGE}"),
         }
     }
     assert!(
         (1..=MAX_SERVERS).contains(&args.servers),
         "--servers must be 1..={MAX_SERVERS}"
+    );
+    let (i, n) = args.part;
+    assert!(
+        n >= 1 && i < n && n <= args.servers,
+        "--part I/N: 0 <= I < N <= servers"
+    );
+    assert!(
+        (i == 0) == args.ports.is_none(),
+        "part 0 chooses the ports; every other part needs --ports (part 0 prints them); {USAGE}"
     );
     args
 }
@@ -98,22 +145,50 @@ enum Kind {
 async fn main() {
     let args = args();
     let started = Instant::now();
-    let ca = TestCa::new("bench");
+    let (part, parts) = args.part;
+    // One CA per process (its key never leaves it); the root file's name says which part it is.
+    let ca = TestCa::new(&if parts == 1 {
+        "bench".to_owned()
+    } else {
+        format!("bench-part{part}")
+    });
     let dir = args
         .out
         .parent()
         .map_or_else(|| PathBuf::from("."), PathBuf::from);
     let ca_path = std::fs::canonicalize(ca.write_root_pem(&dir)).expect("CA path");
 
-    // Each anchor holds its port on 127.0.0.1 and ::1; the homeservers bind 127.b.x.y on the same port.
-    let wk = PortAnchor::new();
-    let fed = PortAnchor::new();
-    let srv = PortAnchor::new();
+    // Part 0: each anchor holds its port on 127.0.0.1 and ::1 (the homeservers of every part bind 127.b.x.y on
+    // the same port), and the other parts are told the ports at once.
+    let anchors = args
+        .ports
+        .is_none()
+        .then(|| [PortAnchor::new(), PortAnchor::new(), PortAnchor::new()]);
+    let [wk_port, fed_port, srv_port] = match (&anchors, args.ports) {
+        (Some([wk, fed, srv]), _) => [wk.port, fed.port, srv.port],
+        (None, Some(ports)) => ports,
+        (None, None) => unreachable!("args() requires --ports without anchors"),
+    };
+    if anchors.is_some() {
+        println!(
+            "{}",
+            json!({ "event": "ports", "well_known": wk_port, "federation": fed_port, "srv": srv_port })
+        );
+        std::io::stdout().flush().expect("stdout");
+    }
+    // This part's slice of the names: [first, end).
+    let first = args.servers * part / parts;
+    let end = args.servers * (part + 1) / parts;
 
-    let mut zone = Zone::new();
-    let mut servers: Vec<FakeServer> = Vec::with_capacity(args.servers * 12 / 10);
-    let mut names = Vec::with_capacity(args.servers);
-    let mut targets = Vec::with_capacity(args.servers);
+    // Every part walks the whole plan (names, kinds, addresses: cheap), so that the addresses agree; part 0
+    // puts every name in the zone, and each part starts the servers of its own slice only.
+    let serves_dns = part == 0;
+    // One small zone per name: one zone of 100,000 names would answer every NXDOMAIN and NODATA (SRV lookups of
+    // direct names, AAAA of every name) by scanning all its records.
+    let mut zone = Zone::new().zone_per_name();
+    let mut servers: Vec<FakeServer> = Vec::with_capacity((end - first) * 12 / 10 + 1);
+    let mut names = Vec::with_capacity(end - first);
+    let mut targets = Vec::with_capacity(end - first);
     let mut next_ip = 0usize;
     let mut take_ip = || {
         let a = ip(next_ip);
@@ -122,6 +197,7 @@ async fn main() {
     };
     let (mut direct, mut delegated, mut by_srv) = (0usize, 0usize, 0usize);
     for i in 0..args.servers {
+        let mine = (first..end).contains(&i);
         let kind = match i % 10 {
             8 => Kind::WellKnown {
                 host: format!("h{i}.{ZONE}"),
@@ -140,33 +216,43 @@ async fn main() {
         // (the name the certificate must hold, the endpoint's address and port, and whose keys it serves)
         let (tls_name, endpoint) = match &kind {
             Kind::Direct => {
-                direct += 1;
                 let a = take_ip();
-                zone = zone.a(&name, v4(a));
-                (name.clone(), SocketAddr::new(a, fed.port))
+                if serves_dns {
+                    zone = zone.a(&name, v4(a));
+                }
+                if !mine {
+                    continue;
+                }
+                direct += 1;
+                (name.clone(), SocketAddr::new(a, fed_port))
             }
             Kind::WellKnown {
                 host,
                 explicit_port,
             } => {
-                delegated += 1;
                 let (front, second, back) = (take_ip(), take_ip(), take_ip());
-                zone = zone
-                    .a(&name, v4(front))
-                    .a(&name, v4(second))
-                    .a(host, v4(back));
-                // Some delegating names keep a stale SRV record of their own (shadowed by the well-known).
-                if (i / 10) % 3 == 0 {
-                    zone = zone.srv(
-                        &format!("_matrix-fed._tcp.{name}"),
-                        10,
-                        5,
-                        srv.port,
-                        &format!("old.{ZONE}"),
-                    );
+                if serves_dns {
+                    zone = zone
+                        .a(&name, v4(front))
+                        .a(&name, v4(second))
+                        .a(host, v4(back));
+                    // Some delegating names keep a stale SRV record of their own (shadowed by the well-known).
+                    if (i / 10) % 3 == 0 {
+                        zone = zone.srv(
+                            &format!("_matrix-fed._tcp.{name}"),
+                            10,
+                            5,
+                            srv_port,
+                            &format!("old.{ZONE}"),
+                        );
+                    }
                 }
+                if !mine {
+                    continue;
+                }
+                delegated += 1;
                 let m_server = if *explicit_port {
-                    format!("{host}:{}", fed.port)
+                    format!("{host}:{fed_port}")
                 } else {
                     host.clone()
                 };
@@ -186,7 +272,7 @@ async fn main() {
                 for at in [front, second] {
                     servers.push(
                         FakeServer::start(
-                            SocketAddr::new(at, wk.port),
+                            SocketAddr::new(at, wk_port),
                             Behaviour::Https {
                                 leaf: leaf.clone(),
                                 routes: Routes::new()
@@ -208,15 +294,20 @@ async fn main() {
                         .await,
                     );
                 }
-                (host.clone(), SocketAddr::new(back, fed.port))
+                (host.clone(), SocketAddr::new(back, fed_port))
             }
             Kind::Srv { target } => {
-                by_srv += 1;
                 let a = take_ip();
-                zone = zone
-                    .srv(&format!("_matrix-fed._tcp.{name}"), 10, 5, srv.port, target)
-                    .a(target, v4(a));
-                (name.clone(), SocketAddr::new(a, srv.port))
+                if serves_dns {
+                    zone = zone
+                        .srv(&format!("_matrix-fed._tcp.{name}"), 10, 5, srv_port, target)
+                        .a(target, v4(a));
+                }
+                if !mine {
+                    continue;
+                }
+                by_srv += 1;
+                (name.clone(), SocketAddr::new(a, srv_port))
             }
         };
         // The federation endpoint: a certificate for the spec's TLS name (plus its own IP, for blackbox) and a
@@ -236,17 +327,24 @@ async fn main() {
             .push(json!({ "name": name, "address": endpoint.to_string(), "tls_name": tls_name }));
         names.push(name);
     }
-    let dns = FakeDns::start(zone).await;
+    let dns = if serves_dns {
+        Some(FakeDns::start(zone).await)
+    } else {
+        None
+    };
+    let dns_addr = dns.as_ref().map(|d| d.addr.to_string());
 
     let world = json!({
         "servers": args.servers,
+        "part": part,
+        "parts": parts,
         "direct": direct,
         "well_known": delegated,
         "srv": by_srv,
-        "dns": dns.addr.to_string(),
-        "well_known_port": wk.port,
-        "federation_port": fed.port,
-        "srv_port": srv.port,
+        "dns": dns_addr,
+        "well_known_port": wk_port,
+        "federation_port": fed_port,
+        "srv_port": srv_port,
         "ca_file": ca_path,
         "names": names,
         "targets": targets,
@@ -257,11 +355,11 @@ async fn main() {
         .expect("write the world file");
     std::fs::rename(&tmp, &args.out).expect("publish the world file");
     eprintln!(
-        "bench_world: {} names ({direct} direct, {delegated} well-known, {by_srv} SRV) on {} listeners, DNS {}, \
-         ready after {:.1} s; world file {}",
+        "bench_world: part {part}/{parts}: names {first}..{end} of {} ({direct} direct, {delegated} well-known, \
+         {by_srv} SRV) on {} listeners, DNS {}, ready after {:.1} s; world file {}",
         args.servers,
         servers.len(),
-        dns.addr,
+        dns_addr.as_deref().unwrap_or("in part 0"),
         started.elapsed().as_secs_f64(),
         args.out.display()
     );
@@ -269,7 +367,7 @@ async fn main() {
     // Serve until killed, but never longer than --max-seconds.
     tokio::time::sleep(Duration::from_secs(args.max_seconds)).await;
     eprintln!("bench_world: --max-seconds reached, exiting");
-    drop((servers, dns, wk, fed, srv));
+    drop((servers, dns, anchors));
 }
 
 fn v4(ip: IpAddr) -> Ipv4Addr {

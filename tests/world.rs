@@ -306,6 +306,63 @@ async fn dns_nxdomain_nodata_servfail() {
     );
 }
 
+/// `Zone::zone_per_name` (the benchmark world's 100,000-name zone) answers as one zone does: records, NODATA
+/// for a type a name lacks, NXDOMAIN for a name that does not exist (inside a name's small zone or outside all).
+#[tokio::test]
+async fn dns_zone_per_name_answers_as_one_zone() {
+    let build = || {
+        Zone::new()
+            .a("d1.bench.test", Ipv4Addr::new(127, 20, 0, 1))
+            .a("w2.bench.test", Ipv4Addr::new(127, 20, 0, 2))
+            .a("w2.bench.test", Ipv4Addr::new(127, 20, 0, 3))
+            .srv(
+                "_matrix-fed._tcp.w2.bench.test",
+                10,
+                5,
+                8448,
+                "old.bench.test",
+            )
+            .srv(
+                "_matrix-fed._tcp.s3.bench.test",
+                10,
+                5,
+                8448,
+                "t3.bench.test",
+            )
+            .a("t3.bench.test", Ipv4Addr::new(127, 20, 0, 4))
+    };
+    for (zone, what) in [
+        (build(), "one zone"),
+        (build().zone_per_name(), "zone per name"),
+    ] {
+        let dns = FakeDns::start(zone).await;
+        let r = resolver(dns.addr, STEP);
+        let two = r.ipv4_lookup("w2.bench.test.").await.expect("A");
+        assert_eq!(a_records(&two).len(), 2, "{what}");
+        let srv = r
+            .srv_lookup("_matrix-fed._tcp.s3.bench.test.")
+            .await
+            .expect("SRV");
+        assert_eq!(srv.answers().len(), 1, "{what}");
+        let t3 = r
+            .ipv4_lookup("t3.bench.test.")
+            .await
+            .expect("A of the target");
+        assert_eq!(a_records(&t3), vec![Ipv4Addr::new(127, 20, 0, 4)], "{what}");
+        for (name, code) in [
+            ("d1.bench.test.", ResponseCode::NoError),
+            ("_matrix-fed._tcp.d1.bench.test.", ResponseCode::NXDomain),
+            ("old.bench.test.", ResponseCode::NXDomain),
+        ] {
+            let err = r.ipv6_lookup(name).await.expect_err("no AAAA");
+            assert!(
+                matches!(&err, NetError::Dns(DnsError::NoRecordsFound(n)) if n.response_code == code),
+                "{what}: {name}: {err:?}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn dns_set_zone_is_seen_at_once() {
     let dns = FakeDns::start(zone()).await;
