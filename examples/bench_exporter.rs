@@ -90,14 +90,8 @@ fn say(event: &Value) {
 }
 
 /// `config` with `metrics.profile` set from `--profile`.
-fn with_profile(config: Config, profile: &str) -> anyhow::Result<Config> {
-    // MERGE(issue 19, metrics.profile): once `Config` has the profile, set it here, e.g.
-    // `let mut config = config; config.metrics.profile = profile.parse()?; Ok(config)`, and drop the check below.
-    // Until then this build renders the full profile only, and says so rather than measure the wrong one.
-    anyhow::ensure!(
-        profile == "full",
-        "--profile {profile:?}: this build has no metrics.profile yet (only \"full\")"
-    );
+fn with_profile(mut config: Config, profile: &str) -> anyhow::Result<Config> {
+    config.metrics.profile = profile.parse().map_err(|e: String| anyhow::anyhow!(e))?;
     Ok(config)
 }
 
