@@ -75,7 +75,8 @@ impl Scheduler {
         let mut driver = Driver {
             plan: Arc::new(Plan::new(schedule, probe)),
             on_report,
-            waiting: BinaryHeap::new(),
+            // Every server waits here between its probes: room for all of them at once, not a doubling's spare.
+            waiting: BinaryHeap::with_capacity(servers.len()),
             running: JoinSet::new(),
             in_flight: HashMap::new(),
             first_round_left: 0,

@@ -38,6 +38,9 @@ pub struct FetchError {
     pub tls_reason: Option<Reason>,
     /// Words for humans (logs, reports); never a label.
     pub message: String,
+    /// True when no request went out (the origin refused the connection moments ago, see [`Kept::refused`]):
+    /// such a URL is not a hop, since nothing was fetched.
+    pub not_sent: bool,
 }
 
 /// The closed kinds of [`FetchError`]; each caller maps them onto its own closed outcome.
@@ -63,6 +66,7 @@ impl FetchError {
             kind,
             tls_reason: None,
             message: message.into(),
+            not_sent: false,
         }
     }
 
@@ -71,6 +75,7 @@ impl FetchError {
             kind: FetchErrorKind::TlsError,
             tls_reason: Some(reason),
             message,
+            not_sent: false,
         }
     }
 }
@@ -157,7 +162,11 @@ pub async fn get_following_via(
         }
         let response = get_once(env, &url, pin.take(), max_body, known, kept)
             .await
-            .inspect_err(|_| hops.push((url.to_string(), 0)))?;
+            .inspect_err(|e| {
+                if !e.not_sent {
+                    hops.push((url.to_string(), 0));
+                }
+            })?;
         hops.push((url.to_string(), response.status));
         if !matches!(response.status, 301 | 302 | 303 | 307 | 308) {
             return Ok(Fetched { url, response });
@@ -227,10 +236,13 @@ async fn get_once(
         let conn = match &mut k.conn {
             KeptConn::Open(conn) => conn,
             KeptConn::Refused(why) => {
-                return Err(FetchError::new(
-                    FetchErrorKind::ConnectionFailed,
-                    format!("{why} (refused moments ago; not asked again)"),
-                ));
+                return Err(FetchError {
+                    not_sent: true,
+                    ..FetchError::new(
+                        FetchErrorKind::ConnectionFailed,
+                        format!("{why} (refused moments ago; not asked again)"),
+                    )
+                });
             }
         };
         match conn
