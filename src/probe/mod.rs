@@ -210,7 +210,9 @@ async fn probe_address(env: &ProbeEnv, endpoint: &Endpoint, expect: &Expect<'_>)
     let mut report = AddressReport::new(endpoint.address, endpoint.target_host.clone());
 
     // "The certificate must be valid for ..." the server name or the delegated name, never the SRV target.
-    let opened = connect::open(env, [endpoint.address], expect.tls_name).await;
+    // Each stage's future is boxed: it lives on the heap only while that stage runs, so 64 probes in flight
+    // carry the state of the stage they are in, not the largest of all of them.
+    let opened = Box::pin(connect::open(env, [endpoint.address], expect.tls_name)).await;
     report.phases.extend(opened.phases());
     let judged = match opened.result {
         Ok(judged) => judged,
@@ -227,8 +229,8 @@ async fn probe_address(env: &ProbeEnv, endpoint: &Endpoint, expect: &Expect<'_>)
     if env.checks.keys || env.checks.version {
         // The checks run even when the certificate is invalid: a peer would stop here, but the operator
         // learns more from seeing the rest too.
-        match HttpConn::handshake(judged.stream, env.timeouts.http).await {
-            Ok(mut conn) => matrix_checks(env, &mut conn, expect, &mut report).await,
+        match Box::pin(HttpConn::handshake(judged.stream, env.timeouts.http)).await {
+            Ok(mut conn) => Box::pin(matrix_checks(env, &mut conn, expect, &mut report)).await,
             Err(e) => {
                 let stage = if env.checks.keys {
                     Stage::Keys
