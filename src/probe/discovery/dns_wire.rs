@@ -55,13 +55,17 @@ pub(super) async fn ask(
     name: &Name,
     rtype: RecordType,
 ) -> Result<Message, WireError> {
-    let id: u16 = rand::random();
-    let query = encode(id, name, rtype)?;
-    let answer = udp(server, &query, id, name, rtype).await?;
+    let question = Question {
+        id: rand::random(),
+        name,
+        rtype,
+    };
+    let query = encode(&question)?;
+    let answer = udp(server, &query, &question).await?;
     if !answer.metadata.truncation {
         return Ok(answer);
     }
-    let answer = tcp(server, &query, id, name, rtype).await?;
+    let answer = tcp(server, &query, &question).await?;
     if answer.metadata.truncation {
         // A whole DNS message (64 KiB) could not hold the answer: what came is not all there is.
         return Err(WireError::Malformed(
@@ -72,10 +76,17 @@ pub(super) async fn ask(
     Ok(answer)
 }
 
-fn encode(id: u16, name: &Name, rtype: RecordType) -> Result<Vec<u8>, WireError> {
-    let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
+/// What one exchange asks: the answer must carry this ID and this question.
+struct Question<'a> {
+    id: u16,
+    name: &'a Name,
+    rtype: RecordType,
+}
+
+fn encode(q: &Question<'_>) -> Result<Vec<u8>, WireError> {
+    let mut msg = Message::new(q.id, MessageType::Query, OpCode::Query);
     msg.metadata.recursion_desired = true;
-    msg.add_query(Query::query(name.clone(), rtype));
+    msg.add_query(Query::query(q.name.clone(), q.rtype));
     let mut edns = Edns::new();
     edns.set_max_payload(EDNS_PAYLOAD);
     msg.set_edns(edns);
@@ -83,13 +94,7 @@ fn encode(id: u16, name: &Name, rtype: RecordType) -> Result<Vec<u8>, WireError>
         .map_err(|e| WireError::Malformed(format!("cannot encode the query: {e}")))
 }
 
-async fn udp(
-    server: SocketAddr,
-    query: &[u8],
-    id: u16,
-    name: &Name,
-    rtype: RecordType,
-) -> Result<Message, WireError> {
+async fn udp(server: SocketAddr, query: &[u8], q: &Question<'_>) -> Result<Message, WireError> {
     let local: SocketAddr = if server.is_ipv4() {
         (Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
@@ -102,7 +107,7 @@ async fn udp(
     let mut buf = vec![0u8; UDP_BUFFER];
     for _ in 0..MAX_IGNORED {
         let n = socket.recv(&mut buf).await?;
-        if let Some(answer) = belongs(&buf[..n], id, name, rtype)? {
+        if let Some(answer) = belongs(&buf[..n], q)? {
             return Ok(answer);
         }
     }
@@ -111,13 +116,7 @@ async fn udp(
     )))
 }
 
-async fn tcp(
-    server: SocketAddr,
-    query: &[u8],
-    id: u16,
-    name: &Name,
-    rtype: RecordType,
-) -> Result<Message, WireError> {
+async fn tcp(server: SocketAddr, query: &[u8], q: &Question<'_>) -> Result<Message, WireError> {
     let mut stream = TcpStream::connect(server).await?;
     let len = u16::try_from(query.len())
         .map_err(|_| WireError::Malformed("the query is longer than a DNS message".to_owned()))?;
@@ -129,7 +128,7 @@ async fn tcp(
     let len = stream.read_u16().await?;
     let mut buf = vec![0u8; usize::from(len)];
     stream.read_exact(&mut buf).await?;
-    belongs(&buf, id, name, rtype)?.ok_or_else(|| {
+    belongs(&buf, q)?.ok_or_else(|| {
         WireError::Malformed("the TCP answer is not an answer to the question asked".to_owned())
     })
 }
@@ -137,13 +136,8 @@ async fn tcp(
 /// The answer in `bytes` when it answers our question; `None` when it belongs to another (a different ID, not a
 /// response, another question: ignored, as a resolver ignores stray datagrams); an error when it carries our
 /// ID but does not parse.
-fn belongs(
-    bytes: &[u8],
-    id: u16,
-    name: &Name,
-    rtype: RecordType,
-) -> Result<Option<Message>, WireError> {
-    if bytes.len() < 2 || u16::from_be_bytes([bytes[0], bytes[1]]) != id {
+fn belongs(bytes: &[u8], q: &Question<'_>) -> Result<Option<Message>, WireError> {
+    if bytes.len() < 2 || u16::from_be_bytes([bytes[0], bytes[1]]) != q.id {
         return Ok(None);
     }
     let msg = Message::from_vec(bytes)
@@ -158,7 +152,7 @@ fn belongs(
     } else {
         msg.queries
             .iter()
-            .all(|q| q.name() == name && q.query_type() == rtype)
+            .all(|asked| asked.name() == q.name && asked.query_type() == q.rtype)
     };
     Ok(ours.then_some(msg))
 }
