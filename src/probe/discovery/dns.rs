@@ -8,9 +8,8 @@
 //! about Matrix.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
-
 use std::sync::Arc;
+use std::time::Duration;
 
 use hickory_resolver::config::NameServerConfig;
 use hickory_resolver::proto::op::{Message, ResponseCode};
@@ -29,7 +28,7 @@ pub struct Dns {
     servers: Arc<[SocketAddr]>,
     timeout: Duration,
     /// The nameservers asked, for failure messages ("127.0.0.53:53"; the system's from `/etc/resolv.conf`).
-    asked: std::sync::Arc<str>,
+    asked: Arc<str>,
 }
 
 /// A lookup that completed: records, or one of the two "not found" answers.
