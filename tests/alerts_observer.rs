@@ -9,6 +9,10 @@
 //! (`render/metrics/reports.rs` and `aggregates.rs` decide it for real, `tests/metrics.rs` checks the table
 //! against the rendered exposition).
 
+#[path = "support/promtool.rs"]
+mod promtool;
+
+use promtool::promtool;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -289,27 +293,6 @@ fn series_text(s: &Series) -> String {
 
 fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-/// `promtool` from PATH, installed with Debian's prometheus package by `tests/tools/install-prometheus.sh` when
-/// missing (as `tests/promql.rs` does): never skipped.
-fn promtool() -> PathBuf {
-    let find = || {
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-            .map(|dir| dir.join("promtool"))
-            .find(|p| p.is_file())
-    };
-    if let Some(found) = find() {
-        return found;
-    }
-    let script = repo_path("tests/tools/install-prometheus.sh");
-    let status = Command::new("bash").arg(&script).status();
-    find().unwrap_or_else(|| {
-        panic!(
-            "promtool is needed and not on PATH; {} ran with {status:?}",
-            script.display()
-        )
-    })
 }
 
 #[test]

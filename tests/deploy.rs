@@ -5,6 +5,10 @@
 //!
 //! Regenerate the `PrometheusRule` after changing the rules with `UPDATE_DEPLOY=1 cargo test --test deploy`.
 
+#[path = "support/promtool.rs"]
+mod promtool;
+
+use promtool::promtool;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -372,27 +376,6 @@ fn prometheus_example_scrapes_both_modes_and_loads_the_rules() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// `promtool` from PATH, installed with Debian's prometheus package by `tests/tools/install-prometheus.sh` when
-/// missing (as `tests/promql.rs` does): never skipped.
-fn promtool() -> PathBuf {
-    let find = || {
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-            .map(|dir| dir.join("promtool"))
-            .find(|p| p.is_file())
-    };
-    if let Some(found) = find() {
-        return found;
-    }
-    let script = repo_path("tests/tools/install-prometheus.sh");
-    let status = Command::new("bash").arg(&script).status();
-    find().unwrap_or_else(|| {
-        panic!(
-            "promtool is needed and not on PATH; {} ran with {status:?}. Install Debian's prometheus package.",
-            script.display()
-        )
-    })
 }
 
 #[test]

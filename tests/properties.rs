@@ -6,10 +6,14 @@
 //! longer local run. Regression tests for what the fuzz targets (fuzz/, docs/fuzzing.md) found are at the end,
 //! each named after its bug.
 
+#[path = "support/promtool.rs"]
+mod promtool;
+
+use promtool::promtool;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -1100,27 +1104,6 @@ fn label<'a>(sample: &'a Sample, name: &str) -> &'a str {
         .iter()
         .find(|(k, _)| k == name)
         .map_or_else(|| panic!("no {name} in {sample:?}"), |(_, v)| v.as_str())
-}
-
-/// `promtool` from PATH, installed with Debian's prometheus package by `tests/tools/install-prometheus.sh` when
-/// missing: never skipped.
-fn promtool() -> PathBuf {
-    let find = || {
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-            .map(|dir| dir.join("promtool"))
-            .find(|p| p.is_file())
-    };
-    if let Some(found) = find() {
-        return found;
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/install-prometheus.sh");
-    let status = Command::new("bash").arg(&script).status();
-    find().unwrap_or_else(|| {
-        panic!(
-            "promtool is needed and not on PATH; {} ran with {status:?}. Install Debian's prometheus package.",
-            script.display()
-        )
-    })
 }
 
 /// `promtool check metrics` on 0.0.4 text: the classic parser (`expfmt`) and its lint.
