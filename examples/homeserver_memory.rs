@@ -78,24 +78,16 @@ async fn main() {
         .expect("a refresh");
     let (during, peak) = memory();
     let listed = fetched.destinations.len();
-    store.homeservers.update(
-        "home",
-        Refreshed::Good {
-            destinations: fetched.destinations,
-            listed: fetched.listed,
-            skipped_failing: fetched.skipped_failing,
-            skipped_invalid: fetched.skipped_invalid,
-            truncated: fetched.truncated,
-        },
-        SystemTime::now(),
-    );
+    let (pages, took) = (fetched.pages, fetched.duration);
+    store
+        .homeservers
+        .update("home", Refreshed::from(fetched), SystemTime::now());
     let (after, _) = memory();
     #[expect(clippy::cast_precision_loss, reason = "KiB figures of one process")]
     let per = (after.saturating_sub(before) as f64) * 1024.0 / listed as f64;
     println!(
-        "{listed} destinations in {} pages ({:?}): RSS {before} KiB before, {during} KiB after the refresh, \
-         {after} KiB once stored (peak {peak} KiB): {per:.0} bytes per destination kept",
-        fetched.pages, fetched.duration
+        "{listed} destinations in {pages} pages ({took:?}): RSS {before} KiB before, {during} KiB after the refresh, \
+         {after} KiB once stored (peak {peak} KiB): {per:.0} bytes per destination kept"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

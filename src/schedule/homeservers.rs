@@ -26,6 +26,19 @@ pub enum Refreshed {
     Failed(String),
 }
 
+impl From<crate::probe::homeserver::Fetched> for Refreshed {
+    /// A refresh that got the whole list (its pages and duration are for logs only).
+    fn from(fetched: crate::probe::homeserver::Fetched) -> Self {
+        Refreshed::Good {
+            destinations: fetched.destinations,
+            listed: fetched.listed,
+            skipped_failing: fetched.skipped_failing,
+            skipped_invalid: fetched.skipped_invalid,
+            truncated: fetched.truncated,
+        }
+    }
+}
+
 impl Homeservers {
     /// Makes `names` the configured homeservers, in this order: the views of names that stay keep their last
     /// good list (a reload does not forget it), new ones start down and empty, the others go.

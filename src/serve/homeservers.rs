@@ -106,13 +106,7 @@ async fn refresh_loop(
                 } else {
                     tracing::debug!(homeserver = %name, destinations = fetched.destinations.len(), pages = fetched.pages, duration = ?fetched.duration, "homeserver destinations refreshed");
                 }
-                Refreshed::Good {
-                    destinations: fetched.destinations,
-                    listed: fetched.listed,
-                    skipped_failing: fetched.skipped_failing,
-                    skipped_invalid: fetched.skipped_invalid,
-                    truncated: fetched.truncated,
-                }
+                Refreshed::from(fetched)
             }
             Err(why) => {
                 tracing::warn!(homeserver = %name, url = %admin.url, "homeserver admin API failed, keeping the last good destination list: {why}");
