@@ -806,11 +806,13 @@ fn golden_report() -> ServerReport {
                     via_cname: true,
                 },
             ],
-            steps: vec![
+            steps: [
                 (Step::WellKnown, ms(40)),
                 (Step::Srv, ms(5)),
                 (Step::AddressLookup, ms(3)),
-            ],
+            ]
+            .into_iter()
+            .collect(),
             truncated: false,
             refused: Vec::new(),
             shadowed_srv: Some(matrix_federation_exporter::report::ShadowedSrvReport {
@@ -829,12 +831,14 @@ fn golden_report() -> ServerReport {
             AddressReport {
                 address: sock("192.0.2.10:8448"),
                 target_host: "fed1.example.org".into(),
-                phases: vec![
+                phases: [
                     (Phase::Connect, ms(12)),
                     (Phase::TlsHandshake, ms(30)),
                     (Phase::Keys, ms(20)),
                     (Phase::Version, ms(8)),
-                ],
+                ]
+                .into_iter()
+                .collect(),
                 tls: Some(tls.clone()),
                 certificate: Some(CertReport {
                     verified_not_after: None,
@@ -864,12 +868,14 @@ fn golden_report() -> ServerReport {
             AddressReport {
                 address: sock("[2001:db8::20]:8448"),
                 target_host: "fed2.example.org".into(),
-                phases: vec![
+                phases: [
                     (Phase::Connect, ms(15)),
                     (Phase::TlsHandshake, ms(35)),
                     (Phase::Keys, ms(9)),
                     (Phase::Version, ms(7)),
-                ],
+                ]
+                .into_iter()
+                .collect(),
                 tls: Some(TlsFacts {
                     version: "TLSv1_2".into(),
                     cipher: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".into(),

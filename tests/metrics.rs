@@ -87,12 +87,14 @@ fn healthy() -> ServerReport {
     let address = |a: &str| AddressReport {
         address: sock(a),
         target_host: "matrix.example.org".into(),
-        phases: vec![
+        phases: [
             (Phase::Connect, ms(12)),
             (Phase::TlsHandshake, ms(34)),
             (Phase::Keys, ms(8)),
             (Phase::Version, ms(3)),
-        ],
+        ]
+        .into_iter()
+        .collect(),
         tls: Some(TlsFacts {
             version: "TLSv1_3".into(),
             cipher: "TLS13_AES_256_GCM_SHA384".into(),
@@ -163,7 +165,9 @@ fn healthy() -> ServerReport {
                 ],
                 via_cname: false,
             }],
-            steps: vec![(Step::WellKnown, ms(120)), (Step::AddressLookup, ms(15))],
+            steps: [(Step::WellKnown, ms(120)), (Step::AddressLookup, ms(15))]
+                .into_iter()
+                .collect(),
             truncated: false,
             refused: Vec::new(),
             shadowed_srv: Some(faq2::shadowed(&[
@@ -315,13 +319,15 @@ fn failing() -> ServerReport {
                     )
                 },
             ],
-            steps: vec![
+            steps: [
                 (Step::WellKnown, ms(50)),
                 (Step::Srv, ms(8)),
                 (Step::AddressLookup, ms(3)),
                 (Step::AddressLookup, ms(4)),
                 (Step::AddressLookup, ms(5)),
-            ],
+            ]
+            .into_iter()
+            .collect(),
             truncated: false,
             refused: vec![RefusedAddress {
                 address: sock("10.0.0.7:8448"),
@@ -333,7 +339,9 @@ fn failing() -> ServerReport {
             AddressReport {
                 address: sock("198.51.100.7:8448"),
                 target_host: "c.broken.test".into(),
-                phases: vec![(Phase::Connect, ms(20)), (Phase::TlsHandshake, ms(40))],
+                phases: [(Phase::Connect, ms(20)), (Phase::TlsHandshake, ms(40))]
+                    .into_iter()
+                    .collect(),
                 tls: Some(TlsFacts {
                     version: "TLSv1_2".into(),
                     cipher: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".into(),
@@ -361,7 +369,7 @@ fn failing() -> ServerReport {
             AddressReport {
                 address: sock("[2001:db8::7]:8448"),
                 target_host: "c.broken.test".into(),
-                phases: vec![(Phase::Connect, ms(1))],
+                phases: [(Phase::Connect, ms(1))].into_iter().collect(),
                 tls: None,
                 certificate: None,
                 keys: None,

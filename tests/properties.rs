@@ -946,7 +946,9 @@ fn nasty_report(i: usize, s: &Nasty, cert: CertFacts) -> ServerReport {
     let address = AddressReport {
         address: SocketAddr::new(IpAddr::V4(Ipv4Addr::from(0xC000_0200 + i as u32)), 8448),
         target_host: s.tls_name.clone().into(),
-        phases: vec![(Phase::Connect, Duration::from_millis(3))],
+        phases: [(Phase::Connect, Duration::from_millis(3))]
+            .into_iter()
+            .collect(),
         tls: Some(TlsFacts {
             version: s.tls_version.clone().into(),
             cipher: s.cipher.clone().into(),
@@ -1002,7 +1004,9 @@ fn nasty_report(i: usize, s: &Nasty, cert: CertFacts) -> ServerReport {
         addresses: vec![address.address.ip()],
         via_cname: false,
     }];
-    discovery.steps = vec![(Step::WellKnown, Duration::from_millis(20))];
+    discovery.steps = [(Step::WellKnown, Duration::from_millis(20))]
+        .into_iter()
+        .collect();
     ServerReport {
         history: matrix_federation_exporter::report::History::default(),
         key_history: matrix_federation_exporter::report::KeyHistory::default(),

@@ -70,10 +70,12 @@ fn address(addr: &str, host: &str, leaf: Option<CertFacts>) -> AddressReport {
     AddressReport {
         address: addr.parse().unwrap(),
         target_host: host.into(),
-        phases: vec![
+        phases: [
             (Phase::Connect, Duration::from_millis(3)),
             (Phase::TlsHandshake, Duration::from_millis(12)),
-        ],
+        ]
+        .into_iter()
+        .collect(),
         tls: Some(TlsFacts {
             version: "TLSv1_3".into(),
             cipher: "TLS13_AES_256_GCM_SHA384".into(),
@@ -125,11 +127,13 @@ fn healthy(name: &str, days: i64, probed_secs_ago: u64) -> ServerReport {
                 addresses: vec!["198.51.100.7".parse().unwrap()],
                 via_cname: false,
             }],
-            steps: vec![
+            steps: [
                 (Step::WellKnown, Duration::from_millis(40)),
                 (Step::Srv, Duration::from_millis(2)),
                 (Step::AddressLookup, Duration::from_millis(1)),
-            ],
+            ]
+            .into_iter()
+            .collect(),
             truncated: false,
             refused: Vec::new(),
             shadowed_srv: None,
@@ -166,7 +170,7 @@ fn broken() -> ServerReport {
         .push(expired.clone());
     v4.failures.push(expired);
     let mut v6 = address("[2001:db8::7]:8448", "matrix.broken.test", None);
-    v6.phases.truncate(0);
+    v6.phases = Default::default();
     v6.tls = None;
     v6.keys = None;
     v6.version = None;

@@ -298,7 +298,7 @@ async fn timed_get(
     let response = conn
         .get(path, expect.host_header, cap, env.timeouts.http)
         .await;
-    report.phases.push((phase, start.elapsed()));
+    report.phases.record(phase, start.elapsed());
     response
 }
 
@@ -377,7 +377,7 @@ mod tests {
         AddressReport {
             address: addr.parse().unwrap(),
             target_host: "example.org".into(),
-            phases: Vec::new(),
+            phases: Default::default(),
             tls: None,
             certificate: None,
             keys: Some(KeysReport {

@@ -451,7 +451,7 @@ impl From<String> for DiscoveryStep {
 pub fn discovery_steps(report: &ServerReport) -> Vec<DiscoveryStep> {
     let d = &report.discovery;
     let mut steps = well_known_steps(report);
-    if d.steps.iter().any(|(s, _)| *s == Step::Srv) {
+    if d.steps.get(Step::Srv).is_some() {
         steps.push(srv_step(report));
     }
     steps.extend(address_lookup_step(report));
@@ -466,9 +466,8 @@ fn took(report: &ServerReport, step: Step) -> String {
     report
         .discovery
         .steps
-        .iter()
-        .find(|(s, _)| *s == step)
-        .map_or_else(String::new, |(_, t)| format!(" [{}]", ms(*t)))
+        .get(step)
+        .map_or_else(String::new, |t| format!(" [{}]", ms(t)))
 }
 
 /// The `.well-known` step, and what delegation to an IP literal or an explicit port skips.

@@ -35,7 +35,9 @@ pub(crate) fn address(addr: &str, host: &str) -> AddressReport {
     AddressReport {
         address: addr.parse().unwrap(),
         target_host: host.into(),
-        phases: vec![(Phase::Connect, Duration::from_micros(1_500))],
+        phases: [(Phase::Connect, Duration::from_micros(1_500))]
+            .into_iter()
+            .collect(),
         tls: None,
         certificate: None,
         keys: None,
@@ -49,7 +51,7 @@ pub(crate) fn address(addr: &str, host: &str) -> AddressReport {
 pub(crate) fn srv_mismatch() -> ServerReport {
     let mut v4 = address("203.0.113.5:8448", "matrix.example.com");
     v4.phases
-        .push((Phase::TlsHandshake, Duration::from_millis(23)));
+        .record(Phase::TlsHandshake, Duration::from_millis(23));
     v4.tls = Some(TlsFacts {
         version: "TLSv1_3".into(),
         cipher: "TLS13_AES_256_GCM_SHA384".into(),
@@ -109,11 +111,13 @@ pub(crate) fn srv_mismatch() -> ServerReport {
                 ],
                 via_cname: false,
             }],
-            steps: vec![
+            steps: [
                 (Step::WellKnown, Duration::from_millis(40)),
                 (Step::Srv, Duration::from_millis(3)),
                 (Step::AddressLookup, Duration::from_millis(2)),
-            ],
+            ]
+            .into_iter()
+            .collect(),
             truncated: false,
             refused: Vec::new(),
             shadowed_srv: None,
@@ -192,10 +196,12 @@ pub(crate) fn delegated_ok() -> ServerReport {
                 addresses: vec!["198.51.100.7".parse().unwrap()],
                 via_cname: true,
             }],
-            steps: vec![
+            steps: [
                 (Step::WellKnown, Duration::from_millis(50)),
                 (Step::AddressLookup, Duration::from_millis(2)),
-            ],
+            ]
+            .into_iter()
+            .collect(),
             truncated: false,
             refused: Vec::new(),
             shadowed_srv: None,

@@ -305,11 +305,11 @@ fn write_address(
                     "TLS {} {} {}",
                     Inert(&tls.version),
                     Inert(&tls.cipher),
-                    ms(*t)
+                    ms(t)
                 )
             }
-            (Phase::TlsHandshake, None) => format!("TLS {}", ms(*t)),
-            (phase, _) => format!("{phase} {}", ms(*t)),
+            (Phase::TlsHandshake, None) => format!("TLS {}", ms(t)),
+            (phase, _) => format!("{phase} {}", ms(t)),
         })
         .collect();
     if !phases.is_empty() {

@@ -14,6 +14,7 @@ mod labels;
 pub mod notary;
 mod shared_str;
 mod support;
+mod timings;
 
 pub use client::ClientReport;
 pub use history::{Change, History, State};
@@ -27,6 +28,7 @@ pub use shared_str::SharedStr;
 pub use support::{
     MAX_CONTACTS, MAX_FIELD, ShadowedSrv, ShadowedSrvReport, SupportContact, SupportReport,
 };
+pub use timings::{Timed, Timings};
 
 /// A server's extra labels (from a target file), sorted by name; every series of the server carries them.
 pub type Labels = std::collections::BTreeMap<String, String>;
@@ -283,7 +285,7 @@ pub struct DiscoveryReport {
     /// Every host discovery asked for addresses, with what it found.
     pub targets: Vec<TargetReport>,
     /// How long each discovery step took.
-    pub steps: Vec<(Step, Duration)>,
+    pub steps: Timings<Step>,
     /// Set when more targets or addresses were found than a probe follows (`MAX_TARGETS`, `MAX_ADDRESSES`).
     pub truncated: bool,
     /// Addresses discovery found but did not probe, because default-configured peers refuse them (the
@@ -304,7 +306,7 @@ impl DiscoveryReport {
             tls_name: tls_name.into(),
             host_header: tls_name.into(),
             targets: Vec::new(),
-            steps: Vec::new(),
+            steps: Timings::default(),
             truncated: false,
             refused: Vec::new(),
             shadowed_srv: None,
@@ -423,7 +425,7 @@ pub struct AddressReport {
     /// The host this address was resolved from (an SRV target, the delegated name or the server name).
     pub target_host: SharedStr,
     /// Latency of each phase that ran.
-    pub phases: Vec<(Phase, Duration)>,
+    pub phases: Timings<Phase>,
     /// Negotiated TLS parameters, when the handshake completed.
     pub tls: Option<TlsFacts>,
     /// The presented chain and its verdict, when the handshake completed.
@@ -443,7 +445,7 @@ impl AddressReport {
         Self {
             address,
             target_host,
-            phases: Vec::new(),
+            phases: Timings::default(),
             tls: None,
             certificate: None,
             keys: None,

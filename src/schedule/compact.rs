@@ -53,7 +53,6 @@ fn shrink_discovery(d: &mut DiscoveryReport) {
     for target in &mut d.targets {
         target.addresses.shrink_to_fit();
     }
-    d.steps.shrink_to_fit();
     shrink_hops(&mut d.well_known.hops);
     shrink_text(&mut d.well_known.error);
     d.well_known.per_address.shrink_to_fit();
@@ -64,7 +63,6 @@ fn shrink_discovery(d: &mut DiscoveryReport) {
 }
 
 fn shrink_address(a: &mut AddressReport) {
-    a.phases.shrink_to_fit();
     shrink_failures(&mut a.failures);
     if let Some(cert) = &mut a.certificate {
         shrink_cert(cert);
@@ -92,7 +90,7 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::report::{Reason, Stage, Step, TargetReport};
+    use crate::report::{Reason, Stage, TargetReport};
 
     #[test]
     fn shrinking_keeps_the_content_and_drops_spare_capacity() {
@@ -104,7 +102,6 @@ mod tests {
             addresses: vec!["192.0.2.1".parse().unwrap()],
             via_cname: false,
         });
-        discovery.steps.push((Step::Srv, Duration::from_millis(3)));
         let mut report = ServerReport {
             history: crate::report::History::default(),
             key_history: crate::report::KeyHistory::default(),
@@ -127,7 +124,6 @@ mod tests {
         shrink(&mut report);
         assert_eq!(format!("{report:?}"), before);
         assert_eq!(report.discovery.targets.capacity(), 1);
-        assert_eq!(report.discovery.steps.capacity(), 1);
         assert_eq!(report.addresses.capacity(), 0);
         let message = &report.failures[0].message;
         assert_eq!(message.capacity(), message.len());

@@ -34,12 +34,14 @@ pub fn dual_stack_report(i: usize) -> ServerReport {
     let address = |a: String| AddressReport {
         address: a.parse().expect("a valid socket address"),
         target_host: name.clone().into(),
-        phases: vec![
+        phases: [
             (Phase::Connect, Duration::from_micros(12_345)),
             (Phase::TlsHandshake, Duration::from_micros(30_123)),
             (Phase::Keys, Duration::from_micros(15_432)),
             (Phase::Version, Duration::from_micros(14_321)),
-        ],
+        ]
+        .into_iter()
+        .collect(),
         tls: Some(TlsFacts {
             version: "TLSv1_3".into(),
             cipher: "TLS13_AES_128_GCM_SHA256".into(),
@@ -76,11 +78,13 @@ pub fn dual_stack_report(i: usize) -> ServerReport {
         hops: Vec::new(),
         error: None,
     };
-    discovery.steps = vec![
+    discovery.steps = [
         (Step::WellKnown, Duration::from_micros(40_123)),
         (Step::Srv, Duration::from_micros(3_456)),
         (Step::AddressLookup, Duration::from_micros(2_345)),
-    ];
+    ]
+    .into_iter()
+    .collect();
     ServerReport {
         history: matrix_federation_exporter::report::History::default(),
         key_history: matrix_federation_exporter::report::KeyHistory::default(),

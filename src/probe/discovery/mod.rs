@@ -73,7 +73,7 @@ pub async fn discover(env: &ProbeEnv, name: &ServerName) -> Discovery {
         // https://<hostname>/.well-known/matrix/server".
         (Host::Dns(hostname), None) => {
             let wk = well_known::lookup(env, &hostname, &mut known).await;
-            d.report.steps.push((Step::WellKnown, wk.duration));
+            d.report.steps.record(Step::WellKnown, wk.duration);
             d.report.well_known = wk.report;
             d.kept = wk.kept;
             match wk.delegated {
@@ -170,7 +170,7 @@ fn direct(env: &ProbeEnv, name: &ServerName, d: &mut Discovery) -> Vec<Target> {
 async fn srv_steps(env: &ProbeEnv, hostname: &str, d: &mut Discovery) -> Vec<Target> {
     let start = Instant::now();
     let result = srv_lookup(env, hostname).await;
-    d.report.steps.push((Step::Srv, start.elapsed()));
+    d.report.steps.record(Step::Srv, start.elapsed());
     match result {
         Ok(Some((method, records, truncated))) => {
             d.report.method = method;
@@ -269,7 +269,7 @@ async fn resolve_targets(env: &ProbeEnv, targets: Vec<Target>, d: &mut Discovery
     let any_dns = targets.iter().any(|t| matches!(t.host, Host::Dns(_)));
     let resolved = join_all(targets.iter().map(|t| resolve_one(env, t, known))).await;
     if any_dns {
-        d.report.steps.push((Step::AddressLookup, start.elapsed()));
+        d.report.steps.record(Step::AddressLookup, start.elapsed());
     }
     for (
         target,

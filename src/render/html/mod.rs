@@ -27,7 +27,7 @@ mod notary;
 mod runbook;
 
 use std::fmt::{self, Write as _};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use maud::{DOCTYPE, Markup, PreEscaped, Render, html};
 
@@ -36,7 +36,9 @@ pub use self::homeserver::{VerdictFilter, homeserver_href, homeserver_page, with
 pub use self::index::index_page;
 pub use self::runbook::{RUNBOOK_MD, runbook_page};
 use crate::render::format::{at, count, date_utc as date, ms, unix};
-use crate::report::{AddressReport, Failure, Method, ServerReport, WellKnownOutcome};
+use crate::report::{
+    AddressReport, Failure, Method, ServerReport, Timed, Timings, WellKnownOutcome,
+};
 
 /// Certificates expiring sooner than this are shown as a warning.
 const WARN_DAYS: i64 = 14;
@@ -258,10 +260,10 @@ fn expiry(not_after: Option<i64>, now: SystemTime) -> Markup {
 }
 
 /// Timed steps or phases in order, `name 12 ms · name 3 ms`.
-fn timings<T: fmt::Display>(items: &[(T, Duration)]) -> String {
+fn timings<T: Timed + fmt::Display>(items: &Timings<T>) -> String {
     items
         .iter()
-        .map(|(what, took)| format!("{what} {}", ms(*took)))
+        .map(|(what, took)| format!("{what} {}", ms(took)))
         .collect::<Vec<_>>()
         .join(" · ")
 }

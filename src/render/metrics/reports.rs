@@ -4,7 +4,6 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
@@ -28,8 +27,8 @@ use crate::config::Profile;
 use crate::render::prerendered::{Prerendered, address_head};
 use crate::report::Labels;
 use crate::report::{
-    AddressClass, AddressReport, CertReport, ClientReport, ContactRole, Family, Phase, Reason,
-    ServerReport, Stage, Step, SupportReport, SupportResult, Warning,
+    AddressClass, AddressReport, CertReport, ClientReport, ContactRole, Family, Reason,
+    ServerReport, Stage, SupportReport, SupportResult, Warning,
 };
 use crate::schedule::store::Store;
 
@@ -102,8 +101,11 @@ fn encode_reports(enc: &mut DescriptorEncoder, reports: &[Row], profile: Profile
     }
     let mut fam = FamilyWriter::new(enc, &RESOLUTION_DURATION);
     for (r, extra) in reports.iter().filter(|_| full) {
-        for (step, secs) in summed(Step::ALL, &r.discovery.steps) {
-            fam.gauge(&(server(r, extra), [("step", step.as_str())]), secs)?;
+        for (step, took) in r.discovery.steps.iter() {
+            fam.gauge(
+                &(server(r, extra), [("step", step.as_str())]),
+                took.as_secs_f64(),
+            )?;
         }
     }
     let mut fam = FamilyWriter::new(enc, &ADDRESSES);
@@ -357,8 +359,8 @@ fn encode_address_families(
     }
     let mut fam = FamilyWriter::new(enc, &CONNECTION_DURATION);
     for (labels, a) in addresses() {
-        for (phase, secs) in summed(Phase::ALL, &a.phases) {
-            fam.gauge(&(labels, [("phase", phase.as_str())]), secs)?;
+        for (phase, took) in a.phases.iter() {
+            fam.gauge(&(labels, [("phase", phase.as_str())]), took.as_secs_f64())?;
         }
     }
     let mut fam = FamilyWriter::new(enc, &CERT_VALID);
@@ -462,25 +464,6 @@ fn encode_failures(enc: &mut DescriptorEncoder, reports: &[Row]) -> fmt::Result 
     Ok(())
 }
 
-/// The total duration per label value, in the label enum's declaration order (a step that ran several times,
-/// such as one address lookup per SRV target, is summed).
-fn summed<T: Copy + PartialEq>(
-    all: &'static [T],
-    items: &[(T, Duration)],
-) -> impl Iterator<Item = (T, f64)> {
-    all.iter().filter_map(move |&value| {
-        let mut matching = items
-            .iter()
-            .filter(|(v, _)| *v == value)
-            .map(|(_, d)| *d)
-            .peekable();
-        matching
-            .peek()
-            .is_some()
-            .then(|| (value, matching.sum::<Duration>().as_secs_f64()))
-    })
-}
-
 /// `server_name`, `address` (`ip:port`, IPv6 in brackets) and `family`, written without allocating.
 #[derive(Clone, Copy)]
 struct AddressLabels<'a> {
@@ -499,22 +482,5 @@ impl EncodeLabelSet for AddressLabels<'_> {
         .encode(enc)?;
         ("address", Shown::Addr(self.address)).encode(enc.encode_label())?;
         ("family", self.family).encode(enc.encode_label())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::report::Step;
-
-    #[test]
-    fn summed_merges_repeated_steps_in_declaration_order() {
-        let steps = [
-            (Step::AddressLookup, Duration::from_millis(10)),
-            (Step::WellKnown, Duration::from_millis(5)),
-            (Step::AddressLookup, Duration::from_millis(20)),
-        ];
-        let got: Vec<_> = summed(Step::ALL, &steps).collect();
-        assert_eq!(got, [(Step::WellKnown, 0.005), (Step::AddressLookup, 0.03)]);
     }
 }

@@ -465,7 +465,7 @@ pub(super) fn extension(r: &ServerReport) -> Extension {
     let d = &r.discovery;
     let wk = &d.well_known;
     let mut steps = BTreeMap::new();
-    for (step, took) in &d.steps {
+    for (step, took) in d.steps.iter() {
         *steps.entry(step.as_str()).or_insert(0.0) += took.as_secs_f64();
     }
     Extension {
@@ -550,7 +550,7 @@ pub(super) fn extension(r: &ServerReport) -> Extension {
 
 fn ext_address(a: &AddressReport) -> ExtAddress {
     let mut phases = BTreeMap::new();
-    for (phase, took) in &a.phases {
+    for (phase, took) in a.phases.iter() {
         *phases.entry(phase.as_str()).or_insert(0.0) += took.as_secs_f64();
     }
     ExtAddress {

@@ -593,7 +593,7 @@ mod tests {
         AddressReport {
             address: "[2001:db8::1]:8448".parse::<SocketAddr>().unwrap(),
             target_host: "example.org".into(),
-            phases: Vec::new(),
+            phases: Default::default(),
             tls: Some(TlsFacts {
                 version: "TLSv1_3".into(),
                 cipher: "TLS13_AES_128_GCM_SHA256".into(),
