@@ -815,17 +815,19 @@ fn golden_report() -> ServerReport {
             .collect(),
             truncated: false,
             refused: Vec::new(),
-            shadowed_srv: Some(matrix_federation_exporter::report::ShadowedSrvReport {
-                records: vec![matrix_federation_exporter::report::ShadowedSrv {
-                    record: matrix_federation_exporter::report::SrvRecordName::MatrixFed,
-                    target: "old.example.org:8448".into(),
-                    priority: 10,
-                    weight: 0,
-                    elsewhere: true,
-                }],
-                duration: ms(4),
-                errors: Vec::new(),
-            }),
+            shadowed_srv: Some(Box::new(
+                matrix_federation_exporter::report::ShadowedSrvReport {
+                    records: vec![matrix_federation_exporter::report::ShadowedSrv {
+                        record: matrix_federation_exporter::report::SrvRecordName::MatrixFed,
+                        target: "old.example.org:8448".into(),
+                        priority: 10,
+                        weight: 0,
+                        elsewhere: true,
+                    }],
+                    duration: ms(4),
+                    errors: Vec::new(),
+                },
+            )),
         },
         addresses: vec![
             AddressReport {

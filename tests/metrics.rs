@@ -170,10 +170,10 @@ fn healthy() -> ServerReport {
                 .collect(),
             truncated: false,
             refused: Vec::new(),
-            shadowed_srv: Some(faq2::shadowed(&[
+            shadowed_srv: Some(Box::new(faq2::shadowed(&[
                 (SrvRecordName::MatrixFed, "matrix.example.org:443", false),
                 (SrvRecordName::Matrix, "old.example.org:8448", true),
-            ])),
+            ]))),
         },
         addresses: vec![address("192.0.2.10:443"), address("[2001:db8::10]:443")],
         failures: Vec::new(),

@@ -36,8 +36,9 @@ pub enum Host {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ServerName {
     raw: Arc<str>,
-    /// The IP of an IP literal; `None` for a DNS name (then the host is `raw` up to the port).
-    ip: Option<IpAddr>,
+    /// Whether the host is an IP literal; its address is read again from `raw` when asked (keeping it here
+    /// would make every copy of every name 16 bytes larger).
+    ip_literal: bool,
     port: Option<u16>,
 }
 
@@ -93,15 +94,27 @@ impl ServerName {
     /// The host part.
     #[must_use]
     pub fn host(&self) -> Host {
-        match self.ip {
+        match self.ip() {
             Some(ip) => Host::Ip(ip),
             None => Host::Dns(self.dns_host().to_owned()),
         }
     }
 
-    /// A DNS name's host part as written (the whole name before `:port`).
+    /// The address of an IP literal, `None` for a DNS name.
+    fn ip(&self) -> Option<IpAddr> {
+        if !self.ip_literal {
+            return None;
+        }
+        match self.raw.strip_prefix('[') {
+            // Parsed when the name was: `[` IPv6 `]`, then the port if any.
+            Some(inner) => inner.split(']').next()?.parse().ok().map(IpAddr::V6),
+            None => self.dns_host().parse().ok().map(IpAddr::V4),
+        }
+    }
+
+    /// The host part before `:port`, when it is not a bracketed IPv6 literal.
     fn dns_host(&self) -> &str {
-        // A DNS name has no ':' of its own.
+        // A DNS name or an IPv4 literal has no ':' of its own.
         self.raw.split(':').next().unwrap_or_default()
     }
 
@@ -114,7 +127,7 @@ impl ServerName {
     /// (IPv6 without brackets).
     #[must_use]
     pub fn hostname(&self) -> String {
-        match self.ip {
+        match self.ip() {
             Some(ip) => ip.to_string(),
             None => self.dns_host().to_owned(),
         }
@@ -181,7 +194,7 @@ impl FromStr for ServerName {
         };
         Ok(Self {
             raw: s.into(),
-            ip,
+            ip_literal: ip.is_some(),
             port,
         })
     }

@@ -872,7 +872,7 @@ mod tests {
             .refused
             .push(refused("10.0.0.5:443", "matrix.example.org"));
         report.discovery.truncated = true;
-        report.discovery.shadowed_srv = Some(ShadowedSrvReport {
+        report.discovery.shadowed_srv = Some(Box::new(ShadowedSrvReport {
             records: vec![ShadowedSrv {
                 record: SrvRecordName::MatrixFed,
                 target: "old.example.org:8448".into(),
@@ -882,7 +882,7 @@ mod tests {
             }],
             duration: Duration::from_millis(2),
             errors: vec!["SERVFAIL".to_owned()],
-        });
+        }));
         report.support = Some(SupportReport {
             result: SupportResult::Ok,
             contacts: vec![SupportContact {
@@ -1036,11 +1036,11 @@ mod tests {
             refused,
             shadowed_srv,
         } = discovery;
-        for ShadowedSrvReport {
+        if let Some(ShadowedSrvReport {
             records,
             duration: _,
             errors,
-        } in shadowed_srv.iter_mut()
+        }) = shadowed_srv.as_deref_mut()
         {
             for ShadowedSrv {
                 record: _,

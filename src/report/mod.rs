@@ -292,7 +292,8 @@ pub struct DiscoveryReport {
     /// public-federation view; always empty with `probe.allow_private_addresses`). In discovery order.
     pub refused: Vec<RefusedAddress>,
     /// The server name's own SRV records, looked up after a delegating well-known; `None` when not looked up.
-    pub shadowed_srv: Option<ShadowedSrvReport>,
+    /// Boxed: most names do not delegate, and a stored report should not carry the room for it.
+    pub shadowed_srv: Option<Box<ShadowedSrvReport>>,
 }
 
 impl DiscoveryReport {

@@ -100,7 +100,7 @@ pub async fn discover(env: &ProbeEnv, name: &ServerName) -> Discovery {
                             futures_util::future::join(follow, shadowed::lookup(env, &hostname))
                                 .await;
                         shadowed::judge(&mut found, &d.report.targets);
-                        d.report.shadowed_srv = Some(found);
+                        d.report.shadowed_srv = Some(Box::new(found));
                     } else {
                         follow.await;
                     }

@@ -528,7 +528,7 @@ pub(super) fn extension(r: &ServerReport) -> Extension {
             })
             .collect(),
         history: crate::render::history::json(&r.history),
-        shadowed_srv: d.shadowed_srv.as_ref().map(ext_shadowed),
+        shadowed_srv: d.shadowed_srv.as_deref().map(ext_shadowed),
         support: r.support.as_ref().map(ext_support),
         client: r.client.as_ref().map(ext_client),
         key_changes: r
