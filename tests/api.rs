@@ -957,11 +957,11 @@ fn golden_report() -> ServerReport {
 fn golden_key_history() -> matrix_federation_exporter::report::KeyHistory {
     use matrix_federation_exporter::report::key_history::ObservedKeys;
     let before = ObservedKeys {
-        verify: vec![("ed25519:old", "b2xkIGtleQ")],
+        verify: vec![("ed25519:old".into(), "b2xkIGtleQ".into())],
         old: Vec::new(),
     };
     let after = ObservedKeys {
-        verify: vec![("ed25519:new", "bmV3IGtleQ")],
+        verify: vec![("ed25519:new".into(), "bmV3IGtleQ".into())],
         old: Vec::new(),
     };
     matrix_federation_exporter::report::KeyHistory::default()

@@ -44,8 +44,8 @@ fn direct(name: &str, key: &SigningKey) -> Asked {
     Asked {
         server_name: name.to_owned(),
         direct: vec![VerifyKey {
-            key_id: key.key_id.clone(),
-            key: key.public_base64(),
+            key_id: key.key_id.clone().into(),
+            key: key.public_base64().into(),
             valid_ed25519: true,
             matching_signature: true,
         }],

@@ -966,8 +966,8 @@ fn nasty_report(i: usize, s: &Nasty, cert: CertFacts) -> ServerReport {
             server_name: s.delegated.clone(),
             valid_until_ts: Some(1_700_000_000_000),
             verify_keys: vec![VerifyKey {
-                key_id: s.key_id.clone(),
-                key: s.key.clone(),
+                key_id: s.key_id.clone().into(),
+                key: s.key.clone().into(),
                 valid_ed25519: true,
                 matching_signature: false,
             }],

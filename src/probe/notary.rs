@@ -229,7 +229,7 @@ pub fn query_body(batch: &[Asked], now: SystemTime) -> Value {
                 .iter()
                 .map(|k| {
                     (
-                        k.key_id.clone(),
+                        k.key_id.to_string(),
                         json!({ "minimum_valid_until_ts": now_ms }),
                     )
                 })
@@ -326,7 +326,7 @@ fn judge_object(
         .verify_keys
         .into_iter()
         .filter(|k| k.valid_ed25519)
-        .map(|k| (k.key_id, k.key))
+        .map(|k| (k.key_id.to_string(), k.key.to_string()))
         .collect();
     Ok((keys, document.valid_until_ts))
 }
@@ -340,7 +340,7 @@ fn verdict(asked: &Asked, found: Found) -> NotaryView {
             .filter(|d| {
                 !keys
                     .iter()
-                    .any(|(id, key)| *id == d.key_id && *key == d.key)
+                    .any(|(id, key)| **id == *d.key_id && **key == *d.key)
             })
             .map(|d| d.key_id.as_str())
             .collect();

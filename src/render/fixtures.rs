@@ -153,8 +153,8 @@ pub(crate) fn delegated_ok() -> ServerReport {
         server_name: "example.org".to_owned(),
         valid_until_ts: Some((NOW + 3 * DAY) * 1000),
         verify_keys: vec![VerifyKey {
-            key_id: "ed25519:a_AbCd".to_owned(),
-            key: "x".repeat(43),
+            key_id: "ed25519:a_AbCd".into(),
+            key: "x".repeat(43).into(),
             valid_ed25519: true,
             matching_signature: true,
         }],

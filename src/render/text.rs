@@ -910,8 +910,8 @@ mod tests {
         let a = &mut report.addresses[0];
         let keys = a.keys.get_or_insert_with(|| template.keys.clone().unwrap());
         keys.verify_keys.push(VerifyKey {
-            key_id: "ed25519:b".to_owned(),
-            key: "short".to_owned(),
+            key_id: "ed25519:b".into(),
+            key: "short".into(),
             valid_ed25519: false,
             matching_signature: false,
         });
@@ -1143,8 +1143,8 @@ mod tests {
                     matching_signature: _,
                 } in verify_keys
                 {
-                    text(key_id);
-                    text(key);
+                    shared(key_id);
+                    shared(key);
                 }
                 for OldVerifyKey {
                     key_id,

@@ -21,7 +21,7 @@
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
-use super::{KeyChangeKind, ServerReport, SharedStr};
+use super::{AddressReport, KeyChangeKind, ServerReport, SharedStr};
 
 /// How long a key is remembered after it was last served, and how long a change row lives: 7 days.
 pub const KEY_MEMORY_SECS: u64 = 7 * 24 * 60 * 60;
@@ -72,8 +72,9 @@ pub struct KeyChange {
 /// The keys one probe found: the union over every address whose key document can be trusted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ObservedKeys<'a> {
-    /// `(key_id, key)` of every valid ed25519 entry of `verify_keys`, sorted, at most [`MAX_KEYS`].
-    pub verify: Vec<(&'a str, &'a str)>,
+    /// `(key_id, key)` of every valid ed25519 entry of `verify_keys`, sorted, at most [`MAX_KEYS`]. The report's
+    /// own strings (shared), so that remembering a key copies nothing.
+    pub verify: Vec<(SharedStr, SharedStr)>,
     /// The key ids of `old_verify_keys`, sorted.
     pub old: Vec<&'a str>,
 }
@@ -99,7 +100,7 @@ impl<'a> ObservedKeys<'a> {
                 keys.verify_keys
                     .iter()
                     .filter(|k| k.valid_ed25519)
-                    .map(|k| (k.key_id.as_str(), k.key.as_str())),
+                    .map(|k| (k.key_id.clone(), k.key.clone())),
             );
             observed
                 .old
@@ -143,6 +144,26 @@ impl KeyHistory {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         self.observe(ObservedKeys::of(report).as_ref(), now)
+    }
+
+    /// Points every verify key of `addresses` that this history remembers at the remembered strings, so that a
+    /// stored report and the history hold one copy of each key between them, round after round (each probe
+    /// reads its keys afresh).
+    pub fn share_strings(&self, addresses: &mut [AddressReport]) {
+        let keys = addresses
+            .iter_mut()
+            .filter_map(|a| a.keys.as_mut())
+            .flat_map(|k| &mut k.verify_keys);
+        for key in keys {
+            if let Some(seen) = self
+                .seen()
+                .iter()
+                .find(|s| s.key_id == key.key_id && s.key == key.key)
+            {
+                key.key_id = seen.key_id.clone();
+                key.key = seen.key.clone();
+            }
+        }
     }
 
     /// The history after a probe that finished at `now` (Unix seconds) and found `observed` (`None`: no key
@@ -221,7 +242,7 @@ fn compare(
         .filter(|k| k.current)
         .map(|k| (k.key_id.clone(), k.key.clone()))
         .collect();
-    for &(key_id, key) in &observed.verify {
+    for (key_id, key) in &observed.verify {
         if let Some(k) = seen
             .iter_mut()
             .find(|k| *k.key_id == *key_id && *k.key == *key)
@@ -241,19 +262,18 @@ fn compare(
             found.push((known.key_id.clone(), KeyChangeKind::Replaced));
             known.key_id.clone()
         } else {
-            let key_id = SharedStr::from(key_id);
             found.push((key_id.clone(), KeyChangeKind::Added));
-            key_id
+            key_id.clone()
         };
         seen.push(SeenKey {
             key_id,
-            key: key.into(),
+            key: key.clone(),
             last_seen: now,
             current: true,
         });
     }
     let listed_old = |id: &SharedStr| observed.old.binary_search(&id.as_str()).is_ok();
-    let id_served = |id: &SharedStr| observed.verify.iter().any(|(v, _)| *v == id.as_str());
+    let id_served = |id: &SharedStr| observed.verify.iter().any(|(v, _)| v == id);
     for k in seen.iter_mut() {
         if !k.current {
             // A dropped key listed in old_verify_keys later: the fix the warning asks for, so `retired`.
@@ -269,7 +289,7 @@ fn compare(
         if observed
             .verify
             .iter()
-            .any(|&(id, key)| id == k.key_id.as_str() && key == k.key.as_str())
+            .any(|(id, key)| *id == k.key_id && *key == k.key)
         {
             continue;
         }
@@ -329,8 +349,11 @@ mod tests {
     const HOUR: u64 = 60 * 60;
     const DAY: u64 = 24 * HOUR;
 
-    fn keys<'a>(verify: &[(&'a str, &'a str)], old: &[&'a str]) -> ObservedKeys<'a> {
-        let mut verify = verify.to_vec();
+    fn keys<'a>(verify: &[(&str, &str)], old: &[&'a str]) -> ObservedKeys<'a> {
+        let mut verify: Vec<(SharedStr, SharedStr)> = verify
+            .iter()
+            .map(|&(id, key)| (id.into(), key.into()))
+            .collect();
         verify.sort_unstable();
         let mut old = old.to_vec();
         old.sort_unstable();
@@ -346,6 +369,39 @@ mod tests {
 
     fn baseline() -> KeyHistory {
         KeyHistory::default().observe(Some(&keys(&[("ed25519:a", "AAAA")], &[])), T0)
+    }
+
+    #[test]
+    fn a_stored_report_shares_the_remembered_key_strings() {
+        let history = KeyHistory::default().observe(Some(&keys(&[("ed25519:a", "AAAA")], &[])), T0);
+        let fresh = |text: &str| SharedStr::from(text.to_owned().as_str());
+        let mut address =
+            AddressReport::new("192.0.2.1:8448".parse().unwrap(), "example.org".into());
+        address.keys = Some(crate::report::KeysReport {
+            verify_keys: vec![
+                crate::report::VerifyKey {
+                    key_id: fresh("ed25519:a"),
+                    key: fresh("AAAA"),
+                    valid_ed25519: true,
+                    matching_signature: true,
+                },
+                crate::report::VerifyKey {
+                    key_id: fresh("ed25519:b"),
+                    key: fresh("BBBB"),
+                    valid_ed25519: true,
+                    matching_signature: true,
+                },
+            ],
+            ..Default::default()
+        });
+        let mut addresses = [address];
+        history.share_strings(&mut addresses);
+        let served = &addresses[0].keys.as_ref().unwrap().verify_keys;
+        let remembered = &history.seen()[0];
+        assert!(SharedStr::ptr_eq(&served[0].key_id, &remembered.key_id));
+        assert!(SharedStr::ptr_eq(&served[0].key, &remembered.key));
+        // A key the history does not hold keeps its own strings.
+        assert_eq!(served[1].key.as_str(), "BBBB");
     }
 
     #[test]

@@ -537,10 +537,11 @@ pub struct KeysReport {
 /// One current signing key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifyKey {
-    /// For example `ed25519:a_AbCd`.
-    pub key_id: String,
-    /// Unpadded base64, as served.
-    pub key: String,
+    /// For example `ed25519:a_AbCd`. Shared with the key history (`report/key_history.rs`), which keeps every
+    /// key for 7 days: one copy per key, not one per report.
+    pub key_id: SharedStr,
+    /// Unpadded base64, as served (shared like `key_id`).
+    pub key: SharedStr,
     /// An `ed25519` key that decodes to 32 bytes.
     pub valid_ed25519: bool,
     /// The server's signature by this key over the canonical document verifies.

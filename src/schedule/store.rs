@@ -65,10 +65,12 @@ impl Store {
                 Some(previous) => previous.key_history.next(&report),
                 None => report.key_history.next(&report),
             };
+            report.key_history.share_strings(&mut report.addresses);
             entry.report = Some(Arc::new(report));
         } else if !servers.configured {
             report.history = report.history.next(&report);
             report.key_history = report.key_history.next(&report);
+            report.key_history.share_strings(&mut report.addresses);
             let report = Arc::new(report);
             let entry = Entry {
                 labels: Arc::default(),

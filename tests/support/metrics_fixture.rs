@@ -55,8 +55,8 @@ pub fn dual_stack_report(i: usize) -> ServerReport {
             server_name: name.clone(),
             valid_until_ts: Some(1_767_000_000_123),
             verify_keys: vec![VerifyKey {
-                key_id: "ed25519:a_AbCd".to_owned(),
-                key: "Noi6WqcDj0QmPxCNQqgezwTlBKrfqehY1u2FyWP9uYw".to_owned(),
+                key_id: "ed25519:a_AbCd".into(),
+                key: "Noi6WqcDj0QmPxCNQqgezwTlBKrfqehY1u2FyWP9uYw".into(),
                 valid_ed25519: true,
                 matching_signature: true,
             }],

@@ -48,8 +48,8 @@ pub fn one_key(server_name: &str, valid_until_ts: i64, key: &str) -> KeysReport 
         server_name: server_name.to_owned(),
         valid_until_ts: Some(valid_until_ts),
         verify_keys: vec![VerifyKey {
-            key_id: "ed25519:a_AbCd".to_owned(),
-            key: key.to_owned(),
+            key_id: "ed25519:a_AbCd".into(),
+            key: key.into(),
             valid_ed25519: true,
             matching_signature: true,
         }],

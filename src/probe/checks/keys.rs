@@ -266,8 +266,8 @@ fn read_verify_keys(doc: &Map<String, Value>, report: &mut KeysReport) -> Verify
             },
         };
         report.verify_keys.push(VerifyKey {
-            key_id: key_id.clone(),
-            key: key.unwrap_or_default().to_owned(),
+            key_id: key_id.as_str().into(),
+            key: key.unwrap_or_default().into(),
             valid_ed25519: decoded.is_some(),
             matching_signature: false,
         });
@@ -347,7 +347,7 @@ fn check_signatures(
                 let Some(public) = public else { continue };
                 match verify_signature(by_entity, &entry.key_id, public, canonical.as_bytes()) {
                     Ok(()) => entry.matching_signature = true,
-                    Err(problem) => problems.push((entry.key_id.clone(), problem)),
+                    Err(problem) => problems.push((entry.key_id.to_string(), problem)),
                 }
             }
             if !problems.is_empty() {
@@ -593,7 +593,7 @@ pub fn check_signed_by(
         .map_err(|e| format!("no Canonical JSON form: {e}"))?;
     let mut verified = false;
     for key in keys.iter().filter(|k| k.valid_ed25519) {
-        if !by_entity.contains_key(&key.key_id) {
+        if !by_entity.contains_key(key.key_id.as_str()) {
             continue;
         }
         let public = decode_ed25519_key(&key.key)?;
@@ -794,13 +794,13 @@ mod tests {
             vec![
                 VerifyKey {
                     key_id: "ed25519:a".into(),
-                    key: b64(a.public_key().as_ref()),
+                    key: b64(a.public_key().as_ref()).into(),
                     valid_ed25519: true,
                     matching_signature: true,
                 },
                 VerifyKey {
                     key_id: "ed25519:b".into(),
-                    key: b64(b.public_key().as_ref()),
+                    key: b64(b.public_key().as_ref()).into(),
                     valid_ed25519: true,
                     matching_signature: true,
                 },

@@ -170,7 +170,7 @@ fn key_checks(
         .iter()
         .map(|k| {
             (
-                k.key_id.clone(),
+                k.key_id.to_string(),
                 Ed25519Check {
                     valid_ed25519: k.valid_ed25519,
                     matching_signature: k.matching_signature,
@@ -189,7 +189,7 @@ fn key_checks(
     let verify_keys = keys_ok.then(|| {
         ed25519
             .iter()
-            .map(|k| (k.key_id.clone(), k.key.clone()))
+            .map(|k| (k.key_id.to_string(), k.key.to_string()))
             .collect()
     });
     let checks = Checks {

@@ -624,8 +624,8 @@ mod tests {
             server_name: "example.org".to_owned(),
             valid_until_ts: Some(1),
             verify_keys: vec![VerifyKey {
-                key_id: "curve25519:x".to_owned(),
-                key: "abc".to_owned(),
+                key_id: "curve25519:x".into(),
+                key: "abc".into(),
                 valid_ed25519: false,
                 matching_signature: false,
             }],
@@ -658,8 +658,8 @@ mod tests {
     #[test]
     fn one_bad_signature_fails_all_ed25519_checks_and_hides_verify_keys() {
         let key = |id: &str, ok: bool| VerifyKey {
-            key_id: id.to_owned(),
-            key: "k".to_owned(),
+            key_id: id.into(),
+            key: "k".into(),
             valid_ed25519: true,
             matching_signature: ok,
         };
