@@ -775,10 +775,12 @@ fn golden_report() -> ServerReport {
                 ],
                 outcome: WellKnownOutcome::Delegated,
                 cache_ttl: Some(Duration::from_secs(86_400)),
-                hops: vec![(
+                hops: [(
                     "https://example.org/.well-known/matrix/server".to_owned(),
                     200,
-                )],
+                )]
+                .into_iter()
+                .collect(),
                 error: None,
             },
             delegated_server: Some("matrix.example.org".to_owned()),
@@ -919,10 +921,12 @@ fn golden_report() -> ServerReport {
             result: ClientResult::VersionsInvalid,
             base_url: Some("https://matrix.example.org".to_owned()),
             identity_server: Some("https://vector.im".to_owned()),
-            hops: vec![(
+            hops: [(
                 "https://example.org/.well-known/matrix/client".to_owned(),
                 200,
-            )],
+            )]
+            .into_iter()
+            .collect(),
             cors: Some(false),
             versions: 0,
             latest: None,
@@ -943,10 +947,12 @@ fn golden_report() -> ServerReport {
             }],
             role_counts: [1, 0, 0],
             support_page: Some("https://example.org/help".to_owned()),
-            hops: vec![(
+            hops: [(
                 "https://example.org/.well-known/matrix/support".to_owned(),
                 200,
-            )],
+            )]
+            .into_iter()
+            .collect(),
             error: None,
             duration: ms(6),
         }),

@@ -358,7 +358,7 @@ async fn redirects_are_followed_and_a_missing_cors_header_is_a_warning() {
     let w = world("client redirect", routes, Some(hs)).await;
     let c = discover(&w, "c.test").await;
     expect(&c, ClientOutcome::Success, ClientResult::Ok, None);
-    let statuses: Vec<u16> = c.hops.iter().map(|(_, s)| *s).collect();
+    let statuses: Vec<u16> = c.hops.iter().map(|(_, s)| s).collect();
     assert_eq!(statuses, [301, 200]);
     assert_eq!(c.cors, Some(false));
 }
@@ -369,7 +369,10 @@ async fn a_server_name_with_a_port_asks_the_hostname_and_falls_back_to_the_name_
     let w = world("client port", routes, None).await;
     let c = discover(&w, "c.test:8448").await;
     // The well-known is asked at https://c.test (port 443); after its 404 clients try https://c.test:8448.
-    assert_eq!(c.hops[0].0, "https://c.test/.well-known/matrix/client");
+    assert_eq!(
+        c.hops.first().unwrap().0,
+        "https://c.test/.well-known/matrix/client"
+    );
     assert_eq!(c.base_url.as_deref(), Some("https://c.test:8448"));
     expect(
         &c,
@@ -386,7 +389,10 @@ async fn an_ip_literal_is_its_own_hostname_and_its_certificate_must_name_the_add
     let ip = w.https("127.0.0.2", Validity::Valid, routes);
     w.serve_well_known([127, 0, 0, 2], ip).await;
     let c = discover(&w, "127.0.0.2").await;
-    assert_eq!(c.hops[0].0, "https://127.0.0.2/.well-known/matrix/client");
+    assert_eq!(
+        c.hops.first().unwrap().0,
+        "https://127.0.0.2/.well-known/matrix/client"
+    );
     expect(&c, ClientOutcome::Ignore, ClientResult::NotFound, None);
     assert_eq!(c.base_url.as_deref(), Some("https://127.0.0.2"));
     assert_eq!(

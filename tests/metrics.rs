@@ -146,10 +146,12 @@ fn healthy() -> ServerReport {
                 ],
                 outcome: WellKnownOutcome::Delegated,
                 cache_ttl: Some(Duration::from_secs(86_400)),
-                hops: vec![(
+                hops: [(
                     "https://example.org/.well-known/matrix/server".to_owned(),
                     200,
-                )],
+                )]
+                .into_iter()
+                .collect(),
                 error: None,
             },
             delegated_server: Some("matrix.example.org:443".to_owned()),
@@ -192,10 +194,12 @@ fn client_ok() -> ClientReport {
         result: ClientResult::Ok,
         base_url: Some("https://matrix.example.org".to_owned()),
         identity_server: None,
-        hops: vec![(
+        hops: [(
             "https://example.org/.well-known/matrix/client".to_owned(),
             200,
-        )],
+        )]
+        .into_iter()
+        .collect(),
         cors: Some(true),
         versions: 2,
         latest: Some("v1.11".to_owned()),
@@ -212,10 +216,12 @@ fn client_failing() -> ClientReport {
         outcome: ClientOutcome::FailError,
         result: ClientResult::VersionsHttpStatus,
         base_url: Some("https://matrix.broken.test".to_owned()),
-        hops: vec![(
+        hops: [(
             "https://broken.test/.well-known/matrix/client".to_owned(),
             200,
-        )],
+        )]
+        .into_iter()
+        .collect(),
         cors: Some(false),
         versions: 0,
         latest: None,
@@ -295,10 +301,12 @@ fn failing() -> ServerReport {
                 ],
                 outcome: WellKnownOutcome::NotFound,
                 cache_ttl: None,
-                hops: vec![(
+                hops: [(
                     "https://broken.test/.well-known/matrix/server".to_owned(),
                     404,
-                )],
+                )]
+                .into_iter()
+                .collect(),
                 error: Some("HTTP 404".to_owned()),
             },
             delegated_server: None,
@@ -1509,10 +1517,12 @@ mod faq2 {
             contacts,
             role_counts,
             support_page: None,
-            hops: vec![(
+            hops: [(
                 "https://example.org/.well-known/matrix/support".to_owned(),
                 200,
-            )],
+            )]
+            .into_iter()
+            .collect(),
             error: None,
             duration: Duration::from_millis(6),
         }

@@ -992,7 +992,7 @@ fn nasty_report(i: usize, s: &Nasty, cert: CertFacts) -> ServerReport {
         per_address: Vec::new(),
         outcome: WellKnownOutcome::Delegated,
         cache_ttl: Some(Duration::from_secs(3600)),
-        hops: vec![(s.delegated.clone(), 200)],
+        hops: [(s.delegated.clone(), 200)].into_iter().collect(),
         error: Some(s.subject.clone()),
     };
     discovery.delegated_server = Some(s.delegated.clone());

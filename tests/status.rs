@@ -114,7 +114,9 @@ fn healthy(name: &str, days: i64, probed_secs_ago: u64) -> ServerReport {
                 per_address: Vec::new(),
                 outcome: WellKnownOutcome::Delegated,
                 cache_ttl: Some(Duration::from_secs(86_400)),
-                hops: vec![(format!("https://{name}/.well-known/matrix/server"), 200)],
+                hops: [(format!("https://{name}/.well-known/matrix/server"), 200)]
+                    .into_iter()
+                    .collect(),
                 error: None,
             },
             delegated_server: Some(delegated.clone()),
@@ -206,7 +208,7 @@ fn nasty() -> ServerReport {
         }],
         role_counts: [1, 0, 0],
         support_page: Some("https://nasty.test/<b>help</b>".to_owned()),
-        hops: Vec::new(),
+        hops: Default::default(),
         error: None,
         duration: Duration::from_millis(5),
     });

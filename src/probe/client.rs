@@ -54,7 +54,7 @@ use crate::config::server_name::{Host, ServerName};
 use crate::probe::discovery::dns::Known;
 use crate::probe::discovery::fetch::{self, FetchError, FetchErrorKind, Fetched, Kept};
 use crate::probe::env::ProbeEnv;
-use crate::report::{ClientOutcome, ClientReport, ClientResult, Failure, Reason, Stage};
+use crate::report::{ClientOutcome, ClientReport, ClientResult, Failure, Hops, Reason, Stage};
 
 /// The client well-known's body cap: the server well-known's (Synapse's `WELL_KNOWN_MAX_SIZE`).
 pub const MAX_WELL_KNOWN_BODY: usize = crate::probe::discovery::well_known::MAX_BODY;
@@ -78,7 +78,7 @@ pub async fn discover_client(
         result: ClientResult::WellKnownUnreachable,
         base_url: None,
         identity_server: None,
-        hops: Vec::new(),
+        hops: Hops::default(),
         cors: None,
         versions: 0,
         latest: None,
@@ -328,7 +328,7 @@ async fn versions(
     let url =
         Url::parse(&text).map_err(|e| Stop::new(ClientResult::InvalidBaseUrl, e.to_string()))?;
     let limit = env.timeouts.well_known;
-    let mut hops = Vec::new();
+    let mut hops = Hops::default();
     let fetching = fetch::get_following(env, url, MAX_VERSIONS_BODY, known, &mut hops, kept);
     let Fetched { url, response } = tokio::time::timeout(limit, fetching)
         .await

@@ -50,7 +50,7 @@ pub fn fix(c: &ClientReport, server_name: &str) -> String {
     // The URL asked first: the spec's `https://<hostname>/.well-known/matrix/client`.
     let wk = c.hops.first().map_or_else(
         || format!("https://{server_name}/.well-known/matrix/client"),
-        |(url, _)| url.clone(),
+        |(url, _)| url.to_owned(),
     );
     let base = c.base_url.as_deref().unwrap_or("the base URL");
     let serve = format!(

@@ -87,10 +87,12 @@ pub(crate) fn srv_mismatch() -> ServerReport {
                 per_address: Vec::new(),
                 outcome: WellKnownOutcome::NotFound,
                 cache_ttl: None,
-                hops: vec![(
+                hops: [(
                     "https://example.org/.well-known/matrix/server".to_owned(),
                     404,
-                )],
+                )]
+                .into_iter()
+                .collect(),
                 error: Some(
                     "HTTP 404 from https://example.org/.well-known/matrix/server".to_owned(),
                 ),
@@ -180,10 +182,12 @@ pub(crate) fn delegated_ok() -> ServerReport {
                 per_address: Vec::new(),
                 outcome: WellKnownOutcome::Delegated,
                 cache_ttl: Some(Duration::from_secs(24 * 3_600)),
-                hops: vec![(
+                hops: [(
                     "https://example.org/.well-known/matrix/server".to_owned(),
                     200,
-                )],
+                )]
+                .into_iter()
+                .collect(),
                 error: None,
             },
             delegated_server: Some("matrix.example.org:443".to_owned()),
@@ -225,10 +229,12 @@ pub(crate) fn client_ok() -> ClientReport {
         result: ClientResult::Ok,
         base_url: Some("https://matrix.example.org".to_owned()),
         identity_server: None,
-        hops: vec![(
+        hops: [(
             "https://example.org/.well-known/matrix/client".to_owned(),
             200,
-        )],
+        )]
+        .into_iter()
+        .collect(),
         cors: Some(true),
         versions: 2,
         latest: Some("v1.11".to_owned()),

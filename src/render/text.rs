@@ -521,7 +521,7 @@ mod tests {
     use super::*;
     use crate::render::fixtures::{DAY, NOW, delegated_ok, leaf_mut, now, srv_mismatch};
     use crate::report::{
-        CertFacts, CertReport, DiscoveryReport, OldVerifyKey, Reason, ShadowedSrv,
+        CertFacts, CertReport, DiscoveryReport, Hops, OldVerifyKey, Reason, ShadowedSrv,
         ShadowedSrvReport, SharedStr, SrvInfo, SrvRecordName, Stage, SupportContact, SupportReport,
         SupportResult, TargetReport, TlsFacts, VerifyKey, VersionReport, WellKnownReport,
     };
@@ -892,10 +892,12 @@ mod tests {
             }],
             role_counts: [1, 0, 0],
             support_page: Some("https://example.org/help".to_owned()),
-            hops: vec![(
+            hops: [(
                 "https://example.org/.well-known/matrix/support".to_owned(),
                 200,
-            )],
+            )]
+            .into_iter()
+            .collect(),
             error: Some("none".to_owned()),
             duration: Duration::from_millis(4),
         });
@@ -943,6 +945,12 @@ mod tests {
     fn poisoned(mut report: ServerReport) -> ServerReport {
         fn text(s: &mut String) {
             s.push_str(HOSTILE);
+        }
+        fn poison_hops(hops: &mut Hops) {
+            *hops = hops
+                .iter()
+                .map(|(url, status)| (format!("{url}{HOSTILE}"), status))
+                .collect();
         }
         fn shared(s: &mut SharedStr) {
             *s = format!("{s}{HOSTILE}").into();
@@ -995,9 +1003,7 @@ mod tests {
         {
             base_url.iter_mut().chain(identity_server).for_each(text);
             latest.iter_mut().for_each(text);
-            for (url, _) in hops {
-                text(url);
-            }
+            poison_hops(hops);
             failures.iter_mut().for_each(failure);
         }
         for SupportReport {
@@ -1019,9 +1025,7 @@ mod tests {
                 text(role);
                 email_address.iter_mut().chain(matrix_id).for_each(text);
             }
-            for (url, _) in hops {
-                text(url);
-            }
+            poison_hops(hops);
             support_page.iter_mut().chain(error).for_each(text);
         }
         let DiscoveryReport {
@@ -1061,9 +1065,7 @@ mod tests {
             hops,
             error,
         } = well_known;
-        for (url, _) in hops {
-            text(url);
-        }
+        poison_hops(hops);
         error.iter_mut().chain(delegated_server).for_each(text);
         shared(tls_name);
         shared(host_header);

@@ -18,7 +18,7 @@ pub struct ClientReport {
     /// The identity server's `base_url`, when the well-known names one (checked as a URL, never fetched).
     pub identity_server: Option<String>,
     /// The well-known URLs fetched, in order, with the HTTP status each answered (0 when no answer came).
-    pub hops: Vec<(String, u16)>,
+    pub hops: super::Hops,
     /// Whether the well-known's 200 answer carried `Access-Control-Allow-Origin: *`; `None` without a 200.
     pub cors: Option<bool>,
     /// How many versions `/_matrix/client/versions` advertised (the list itself is not kept: only its

@@ -9,6 +9,7 @@ pub mod address_class;
 mod client;
 mod history;
 pub mod homeserver;
+mod hops;
 pub mod key_history;
 mod labels;
 pub mod notary;
@@ -18,6 +19,7 @@ mod timings;
 
 pub use client::ClientReport;
 pub use history::{Change, History, State};
+pub use hops::Hops;
 pub use key_history::KeyHistory;
 pub use labels::{
     AddressClass, ClientOutcome, ClientResult, ContactRole, Family, KeyChangeKind, Method,
@@ -360,7 +362,7 @@ pub struct WellKnownReport {
     /// The effective cache lifetime a homeserver would apply (see `well_known::cache_ttl`).
     pub cache_ttl: Option<Duration>,
     /// The URLs fetched, in order, with the HTTP status each answered (0 when no answer came).
-    pub hops: Vec<(String, u16)>,
+    pub hops: Hops,
     /// What went wrong, in words, when the outcome is not `delegated`.
     pub error: Option<String>,
     /// The answer of every address of the hostname asked (in resolver order), the followed one included;
@@ -398,7 +400,7 @@ impl WellKnownReport {
         Self {
             outcome: WellKnownOutcome::Skipped,
             cache_ttl: None,
-            hops: Vec::new(),
+            hops: Hops::default(),
             error: None,
             per_address: Vec::new(),
         }

@@ -43,7 +43,7 @@ pub struct SupportReport {
     pub role_counts: [u32; 3],
     pub support_page: Option<String>,
     /// The URLs fetched, in order, with the HTTP status each answered (0 when no answer came).
-    pub hops: Vec<(String, u16)>,
+    pub hops: super::Hops,
     /// What went wrong, in words, when the result is not `ok`.
     pub error: Option<String>,
     pub duration: Duration,
@@ -58,7 +58,7 @@ impl SupportReport {
             contacts: Vec::new(),
             role_counts: [0; 3],
             support_page: None,
-            hops: Vec::new(),
+            hops: super::Hops::default(),
             error: None,
             duration: std::time::Duration::ZERO,
         }

@@ -15,22 +15,15 @@ pub fn shrink(report: &mut ServerReport) {
     }
     shrink_failures(&mut report.failures);
     if let Some(client) = &mut report.client {
-        shrink_hops(&mut client.hops);
+        client.hops.shrink_to_fit();
         shrink_failures(&mut client.failures);
         shrink_text(&mut client.base_url);
     }
     if let Some(support) = &mut report.support {
-        shrink_hops(&mut support.hops);
+        support.hops.shrink_to_fit();
         support.contacts.shrink_to_fit();
         shrink_text(&mut support.error);
         shrink_text(&mut support.support_page);
-    }
-}
-
-fn shrink_hops(hops: &mut Vec<(String, u16)>) {
-    hops.shrink_to_fit();
-    for (url, _) in hops {
-        url.shrink_to_fit();
     }
 }
 
@@ -53,7 +46,7 @@ fn shrink_discovery(d: &mut DiscoveryReport) {
     for target in &mut d.targets {
         target.addresses.shrink_to_fit();
     }
-    shrink_hops(&mut d.well_known.hops);
+    d.well_known.hops.shrink_to_fit();
     shrink_text(&mut d.well_known.error);
     d.well_known.per_address.shrink_to_fit();
     for a in &mut d.well_known.per_address {

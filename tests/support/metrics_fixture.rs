@@ -75,7 +75,7 @@ pub fn dual_stack_report(i: usize) -> ServerReport {
         per_address: Vec::new(),
         outcome: WellKnownOutcome::NotFound,
         cache_ttl: Some(Duration::from_secs(3600)),
-        hops: Vec::new(),
+        hops: Default::default(),
         error: None,
     };
     discovery.steps = [

@@ -19,7 +19,7 @@ use crate::probe::connect::http_client::{GetError, HttpConn, Response};
 use crate::probe::connect::{self, OpenError};
 use crate::probe::discovery::dns::Known;
 use crate::probe::env::ProbeEnv;
-use crate::report::Reason;
+use crate::report::{Hops, Reason};
 
 /// Redirects followed before giving up (a loop is detected earlier).
 pub const MAX_REDIRECTS: usize = 10;
@@ -128,7 +128,7 @@ pub async fn get_following(
     url: Url,
     max_body: usize,
     known: &mut Known,
-    hops: &mut Vec<(String, u16)>,
+    hops: &mut Hops,
     kept: &mut Option<Kept>,
 ) -> Result<Fetched, FetchError> {
     get_following_via(env, url, None, max_body, known, hops, kept).await
@@ -142,7 +142,7 @@ pub async fn get_following_via(
     first_hop: Option<IpAddr>,
     max_body: usize,
     known: &mut Known,
-    hops: &mut Vec<(String, u16)>,
+    hops: &mut Hops,
     kept: &mut Option<Kept>,
 ) -> Result<Fetched, FetchError> {
     let mut seen = HashSet::new();
@@ -164,10 +164,10 @@ pub async fn get_following_via(
             .await
             .inspect_err(|e| {
                 if !e.not_sent {
-                    hops.push((url.to_string(), 0));
+                    hops.push(url.as_str(), 0);
                 }
             })?;
-        hops.push((url.to_string(), response.status));
+        hops.push(url.as_str(), response.status);
         if !matches!(response.status, 301 | 302 | 303 | 307 | 308) {
             return Ok(Fetched { url, response });
         }

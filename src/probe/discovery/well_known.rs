@@ -21,7 +21,7 @@ use crate::probe::discovery::MAX_ADDRESSES;
 use crate::probe::discovery::dns::Known;
 use crate::probe::discovery::fetch::{self, FetchErrorKind, Fetched, Kept};
 use crate::probe::env::ProbeEnv;
-use crate::report::{WellKnownAddress, WellKnownOutcome, WellKnownReport};
+use crate::report::{Hops, WellKnownAddress, WellKnownOutcome, WellKnownReport};
 
 /// Synapse and gomatrixserverlib refuse bodies over 50 KiB (`WELL_KNOWN_MAX_SIZE`); the spec sets no limit.
 pub const MAX_BODY: usize = 50 * 1024;
@@ -168,7 +168,7 @@ fn addresses_to_ask(env: &ProbeEnv, mut ips: Vec<IpAddr>) -> Vec<IpAddr> {
 /// One address's fetch and everything it leaves behind.
 struct Asked {
     result: Result<(ServerName, Duration), Bad>,
-    hops: Vec<(String, u16)>,
+    hops: Hops,
     known: Known,
     kept: Option<Kept>,
 }
@@ -182,7 +182,7 @@ async fn ask(
     deadline: tokio::time::Instant,
     limit: Duration,
 ) -> Asked {
-    let mut hops = Vec::new();
+    let mut hops = Hops::default();
     let mut kept = None;
     let fetching = fetch(env, hostname, ip, &mut hops, &mut known, &mut kept);
     let result = match tokio::time::timeout_at(deadline, fetching).await {
@@ -219,7 +219,7 @@ async fn fetch(
     env: &ProbeEnv,
     hostname: &str,
     ip: Option<IpAddr>,
-    hops: &mut Vec<(String, u16)>,
+    hops: &mut Hops,
     known: &mut Known,
     kept: &mut Option<Kept>,
 ) -> Result<(ServerName, Duration), Bad> {

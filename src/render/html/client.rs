@@ -44,9 +44,9 @@ fn facts(c: &ClientReport) -> Markup {
     html! {
         dl class="client" {
             dt { "outcome / result" } dd { code { (c.outcome) "/" (c.result) } }
-            @for (url, status) in &c.hops {
+            @for (url, status) in c.hops.iter() {
                 dt { "well-known" }
-                dd { code { (Esc(url)) } " → " @if *status == 0 { "no answer" } @else { "HTTP " (status) } }
+                dd { code { (Esc(url)) } " → " @if status == 0 { "no answer" } @else { "HTTP " (status) } }
             }
             @if let Some(base) = &c.base_url { dt { "base URL" } dd { code { (Esc(base)) } } }
             @if let Some(is) = &c.identity_server { dt { "identity server" } dd { code { (Esc(is)) } } }

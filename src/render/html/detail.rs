@@ -211,11 +211,11 @@ fn discovery_section(r: &ServerReport) -> Markup {
                     }
                     @if !wk.hops.is_empty() {
                         ul class="hops" {
-                            @for (url, status) in &wk.hops {
+                            @for (url, status) in wk.hops.iter() {
                                 li {
                                     code { (Esc(url)) }
                                     " → "
-                                    @if *status == 0 { "no answer" } @else { "HTTP " (status) }
+                                    @if status == 0 { "no answer" } @else { "HTTP " (status) }
                                 }
                             }
                         }

@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use super::unix_seconds;
 use crate::render::explain;
-use crate::report::{AddressReport, ContactRole, ServerReport, ShadowedSrvReport, SupportReport};
+use crate::report::{
+    AddressReport, ContactRole, Hops, ServerReport, ShadowedSrvReport, SupportReport,
+};
 
 // ---- our extension (snake_case, the words of our metric labels) ----
 
@@ -384,11 +386,11 @@ struct ExtWellKnownAddress {
 }
 
 /// Each URL asked, with the status it answered (0: no answer).
-fn ext_hops(hops: &[(String, u16)]) -> Vec<ExtHop> {
+fn ext_hops(hops: &Hops) -> Vec<ExtHop> {
     hops.iter()
         .map(|(url, status)| ExtHop {
-            url: url.clone(),
-            status: *status,
+            url: url.to_owned(),
+            status,
         })
         .collect()
 }

@@ -577,7 +577,7 @@ mod tests {
                     per_address: Vec::new(),
                     outcome: WellKnownOutcome::NotFound,
                     cache_ttl: Some(Duration::from_secs(3600)),
-                    hops: Vec::new(),
+                    hops: Default::default(),
                     error: Some("HTTP 404".to_owned()),
                 },
                 ..DiscoveryReport::empty("example.org")
