@@ -108,7 +108,8 @@ impl ServerName {
         match self.raw.strip_prefix('[') {
             // Parsed when the name was: `[` IPv6 `]`, then the port if any.
             Some(inner) => inner.split(']').next()?.parse().ok().map(IpAddr::V6),
-            None => self.dns_host().parse().ok().map(IpAddr::V4),
+            // The grammar's reading (it allows leading zeros, which `Ipv4Addr::from_str` refuses).
+            None => parse_ipv4_or_dns(self.dns_host()).ok().flatten(),
         }
     }
 
