@@ -360,7 +360,7 @@ fn failing() -> ServerReport {
                     failures: cert_failures.clone(),
                 }),
                 keys: Some(KeysReport {
-                    server_name: "broken.test".to_owned(),
+                    server_name: "broken.test".into(),
                     valid_until_ts: Some((T0_SIGNED - DAY) * 1000),
                     ..KeysReport::default()
                 }),

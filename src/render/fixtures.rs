@@ -152,7 +152,7 @@ pub(crate) fn delegated_ok() -> ServerReport {
         failures: Vec::new(),
     });
     a.keys = Some(KeysReport {
-        server_name: "example.org".to_owned(),
+        server_name: "example.org".into(),
         valid_until_ts: Some((NOW + 3 * DAY) * 1000),
         verify_keys: vec![VerifyKey {
             key_id: "ed25519:a_AbCd".into(),

@@ -523,7 +523,7 @@ mod tests {
     use crate::report::{
         CertFacts, CertReport, DiscoveryReport, Hops, OldVerifyKey, Reason, ShadowedSrv,
         ShadowedSrvReport, SharedStr, SrvInfo, SrvRecordName, Stage, SupportContact, SupportReport,
-        SupportResult, TargetReport, TlsFacts, VerifyKey, VersionReport, WellKnownReport,
+        SupportResult, TargetReport, VerifyKey, VersionReport, WellKnownReport,
     };
 
     fn assert_contains(text: &str, wants: &[&str]) {
@@ -924,7 +924,7 @@ mod tests {
         });
         keys.warnings
             .push("valid_until_ts is more than 7 days away".to_owned());
-        keys.server_name = "other.example".to_owned();
+        keys.server_name = "other.example".into();
         a.version.get_or_insert_with(|| template.version.unwrap());
         a.failures.push(Failure::new(
             Stage::Keys,
@@ -954,9 +954,6 @@ mod tests {
         }
         fn shared(s: &mut SharedStr) {
             *s = format!("{s}{HOSTILE}").into();
-        }
-        fn cow(s: &mut std::borrow::Cow<'static, str>) {
-            s.to_mut().push_str(HOSTILE);
         }
         fn failure(Failure { message, .. }: &mut Failure) {
             text(message);
@@ -1090,7 +1087,8 @@ mod tests {
             address: _,
             target_host,
             phases: _,
-            tls,
+            // rustls's static names: nothing a server writes.
+            tls: _,
             certificate,
             keys,
             version,
@@ -1098,10 +1096,6 @@ mod tests {
         } in addresses
         {
             shared(target_host);
-            if let Some(TlsFacts { version, cipher }) = tls {
-                cow(version);
-                cow(cipher);
-            }
             if let Some(CertReport {
                 chain,
                 failures,
@@ -1135,7 +1129,7 @@ mod tests {
                 raw,
             }) = keys
             {
-                text(server_name);
+                shared(server_name);
                 *raw = [raw.as_ref(), HOSTILE.as_bytes()].concat().into();
                 warnings.iter_mut().for_each(text);
                 for VerifyKey {
@@ -1221,7 +1215,6 @@ mod tests {
             "  1. .well-known: not_found (HTTP 404 from https://example.org",
             "     → matrix.example.com",
             "  3. A/AAAA matrix.example.com",
-            "      connect 1.5 ms · TLS TLSv1_3",
             "        fix: certificate names matrix.example.com",
             "      ✘ connect/connection_refused: TCP connect to [2001:db8::5]:8448",
             "        fix: nothing listens on [2001:db8::5]:8448: open the port for IPv6 (let the server or proxy \

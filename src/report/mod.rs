@@ -35,7 +35,6 @@ pub use timings::{Timed, Timings};
 /// A server's extra labels (from a target file), sorted by name; every series of the server carries them.
 pub type Labels = std::collections::BTreeMap<String, String>;
 
-use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -476,10 +475,11 @@ impl AddressReport {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsFacts {
-    /// For example `TLSv1_3`.
-    pub version: Cow<'static, str>,
-    /// For example `TLS13_AES_256_GCM_SHA384`.
-    pub cipher: Cow<'static, str>,
+    /// For example `TLSv1_3` (rustls's name; `unknown` for a value rustls has none for, which it never
+    /// negotiates).
+    pub version: &'static str,
+    /// For example `TLS13_AES_256_GCM_SHA384` (rustls's name, or `unknown`).
+    pub cipher: &'static str,
 }
 
 /// The certificate chain a server presented and how a federating peer would judge it.
@@ -520,8 +520,9 @@ impl CertReport {
 /// Its failures (stage `keys`) are in the address's `failures`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeysReport {
-    /// The document's `server_name` (empty when missing).
-    pub server_name: String,
+    /// The document's `server_name` (empty when missing). Shared with the report's own server name when equal
+    /// (`schedule/compact.rs`), as it nearly always is.
+    pub server_name: SharedStr,
     /// `valid_until_ts` in milliseconds since the epoch.
     pub valid_until_ts: Option<i64>,
     /// Every entry of `verify_keys`, with its checks.

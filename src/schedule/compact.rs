@@ -1,6 +1,7 @@
 //! Trimming a finished report before it is kept: the store holds one report per server for a whole interval,
 //! so the spare capacity that building it left behind (a `Vec` grown to 4 for one SRV target, one key, one
-//! well-known hop) is returned first. At 10,000 servers that is several MB.
+//! well-known hop) is returned first, and text equal to the server name is pointed at the report's own copy.
+//! At 10,000 servers that is several MB.
 
 use crate::report::{
     AddressReport, CertReport, DiscoveryReport, Failure, KeysReport, ServerReport,
@@ -12,6 +13,12 @@ pub fn shrink(report: &mut ServerReport) {
     report.addresses.shrink_to_fit();
     for address in &mut report.addresses {
         shrink_address(address);
+        // A key document names the server it belongs to: nearly always this one.
+        if let Some(keys) = &mut address.keys
+            && keys.server_name == report.server_name
+        {
+            keys.server_name = report.server_name.clone();
+        }
     }
     shrink_failures(&mut report.failures);
     if let Some(client) = &mut report.client {
@@ -83,7 +90,7 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::report::{Reason, Stage, TargetReport};
+    use crate::report::{Reason, SharedStr, Stage, TargetReport};
 
     #[test]
     fn shrinking_keeps_the_content_and_drops_spare_capacity() {
@@ -113,11 +120,20 @@ mod tests {
             client: None,
             support: None,
         };
+        let mut address =
+            AddressReport::new("192.0.2.1:8448".parse().unwrap(), "example.org".into());
+        address.keys = Some(KeysReport {
+            server_name: String::from("example.org").as_str().into(),
+            ..KeysReport::default()
+        });
+        report.addresses.push(address);
         let before = format!("{report:?}");
         shrink(&mut report);
         assert_eq!(format!("{report:?}"), before);
         assert_eq!(report.discovery.targets.capacity(), 1);
-        assert_eq!(report.addresses.capacity(), 0);
+        assert_eq!(report.addresses.capacity(), 1);
+        let keys = report.addresses[0].keys.as_ref().unwrap();
+        assert!(SharedStr::ptr_eq(&keys.server_name, &report.server_name));
         let message = &report.failures[0].message;
         assert_eq!(message.capacity(), message.len());
     }

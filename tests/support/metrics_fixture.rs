@@ -33,7 +33,7 @@ pub fn dual_stack_report(i: usize) -> ServerReport {
     };
     let address = |a: String| AddressReport {
         address: a.parse().expect("a valid socket address"),
-        target_host: name.clone().into(),
+        target_host: name.as_str().into(),
         phases: [
             (Phase::Connect, Duration::from_micros(12_345)),
             (Phase::TlsHandshake, Duration::from_micros(30_123)),
@@ -52,7 +52,7 @@ pub fn dual_stack_report(i: usize) -> ServerReport {
             failures: Vec::new(),
         }),
         keys: Some(KeysReport {
-            server_name: name.clone(),
+            server_name: name.as_str().into(),
             valid_until_ts: Some(1_767_000_000_123),
             verify_keys: vec![VerifyKey {
                 key_id: "ed25519:a_AbCd".into(),
@@ -89,7 +89,7 @@ pub fn dual_stack_report(i: usize) -> ServerReport {
         history: matrix_federation_exporter::report::History::default(),
         key_history: matrix_federation_exporter::report::KeyHistory::default(),
         local_certs: matrix_federation_exporter::report::LocalCertsReport::default(),
-        server_name: name.clone().into(),
+        server_name: name.as_str().into(),
         started_at: SystemTime::now(),
         finished_at: SystemTime::now(),
         duration: Duration::from_micros(80_123),

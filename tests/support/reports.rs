@@ -45,7 +45,7 @@ pub fn cert(
 /// signature by it matches), and nothing else.
 pub fn one_key(server_name: &str, valid_until_ts: i64, key: &str) -> KeysReport {
     KeysReport {
-        server_name: server_name.to_owned(),
+        server_name: server_name.into(),
         valid_until_ts: Some(valid_until_ts),
         verify_keys: vec![VerifyKey {
             key_id: "ed25519:a_AbCd".into(),

@@ -140,7 +140,7 @@ fn check_server_name(
 ) {
     let message = match doc.get("server_name") {
         Some(Value::String(name)) => {
-            report.server_name.clone_from(name);
+            report.server_name = name.as_str().into();
             if name == expected {
                 return;
             }

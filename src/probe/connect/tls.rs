@@ -7,7 +7,6 @@
 //! gets its own closed [`Reason`]. Session resumption is off: a resumed handshake presents no certificate.
 //! This module opens no sockets; callers hand it a connected `TcpStream`.
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -108,20 +107,14 @@ impl TlsClient {
                 Ok(Ok(stream)) => stream,
             };
         let (_, conn) = stream.get_ref();
-        // The names of known versions and suites are static; an unknown one is spelled out.
+        // The names are static: rustls negotiates only versions and suites it knows (and names).
         let facts = TlsFacts {
-            version: conn.protocol_version().map_or(Cow::Borrowed(""), |v| {
-                v.as_str()
-                    .map_or_else(|| Cow::Owned(format!("{v:?}")), Cow::Borrowed)
-            }),
+            version: conn
+                .protocol_version()
+                .map_or("", |v| v.as_str().unwrap_or("unknown")),
             cipher: conn
                 .negotiated_cipher_suite()
-                .map_or(Cow::Borrowed(""), |s| {
-                    let suite = s.suite();
-                    suite
-                        .as_str()
-                        .map_or_else(|| Cow::Owned(format!("{suite:?}")), Cow::Borrowed)
-                }),
+                .map_or("", |s| s.suite().as_str().unwrap_or("unknown")),
         };
         let chain = conn
             .peer_certificates()

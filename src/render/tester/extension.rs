@@ -573,7 +573,7 @@ fn ext_address(a: &AddressReport) -> ExtAddress {
             chain_not_after: c.chain_not_after(),
         }),
         keys: a.keys.as_ref().map(|k| ExtKeys {
-            server_name: k.server_name.clone(),
+            server_name: k.server_name.to_string(),
             valid_until_ts: k.valid_until_ts,
             warnings: k.warnings.clone(),
             old_verify_keys: k

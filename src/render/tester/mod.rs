@@ -621,7 +621,7 @@ mod tests {
     #[test]
     fn all_ed25519_checks_ok_is_null_without_an_ed25519_key() {
         let keys = KeysReport {
-            server_name: "example.org".to_owned(),
+            server_name: "example.org".into(),
             valid_until_ts: Some(1),
             verify_keys: vec![VerifyKey {
                 key_id: "curve25519:x".into(),
@@ -664,7 +664,7 @@ mod tests {
             matching_signature: ok,
         };
         let keys = KeysReport {
-            server_name: "example.org".to_owned(),
+            server_name: "example.org".into(),
             valid_until_ts: Some(1),
             verify_keys: vec![key("ed25519:a", true), key("ed25519:b", false)],
             ..KeysReport::default()
