@@ -739,8 +739,8 @@ fn golden_report() -> ServerReport {
         not_after,
     };
     let tls = TlsFacts {
-        version: "TLSv1_3".into(),
-        cipher: "TLS13_AES_128_GCM_SHA256".into(),
+        version: "TLSv1_3",
+        cipher: "TLS13_AES_128_GCM_SHA256",
     };
     ServerReport {
         history: matrix_federation_exporter::report::History::default(),
@@ -881,8 +881,8 @@ fn golden_report() -> ServerReport {
                 .into_iter()
                 .collect(),
                 tls: Some(TlsFacts {
-                    version: "TLSv1_2".into(),
-                    cipher: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".into(),
+                    version: "TLSv1_2",
+                    cipher: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
                 }),
                 certificate: Some(CertReport {
                     verified_not_after: None,

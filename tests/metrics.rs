@@ -96,8 +96,8 @@ fn healthy() -> ServerReport {
         .into_iter()
         .collect(),
         tls: Some(TlsFacts {
-            version: "TLSv1_3".into(),
-            cipher: "TLS13_AES_256_GCM_SHA384".into(),
+            version: "TLSv1_3",
+            cipher: "TLS13_AES_256_GCM_SHA384",
         }),
         certificate: Some(CertReport {
             verified_not_after: None,
@@ -351,8 +351,8 @@ fn failing() -> ServerReport {
                     .into_iter()
                     .collect(),
                 tls: Some(TlsFacts {
-                    version: "TLSv1_2".into(),
-                    cipher: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".into(),
+                    version: "TLSv1_2",
+                    cipher: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
                 }),
                 certificate: Some(CertReport {
                     verified_not_after: None,

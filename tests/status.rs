@@ -77,8 +77,8 @@ fn address(addr: &str, host: &str, leaf: Option<CertFacts>) -> AddressReport {
         .into_iter()
         .collect(),
         tls: Some(TlsFacts {
-            version: "TLSv1_3".into(),
-            cipher: "TLS13_AES_256_GCM_SHA384".into(),
+            version: "TLSv1_3",
+            cipher: "TLS13_AES_256_GCM_SHA384",
         }),
         certificate: leaf.map(|leaf| CertReport {
             verified_not_after: None,
@@ -172,7 +172,7 @@ fn broken() -> ServerReport {
         .push(expired.clone());
     v4.failures.push(expired);
     let mut v6 = address("[2001:db8::7]:8448", "matrix.broken.test", None);
-    v6.phases = Default::default();
+    v6.phases = matrix_federation_exporter::report::Timings::default();
     v6.tls = None;
     v6.keys = None;
     v6.version = None;
@@ -208,7 +208,7 @@ fn nasty() -> ServerReport {
         }],
         role_counts: [1, 0, 0],
         support_page: Some("https://nasty.test/<b>help</b>".to_owned()),
-        hops: Default::default(),
+        hops: matrix_federation_exporter::report::Hops::default(),
         error: None,
         duration: Duration::from_millis(5),
     });

@@ -377,7 +377,7 @@ mod tests {
         AddressReport {
             address: addr.parse().unwrap(),
             target_host: "example.org".into(),
-            phases: Default::default(),
+            phases: crate::report::Timings::default(),
             tls: None,
             certificate: None,
             keys: Some(KeysReport {

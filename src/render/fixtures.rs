@@ -53,8 +53,8 @@ pub(crate) fn srv_mismatch() -> ServerReport {
     v4.phases
         .record(Phase::TlsHandshake, Duration::from_millis(23));
     v4.tls = Some(TlsFacts {
-        version: "TLSv1_3".into(),
-        cipher: "TLS13_AES_256_GCM_SHA384".into(),
+        version: "TLSv1_3",
+        cipher: "TLS13_AES_256_GCM_SHA384",
     });
     let mismatch = Failure::new(
         Stage::Certificate,
@@ -140,8 +140,8 @@ pub(crate) fn delegated_ok() -> ServerReport {
         (Phase::Version, Duration::from_millis(3)),
     ]);
     a.tls = Some(TlsFacts {
-        version: "TLSv1_3".into(),
-        cipher: "TLS13_AES_128_GCM_SHA256".into(),
+        version: "TLSv1_3",
+        cipher: "TLS13_AES_128_GCM_SHA256",
     });
     a.certificate = Some(CertReport {
         verified_not_after: None,

@@ -301,12 +301,7 @@ fn write_address(
         .iter()
         .map(|(phase, t)| match (phase, &a.tls) {
             (Phase::TlsHandshake, Some(tls)) => {
-                format!(
-                    "TLS {} {} {}",
-                    Inert(&tls.version),
-                    Inert(&tls.cipher),
-                    ms(t)
-                )
+                format!("TLS {} {} {}", Inert(tls.version), Inert(tls.cipher), ms(t))
             }
             (Phase::TlsHandshake, None) => format!("TLS {}", ms(t)),
             (phase, _) => format!("{phase} {}", ms(t)),

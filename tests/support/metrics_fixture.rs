@@ -43,8 +43,8 @@ pub fn dual_stack_report(i: usize) -> ServerReport {
         .into_iter()
         .collect(),
         tls: Some(TlsFacts {
-            version: "TLSv1_3".into(),
-            cipher: "TLS13_AES_128_GCM_SHA256".into(),
+            version: "TLSv1_3",
+            cipher: "TLS13_AES_128_GCM_SHA256",
         }),
         certificate: Some(CertReport {
             verified_not_after: None,
@@ -75,7 +75,7 @@ pub fn dual_stack_report(i: usize) -> ServerReport {
         per_address: Vec::new(),
         outcome: WellKnownOutcome::NotFound,
         cache_ttl: Some(Duration::from_secs(3600)),
-        hops: Default::default(),
+        hops: matrix_federation_exporter::report::Hops::default(),
         error: None,
     };
     discovery.steps = [

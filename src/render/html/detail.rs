@@ -327,7 +327,7 @@ fn address_card(a: &AddressReport, now: SystemTime) -> Markup {
                 }
                 @if let Some(tls) = &a.tls {
                     dt { "TLS" }
-                    dd { (Esc(&tls.version)) " · " (Esc(&tls.cipher)) }
+                    dd { (Esc(tls.version)) " · " (Esc(tls.cipher)) }
                 }
                 @if let Some(cert) = &a.certificate { (certificate_item(cert, now)) }
                 @if let Some(keys) = &a.keys { (keys_item(keys, now)) }

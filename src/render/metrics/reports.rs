@@ -396,10 +396,7 @@ fn encode_address_families(
     let mut fam = FamilyWriter::new(enc, &TLS_INFO);
     for (labels, a) in addresses() {
         if let Some(tls) = &a.tls {
-            fam.info(&(
-                labels,
-                [("version", &*tls.version), ("cipher", &*tls.cipher)],
-            ))?;
+            fam.info(&(labels, [("version", tls.version), ("cipher", tls.cipher)]))?;
         }
     }
     let mut fam = FamilyWriter::new(enc, &KEYS_VALID);

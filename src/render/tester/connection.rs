@@ -132,9 +132,9 @@ pub(super) fn connection_report(r: &ServerReport, a: &AddressReport) -> Connecti
             })
             .collect(),
         cipher: Cipher {
-            version: tls.map(|t| go_tls_version(&t.version)).unwrap_or_default(),
+            version: tls.map(|t| go_tls_version(t.version)).unwrap_or_default(),
             cipher_suite: tls
-                .map(|t| go_words::cipher_suite(&t.cipher))
+                .map(|t| go_words::cipher_suite(t.cipher))
                 .unwrap_or_default(),
         },
         checks,

@@ -577,7 +577,7 @@ mod tests {
                     per_address: Vec::new(),
                     outcome: WellKnownOutcome::NotFound,
                     cache_ttl: Some(Duration::from_secs(3600)),
-                    hops: Default::default(),
+                    hops: crate::report::Hops::default(),
                     error: Some("HTTP 404".to_owned()),
                 },
                 ..DiscoveryReport::empty("example.org")
@@ -593,10 +593,10 @@ mod tests {
         AddressReport {
             address: "[2001:db8::1]:8448".parse::<SocketAddr>().unwrap(),
             target_host: "example.org".into(),
-            phases: Default::default(),
+            phases: crate::report::Timings::default(),
             tls: Some(TlsFacts {
-                version: "TLSv1_3".into(),
-                cipher: "TLS13_AES_128_GCM_SHA256".into(),
+                version: "TLSv1_3",
+                cipher: "TLS13_AES_128_GCM_SHA256",
             }),
             certificate: Some(CertReport {
                 verified_not_after: None,
