@@ -13,6 +13,10 @@
 //! `{"event":"round",…}` (serving `/metrics` on the printed address from then on), and exits on `quit` or
 //! at the end of stdin. Logs (our crate at info, as the binary's default) go to stderr.
 
+/// The binary's allocator (see `src/main.rs`), so that memory is measured as the exporter uses it.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::io::BufRead as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;

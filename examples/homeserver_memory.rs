@@ -3,6 +3,10 @@
 //! it. Prints the resident memory the kept list adds per destination and the peak during the refresh:
 //! `cargo run --release --example homeserver_memory -- 10000`.
 
+/// The binary's allocator (see `src/main.rs`), so that memory is measured as the exporter uses it.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[path = "../tests/support/mod.rs"]
 mod support;
 

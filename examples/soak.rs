@@ -10,6 +10,10 @@
 //! interval (200; every timeout is 3/4 of it), `--round-ms N` pause after each reload (100), `--sample-every N`
 //! rounds (250). Prints the samples as a Markdown table (the figures of `docs/soak.md`).
 
+/// The binary's allocator (see `src/main.rs`), so that memory is measured as the exporter uses it.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[path = "../tests/support/mod.rs"]
 mod support;
 
