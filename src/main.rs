@@ -201,12 +201,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         servers = targets.len(),
         "starting matrix-federation-exporter"
     );
-    // The daemon loads the configuration and the target files again from `source` (and on every reload); this
-    // copy of them would only be held for as long as it runs (with 100,000 names from target files, about
-    // 60 MiB).
-    drop((config, targets));
     let runtime = daemon::runtime().context("cannot start the async runtime")?;
-    runtime.block_on(daemon::run(source, listen, web))
+    runtime.block_on(daemon::run(source, (config, targets), listen, web))
 }
 
 /// The validated settings from the command line, config file and target files: every usage and config error

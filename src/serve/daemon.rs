@@ -55,13 +55,23 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// Runs the exporter from `source` until SIGTERM or Ctrl-C, reloading on SIGHUP, `POST /-/reload` and
-/// target-file changes.
-pub async fn run(source: Source, listen: SocketAddr, web: Option<WebConfig>) -> anyhow::Result<()> {
+/// Runs the exporter until SIGTERM or Ctrl-C, from the configuration and target files `source` gave at start
+/// (`loaded`), reloading from `source` on SIGHUP, `POST /-/reload` and target-file changes.
+pub async fn run(
+    source: Source,
+    loaded: (Config, Vec<Target>),
+    listen: SocketAddr,
+    web: Option<WebConfig>,
+) -> anyhow::Result<()> {
     // Before anything opens a descriptor, so the connection cap is computed against the raised limit.
     let descriptors = listener::raise_descriptor_limit();
     tracing::debug!(limit = ?descriptors, "file-descriptor limit");
-    let exporter = start_reloadable(source, Box::new(ProbeEnv::from_config))?;
+    // The loaded list goes at the end of this block: the daemon keeps its own (with 100,000 names from target
+    // files, a copy held for the whole run would be about 60 MiB).
+    let exporter = {
+        let (config, targets) = loaded;
+        start_loaded(source, config, &targets, Box::new(ProbeEnv::from_config))?
+    };
     let listener = bind(listen).await?;
     tracing::info!(address = %listener.local_addr()?, "listening");
     let _hup = tokio::spawn(reload_on_sighup(exporter.clone()));
@@ -148,8 +158,19 @@ pub fn start(config: &Config, env: ProbeEnv) -> Exporter {
 pub fn start_reloadable(source: Source, make_env: MakeEnv) -> anyhow::Result<Exporter> {
     let config = source.load()?;
     let targets = targets::resolve(&config)?;
+    start_loaded(source, config, &targets, make_env)
+}
+
+/// [`start_reloadable`] with the configuration and target files `source` already gave (the binary reads them
+/// once at start, to check them before it starts; they are not read twice).
+pub fn start_loaded(
+    source: Source,
+    config: Config,
+    targets: &[Target],
+    make_env: MakeEnv,
+) -> anyhow::Result<Exporter> {
     let env = make_env(&config)?;
-    Ok(launch(config, &targets, env, Some((source, make_env))))
+    Ok(launch(config, targets, env, Some((source, make_env))))
 }
 
 fn launch(
