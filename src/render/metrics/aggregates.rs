@@ -9,12 +9,11 @@ use std::fmt;
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::family::{CertLabels, FamilyWriter, Row, flag, leaf, server};
+use super::family::{AddressHeads, CertLabels, FamilyWriter, Row, flag, leaf, server};
 use super::{
     CERT_CHAIN_EARLIEST_NOT_AFTER, CERT_EARLIEST_NOT_AFTER, CERT_INFO, KEYS_VALID, KEYS_VALID_ALL,
     KEYS_VALID_UNTIL_EARLIEST, SIGNING_KEY_INFO,
 };
-use crate::render::prerendered::{Prerendered, address_head};
 use crate::report::key_history::KeyChange;
 use crate::report::{AddressReport, CertReport, KeyChangeKind, ServerReport, Stage, VerifyKey};
 
@@ -64,41 +63,31 @@ pub(super) fn encode_aggregates(
 /// The per-address rows the observer profile keeps beside `address_success`, each only while it shows a fault:
 /// `cert_info` of a rejected certificate (`MatrixFederationCertificateInvalid`'s description), `keys_valid` 0
 /// (`MatrixFederationSigningKeysInvalid`), and `signing_key_info` of a server whose addresses serve different
-/// keys (`MatrixFederationSigningKeysMismatch`). `heads` are the rendered label sets of every address.
+/// keys (`MatrixFederationSigningKeysMismatch`).
 pub(super) fn encode_observer_address_rows(
     enc: &mut DescriptorEncoder,
-    reports: &[Row],
-    heads: &[(String, &AddressReport)],
+    heads: &AddressHeads<'_>,
 ) -> fmt::Result {
-    let addresses = || {
-        heads
-            .iter()
-            .map(|(head, a)| (Prerendered::new(head, a.family().as_str()), *a))
-    };
     let mut fam = FamilyWriter::new(enc, &CERT_INFO);
-    for (labels, a) in addresses() {
+    for (labels, _, a) in heads.iter() {
         let rejected = a.failures.iter().any(|f| f.stage == Stage::Certificate);
         if let Some(leaf) = leaf(a).filter(|_| rejected) {
             fam.info(&(labels, CertLabels(leaf)))?;
         }
     }
     let mut fam = FamilyWriter::new(enc, &KEYS_VALID);
-    for (labels, a) in addresses() {
+    for (labels, _, a) in heads.iter() {
         if keys_checked(a) == Some(false) {
             fam.gauge(&labels, 0.0)?;
         }
     }
     let mut fam = FamilyWriter::new(enc, &SIGNING_KEY_INFO);
-    for (r, extra) in reports.iter().filter(|(r, _)| !keys_agree(r)) {
-        for a in &r.addresses {
-            let head = address_head(&r.server_name, extra, a.address);
-            let labels = Prerendered::new(&head, a.family().as_str());
-            for key in a.keys.iter().flat_map(|k| &k.verify_keys) {
-                fam.info(&(
-                    labels,
-                    [("key_id", key.key_id.as_str()), ("key", key.key.as_str())],
-                ))?;
-            }
+    for (labels, _, a) in heads.iter().filter(|(_, r, _)| !keys_agree(r)) {
+        for key in a.keys.iter().flat_map(|k| &k.verify_keys) {
+            fam.info(&(
+                labels,
+                [("key_id", key.key_id.as_str()), ("key", key.key.as_str())],
+            ))?;
         }
     }
     Ok(())

@@ -11,6 +11,7 @@ use prometheus_client::encoding::{
 };
 
 use super::{Desc, family_name};
+use crate::render::prerendered::{Prerendered, address_head};
 use crate::report::Labels;
 use crate::report::{AddressReport, CertFacts, Fingerprint, ServerReport};
 
@@ -27,6 +28,34 @@ pub(super) fn leaf(a: &AddressReport) -> Option<&CertFacts> {
         .as_ref()
         .and_then(|c| c.chain.first())
         .map(|c| &**c)
+}
+
+/// Every address's label set, rendered once per scrape for all the per-address families (see
+/// `render/prerendered.rs`), with the report it belongs to.
+pub(super) struct AddressHeads<'a>(Vec<(String, &'a ServerReport, &'a AddressReport)>);
+
+impl<'a> AddressHeads<'a> {
+    pub(super) fn of(reports: &'a [Row]) -> Self {
+        Self(
+            reports
+                .iter()
+                .flat_map(|(r, extra)| {
+                    r.addresses
+                        .iter()
+                        .map(move |a| (address_head(&r.server_name, extra, a.address), &**r, a))
+                })
+                .collect(),
+        )
+    }
+
+    /// Each address's labels, its server's report and the address's, in report order.
+    pub(super) fn iter(
+        &self,
+    ) -> impl Iterator<Item = (Prerendered<'_>, &'a ServerReport, &'a AddressReport)> {
+        self.0
+            .iter()
+            .map(|(head, r, a)| (Prerendered::new(head, a.family().as_str()), *r, *a))
+    }
 }
 
 pub(super) fn server<'a>(r: &'a ServerReport, extra: &'a Labels) -> ServerLabels<'a> {

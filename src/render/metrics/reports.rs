@@ -13,7 +13,9 @@ use prometheus_client::encoding::{
 use super::aggregates::{
     encode_aggregates, encode_observer_address_rows, keys_checked, observer_keeps_change,
 };
-use super::family::{CertLabels, FamilyWriter, Row, ServerLabels, Shown, flag, leaf, server};
+use super::family::{
+    AddressHeads, CertLabels, FamilyWriter, Row, ServerLabels, Shown, flag, leaf, server,
+};
 use super::{
     ADDRESS_INFO, ADDRESS_SUCCESS, ADDRESSES, CERT_CHAIN_NOT_AFTER, CERT_INFO, CERT_NOT_AFTER,
     CERT_NOT_BEFORE, CERT_VALID, CLIENT_DISCOVERY_INFO, CLIENT_SUCCESS, CLIENT_VERSIONS_INFO,
@@ -24,11 +26,10 @@ use super::{
     WELL_KNOWN_CONSISTENT, unix_seconds,
 };
 use crate::config::Profile;
-use crate::render::prerendered::{Prerendered, address_head};
 use crate::report::Labels;
 use crate::report::{
-    AddressClass, AddressReport, CertReport, ClientReport, ContactRole, Family, Reason,
-    ServerReport, Stage, SupportReport, SupportResult, Warning,
+    AddressClass, CertReport, ClientReport, ContactRole, Family, Reason, ServerReport, Stage,
+    SupportReport, SupportResult, Warning,
 };
 use crate::schedule::store::Store;
 
@@ -336,83 +337,70 @@ fn encode_address_families(
     reports: &[Row],
     full: bool,
 ) -> fmt::Result {
-    // Each address's label set, rendered once for all the families below (see `render/prerendered.rs`).
-    let heads: Vec<(String, &AddressReport)> = reports
-        .iter()
-        .flat_map(|(r, extra)| {
-            r.addresses
-                .iter()
-                .map(move |a| (address_head(&r.server_name, extra, a.address), a))
-        })
-        .collect();
-    let addresses = || {
-        heads
-            .iter()
-            .map(|(head, a)| (Prerendered::new(head, a.family().as_str()), *a))
-    };
+    let heads = AddressHeads::of(reports);
     let mut fam = FamilyWriter::new(enc, &ADDRESS_SUCCESS);
-    for (labels, a) in addresses() {
+    for (labels, _, a) in heads.iter() {
         fam.gauge(&labels, flag(a.success()))?;
     }
     if !full {
-        return encode_observer_address_rows(enc, reports, &heads);
+        return encode_observer_address_rows(enc, &heads);
     }
     let mut fam = FamilyWriter::new(enc, &CONNECTION_DURATION);
-    for (labels, a) in addresses() {
+    for (labels, _, a) in heads.iter() {
         for (phase, took) in a.phases.iter() {
             fam.gauge(&(labels, [("phase", phase.as_str())]), took.as_secs_f64())?;
         }
     }
     let mut fam = FamilyWriter::new(enc, &CERT_VALID);
-    for (labels, a) in addresses() {
+    for (labels, _, a) in heads.iter() {
         if let Some(cert) = &a.certificate {
             fam.gauge(&labels, flag(cert.valid()))?;
         }
     }
     let mut fam = FamilyWriter::new(enc, &CERT_NOT_AFTER);
-    for (labels, a) in addresses() {
+    for (labels, _, a) in heads.iter() {
         if let Some(leaf) = leaf(a) {
             fam.gauge(&labels, leaf.not_after as f64)?;
         }
     }
     let mut fam = FamilyWriter::new(enc, &CERT_NOT_BEFORE);
-    for (labels, a) in addresses() {
+    for (labels, _, a) in heads.iter() {
         if let Some(leaf) = leaf(a) {
             fam.gauge(&labels, leaf.not_before as f64)?;
         }
     }
     let mut fam = FamilyWriter::new(enc, &CERT_CHAIN_NOT_AFTER);
-    for (labels, a) in addresses() {
+    for (labels, _, a) in heads.iter() {
         if let Some(not_after) = a.certificate.as_ref().and_then(CertReport::chain_not_after) {
             fam.gauge(&labels, not_after as f64)?;
         }
     }
     let mut fam = FamilyWriter::new(enc, &CERT_INFO);
-    for (labels, a) in addresses() {
+    for (labels, _, a) in heads.iter() {
         if let Some(leaf) = leaf(a) {
             fam.info(&(labels, CertLabels(leaf)))?;
         }
     }
     let mut fam = FamilyWriter::new(enc, &TLS_INFO);
-    for (labels, a) in addresses() {
+    for (labels, _, a) in heads.iter() {
         if let Some(tls) = &a.tls {
             fam.info(&(labels, [("version", tls.version), ("cipher", tls.cipher)]))?;
         }
     }
     let mut fam = FamilyWriter::new(enc, &KEYS_VALID);
-    for (labels, a) in addresses() {
+    for (labels, _, a) in heads.iter() {
         if let Some(ok) = keys_checked(a) {
             fam.gauge(&labels, flag(ok))?;
         }
     }
     let mut fam = FamilyWriter::new(enc, &KEYS_VALID_UNTIL);
-    for (labels, a) in addresses() {
+    for (labels, _, a) in heads.iter() {
         if let Some(ms) = a.keys.as_ref().and_then(|k| k.valid_until_ts) {
             fam.gauge(&labels, ms as f64 / 1000.0)?;
         }
     }
     let mut fam = FamilyWriter::new(enc, &SIGNING_KEY_INFO);
-    for (labels, a) in addresses() {
+    for (labels, _, a) in heads.iter() {
         for key in a.keys.iter().flat_map(|k| &k.verify_keys) {
             fam.info(&(
                 labels,
@@ -421,7 +409,7 @@ fn encode_address_families(
         }
     }
     let mut fam = FamilyWriter::new(enc, &SERVER_VERSION_INFO);
-    for (labels, a) in addresses() {
+    for (labels, _, a) in heads.iter() {
         if let Some(v) = &a.version {
             fam.info(&(
                 labels,
