@@ -1531,7 +1531,8 @@ async fn requests_and_timings_are_recorded() {
 }
 
 /// The well-known fetch and the default-port step both need the server name's addresses: a probe asks for them
-/// once. A server without delegation costs four queries: AAAA and A of the name, then the two SRV names.
+/// once. A server without delegation costs four queries: AAAA and A of the name, and the two SRV names, all
+/// asked at once over one socket.
 #[tokio::test]
 async fn the_server_name_is_resolved_once_per_probe() {
     static S: Scenario = Scenario {
@@ -1560,6 +1561,12 @@ async fn the_server_name_is_resolved_once_per_probe() {
     let report = probe_server(&env, &ServerName::parse("once.test").unwrap()).await;
     check(&world, &S, &report);
     assert_eq!(world.dns.queries() - before, 4);
+    let sources = world.dns.sources();
+    let asked = &sources[sources.len() - 4..];
+    assert!(
+        asked.iter().all(|s| *s == asked[0]),
+        "one socket for the four questions: {asked:?}"
+    );
     // The report holds the name once, however many fields carry it.
     let d = &report.discovery;
     for same in [

@@ -213,7 +213,12 @@ struct State {
 struct Shared {
     state: RwLock<State>,
     queries: AtomicUsize,
+    /// Where each query came from, in order of arrival (the first [`MAX_SOURCES`]).
+    sources: std::sync::Mutex<Vec<SocketAddr>>,
 }
+
+/// The most query sources a [`FakeDns`] remembers.
+const MAX_SOURCES: usize = 10_000;
 
 /// The catalog plus the SERVFAIL list and the query counter.
 struct Handler(Arc<Shared>);
@@ -226,6 +231,12 @@ impl RequestHandler for Handler {
         mut response_handle: R,
     ) -> ResponseInfo {
         self.0.queries.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut sources = self.0.sources.lock().expect("dns sources lock");
+            if sources.len() < MAX_SOURCES {
+                sources.push(request.src());
+            }
+        }
         let (catalog, servfail) = {
             let state = self.0.state.read().expect("dns state lock");
             (state.catalog.clone(), state.servfail.clone())
@@ -289,6 +300,7 @@ impl FakeDns {
         let shared = Arc::new(Shared {
             state: RwLock::new(State { catalog, servfail }),
             queries: AtomicUsize::new(0),
+            sources: std::sync::Mutex::new(Vec::new()),
         });
         let (udp, tcp, addr) = udp_and_tcp_on_one_port().await;
         let mut server = Server::new(Handler(shared.clone()));
@@ -310,6 +322,15 @@ impl FakeDns {
     /// Queries received so far (UDP and TCP, any name).
     pub fn queries(&self) -> usize {
         self.shared.queries.load(Ordering::Relaxed)
+    }
+
+    /// The address each query came from, in order of arrival (the client's socket: one per exchange).
+    pub fn sources(&self) -> Vec<SocketAddr> {
+        self.shared
+            .sources
+            .lock()
+            .expect("dns sources lock")
+            .clone()
     }
 }
 

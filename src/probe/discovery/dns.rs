@@ -9,7 +9,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hickory_resolver::config::NameServerConfig;
 use hickory_resolver::proto::op::{Message, ResponseCode};
@@ -70,6 +70,12 @@ pub struct Addresses {
 
 pub type Lookup<T> = Result<Answer<T>, DnsFailure>;
 
+/// An SRV answer: the records (at most [`MAX_RECORDS`]) and whether more came.
+pub type SrvLookup = Lookup<(Vec<SrvRecord>, bool)>;
+
+/// One question's outcome inside a lookup: `None` while still open.
+type Slot = Option<Result<Answer<Vec<RData>>, Failed>>;
+
 /// Both families of one host, looked up concurrently.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HostAddresses {
@@ -83,22 +89,47 @@ pub struct HostAddresses {
     pub nxdomain: bool,
 }
 
-/// The A/AAAA answers one probe already got, by host. The well-known fetch resolves the server name, and the
-/// default-port step ("an IP address is resolved using CNAME, AAAA or A records") needs the same answer:
-/// asking once saves two of the six queries of a server without delegation. As a caching resolver would, a
-/// probe asks each host once; nothing outlives the probe. At most one entry per well-known hop.
+/// The answers one probe already got: A/AAAA by host, and SRV by name. The well-known fetch resolves the server
+/// name, and the default-port step ("an IP address is resolved using CNAME, AAAA or A records") needs the same
+/// answer: asking once saves two of the six queries of a server without delegation. As a caching resolver
+/// would, a probe asks each question once; nothing outlives the probe. At most one host entry per well-known
+/// hop, and the two SRV names of the server name (see [`Dns::server_name_once`]).
 #[derive(Clone, Debug, Default)]
-pub struct Known(Vec<(String, HostAddresses)>);
+pub struct Known {
+    hosts: Vec<(String, HostAddresses)>,
+    srv: Vec<(String, SrvLookup)>,
+    /// How long the exchange that answered the SRV names took (they were asked with the server name's
+    /// addresses).
+    srv_took: Duration,
+}
 
 impl Known {
     /// The answer already got for `host` (DNS names compare without regard to case).
     #[must_use]
     pub fn get(&self, host: &str) -> Option<&HostAddresses> {
-        self.0
+        self.hosts
             .iter()
             .find(|(h, _)| h.eq_ignore_ascii_case(host))
             .map(|(_, found)| found)
     }
+
+    /// The SRV answer already got for `name`, and how long the exchange that got it took.
+    #[must_use]
+    pub fn srv(&self, name: &str) -> Option<(&SrvLookup, Duration)> {
+        self.srv
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, found)| (found, self.srv_took))
+    }
+}
+
+/// The two SRV names of `hostname`, in the spec's order: `_matrix-fed._tcp`, then the deprecated `_matrix._tcp`.
+#[must_use]
+pub fn srv_names(hostname: &str) -> [String; 2] {
+    [
+        format!("_matrix-fed._tcp.{hostname}"),
+        format!("_matrix._tcp.{hostname}"),
+    ]
 }
 
 impl Dns {
@@ -125,77 +156,28 @@ impl Dns {
     }
 
     /// SRV records of `name` (for example `_matrix-fed._tcp.example.org`), in answer order.
-    pub async fn srv(&self, name: &str) -> Lookup<(Vec<SrvRecord>, bool)> {
-        let lookup = self.lookup(name, RecordType::SRV).await?;
-        Ok(lookup.map(|records| {
-            let mut srvs: Vec<SrvRecord> = records
-                .iter()
-                .filter_map(|rdata| match rdata {
-                    RData::SRV(s) => Some(SrvRecord {
-                        priority: s.priority,
-                        weight: s.weight,
-                        port: s.port,
-                        target: strip_root(&s.target.to_ascii()),
-                    }),
-                    _ => None,
-                })
-                .collect();
-            let truncated = srvs.len() > MAX_RECORDS;
-            srvs.truncate(MAX_RECORDS);
-            (srvs, truncated)
-        }))
+    pub async fn srv(&self, name: &str) -> SrvLookup {
+        Ok(self
+            .lookup(name, RecordType::SRV)
+            .await?
+            .map(|records| srv_records(&records)))
     }
 
-    /// A (IPv4) or AAAA (IPv6) addresses of `host`, following CNAMEs.
-    pub async fn addresses(&self, host: &str, ipv6: bool) -> Lookup<Addresses> {
-        let rtype = if ipv6 {
-            RecordType::AAAA
-        } else {
-            RecordType::A
-        };
-        let lookup = self.lookup(host, rtype).await?;
-        Ok(lookup.map(|records| {
-            let via_cname = records.iter().any(|r| matches!(r, RData::CNAME(_)));
-            let mut ips: Vec<IpAddr> = records
-                .iter()
-                .filter_map(|r| match r {
-                    RData::A(a) => Some(IpAddr::V4(a.0)),
-                    RData::AAAA(a) => Some(IpAddr::V6(a.0)),
-                    _ => None,
-                })
-                .collect();
-            ips.dedup();
-            let truncated = ips.len() > MAX_RECORDS;
-            ips.truncate(MAX_RECORDS);
-            Addresses {
-                ips,
-                via_cname,
-                truncated,
-            }
-        }))
-    }
-
-    /// AAAA and A of `host` at once ("resolve the hostname to an IP address using CNAME, AAAA or A records").
-    pub async fn host(&self, host: &str) -> HostAddresses {
-        let (v6, v4) = tokio::join!(self.addresses(host, true), self.addresses(host, false));
-        let mut out = HostAddresses {
-            nxdomain: true,
-            ..HostAddresses::default()
-        };
-        for result in [v6, v4] {
-            match result {
-                Ok(Answer::Found(a)) => {
-                    out.ips.extend(a.ips);
-                    out.via_cname |= a.via_cname;
-                    out.truncated |= a.truncated;
-                    out.nxdomain = false;
-                }
-                Ok(Answer::NoData) => out.nxdomain = false,
-                Ok(Answer::NxDomain) => {}
-                Err(f) => out.failures.push(f),
-            }
+    /// [`Dns::srv`], answered from `known` when this probe already asked (with the time that exchange took).
+    pub async fn srv_once(&self, name: &str, known: &Known) -> (SrvLookup, Option<Duration>) {
+        match known.srv(name) {
+            Some((found, took)) => (found.clone(), Some(took)),
+            None => (self.srv(name).await, None),
         }
-        out
+    }
+
+    /// AAAA and A of `host` at once ("resolve the hostname to an IP address using CNAME, AAAA or A records"), in
+    /// one exchange.
+    pub async fn host(&self, host: &str) -> HostAddresses {
+        let [v6, v4] = self
+            .lookup_all([(host, RecordType::AAAA), (host, RecordType::A)])
+            .await;
+        host_addresses(v6, v4)
     }
 
     /// [`Dns::host`], answered from `known` when this probe already asked, and remembered there otherwise.
@@ -204,75 +186,230 @@ impl Dns {
             return found.clone();
         }
         let found = self.host(host).await;
-        known.0.push((host.to_owned(), found.clone()));
+        known.hosts.push((host.to_owned(), found.clone()));
+        found
+    }
+
+    /// The server name's addresses, as [`Dns::host_once`], asked in one exchange with its two SRV names, which
+    /// are remembered in `known` for the SRV steps (4 and 5, or the shadowed records after a delegation). Every
+    /// probe of a DNS name without a port asks these four questions; asking them at once costs one socket
+    /// and one round trip instead of four and three. The spec's order of the steps is unchanged: the SRV
+    /// answers are read only where the spec reads them.
+    pub async fn server_name_once(&self, hostname: &str, known: &mut Known) -> HostAddresses {
+        if let Some(found) = known.get(hostname) {
+            return found.clone();
+        }
+        let start = Instant::now();
+        let [fed, legacy] = srv_names(hostname);
+        let [v6, v4, fed_answer, legacy_answer] = self
+            .lookup_all([
+                (hostname, RecordType::AAAA),
+                (hostname, RecordType::A),
+                (&fed, RecordType::SRV),
+                (&legacy, RecordType::SRV),
+            ])
+            .await;
+        let found = host_addresses(v6, v4);
+        known.hosts.push((hostname.to_owned(), found.clone()));
+        known.srv_took = start.elapsed();
+        for (name, answer) in [(fed, fed_answer), (legacy, legacy_answer)] {
+            known
+                .srv
+                .push((name, answer.map(|a| a.map(|records| srv_records(&records)))));
+        }
         found
     }
 
     async fn lookup(&self, name: &str, rtype: RecordType) -> Lookup<Vec<RData>> {
-        let fqdn = Name::from_ascii(fqdn(name)).map_err(|e| DnsFailure {
-            reason: Reason::DnsError,
-            message: format!("{name:?} is not a valid DNS name: {e}"),
-        })?;
+        let [found] = self.lookup_all([(name, rtype)]).await;
+        found
+    }
+
+    /// Each question's records (following CNAMEs), asked together: one exchange per name server and CNAME hop.
+    async fn lookup_all<const N: usize>(
+        &self,
+        questions: [(&str, RecordType); N],
+    ) -> [Lookup<Vec<RData>>; N] {
+        let names = questions.map(|(name, _)| {
+            Name::from_ascii(fqdn(name)).map_err(|e| DnsFailure {
+                reason: Reason::DnsError,
+                message: format!("{name:?} is not a valid DNS name: {e}"),
+            })
+        });
+        let asks: Vec<(Name, RecordType)> = names
+            .iter()
+            .zip(&questions)
+            .filter_map(|(name, (_, rtype))| Some((name.as_ref().ok()?.clone(), *rtype)))
+            .collect();
+        let mut out: Vec<Slot> = asks.iter().map(|_| None).collect();
         // Each exchange is bounded by `timeout`; this outer bound covers several name servers or CNAME hops
-        // asked one after another.
+        // asked one after another. Answers already complete stay in `out` when it cuts the rest short.
         let outer = self.timeout.saturating_mul(2);
-        let result = tokio::time::timeout(outer, self.follow(fqdn, rtype))
-            .await
-            .unwrap_or(Err(Failed::Timeout));
-        result.map_err(|failed| DnsFailure {
-            reason: match failed {
-                Failed::Timeout => Reason::DnsTimeout,
-                Failed::Error(_) => Reason::DnsError,
-            },
-            // Which resolver failed is the first question when every server fails at once.
-            message: format!("{rtype} {name}: {failed} (asked {})", self.asked),
+        let _ = tokio::time::timeout(outer, self.follow_all(&asks, &mut out)).await;
+        let mut answers = out.into_iter();
+        let mut i = 0;
+        names.map(|name| {
+            let (text, rtype) = questions[i];
+            i += 1;
+            name?;
+            let answer = answers.next().flatten().unwrap_or(Err(Failed::Timeout));
+            answer.map_err(|failed| DnsFailure {
+                reason: match failed {
+                    Failed::Timeout => Reason::DnsTimeout,
+                    Failed::Error(_) => Reason::DnsError,
+                },
+                // Which resolver failed is the first question when every server fails at once.
+                message: format!("{rtype} {text}: {failed} (asked {})", self.asked),
+            })
         })
     }
 
-    /// The records of `rtype` for `name` and the CNAMEs that led there, following CNAMEs whose targets the
-    /// answer does not include, at most [`MAX_CNAME_HOPS`] times.
-    async fn follow(&self, name: Name, rtype: RecordType) -> Result<Answer<Vec<RData>>, Failed> {
-        let mut records = Vec::new();
-        let mut current = name;
+    /// For each question, the records of its type and the CNAMEs that led there, following CNAMEs whose targets
+    /// the answer does not include, at most [`MAX_CNAME_HOPS`] times. The questions still open are asked
+    /// together at each hop. Fills `out` (one slot per question) as answers complete.
+    async fn follow_all(&self, asks: &[(Name, RecordType)], out: &mut [Slot]) {
+        let mut chains: Vec<(Name, Vec<RData>)> = asks
+            .iter()
+            .map(|(name, _)| (name.clone(), Vec::new()))
+            .collect();
         for _ in 0..MAX_CNAME_HOPS {
-            let answer = self.ask_servers(&current, rtype).await?;
-            if answer.metadata.response_code == ResponseCode::NXDomain {
-                return Ok(Answer::NxDomain);
+            let open: Vec<usize> = (0..asks.len()).filter(|&i| out[i].is_none()).collect();
+            if open.is_empty() {
+                return;
             }
-            match chain(&answer, current, rtype, &mut records) {
-                Next::Done => {
-                    let wanted = records.iter().any(|r| r.record_type() == rtype);
-                    return Ok(if wanted {
-                        Answer::Found(records)
-                    } else {
-                        Answer::NoData
-                    });
-                }
-                Next::Ask(target) => current = target,
+            let questions: Vec<(&Name, RecordType)> =
+                open.iter().map(|&i| (&chains[i].0, asks[i].1)).collect();
+            let answers = self.ask_servers(&questions).await;
+            for (&i, answer) in open.iter().zip(answers) {
+                let rtype = asks[i].1;
+                let (current, records) = &mut chains[i];
+                out[i] = match answer {
+                    Err(failed) => Some(Err(failed)),
+                    Ok(answer) if answer.metadata.response_code == ResponseCode::NXDomain => {
+                        Some(Ok(Answer::NxDomain))
+                    }
+                    Ok(answer) => match chain(&answer, current.clone(), rtype, records) {
+                        Next::Done => {
+                            let wanted = records.iter().any(|r| r.record_type() == rtype);
+                            Some(Ok(if wanted {
+                                Answer::Found(std::mem::take(records))
+                            } else {
+                                Answer::NoData
+                            }))
+                        }
+                        Next::Ask(target) => {
+                            *current = target;
+                            None
+                        }
+                    },
+                };
             }
         }
-        Err(Failed::Error(format!(
-            "more than {MAX_CNAME_HOPS} CNAMEs in a row"
-        )))
+        for slot in out.iter_mut().filter(|s| s.is_none()) {
+            *slot = Some(Err(Failed::Error(format!(
+                "more than {MAX_CNAME_HOPS} CNAMEs in a row"
+            ))));
+        }
     }
 
-    /// One question to each name server in turn, until one answers NOERROR or NXDOMAIN.
-    async fn ask_servers(&self, name: &Name, rtype: RecordType) -> Result<Message, Failed> {
-        let mut last = Failed::Error("no name server to ask".to_owned());
+    /// The questions to each name server in turn, each until one answers it NOERROR or NXDOMAIN; the questions a
+    /// server left open go to the next one together. One result per question, in order.
+    async fn ask_servers(&self, questions: &[(&Name, RecordType)]) -> Vec<Result<Message, Failed>> {
+        let mut results: Vec<Result<Message, Failed>> = questions
+            .iter()
+            .map(|_| Err(Failed::Error("no name server to ask".to_owned())))
+            .collect();
+        let mut open: Vec<usize> = (0..questions.len()).collect();
         for server in self.servers.iter() {
-            let asked =
-                tokio::time::timeout(self.timeout, dns_wire::ask(*server, name, rtype)).await;
-            last = match asked {
-                Err(_) => Failed::Timeout,
-                Ok(Err(e)) => Failed::Error(format!("{server}: {e}")),
-                Ok(Ok(answer)) => match answer.metadata.response_code {
-                    ResponseCode::NoError | ResponseCode::NXDomain => return Ok(answer),
-                    code => Failed::Error(format!("{server} answered {}", code.to_str())),
-                },
-            };
+            if open.is_empty() {
+                break;
+            }
+            let asking: Vec<(&Name, RecordType)> = open.iter().map(|&i| questions[i]).collect();
+            let deadline = tokio::time::Instant::now() + self.timeout;
+            let answers = dns_wire::ask_all(*server, &asking, deadline).await;
+            let mut still = Vec::new();
+            for (&i, answer) in open.iter().zip(answers) {
+                results[i] = match answer {
+                    None => Err(Failed::Timeout),
+                    Some(Err(e)) => Err(Failed::Error(format!("{server}: {e}"))),
+                    Some(Ok(answer)) => match answer.metadata.response_code {
+                        ResponseCode::NoError | ResponseCode::NXDomain => Ok(answer),
+                        code => Err(Failed::Error(format!(
+                            "{server} answered {}",
+                            code.to_str()
+                        ))),
+                    },
+                };
+                if results[i].is_err() {
+                    still.push(i);
+                }
+            }
+            open = still;
         }
-        Err(last)
+        results
     }
+}
+
+/// SRV records in answer order, at most [`MAX_RECORDS`] (and whether more came).
+fn srv_records(records: &[RData]) -> (Vec<SrvRecord>, bool) {
+    let mut srvs: Vec<SrvRecord> = records
+        .iter()
+        .filter_map(|rdata| match rdata {
+            RData::SRV(s) => Some(SrvRecord {
+                priority: s.priority,
+                weight: s.weight,
+                port: s.port,
+                target: strip_root(&s.target.to_ascii()),
+            }),
+            _ => None,
+        })
+        .collect();
+    let truncated = srvs.len() > MAX_RECORDS;
+    srvs.truncate(MAX_RECORDS);
+    (srvs, truncated)
+}
+
+/// The addresses in an A or AAAA answer, at most [`MAX_RECORDS`].
+fn addresses(records: &[RData]) -> Addresses {
+    let via_cname = records.iter().any(|r| matches!(r, RData::CNAME(_)));
+    let mut ips: Vec<IpAddr> = records
+        .iter()
+        .filter_map(|r| match r {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+            _ => None,
+        })
+        .collect();
+    ips.dedup();
+    let truncated = ips.len() > MAX_RECORDS;
+    ips.truncate(MAX_RECORDS);
+    Addresses {
+        ips,
+        via_cname,
+        truncated,
+    }
+}
+
+/// Both families of one host from its AAAA and A answers (IPv6 first).
+fn host_addresses(v6: Lookup<Vec<RData>>, v4: Lookup<Vec<RData>>) -> HostAddresses {
+    let mut out = HostAddresses {
+        nxdomain: true,
+        ..HostAddresses::default()
+    };
+    for result in [v6, v4] {
+        match result.map(|found| found.map(|records| addresses(&records))) {
+            Ok(Answer::Found(a)) => {
+                out.ips.extend(a.ips);
+                out.via_cname |= a.via_cname;
+                out.truncated |= a.truncated;
+                out.nxdomain = false;
+            }
+            Ok(Answer::NoData) => out.nxdomain = false,
+            Ok(Answer::NxDomain) => {}
+            Err(f) => out.failures.push(f),
+        }
+    }
+    out
 }
 
 /// The most CNAME hops followed with new questions (hickory's resolver stops at 8 too).

@@ -89,16 +89,18 @@ pub async fn discover(env: &ProbeEnv, name: &ServerName) -> Discovery {
                             (Host::Ip(_), _) | (Host::Dns(_), Some(_)) => {
                                 direct(env, &delegated, &mut d)
                             }
-                            (Host::Dns(h), None) => srv_steps(env, &h, &mut d).await,
+                            (Host::Dns(h), None) => srv_steps(env, &h, &mut d, &known).await,
                         };
                         resolve_targets(env, targets, &mut d, &known).await;
                     };
                     // The server name's own SRV records, which the delegation shadows, are looked up while the
                     // delegated name resolves (DESIGN.md, "What the certificates FAQ warns about", point 8).
                     if shadowed::shadows(&hostname, &delegated) {
-                        let ((), mut found) =
-                            futures_util::future::join(follow, shadowed::lookup(env, &hostname))
-                                .await;
+                        let ((), mut found) = futures_util::future::join(
+                            follow,
+                            shadowed::lookup(env, &hostname, &known),
+                        )
+                        .await;
                         shadowed::judge(&mut found, &d.report.targets);
                         d.report.shadowed_srv = Some(Box::new(found));
                     } else {
@@ -108,7 +110,7 @@ pub async fn discover(env: &ProbeEnv, name: &ServerName) -> Discovery {
                     return d;
                 }
                 // "If the response is invalid ... skip to step 4."
-                None => srv_steps(env, &hostname, &mut d).await,
+                None => srv_steps(env, &hostname, &mut d, &known).await,
             }
         }
     };
@@ -167,10 +169,18 @@ fn direct(env: &ProbeEnv, name: &ServerName, d: &mut Discovery) -> Vec<Target> {
 
 /// Steps 3.3 to 3.5 (for a delegated name) and 4 to 6 (for the server name): `_matrix-fed._tcp`, then the
 /// deprecated `_matrix._tcp`, then the name itself on 8448.
-async fn srv_steps(env: &ProbeEnv, hostname: &str, d: &mut Discovery) -> Vec<Target> {
+async fn srv_steps(
+    env: &ProbeEnv,
+    hostname: &str,
+    d: &mut Discovery,
+    known: &Known,
+) -> Vec<Target> {
     let start = Instant::now();
-    let result = srv_lookup(env, hostname).await;
-    d.report.steps.record(Step::Srv, start.elapsed());
+    let (result, asked_before) = srv_lookup(env, hostname, known).await;
+    // Answers the server name's address lookup already brought count the time of that exchange.
+    d.report
+        .steps
+        .record(Step::Srv, asked_before.unwrap_or_else(|| start.elapsed()));
     match result {
         Ok(Some((method, records, truncated))) => {
             d.report.method = method;
@@ -200,22 +210,36 @@ async fn srv_steps(env: &ProbeEnv, hostname: &str, d: &mut Discovery) -> Vec<Tar
 
 type SrvFound = Option<(Method, Vec<SrvRecord>, bool)>;
 
-async fn srv_lookup(env: &ProbeEnv, hostname: &str) -> Result<SrvFound, DnsFailure> {
+/// The SRV answer of steps 4 and 5 (or 3.3 and 3.4), and when both came from the server name's first exchange
+/// (`known`), how long that took.
+async fn srv_lookup(
+    env: &ProbeEnv,
+    hostname: &str,
+    known: &Known,
+) -> (Result<SrvFound, DnsFailure>, Option<std::time::Duration>) {
+    let [fed, legacy] = dns::srv_names(hostname);
     // "If the /.well-known request resulted in an error response, a server is found by resolving an SRV
     // record for _matrix-fed._tcp.<hostname>."
-    if let Answer::Found((records, truncated)) =
-        env.dns.srv(&format!("_matrix-fed._tcp.{hostname}")).await?
-    {
-        return Ok(Some((Method::SrvMatrixFed, records, truncated)));
+    let (answer, mut took) = env.dns.srv_once(&fed, known).await;
+    match answer {
+        Err(f) => return (Err(f), took),
+        Ok(Answer::Found((records, truncated))) => {
+            return (Ok(Some((Method::SrvMatrixFed, records, truncated))), took);
+        }
+        Ok(_) => {}
     }
     // "[Deprecated] If the /.well-known request resulted in an error response, and a _matrix-fed._tcp.<hostname>
     // SRV record was not found, a server is found by resolving a _matrix._tcp.<hostname> SRV record."
-    if let Answer::Found((records, truncated)) =
-        env.dns.srv(&format!("_matrix._tcp.{hostname}")).await?
-    {
-        return Ok(Some((Method::SrvMatrix, records, truncated)));
-    }
-    Ok(None)
+    let (answer, legacy_took) = env.dns.srv_once(&legacy, known).await;
+    took = took.and(legacy_took);
+    let found = match answer {
+        Err(f) => Err(f),
+        Ok(Answer::Found((records, truncated))) => {
+            Ok(Some((Method::SrvMatrix, records, truncated)))
+        }
+        Ok(_) => Ok(None),
+    };
+    (found, took)
 }
 
 /// Every SRV target, ordered by priority and then by weight (heaviest first), duplicates removed. A target

@@ -13,7 +13,7 @@ use futures_util::future::join;
 
 use crate::config::server_name::{Host, ServerName};
 use crate::probe::discovery::MAX_TARGETS;
-use crate::probe::discovery::dns::Answer;
+use crate::probe::discovery::dns::{self, Answer, Known};
 use crate::probe::env::ProbeEnv;
 use crate::report::{ShadowedSrv, ShadowedSrvReport, SrvRecordName, TargetReport};
 
@@ -27,13 +27,17 @@ pub fn shadows(hostname: &str, delegated: &ServerName) -> bool {
     }
 }
 
-/// Looks up both SRV names of `hostname` at once, each under the resolver's DNS timeout. A name that is not
+/// Both SRV names of `hostname`: as the server name's first exchange got them (`known`, see
+/// `Dns::server_name_once`), or looked up now, at once, each under the resolver's DNS timeout. A name that is not
 /// found has no records; a lookup that fails is noted in `errors`, never a failure of the probe.
-pub async fn lookup(env: &ProbeEnv, hostname: &str) -> ShadowedSrvReport {
+pub async fn lookup(env: &ProbeEnv, hostname: &str, known: &Known) -> ShadowedSrvReport {
     let start = Instant::now();
-    let fed = format!("_matrix-fed._tcp.{hostname}");
-    let legacy = format!("_matrix._tcp.{hostname}");
-    let (fed_answer, legacy_answer) = join(env.dns.srv(&fed), env.dns.srv(&legacy)).await;
+    let [fed, legacy] = dns::srv_names(hostname);
+    let ((fed_answer, fed_took), (legacy_answer, _)) = join(
+        env.dns.srv_once(&fed, known),
+        env.dns.srv_once(&legacy, known),
+    )
+    .await;
     let mut report = ShadowedSrvReport::default();
     for (record, answer) in [
         (SrvRecordName::MatrixFed, fed_answer),
@@ -67,7 +71,7 @@ pub async fn lookup(env: &ProbeEnv, hostname: &str) -> ShadowedSrvReport {
             Err(f) => report.errors.push(f.message),
         }
     }
-    report.duration = start.elapsed();
+    report.duration = fed_took.unwrap_or_else(|| start.elapsed());
     report
 }
 

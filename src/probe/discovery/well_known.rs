@@ -54,11 +54,13 @@ pub async fn lookup(env: &ProbeEnv, hostname: &str, known: &mut Known) -> WellKn
     let start = Instant::now();
     let limit = env.timeouts.well_known;
     let deadline = tokio::time::Instant::now() + limit;
-    // The same answer the fetch would get (and `Known` keeps it for the default-port step).
-    let ips = match tokio::time::timeout_at(deadline, env.dns.host_once(hostname, known)).await {
-        Ok(found) => addresses_to_ask(env, found.ips),
-        Err(_) => Vec::new(),
-    };
+    // The same answer the fetch would get (and `Known` keeps it for the default-port step), asked together with
+    // the name's SRV records, which `Known` keeps for the SRV steps.
+    let ips =
+        match tokio::time::timeout_at(deadline, env.dns.server_name_once(hostname, known)).await {
+            Ok(found) => addresses_to_ask(env, found.ips),
+            Err(_) => Vec::new(),
+        };
     let mut asked = if ips.is_empty() {
         // No address to ask: one fetch as before, which says why (DNS error, private addresses, timeout).
         vec![ask(env, hostname, None, known.clone(), deadline, limit).await]
