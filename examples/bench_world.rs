@@ -8,7 +8,7 @@
 //! HTTPS homeservers with signed key documents, and the port anchors. Of the names:
 //! - 80 % are direct: `dN.bench.test` has an A record, its homeserver listens on the federation port, and
 //!   nothing listens on the well-known port (the lookup is refused at once, as for a homeserver host without
-//!   a web server);
+//!   a web server; but see `--healthy-client` below);
 //! - 10 % are delegated by `.well-known`: `wN.bench.test` serves `{"m.server": …}` on the well-known port,
 //!   naming `hN.bench.test` (with the federation port for even N, bare for odd N, which then goes through the
 //!   SRV lookups to the default port), and a client well-known naming `https://wN.bench.test`, whose
@@ -17,20 +17,35 @@
 //!   files, so the well-known is asked of every address (one handshake each). So the same tenth of the names
 //!   serves a client well-known and a support document, and has two addresses (issue 19's "a tenth of its
 //!   names");
-//! - 10 % are delegated by SRV: `_matrix-fed._tcp.sN.bench.test` points at `tN.bench.test` on a third port.
+//! - 10 % are delegated by SRV: `_matrix-fed._tcp.sN.bench.test` points at `tN.bench.test` on a third port,
+//!   and `sN.bench.test` itself has no address record (unless `--healthy-client`).
+//!
+//! With `--healthy-client`, the direct and SRV names are also healthy for client discovery, as a typical real
+//! server is (without it, a direct name's client discovery fails on the refused port 443 and an SRV name's on its
+//! missing A record, and each such name carries about 3 more series in the observer profile): the name has an
+//! HTTPS listener on the well-known port with a certificate for the name, answering 404 to
+//! `/.well-known/matrix/server`, `/.well-known/matrix/client` and `/.well-known/matrix/support` (none is served:
+//! the server well-known's 404 sends discovery on to SRV and the A record, the client's is the spec's `IGNORE`,
+//! after which a client tries `https://<name>`, and the support document is optional) and 200
+//! `{"versions":["r0.6.1","v1.11"]}` to `/_matrix/client/versions`. A direct name's listener is on its
+//! federation endpoint's address (another port) and uses the same certificate; an SRV name `sN` gets an A record
+//! of its own, on an address of its own (the same certificate as its SRV target, which is also for `sN`).
+//! This is what `tests/observer.rs` calls a healthy direct server (`direct.test`, `srv.test`).
 //!
 //! Every federation endpoint has its own certificate from the test CA (valid for the name it must present and
 //! for its own IP address, so `blackbox_exporter` can verify it when probing `ip:port`) and its own ed25519 key
 //! and signed key document naming the server. Every homeserver has its own loopback address `127.b.x.y` (b from
-//! 20, 62,500 hosts per b: 12 addresses per 10 names, so 200,000 names reach 127.23.x.y); the three ports are
-//! held on `127.0.0.1` and `::1` by port anchors, so no other process can take them there.
+//! 20, 62,500 hosts per b: 12 addresses per 10 names, 13 with `--healthy-client`, so 200,000 names reach
+//! 127.23.x.y, or 127.24.x.y); the three ports are held on `127.0.0.1` and `::1` by port anchors, so no other
+//! process can take them there.
 //!
 //! The world file (`--out`, JSON) tells the probers what they need: the DNS address, the ports, the CA root,
 //! the names, and for each name the `ip:port` of its federation endpoint (blackbox's target).
 //!
 //! ## Parts: past one process's descriptors
 //!
-//! Every listener is a descriptor (12 per 10 names), and a process may hold no more than its `RLIMIT_NOFILE`
+//! Every listener is a descriptor ([`LISTENERS_PER_10`] per 10 names: 12, or 21 with `--healthy-client`, which
+//! adds one for each direct and each SRV name), and a process may hold no more than its `RLIMIT_NOFILE`
 //! (20,000 on the machine of BENCHMARKS.md, a hard limit even root cannot raise there). So the world may run as
 //! several processes: `--part i/n` serves the names of the i-th of n equal slices (in name order). Every part
 //! computes the same plan (names, kinds, addresses); part 0 anchors the ports, prints them at once on stdout as
@@ -55,6 +70,9 @@ use support::{Behaviour, FakeDns, FakeServer, PortAnchor, Reply, Routes, TestCa,
 /// Names live under this zone (the fake DNS serves only `test.`).
 const ZONE: &str = "bench.test";
 
+/// What every homeserver of the world answers to `GET /_matrix/client/versions`.
+const CLIENT_VERSIONS: &str = r#"{"versions":["r0.6.1","v1.11"]}"#;
+
 struct Args {
     servers: usize,
     out: PathBuf,
@@ -63,9 +81,12 @@ struct Args {
     part: (usize, usize),
     /// The world's ports (well-known, federation, SRV) for parts 1..n, as part 0 printed them.
     ports: Option<[u16; 3]>,
+    /// Direct and SRV names also healthy for client discovery (see the module doc).
+    healthy_client: bool,
 }
 
-const USAGE: &str = "usage: bench_world [--servers N] [--out FILE] [--max-seconds S] [--part I/N --ports WK,FED,SRV]";
+const USAGE: &str = "usage: bench_world [--servers N] [--out FILE] [--max-seconds S] [--healthy-client] \
+                     [--part I/N --ports WK,FED,SRV]";
 
 fn args() -> Args {
     let mut args = Args {
@@ -74,6 +95,7 @@ fn args() -> Args {
         max_seconds: 3600,
         part: (0, 1),
         ports: None,
+        healthy_client: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -82,6 +104,7 @@ fn args() -> Args {
             "--servers" => args.servers = value().parse().expect("--servers N"),
             "--out" => args.out = PathBuf::from(value()),
             "--max-seconds" => args.max_seconds = value().parse().expect("--max-seconds S"),
+            "--healthy-client" => args.healthy_client = true,
             "--part" => {
                 let text = value();
                 let (i, n) = text.split_once('/').expect("--part I/N");
@@ -118,6 +141,11 @@ fn args() -> Args {
 
 /// The most names the world serves (each has its own loopback address and listening sockets).
 const MAX_SERVERS: usize = 200_000;
+
+/// Listening sockets per 10 names (8 direct, 1 delegating with two fronts and a back end, 1 by SRV), without and
+/// with `--healthy-client` (a well-known listener for each direct and each SRV name). `bench/compare` sizes the
+/// parts by these.
+const LISTENERS_PER_10: [usize; 2] = [12, 21];
 
 /// The k-th homeserver address: 127.b.x.y with b from 20 (62,500 hosts per b), never 127.0.0.1 (the anchors'
 /// address) nor a .0 or .255 host.
@@ -186,7 +214,9 @@ async fn main() {
     // One small zone per name: one zone of 100,000 names would answer every NXDOMAIN and NODATA (SRV lookups of
     // direct names, AAAA of every name) by scanning all its records.
     let mut zone = Zone::new().zone_per_name();
-    let mut servers: Vec<FakeServer> = Vec::with_capacity((end - first) * 12 / 10 + 1);
+    let healthy = args.healthy_client;
+    let per_10 = LISTENERS_PER_10[usize::from(healthy)];
+    let mut servers: Vec<FakeServer> = Vec::with_capacity((end - first) * per_10 / 10 + 1);
     let mut names = Vec::with_capacity(end - first);
     let mut targets = Vec::with_capacity(end - first);
     let mut next_ip = 0usize;
@@ -213,8 +243,9 @@ async fn main() {
             Kind::WellKnown { .. } => format!("w{i}.{ZONE}"),
             Kind::Srv { .. } => format!("s{i}.{ZONE}"),
         };
-        // (the name the certificate must hold, the endpoint's address and port, and whose keys it serves)
-        let (tls_name, endpoint) = match &kind {
+        // (the name the certificate must hold, the endpoint's address and port, and with `--healthy-client` the
+        // address of the name's own well-known listener, which presents the endpoint's certificate)
+        let (tls_name, endpoint, site) = match &kind {
             Kind::Direct => {
                 let a = take_ip();
                 if serves_dns {
@@ -224,7 +255,11 @@ async fn main() {
                     continue;
                 }
                 direct += 1;
-                (name.clone(), SocketAddr::new(a, fed_port))
+                (
+                    name.clone(),
+                    SocketAddr::new(a, fed_port),
+                    healthy.then_some(a),
+                )
             }
             Kind::WellKnown {
                 host,
@@ -287,37 +322,61 @@ async fn main() {
                                     )
                                     .route(
                                         "/_matrix/client/versions",
-                                        Reply::json(200, r#"{"versions":["r0.6.1","v1.11"]}"#),
+                                        Reply::json(200, CLIENT_VERSIONS),
                                     ),
                             },
                         )
                         .await,
                     );
                 }
-                (host.clone(), SocketAddr::new(back, fed_port))
+                (host.clone(), SocketAddr::new(back, fed_port), None)
             }
             Kind::Srv { target } => {
                 let a = take_ip();
+                // With `--healthy-client`, the name itself has an address (taken in every part, so that the
+                // plans agree).
+                let site = healthy.then(&mut take_ip);
                 if serves_dns {
                     zone = zone
                         .srv(&format!("_matrix-fed._tcp.{name}"), 10, 5, srv_port, target)
                         .a(target, v4(a));
+                    if let Some(site) = site {
+                        zone = zone.a(&name, v4(site));
+                    }
                 }
                 if !mine {
                     continue;
                 }
                 by_srv += 1;
-                (name.clone(), SocketAddr::new(a, srv_port))
+                (name.clone(), SocketAddr::new(a, srv_port), site)
             }
         };
         // The federation endpoint: a certificate for the spec's TLS name (plus its own IP, for blackbox) and a
         // key document signed by a fresh key, naming the server.
         let ip_text = endpoint.ip().to_string();
+        let leaf = ca.leaf(&[&tls_name, &ip_text], Validity::Valid);
+        if let Some(site) = site {
+            // `--healthy-client`: the name's port 443, for client discovery (the TLS name of a direct or SRV name
+            // is the name itself, so the endpoint's certificate is valid here too).
+            servers.push(
+                FakeServer::start(
+                    SocketAddr::new(site, wk_port),
+                    Behaviour::Https {
+                        leaf: leaf.clone(),
+                        routes: Routes::new().route(
+                            "/_matrix/client/versions",
+                            Reply::json(200, CLIENT_VERSIONS),
+                        ),
+                    },
+                )
+                .await,
+            );
+        }
         servers.push(
             FakeServer::start(
                 endpoint,
                 Behaviour::Https {
-                    leaf: ca.leaf(&[&tls_name, &ip_text], Validity::Valid),
+                    leaf,
                     routes: support::matrix_routes(&name),
                 },
             )
@@ -341,6 +400,8 @@ async fn main() {
         "direct": direct,
         "well_known": delegated,
         "srv": by_srv,
+        "healthy_client": healthy,
+        "listeners": servers.len(),
         "dns": dns_addr,
         "well_known_port": wk_port,
         "federation_port": fed_port,
@@ -356,8 +417,13 @@ async fn main() {
     std::fs::rename(&tmp, &args.out).expect("publish the world file");
     eprintln!(
         "bench_world: part {part}/{parts}: names {first}..{end} of {} ({direct} direct, {delegated} well-known, \
-         {by_srv} SRV) on {} listeners, DNS {}, ready after {:.1} s; world file {}",
+         {by_srv} SRV{}) on {} listeners, DNS {}, ready after {:.1} s; world file {}",
         args.servers,
+        if healthy {
+            "; healthy client discovery"
+        } else {
+            ""
+        },
         servers.len(),
         dns_addr.as_deref().unwrap_or("in part 0"),
         started.elapsed().as_secs_f64(),
