@@ -783,7 +783,7 @@ fn golden_report() -> ServerReport {
                 .collect(),
                 error: None,
             },
-            delegated_server: Some("matrix.example.org".to_owned()),
+            delegated_server: Some("matrix.example.org".into()),
             tls_name: "matrix.example.org".into(),
             host_header: "matrix.example.org".into(),
             targets: vec![
@@ -920,7 +920,7 @@ fn golden_report() -> ServerReport {
             outcome: ClientOutcome::FailError,
             result: ClientResult::VersionsInvalid,
             base_url: Some("https://matrix.example.org".to_owned()),
-            identity_server: Some("https://vector.im".to_owned()),
+            identity_server: Some("https://vector.im".to_owned().into()),
             hops: [(
                 "https://example.org/.well-known/matrix/client".to_owned(),
                 200,
@@ -930,8 +930,8 @@ fn golden_report() -> ServerReport {
             cors: Some(false),
             versions: 0,
             latest: None,
-            well_known_duration: Duration::from_millis(12),
-            versions_duration: Some(Duration::from_millis(25)),
+            well_known_duration: Duration::from_millis(12).into(),
+            versions_duration: Some(Duration::from_millis(25).into()),
             failures: vec![Failure::new(
                 Stage::Client,
                 Reason::ClientVersionsInvalid,
@@ -946,7 +946,7 @@ fn golden_report() -> ServerReport {
                 matrix_id: Some("@admin:example.org".to_owned()),
             }],
             role_counts: [1, 0, 0],
-            support_page: Some("https://example.org/help".to_owned()),
+            support_page: Some("https://example.org/help".to_owned().into()),
             hops: [(
                 "https://example.org/.well-known/matrix/support".to_owned(),
                 200,
@@ -954,7 +954,7 @@ fn golden_report() -> ServerReport {
             .into_iter()
             .collect(),
             error: None,
-            duration: ms(6),
+            duration: ms(6).into(),
         }),
     }
 }

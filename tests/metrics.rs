@@ -120,8 +120,8 @@ fn healthy() -> ServerReport {
                 cert_file: "/etc/letsencrypt/live/matrix.example.org/fullchain.pem".into(),
                 leaf: Ok(leaf.clone().into()),
                 modified: Some(t0 - 30 * DAY),
-            }],
-            not_reloaded: Vec::new(),
+            }].into(),
+            not_reloaded: Vec::new().into(),
         },
         server_name: "example.org".into(),
         started_at: at(T0, 0),
@@ -154,7 +154,7 @@ fn healthy() -> ServerReport {
                 .collect(),
                 error: None,
             },
-            delegated_server: Some("matrix.example.org:443".to_owned()),
+            delegated_server: Some("matrix.example.org:443".into()),
             tls_name: "matrix.example.org".into(),
             host_header: "matrix.example.org:443".into(),
             targets: vec![TargetReport {
@@ -202,9 +202,9 @@ fn client_ok() -> ClientReport {
         .collect(),
         cors: Some(true),
         versions: 2,
-        latest: Some("v1.11".to_owned()),
-        well_known_duration: ms(20),
-        versions_duration: Some(ms(30)),
+        latest: Some("v1.11".into()),
+        well_known_duration: ms(20).into(),
+        versions_duration: Some(ms(30).into()),
         failures: Vec::new(),
     }
 }
@@ -277,7 +277,7 @@ fn failing() -> ServerReport {
                 cert_file: "/etc/letsencrypt/live/broken.test/fullchain.pem".into(),
                 leaf: Err("permission denied".to_owned()),
                 modified: None,
-            }],
+            }].into(),
             not_reloaded: vec![NotReloaded {
                 address: sock("198.51.100.7:8448"),
                 name: "broken.test".into(),
@@ -285,7 +285,7 @@ fn failing() -> ServerReport {
                 cert_file: "/srv/certs/broken.test.pem".into(),
                 served: leaf.clone().into(),
                 on_disk: leaf.clone().into(),
-            }],
+            }].into(),
         },
         server_name: "broken.test".into(),
         started_at: at(T0 + 5, 0),
@@ -1520,7 +1520,7 @@ mod faq2 {
             .into_iter()
             .collect(),
             error: None,
-            duration: Duration::from_millis(6),
+            duration: Duration::from_millis(6).into(),
         }
     }
 }

@@ -992,7 +992,7 @@ fn nasty_report(i: usize, s: &Nasty, cert: CertFacts) -> ServerReport {
         hops: [(s.delegated.clone(), 200)].into_iter().collect(),
         error: Some(s.subject.clone()),
     };
-    discovery.delegated_server = Some(s.delegated.clone());
+    discovery.delegated_server = Some(s.delegated.as_str().into());
     discovery.host_header = s.host_header.clone().into();
     discovery.targets = vec![TargetReport {
         host: s.tls_name.as_str().into(),

@@ -119,7 +119,7 @@ fn healthy(name: &str, days: i64, probed_secs_ago: u64) -> ServerReport {
                     .collect(),
                 error: None,
             },
-            delegated_server: Some(delegated.clone()),
+            delegated_server: Some(delegated.as_str().into()),
             tls_name: delegated.clone().into(),
             host_header: delegated.clone().into(),
             targets: vec![TargetReport {
@@ -207,10 +207,10 @@ fn nasty() -> ServerReport {
             matrix_id: Some("@admin:nasty.test".to_owned()),
         }],
         role_counts: [1, 0, 0],
-        support_page: Some("https://nasty.test/<b>help</b>".to_owned()),
+        support_page: Some("https://nasty.test/<b>help</b>".into()),
         hops: matrix_federation_exporter::report::Hops::default(),
         error: None,
-        duration: Duration::from_millis(5),
+        duration: Duration::from_millis(5).into(),
     });
     r
 }

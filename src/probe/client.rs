@@ -82,13 +82,13 @@ pub async fn discover_client(
         cors: None,
         versions: 0,
         latest: None,
-        well_known_duration: Duration::ZERO,
+        well_known_duration: Duration::ZERO.into(),
         versions_duration: None,
         failures: Vec::new(),
     };
     let start = Instant::now();
     let found = well_known(env, name, known, kept, &mut report).await;
-    report.well_known_duration = start.elapsed();
+    report.well_known_duration = start.elapsed().into();
     let base = match found {
         Ok(Some(base)) => {
             report.outcome = ClientOutcome::Success;
@@ -111,7 +111,7 @@ pub async fn discover_client(
     report.base_url = Some(base.as_str().trim_end_matches('/').to_owned());
     let start = Instant::now();
     let checked = versions(env, &base, known, kept, &mut report).await;
-    report.versions_duration = Some(start.elapsed());
+    report.versions_duration = Some(start.elapsed().into());
     match checked {
         Ok(()) if report.outcome == ClientOutcome::Ignore => {
             report.result = ClientResult::NotFound;
@@ -277,7 +277,7 @@ fn judge(body: &[u8], report: &mut ClientReport) -> Step<Url> {
                 ),
             ));
         }
-        report.identity_server = Some(is_url.trim_end_matches('/').to_owned());
+        report.identity_server = Some(is_url.trim_end_matches('/').to_owned().into());
     }
     Ok(base)
 }
@@ -358,9 +358,9 @@ async fn versions(
     if list.is_empty() || !list.iter().all(serde_json::Value::is_string) {
         return Err(invalid("\"versions\" is not a non-empty list of strings"));
     }
-    report.versions = list.len();
+    report.versions = u32::try_from(list.len()).unwrap_or(u32::MAX);
     report.latest =
-        latest(list.iter().filter_map(serde_json::Value::as_str)).map(|v| clip(v).to_owned());
+        latest(list.iter().filter_map(serde_json::Value::as_str)).map(|v| clip(v).into());
     Ok(())
 }
 

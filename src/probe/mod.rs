@@ -163,7 +163,7 @@ fn local_certs_report(
     let not_reloaded = local_certs::judge(&files, &served, SystemTime::now());
     crate::report::LocalCertsReport {
         files: files.into_iter().map(|f| f.file).collect(),
-        not_reloaded,
+        not_reloaded: not_reloaded.into(),
     }
 }
 

@@ -47,8 +47,8 @@ pub async fn lookup(
     let url = match url(name) {
         Ok(url) => url,
         Err(e) => {
-            report.error = Some(format!("cannot form the support URL: {e}"));
-            report.duration = start.elapsed();
+            report.error = Some(format!("cannot form the support URL: {e}").into());
+            report.duration = start.elapsed().into();
             return report;
         }
     };
@@ -59,15 +59,15 @@ pub async fn lookup(
             200 => judge(&response.body, &mut report),
             404 => {
                 report.result = SupportResult::NotFound;
-                report.error = Some("HTTP 404: no support document".to_owned());
+                report.error = Some("HTTP 404: no support document".to_owned().into());
             }
-            status => report.error = Some(format!("HTTP {status}")),
+            status => report.error = Some(format!("HTTP {status}").into()),
         },
         Ok(Err(e)) => {
             if e.kind == FetchErrorKind::TooLarge {
                 report.result = SupportResult::TooLarge;
             }
-            report.error = Some(e.message);
+            report.error = Some(e.message.into());
         }
         Err(_) => {
             // The request was cut mid-way: the connection is in no state for another.
@@ -75,10 +75,10 @@ pub async fn lookup(
             report.error = Some(format!(
                 "no answer within {}",
                 humantime::format_duration(limit)
-            ));
+            ).into());
         }
     }
-    report.duration = start.elapsed();
+    report.duration = start.elapsed().into();
     report
 }
 
@@ -88,7 +88,7 @@ fn judge(body: &[u8], report: &mut SupportReport) {
         Ok(v) => v,
         Err(e) => {
             report.result = SupportResult::InvalidJson;
-            report.error = Some(format!("not JSON: {e}"));
+            report.error = Some(format!("not JSON: {e}").into());
             return;
         }
     };
@@ -96,7 +96,7 @@ fn judge(body: &[u8], report: &mut SupportReport) {
         Ok(()) => report.result = SupportResult::Ok,
         Err(why) => {
             report.result = SupportResult::Invalid;
-            report.error = Some(why);
+            report.error = Some(why.into());
             report.contacts.clear();
             report.role_counts = [0; 3];
             report.support_page = None;
@@ -152,7 +152,7 @@ fn parse(value: &Value, report: &mut SupportReport) -> Result<(), String> {
             });
         }
     }
-    report.support_page = support_page;
+    report.support_page = support_page.map(String::into_boxed_str);
     Ok(())
 }
 

@@ -52,7 +52,7 @@ pub fn support_lines(s: &SupportReport) -> Vec<String> {
         0 | 1 => String::new(),
         n => format!(" after {}", count(n - 1, "redirect", "redirects")),
     };
-    let took = format!(" [{}]", ms(s.duration));
+    let took = format!(" [{}]", ms(s.duration.get()));
     let verdict = match s.result {
         SupportResult::Ok => {
             let total: u32 = s.role_counts.iter().sum();

@@ -190,7 +190,7 @@ pub(crate) fn delegated_ok() -> ServerReport {
                 .collect(),
                 error: None,
             },
-            delegated_server: Some("matrix.example.org:443".to_owned()),
+            delegated_server: Some("matrix.example.org:443".into()),
             tls_name: "matrix.example.org".into(),
             host_header: "matrix.example.org:443".into(),
             targets: vec![TargetReport {
@@ -237,9 +237,9 @@ pub(crate) fn client_ok() -> ClientReport {
         .collect(),
         cors: Some(true),
         versions: 2,
-        latest: Some("v1.11".to_owned()),
-        well_known_duration: Duration::from_millis(20),
-        versions_duration: Some(Duration::from_millis(30)),
+        latest: Some("v1.11".to_owned().into()),
+        well_known_duration: Duration::from_millis(20).into(),
+        versions_duration: Some(Duration::from_millis(30).into()),
         failures: Vec::new(),
     }
 }
@@ -253,7 +253,7 @@ pub(crate) fn client_failing() -> ClientReport {
         cors: Some(false),
         versions: 0,
         latest: None,
-        identity_server: Some("https://id.example.org".to_owned()),
+        identity_server: Some("https://id.example.org".to_owned().into()),
         failures: vec![Failure::new(Stage::Client, Reason::HttpStatus, message)],
         ..client_ok()
     }

@@ -886,15 +886,15 @@ mod tests {
                 matrix_id: Some("@admin:example.org".to_owned()),
             }],
             role_counts: [1, 0, 0],
-            support_page: Some("https://example.org/help".to_owned()),
+            support_page: Some("https://example.org/help".to_owned().into()),
             hops: [(
                 "https://example.org/.well-known/matrix/support".to_owned(),
                 200,
             )]
             .into_iter()
             .collect(),
-            error: Some("none".to_owned()),
-            duration: Duration::from_millis(4),
+            error: Some("none".to_owned().into()),
+            duration: Duration::from_millis(4).into(),
         });
         for t in &mut report.discovery.targets {
             t.srv.get_or_insert(SrvInfo {
@@ -940,6 +940,9 @@ mod tests {
     fn poisoned(mut report: ServerReport) -> ServerReport {
         fn text(s: &mut String) {
             s.push_str(HOSTILE);
+        }
+        fn boxed(s: &mut Box<str>) {
+            *s = format!("{s}{HOSTILE}").into();
         }
         fn poison_hops(hops: &mut Hops) {
             *hops = hops
@@ -993,8 +996,8 @@ mod tests {
             failures,
         }) = client
         {
-            base_url.iter_mut().chain(identity_server).for_each(text);
-            latest.iter_mut().for_each(text);
+            base_url.iter_mut().for_each(text);
+            identity_server.iter_mut().chain(latest).for_each(boxed);
             poison_hops(hops);
             failures.iter_mut().for_each(failure);
         }
@@ -1018,7 +1021,7 @@ mod tests {
                 email_address.iter_mut().chain(matrix_id).for_each(text);
             }
             poison_hops(hops);
-            support_page.iter_mut().chain(error).for_each(text);
+            support_page.iter_mut().chain(error).for_each(boxed);
         }
         let DiscoveryReport {
             method: _,
@@ -1058,7 +1061,8 @@ mod tests {
             error,
         } = well_known;
         poison_hops(hops);
-        error.iter_mut().chain(delegated_server).for_each(text);
+        error.iter_mut().for_each(text);
+        delegated_server.iter_mut().for_each(boxed);
         shared(tls_name);
         shared(host_header);
         for TargetReport {

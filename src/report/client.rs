@@ -1,8 +1,6 @@
 //! Plain data: what client discovery found (`/.well-known/matrix/client`, then `/_matrix/client/versions`).
 //! Produced by `probe/client.rs`; nothing here does I/O.
 
-use std::time::Duration;
-
 use super::{ClientOutcome, ClientResult, Failure};
 
 /// The client discovery of one server name, as a client that follows the spec would walk it.
@@ -16,19 +14,19 @@ pub struct ClientReport {
     /// `https://<server_name>` after a 404. `None` when discovery stopped before one was known.
     pub base_url: Option<String>,
     /// The identity server's `base_url`, when the well-known names one (checked as a URL, never fetched).
-    pub identity_server: Option<String>,
+    pub identity_server: Option<Box<str>>,
     /// The well-known URLs fetched, in order, with the HTTP status each answered (0 when no answer came).
     pub hops: super::Hops,
     /// Whether the well-known's 200 answer carried `Access-Control-Allow-Origin: *`; `None` without a 200.
     pub cors: Option<bool>,
     /// How many versions `/_matrix/client/versions` advertised (the list itself is not kept: only its
     /// highest is shown, and a stored report stays small).
-    pub versions: usize,
+    pub versions: u32,
     /// The highest advertised spec version (`v1.11` > `v1.2` > `r0.6.1`); `None` when none is a spec version.
-    pub latest: Option<String>,
+    pub latest: Option<Box<str>>,
     /// How long the well-known fetch and the versions request took (`None`: not asked).
-    pub well_known_duration: Duration,
-    pub versions_duration: Option<Duration>,
+    pub well_known_duration: super::Micros,
+    pub versions_duration: Option<super::Micros>,
     /// The failure (stage `client`) when a client would not end with a working homeserver URL; empty on
     /// success. Never part of `probe_success`.
     pub failures: Vec<Failure>,

@@ -268,7 +268,7 @@ mod tests {
 
     fn report(at: u64, delegated: Option<&str>, failure: Option<Reason>) -> ServerReport {
         let mut discovery = DiscoveryReport::empty("a.test");
-        discovery.delegated_server = delegated.map(str::to_owned);
+        discovery.delegated_server = delegated.map(Into::into);
         ServerReport {
             server_name: SharedStr::from("a.test"),
             started_at: UNIX_EPOCH + Duration::from_secs(at),

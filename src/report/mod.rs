@@ -30,7 +30,7 @@ pub use shared_str::SharedStr;
 pub use support::{
     MAX_CONTACTS, MAX_FIELD, ShadowedSrv, ShadowedSrvReport, SupportContact, SupportReport,
 };
-pub use timings::{Timed, Timings};
+pub use timings::{Micros, Timed, Timings};
 
 /// A server's extra labels (from a target file), sorted by name; every series of the server carries them.
 pub type Labels = std::collections::BTreeMap<String, String>;
@@ -197,10 +197,10 @@ impl ServerReport {
 #[derive(Clone, Debug, Default)]
 pub struct LocalCertsReport {
     /// Every file, after glob expansion, in config order.
-    pub files: Vec<LocalCertFile>,
+    pub files: Box<[LocalCertFile]>,
     /// Every address (federation or the well-known's port 443) that serves an older certificate than a file
     /// holds for the same name, past the reload grace: the warning `cert_not_reloaded`.
-    pub not_reloaded: Vec<NotReloaded>,
+    pub not_reloaded: Box<[NotReloaded]>,
 }
 
 /// One certificate file on this machine.
@@ -278,7 +278,7 @@ pub struct DiscoveryReport {
     pub method: Method,
     pub well_known: WellKnownReport,
     /// The `m.server` value when `.well-known` delegated, else `None`.
-    pub delegated_server: Option<String>,
+    pub delegated_server: Option<Box<str>>,
     /// The name the certificate must be valid for (an IP literal for IP hosts; never an SRV target).
     pub tls_name: SharedStr,
     /// The `Host` header federation requests carry.

@@ -41,12 +41,12 @@ pub struct SupportReport {
     pub contacts: Vec<SupportContact>,
     /// How many contacts the document lists per role (all of them, not only those kept).
     pub role_counts: [u32; 3],
-    pub support_page: Option<String>,
+    pub support_page: Option<Box<str>>,
     /// The URLs fetched, in order, with the HTTP status each answered (0 when no answer came).
     pub hops: super::Hops,
     /// What went wrong, in words, when the result is not `ok`.
-    pub error: Option<String>,
-    pub duration: Duration,
+    pub error: Option<Box<str>>,
+    pub duration: super::Micros,
 }
 
 impl SupportReport {
@@ -60,7 +60,7 @@ impl SupportReport {
             support_page: None,
             hops: super::Hops::default(),
             error: None,
-            duration: std::time::Duration::ZERO,
+            duration: std::time::Duration::ZERO.into(),
         }
     }
 

@@ -23,6 +23,30 @@ impl Timed for Phase {
     const VALUES: &'static [Self] = Phase::ALL;
 }
 
+/// One duration held as microseconds in 4 bytes (capped at about 71 minutes, far past any configured timeout),
+/// for the single durations a stored report keeps (client discovery, the support document).
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct Micros(u32);
+
+impl Micros {
+    #[must_use]
+    pub fn get(self) -> Duration {
+        Duration::from_micros(u64::from(self.0))
+    }
+}
+
+impl From<Duration> for Micros {
+    fn from(took: Duration) -> Self {
+        Self(u32::try_from(took.as_micros()).unwrap_or(u32::MAX))
+    }
+}
+
+impl fmt::Debug for Micros {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
 /// The most values a timed label may have.
 const SLOTS: usize = 4;
 const _: () = assert!(Step::ALL.len() <= SLOTS && Phase::ALL.len() <= SLOTS);

@@ -29,8 +29,6 @@ pub fn shrink(report: &mut ServerReport) {
     if let Some(support) = &mut report.support {
         support.hops.shrink_to_fit();
         support.contacts.shrink_to_fit();
-        shrink_text(&mut support.error);
-        shrink_text(&mut support.support_page);
     }
 }
 

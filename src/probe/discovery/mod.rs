@@ -78,7 +78,7 @@ pub async fn discover(env: &ProbeEnv, name: &ServerName) -> Discovery {
             d.kept = wk.kept;
             match wk.delegated {
                 Some(delegated) => {
-                    d.report.delegated_server = Some(delegated.as_str().to_owned());
+                    d.report.delegated_server = Some(delegated.as_str().into());
                     // Steps 3.1 to 3.5 apply to the delegated name; the Host header and the certificate name
                     // follow it ("Host header ... containing the IP address", "<delegated_hostname>:<port>",
                     // "<delegated_hostname>").

@@ -135,10 +135,10 @@ fn ext_support(s: &SupportReport) -> ExtSupport {
                 matrix_id: c.matrix_id.clone(),
             })
             .collect(),
-        support_page: s.support_page.clone(),
+        support_page: s.support_page.as_deref().map(str::to_owned),
         hops: ext_hops(&s.hops),
-        error: s.error.clone(),
-        duration_seconds: s.duration.as_secs_f64(),
+        error: s.error.as_deref().map(str::to_owned),
+        duration_seconds: s.duration.get().as_secs_f64(),
     }
 }
 
@@ -172,13 +172,13 @@ fn ext_client(c: &crate::report::ClientReport) -> ExtClient {
         outcome: c.outcome.as_str(),
         result: c.result.as_str(),
         base_url: c.base_url.clone(),
-        identity_server: c.identity_server.clone(),
+        identity_server: c.identity_server.as_deref().map(str::to_owned),
         hops: ext_hops(&c.hops),
         cors: c.cors,
-        versions: c.versions,
-        latest: c.latest.clone(),
-        well_known_seconds: c.well_known_duration.as_secs_f64(),
-        versions_seconds: c.versions_duration.as_ref().map(Duration::as_secs_f64),
+        versions: c.versions as usize,
+        latest: c.latest.as_deref().map(str::to_owned),
+        well_known_seconds: c.well_known_duration.get().as_secs_f64(),
+        versions_seconds: c.versions_duration.map(|d| d.get().as_secs_f64()),
         error: c.error().map(str::to_owned),
         failures: c
             .failures
@@ -478,7 +478,7 @@ pub(super) fn extension(r: &ServerReport) -> Extension {
         method: d.method.as_str(),
         well_known: ExtWellKnown {
             outcome: wk.outcome.as_str(),
-            delegated_server: d.delegated_server.clone(),
+            delegated_server: d.delegated_server.as_deref().map(str::to_owned),
             cache_ttl_seconds: wk.cache_ttl.as_ref().map(Duration::as_secs_f64),
             hops: ext_hops(&wk.hops),
             error: wk.error.clone(),

@@ -317,7 +317,7 @@ fn well_known_result(r: &ServerReport) -> WellKnownResult {
         go_words::well_known_result(wk.outcome, message, invalid_m_server(message))
     });
     WellKnownResult {
-        m_server: r.discovery.delegated_server.clone().unwrap_or_default(),
+        m_server: r.discovery.delegated_server.as_deref().unwrap_or_default().to_owned(),
         result,
         // Upstream sets it only for a delegation (0 for an error).
         cache_expires_at: wk
