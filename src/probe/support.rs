@@ -72,10 +72,8 @@ pub async fn lookup(
         Err(_) => {
             // The request was cut mid-way: the connection is in no state for another.
             *kept = None;
-            report.error = Some(format!(
-                "no answer within {}",
-                humantime::format_duration(limit)
-            ).into());
+            report.error =
+                Some(format!("no answer within {}", humantime::format_duration(limit)).into());
         }
     }
     report.duration = start.elapsed().into();

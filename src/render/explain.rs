@@ -513,8 +513,7 @@ fn well_known_steps(report: &ServerReport) -> Vec<DiscoveryStep> {
         }
         outcome => {
             let why = wk
-                .error
-                .as_deref()
+                .error_text()
                 .map_or_else(String::new, |e| format!(" ({e})"));
             steps.push(
                 format!(

@@ -35,6 +35,7 @@ pub use timings::{Micros, Timed, Timings};
 /// A server's extra labels (from a target file), sorted by name; every series of the server carries them.
 pub type Labels = std::collections::BTreeMap<String, String>;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -362,7 +363,8 @@ pub struct WellKnownReport {
     pub cache_ttl: Option<Duration>,
     /// The URLs fetched, in order, with the HTTP status each answered (0 when no answer came).
     pub hops: Hops,
-    /// What went wrong, in words, when the outcome is not `delegated`.
+    /// What went wrong, in words, when the outcome is not `delegated`. Read it through
+    /// [`WellKnownReport::error_text`]: a stored report drops the words an HTTP answer's status and URL say.
     pub error: Option<String>,
     /// The answer of every address of the hostname asked (in resolver order), the followed one included;
     /// empty when the step was skipped or the hostname gave no address to ask.
@@ -385,13 +387,40 @@ pub struct WellKnownAddress {
 }
 
 impl WellKnownReport {
+    /// What went wrong, in words, when the outcome is not `delegated`: the words kept, or for an HTTP answer
+    /// other than 200 whose words a stored report dropped (`schedule/compact.rs`), the same words again from the
+    /// last hop: `HTTP <status> from <url>`.
+    #[must_use]
+    pub fn error_text(&self) -> Option<Cow<'_, str>> {
+        match &self.error {
+            Some(words) => Some(Cow::Borrowed(words)),
+            None => self.http_error_words().map(Cow::Owned),
+        }
+    }
+
+    /// `HTTP <status> from <url>` of the last hop, for an outcome an HTTP status decided (`not_found`,
+    /// `http_error`): the words the fetch gives such an answer.
+    #[must_use]
+    pub fn http_error_words(&self) -> Option<String> {
+        if !matches!(
+            self.outcome,
+            WellKnownOutcome::NotFound | WellKnownOutcome::HttpError
+        ) {
+            return None;
+        }
+        let (url, status) = self.hops.iter().last()?;
+        (status != 0).then(|| format!("HTTP {status} from {url}"))
+    }
+
     /// What went wrong at `a`, one of [`WellKnownReport::per_address`], in words: its own, or the report's for the
     /// followed address.
     #[must_use]
-    pub fn address_error<'a>(&'a self, a: &'a WellKnownAddress) -> Option<&'a str> {
-        a.error
-            .as_deref()
-            .or_else(|| a.followed.then_some(self.error.as_deref()).flatten())
+    pub fn address_error<'a>(&'a self, a: &'a WellKnownAddress) -> Option<Cow<'a, str>> {
+        match &a.error {
+            Some(words) => Some(Cow::Borrowed(words)),
+            None if a.followed => self.error_text(),
+            None => None,
+        }
     }
 
     #[must_use]

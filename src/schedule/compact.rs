@@ -52,6 +52,11 @@ fn shrink_discovery(d: &mut DiscoveryReport) {
         target.addresses.shrink_to_fit();
     }
     d.well_known.hops.shrink_to_fit();
+    // "HTTP 404 from https://…/.well-known/matrix/server" says what the outcome and the last hop say: the
+    // words are given again when shown (`WellKnownReport::error_text`), so a stored report does not keep them.
+    if d.well_known.error.is_some() && d.well_known.error == d.well_known.http_error_words() {
+        d.well_known.error = None;
+    }
     shrink_text(&mut d.well_known.error);
     d.well_known.per_address.shrink_to_fit();
     for a in &mut d.well_known.per_address {
@@ -134,5 +139,51 @@ mod tests {
         assert!(SharedStr::ptr_eq(&keys.server_name, &report.server_name));
         let message = &report.failures[0].message;
         assert_eq!(message.capacity(), message.len());
+    }
+
+    /// A well-known that answered with an HTTP status keeps no words in a stored report; the words shown are
+    /// the same. Other words (a refused connection) are kept.
+    #[test]
+    fn the_words_of_an_http_answer_are_given_again_from_the_last_hop() {
+        use crate::report::{Hops, WellKnownOutcome, WellKnownReport};
+        let url = "https://example.org/.well-known/matrix/server";
+        for (outcome, status, words, dropped) in [
+            (
+                WellKnownOutcome::NotFound,
+                404,
+                format!("HTTP 404 from {url}"),
+                true,
+            ),
+            (
+                WellKnownOutcome::HttpError,
+                502,
+                format!("HTTP 502 from {url}"),
+                true,
+            ),
+            (
+                WellKnownOutcome::HttpError,
+                502,
+                "HTTP 502 from elsewhere".to_owned(),
+                false,
+            ),
+            (
+                WellKnownOutcome::ConnectionFailed,
+                0,
+                "connection refused".to_owned(),
+                false,
+            ),
+        ] {
+            let mut d = DiscoveryReport::empty("example.org");
+            d.well_known = WellKnownReport {
+                outcome,
+                cache_ttl: None,
+                hops: [(url, status)].into_iter().collect::<Hops>(),
+                error: Some(words.clone()),
+                per_address: Vec::new(),
+            };
+            shrink_discovery(&mut d);
+            assert_eq!(d.well_known.error.is_none(), dropped, "{words}");
+            assert_eq!(d.well_known.error_text().as_deref(), Some(words.as_str()));
+        }
     }
 }

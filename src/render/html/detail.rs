@@ -200,7 +200,7 @@ fn discovery_section(r: &ServerReport) -> Markup {
                 dt { ".well-known" }
                 dd {
                     code { (wk.outcome) }
-                    @if let Some(error) = &wk.error { ": " (Esc(error)) }
+                    @if let Some(error) = wk.error_text() { ": " (Esc(&error)) }
                     @if let Some(ttl) = wk.cache_ttl {
                         " "
                         span class="muted" {
@@ -300,7 +300,7 @@ fn well_known_addresses(wk: &WellKnownReport) -> Markup {
                             td { (a.address) }
                             td {
                                 code { (a.outcome) }
-                                @if let Some(error) = wk.address_error(a) { ": " (Esc(error)) }
+                                @if let Some(error) = wk.address_error(a) { ": " (Esc(&error)) }
                             }
                             td {
                                 @if let Some(m) = &a.m_server { code { (Esc(m)) } } @else { "—" }

@@ -481,7 +481,7 @@ pub(super) fn extension(r: &ServerReport) -> Extension {
             delegated_server: d.delegated_server.as_deref().map(str::to_owned),
             cache_ttl_seconds: wk.cache_ttl.as_ref().map(Duration::as_secs_f64),
             hops: ext_hops(&wk.hops),
-            error: wk.error.clone(),
+            error: wk.error_text().map(std::borrow::Cow::into_owned),
             consistent: wk.consistent(),
             per_address: wk
                 .per_address
@@ -491,7 +491,7 @@ pub(super) fn extension(r: &ServerReport) -> Extension {
                     family: crate::report::Family::of(a.address.ip()).as_str(),
                     outcome: a.outcome.as_str(),
                     m_server: a.m_server.clone(),
-                    error: wk.address_error(a).map(str::to_owned),
+                    error: wk.address_error(a).map(std::borrow::Cow::into_owned),
                     followed: a.followed,
                 })
                 .collect(),

@@ -313,11 +313,16 @@ impl TesterReport {
 fn well_known_result(r: &ServerReport) -> WellKnownResult {
     let wk = &r.discovery.well_known;
     let result = (wk.outcome != WellKnownOutcome::Delegated).then(|| {
-        let message = wk.error.as_deref().unwrap_or_default();
-        go_words::well_known_result(wk.outcome, message, invalid_m_server(message))
+        let message = wk.error_text().unwrap_or_default();
+        go_words::well_known_result(wk.outcome, &message, invalid_m_server(&message))
     });
     WellKnownResult {
-        m_server: r.discovery.delegated_server.as_deref().unwrap_or_default().to_owned(),
+        m_server: r
+            .discovery
+            .delegated_server
+            .as_deref()
+            .unwrap_or_default()
+            .to_owned(),
         result,
         // Upstream sets it only for a delegation (0 for an error).
         cache_expires_at: wk
