@@ -120,7 +120,8 @@ fn healthy() -> ServerReport {
                 cert_file: "/etc/letsencrypt/live/matrix.example.org/fullchain.pem".into(),
                 leaf: Ok(leaf.clone().into()),
                 modified: Some(t0 - 30 * DAY),
-            }].into(),
+            }]
+            .into(),
             not_reloaded: Vec::new().into(),
         },
         server_name: "example.org".into(),
@@ -277,7 +278,8 @@ fn failing() -> ServerReport {
                 cert_file: "/etc/letsencrypt/live/broken.test/fullchain.pem".into(),
                 leaf: Err("permission denied".to_owned()),
                 modified: None,
-            }].into(),
+            }]
+            .into(),
             not_reloaded: vec![NotReloaded {
                 address: sock("198.51.100.7:8448"),
                 name: "broken.test".into(),
@@ -285,7 +287,8 @@ fn failing() -> ServerReport {
                 cert_file: "/srv/certs/broken.test.pem".into(),
                 served: leaf.clone().into(),
                 on_disk: leaf.clone().into(),
-            }].into(),
+            }]
+            .into(),
         },
         server_name: "broken.test".into(),
         started_at: at(T0 + 5, 0),
