@@ -58,8 +58,8 @@ pub async fn lookup(
         Ok(Ok(Fetched { response, .. })) => match response.status {
             200 => judge(&response.body, &mut report),
             404 => {
+                // The words are the result's (`SupportReport::error_text`): no copy per server.
                 report.result = SupportResult::NotFound;
-                report.error = Some("HTTP 404: no support document".to_owned().into());
             }
             status => report.error = Some(format!("HTTP {status}").into()),
         },

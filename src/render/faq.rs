@@ -45,8 +45,7 @@ pub fn shadowed_step(report: &ServerReport) -> Option<(String, Vec<String>)> {
 #[must_use]
 pub fn support_lines(s: &SupportReport) -> Vec<String> {
     let why = s
-        .error
-        .as_deref()
+        .error_text()
         .map_or_else(String::new, |e| format!(" ({e})"));
     let redirects = match s.hops.len() {
         0 | 1 => String::new(),

@@ -44,7 +44,8 @@ pub struct SupportReport {
     pub support_page: Option<Box<str>>,
     /// The URLs fetched, in order, with the HTTP status each answered (0 when no answer came).
     pub hops: super::Hops,
-    /// What went wrong, in words, when the result is not `ok`.
+    /// What went wrong, in words, when the result is not `ok` and its words are not the result's own (read it
+    /// through [`SupportReport::error_text`]).
     pub error: Option<Box<str>>,
     pub duration: super::Micros,
 }
@@ -61,6 +62,16 @@ impl SupportReport {
             hops: super::Hops::default(),
             error: None,
             duration: std::time::Duration::ZERO.into(),
+        }
+    }
+
+    /// What went wrong, in words, when the result is not `ok`: the words kept, or those of `not_found`.
+    #[must_use]
+    pub fn error_text(&self) -> Option<&str> {
+        match (&self.error, self.result) {
+            (Some(words), _) => Some(words),
+            (None, SupportResult::NotFound) => Some("HTTP 404: no support document"),
+            (None, _) => None,
         }
     }
 

@@ -137,7 +137,7 @@ fn ext_support(s: &SupportReport) -> ExtSupport {
             .collect(),
         support_page: s.support_page.as_deref().map(str::to_owned),
         hops: ext_hops(&s.hops),
-        error: s.error.as_deref().map(str::to_owned),
+        error: s.error_text().map(str::to_owned),
         duration_seconds: s.duration.get().as_secs_f64(),
     }
 }
