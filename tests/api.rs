@@ -713,8 +713,8 @@ fn golden_report() -> ServerReport {
     // echoes it, compacted as Go's `json.RawMessage` is, in its own order and number forms).
     let raw_keys = r#"{"server_name": "example.org", "valid_until_ts": 1700086400000, "verify_keys": {"ed25519:a_AbCd": {"key": "l8Hft5qXKn1vfHrg3p4+W8gELQVo8N13JkluMfmn2sQ"}}, "old_verify_keys": {"ed25519:old": {"expired_ts": 1690000000000, "key": "T2xkS2V5T2xkS2V5T2xkS2V5T2xkS2V5T2xkS2V5T2s"}}, "signatures": {"example.org": {"ed25519:a_AbCd": "c2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dQ"}}, "x_note": "a \"quoted\" value", "x_weight": 1.0e3}"#;
     let intermediate = CertFacts {
-        subject: "C=US, O=Let's Encrypt, CN=R11".to_owned(),
-        issuer: "C=US, O=Internet Security Research Group, CN=ISRG Root X1".to_owned(),
+        subject: "C=US, O=Let's Encrypt, CN=R11".into(),
+        issuer: "C=US, O=Internet Security Research Group, CN=ISRG Root X1".into(),
         dns_names: Vec::new(),
         ip_addresses: Vec::new(),
         serial: "8a:7d:3e:13:d6:2f:30:ef:23:86:bd:29:07:6b:34:f8".to_owned(),
@@ -726,8 +726,8 @@ fn golden_report() -> ServerReport {
         not_after: 1_867_449_599,
     };
     let leaf = |not_after: i64| CertFacts {
-        subject: "CN=matrix.example.org".to_owned(),
-        issuer: "C=US, O=Let's Encrypt, CN=R11".to_owned(),
+        subject: "CN=matrix.example.org".into(),
+        issuer: "C=US, O=Let's Encrypt, CN=R11".into(),
         dns_names: vec!["matrix.example.org".to_owned()],
         ip_addresses: Vec::new(),
         serial: "04:a1:b2:c3".to_owned(),

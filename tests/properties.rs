@@ -1026,8 +1026,8 @@ fn server_name(i: usize) -> String {
 
 fn nasty_facts(s: &Nasty, i: usize) -> CertFacts {
     CertFacts {
-        subject: s.subject.clone(),
-        issuer: s.issuer.clone(),
+        subject: s.subject.clone().into(),
+        issuer: s.issuer.clone().into(),
         dns_names: vec![s.san.clone(), "matrix.example.org".to_owned()],
         ip_addresses: vec![IpAddr::V6(Ipv6Addr::from(i as u128))],
         serial: s.serial.clone(),
@@ -1228,7 +1228,7 @@ fn info_labels_with_any_text_render_parseable_exposition() {
         .iter()
         .map(|r| {
             let leaf = &r.addresses[0].certificate.as_ref().unwrap().chain[0];
-            (r.server_name.to_string(), leaf.subject.clone())
+            (r.server_name.to_string(), leaf.subject.to_string())
         })
         .collect();
     for r in reports {

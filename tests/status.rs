@@ -192,7 +192,7 @@ fn nasty() -> ServerReport {
     let mut r = healthy("nasty.test", 40, 5);
     let a = &mut r.addresses[0];
     let leaf = &mut a.certificate.as_mut().unwrap().chain[0];
-    NASTY_SUBJECT.clone_into(&mut std::sync::Arc::make_mut(leaf).subject);
+    std::sync::Arc::make_mut(leaf).subject = NASTY_SUBJECT.into();
     a.failures.push(Failure::new(
         Stage::Tls,
         Reason::TlsHandshakeFailed,

@@ -336,8 +336,8 @@ mod tests {
 
     fn facts(names: &[&str], not_before: i64, id: u8) -> Arc<CertFacts> {
         Arc::new(CertFacts {
-            subject: String::new(),
-            issuer: String::new(),
+            subject: SharedStr::default(),
+            issuer: SharedStr::default(),
             dns_names: names.iter().map(|n| (*n).to_owned()).collect(),
             ip_addresses: Vec::new(),
             serial: String::new(),

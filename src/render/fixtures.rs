@@ -20,8 +20,8 @@ pub(crate) fn now() -> SystemTime {
 
 pub(crate) fn leaf(names: &[&str], not_after: i64) -> CertFacts {
     CertFacts {
-        subject: format!("CN={}", names.first().unwrap_or(&"")),
-        issuer: "CN=Test Intermediate".to_owned(),
+        subject: format!("CN={}", names.first().unwrap_or(&"")).into(),
+        issuer: "CN=Test Intermediate".into(),
         dns_names: names.iter().map(|&n| n.to_owned()).collect(),
         ip_addresses: Vec::new(),
         serial: "01".to_owned(),

@@ -1112,8 +1112,8 @@ mod tests {
                         not_before: _,
                         not_after: _,
                     } = std::sync::Arc::make_mut(c);
-                    text(subject);
-                    text(issuer);
+                    shared(subject);
+                    shared(issuer);
                     text(serial);
                     dns_names.iter_mut().for_each(text);
                 }

@@ -598,8 +598,8 @@ pub struct VersionReport {
 /// Facts read from one X.509 certificate (see `probe/connect/cert.rs`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertFacts {
-    pub subject: String,
-    pub issuer: String,
+    pub subject: SharedStr,
+    pub issuer: SharedStr,
     /// DNS names and IP addresses from the subjectAltName extension.
     pub dns_names: Vec<String>,
     pub ip_addresses: Vec<IpAddr>,

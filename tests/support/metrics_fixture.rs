@@ -13,8 +13,8 @@ use matrix_federation_exporter::report::{
 pub fn dual_stack_report(i: usize) -> ServerReport {
     let name = format!("s{i}.example.org");
     let leaf = CertFacts {
-        subject: format!("CN={name}"),
-        issuer: "C=US, O=Let's Encrypt, CN=R11".to_owned(),
+        subject: format!("CN={name}").into(),
+        issuer: "C=US, O=Let's Encrypt, CN=R11".into(),
         dns_names: vec![name.clone()],
         ip_addresses: Vec::new(),
         serial: "04:d2:3a:9f:11:22:33:44:55:66:77:88:99:aa:bb:cc".to_owned(),
@@ -23,8 +23,8 @@ pub fn dual_stack_report(i: usize) -> ServerReport {
         not_after: 1_767_776_000,
     };
     let intermediate = CertFacts {
-        subject: "C=US, O=Let's Encrypt, CN=R11".to_owned(),
-        issuer: "C=US, O=Internet Security Research Group, CN=ISRG Root X1".to_owned(),
+        subject: "C=US, O=Let's Encrypt, CN=R11".into(),
+        issuer: "C=US, O=Internet Security Research Group, CN=ISRG Root X1".into(),
         dns_names: Vec::new(),
         serial: "8a:7d:3e:13:d6:2f:30:ef:23:86:bd:29:07:6b:34:f8".to_owned(),
         fingerprint_sha256: Fingerprint([0xcd; 32]),

@@ -30,8 +30,8 @@ pub fn cert(
     not_after: i64,
 ) -> CertFacts {
     CertFacts {
-        subject: subject.to_owned(),
-        issuer: issuer.to_owned(),
+        subject: subject.into(),
+        issuer: issuer.into(),
         dns_names: dns_names.iter().map(|&n| n.to_owned()).collect(),
         ip_addresses: Vec::new(),
         serial: "01:02:03:04".to_owned(),

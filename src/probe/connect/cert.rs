@@ -93,8 +93,8 @@ fn facts_of(der: &[u8], digest: &[u8; 32]) -> Result<CertFacts, String> {
     };
     let validity = cert.validity();
     Ok(CertFacts {
-        subject: trimmed(cert.subject().to_string()),
-        issuer: trimmed(cert.issuer().to_string()),
+        subject: cert.subject().to_string().into(),
+        issuer: cert.issuer().to_string().into(),
         dns_names,
         ip_addresses,
         serial: trimmed(cert.raw_serial_as_string()),

@@ -167,6 +167,7 @@ impl TlsClient {
                 )),
             }
         }
+        share_issuer_names(&mut facts);
         let Some(leaf_der) = chain.first() else {
             failures.push(cert_failure(
                 Reason::CertInvalid,
@@ -405,6 +406,20 @@ impl ServerCertVerifier for RecordingVerifier {
     }
 }
 
+/// Each certificate names the next one of the chain as its issuer: a certificate not shared with other reports
+/// (the leaf) points at the next one's own copy of that name, so a stored report does not hold it twice.
+fn share_issuer_names(chain: &mut [Arc<CertFacts>]) {
+    for i in 1..chain.len() {
+        let (children, parents) = chain.split_at_mut(i);
+        let parent = &parents[0];
+        if let Some(child) = Arc::get_mut(&mut children[i - 1])
+            && child.issuer == parent.subject
+        {
+            child.issuer = parent.subject.clone();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -514,6 +529,14 @@ mod tests {
         assert_eq!(report.verified_not_after, Some(leaf_not_after));
         assert_eq!(report.chain_not_after(), Some(leaf_not_after));
         assert!(report.presented_not_after() < Some(leaf_not_after));
+        // The leaf's issuer is the intermediate's own copy of its subject.
+        let [leaf, intermediate, ..] = report.chain.as_slice() else {
+            panic!("a chain of three: {report:?}");
+        };
+        assert!(crate::report::SharedStr::ptr_eq(
+            &leaf.issuer,
+            &intermediate.subject
+        ));
         // Untrusted: no verified path, so the presented chain's earliest counts (the expired extra one).
         let untrusted = client_with_no_roots_judges(&chain);
         assert_eq!(untrusted.verified_not_after, None);

@@ -606,8 +606,8 @@ mod tests {
             certificate: Some(CertReport {
                 verified_not_after: None,
                 chain: vec![std::sync::Arc::new(CertFacts {
-                    subject: "CN=example.org".to_owned(),
-                    issuer: "CN=CA".to_owned(),
+                    subject: "CN=example.org".into(),
+                    issuer: "CN=CA".into(),
                     dns_names: Vec::new(),
                     ip_addresses: Vec::new(),
                     serial: "01".to_owned(),
