@@ -760,15 +760,14 @@ fn golden_report() -> ServerReport {
                         outcome: WellKnownOutcome::NotFound,
                         m_server: None,
                         error: Some(
-                            "HTTP 404 from https://example.org/.well-known/matrix/server"
-                                .to_owned(),
+                            "HTTP 404 from https://example.org/.well-known/matrix/server".into(),
                         ),
                         followed: false,
                     },
                     WellKnownAddress {
                         address: "192.0.2.1:443".parse().unwrap(),
                         outcome: WellKnownOutcome::Delegated,
-                        m_server: Some("matrix.example.org".to_owned()),
+                        m_server: Some("matrix.example.org".into()),
                         error: None,
                         followed: true,
                     },

@@ -56,8 +56,8 @@ fn wk_address(
     WellKnownAddress {
         address: sock(address),
         outcome,
-        m_server: m_server.map(str::to_owned),
-        error: (outcome != WellKnownOutcome::Delegated).then(|| format!("{outcome}")),
+        m_server: m_server.map(Into::into),
+        error: (outcome != WellKnownOutcome::Delegated).then(|| format!("{outcome}").into()),
         followed,
     }
 }

@@ -697,10 +697,10 @@ mod tests {
         let at = |a: &str, outcome, m: Option<&str>, followed| WellKnownAddress {
             address: a.parse().unwrap(),
             outcome,
-            m_server: m.map(str::to_owned),
+            m_server: m.map(Into::into),
             error: m
                 .is_none()
-                .then(|| "HTTP 404 from https://example.org/".to_owned()),
+                .then(|| "HTTP 404 from https://example.org/".into()),
             followed,
         };
         report.discovery.well_known.per_address = vec![

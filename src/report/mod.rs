@@ -378,10 +378,10 @@ pub struct WellKnownAddress {
     pub address: SocketAddr,
     pub outcome: WellKnownOutcome,
     /// The delegated server name when the outcome is `delegated`.
-    pub m_server: Option<String>,
+    pub m_server: Option<Box<str>>,
     /// What went wrong, in words, when the outcome is not `delegated`; `None` for the followed address, whose
     /// words are the report's own `error` (kept once: read both through [`WellKnownReport::address_error`]).
-    pub error: Option<String>,
+    pub error: Option<Box<str>>,
     /// Whether discovery followed this address's answer.
     pub followed: bool,
 }

@@ -59,10 +59,6 @@ fn shrink_discovery(d: &mut DiscoveryReport) {
     }
     shrink_text(&mut d.well_known.error);
     d.well_known.per_address.shrink_to_fit();
-    for a in &mut d.well_known.per_address {
-        shrink_text(&mut a.error);
-        shrink_text(&mut a.m_server);
-    }
 }
 
 fn shrink_address(a: &mut AddressReport) {

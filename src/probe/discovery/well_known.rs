@@ -84,18 +84,14 @@ pub async fn lookup(env: &ProbeEnv, hostname: &str, known: &mut Known) -> WellKn
                     .result
                     .as_ref()
                     .map_or_else(|b| b.outcome, |_| WellKnownOutcome::Delegated),
-                m_server: a
-                    .result
-                    .as_ref()
-                    .ok()
-                    .map(|(name, _)| name.as_str().to_owned()),
+                m_server: a.result.as_ref().ok().map(|(name, _)| name.as_str().into()),
                 // The followed answer's words are the report's own `error`: kept once.
                 error: a
                     .result
                     .as_ref()
                     .err()
                     .filter(|_| i != index)
-                    .map(|b| b.message.clone()),
+                    .map(|b| b.message.as_str().into()),
                 followed: i == index,
             })
             .collect()

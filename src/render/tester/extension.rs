@@ -490,7 +490,7 @@ pub(super) fn extension(r: &ServerReport) -> Extension {
                     address: a.address.to_string(),
                     family: crate::report::Family::of(a.address.ip()).as_str(),
                     outcome: a.outcome.as_str(),
-                    m_server: a.m_server.clone(),
+                    m_server: a.m_server.as_deref().map(str::to_owned),
                     error: wk.address_error(a).map(std::borrow::Cow::into_owned),
                     followed: a.followed,
                 })
