@@ -1530,6 +1530,52 @@ async fn requests_and_timings_are_recorded() {
     assert!(report.duration > Duration::ZERO);
 }
 
+/// The questions asked together go on to the next name server alone: when the first name server fails only the
+/// `_matrix-fed._tcp` question (SERVFAIL), the second is asked that one question, and its answer (no record) lets
+/// discovery fall through to the default port. With the first name server alone the same probe fails
+/// (`srv_servfail`).
+#[tokio::test]
+async fn a_question_one_name_server_failed_goes_to_the_next_alone() {
+    static S: Scenario = Scenario {
+        server_name: "fallthrough.test",
+        zone: &[
+            Rec::ServFail("_matrix-fed._tcp.fallthrough.test"),
+            Rec::A("fallthrough.test", "127.0.0.2"),
+        ],
+        servers: &[Srv(
+            "127.0.0.2",
+            P::Fed,
+            Serve::Matrix(Cert::Good(&["fallthrough.test"], VALID)),
+        )],
+        want: Want {
+            method: Method::DefaultPort,
+            well_known: WellKnownOutcome::ConnectionFailed,
+            delegated: None,
+            tls_name: "fallthrough.test",
+            host_header: "fallthrough.test",
+            addresses: &[("127.0.0.2:{fed}", OK)],
+            server_failures: &[],
+        },
+    };
+    let world = World::start(S.server_name, S.zone, S.servers).await;
+    let second =
+        FakeDns::start(support::Zone::new().a("fallthrough.test", "127.0.0.2".parse().unwrap()))
+            .await;
+    let ports = world.env(TIMEOUTS).ports;
+    let mut env = ProbeEnv::new(
+        &[world.dns.addr, second.addr],
+        world.ca.root_store(),
+        ports,
+        TIMEOUTS,
+    )
+    .unwrap();
+    env.checks.client = false;
+    env.checks.support = false;
+    let report = probe_server(&env, &ServerName::parse(S.server_name).unwrap()).await;
+    check(&world, &S, &report);
+    assert_eq!(second.queries(), 1, "only the failed question: {report:#?}");
+}
+
 /// The well-known fetch and the default-port step both need the server name's addresses: a probe asks for them
 /// once. A server without delegation costs four queries: AAAA and A of the name, and the two SRV names, all
 /// asked at once over one socket.
