@@ -248,6 +248,20 @@ mod tests {
         m.to_vec().unwrap()
     }
 
+    /// The first two datagrams `server` receives, and where they came from (one socket: one address).
+    async fn two_queries(server: &UdpSocket) -> (Vec<Vec<u8>>, SocketAddr) {
+        let mut buf = [0u8; 512];
+        let mut got = Vec::new();
+        let mut from = Vec::new();
+        for _ in 0..2 {
+            let (n, peer) = server.recv_from(&mut buf).await.unwrap();
+            got.push(buf[..n].to_vec());
+            from.push(peer);
+        }
+        assert_eq!(from[0], from[1], "both questions from one socket");
+        (got, from[0])
+    }
+
     /// Questions asked together share one socket: the answers come back in any order, between stray datagrams,
     /// and each finds its question by ID and question.
     #[tokio::test]
@@ -255,15 +269,7 @@ mod tests {
         let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = server.local_addr().unwrap();
         let serve = tokio::spawn(async move {
-            let mut buf = [0u8; 512];
-            let mut got = Vec::new();
-            let mut from = None;
-            for _ in 0..2 {
-                let (n, peer) = server.recv_from(&mut buf).await.unwrap();
-                got.push(buf[..n].to_vec());
-                from = Some(peer);
-            }
-            let peer = from.unwrap();
+            let (got, peer) = two_queries(&server).await;
             // A datagram with another ID, one with the first question's ID that is a query, not a response,
             // then the answers in reverse order.
             let ids = [id_of(&got[0]).unwrap(), id_of(&got[1]).unwrap()];
@@ -316,14 +322,7 @@ mod tests {
         let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = server.local_addr().unwrap();
         let serve = tokio::spawn(async move {
-            let mut buf = [0u8; 512];
-            let mut got = Vec::new();
-            let mut from = None;
-            for _ in 0..2 {
-                let (n, peer) = server.recv_from(&mut buf).await.unwrap();
-                got.push(buf[..n].to_vec());
-                from = Some(peer);
-            }
+            let (got, peer) = two_queries(&server).await;
             // Only the question for "one.test" is answered.
             let first = Message::from_vec(&got[0]).unwrap();
             let answered = if first.queries[0].name().to_ascii() == "one.test." {
@@ -332,7 +331,7 @@ mod tests {
                 &got[1]
             };
             server
-                .send_to(&answer_to(answered, [127, 0, 0, 1]), from.unwrap())
+                .send_to(&answer_to(answered, [127, 0, 0, 1]), peer)
                 .await
                 .unwrap();
             // Held open (not dropped) until the client gave up, so no ICMP error ends the wait early.
