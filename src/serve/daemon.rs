@@ -35,6 +35,7 @@ use crate::serve::homeservers::{self, Refreshers};
 use crate::serve::limiter::Limiter;
 use crate::serve::listener;
 use crate::serve::routes::{self, AllowedTargets, AppState, ProbeEndpoint};
+use crate::serve::triggers;
 use crate::serve::web::WebConfig;
 
 /// How often the target files are checked for changes (size, modification time, the set of matching files).
@@ -74,14 +75,18 @@ pub async fn run(
     };
     let listener = bind(listen).await?;
     tracing::info!(address = %listener.local_addr()?, "listening");
-    let _hup = tokio::spawn(reload_on_sighup(exporter.clone()));
+    let reloading = exporter.clone();
+    // The outcome of a reload is logged and exported by `reload`.
+    let _hup = tokio::spawn(triggers::reload_on_sighup(async move || {
+        let _ = reloading.reload().await;
+    }));
     let _watch = exporter.watch_target_files();
     listener::serve(
         listener,
         exporter.router.clone(),
         web,
         exporter.web_limits(),
-        shutdown_signal(),
+        triggers::shutdown_signal(),
     )
     .await
     .context("HTTP server failed")?;
@@ -322,7 +327,14 @@ impl Exporter {
     /// (`run` starts this). The task keeps the exporter alive until it is aborted.
     #[must_use]
     pub fn watch_target_files(&self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(reload_on_target_file_change(self.clone()))
+        let (asking, reloading) = (self.clone(), self.clone());
+        tokio::spawn(triggers::reload_on_change(
+            TARGET_FILES_POLL,
+            async move || asking.target_files_changed().await,
+            async move || {
+                let _ = reloading.reload().await;
+            },
+        ))
     }
 
     /// The listener's limits in force; a reload changes them for the connections that follow.
@@ -449,34 +461,6 @@ async fn reload_handler(State(inner): State<Arc<Inner>>) -> Response {
             format!("reload failed: {e:#}\n"),
         )
             .into_response(),
-    }
-}
-
-async fn reload_on_sighup(exporter: Exporter) {
-    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("cannot listen for SIGHUP, reload with POST /-/reload instead: {e}");
-            return;
-        }
-    };
-    while hup.recv().await.is_some() {
-        tracing::info!("SIGHUP received, reloading");
-        // The outcome is logged and exported by `reload`.
-        let _ = exporter.reload().await;
-    }
-}
-
-/// Polls the target files and reloads when they change, without a signal.
-async fn reload_on_target_file_change(exporter: Exporter) {
-    let mut tick = tokio::time::interval(TARGET_FILES_POLL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if exporter.target_files_changed().await {
-            tracing::info!("target files changed, reloading");
-            let _ = exporter.reload().await;
-        }
     }
 }
 
@@ -630,30 +614,5 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
                 .with_context(|| format!("cannot listen on {v4}"))
         }
         Err(e) => Err(e).with_context(|| format!("cannot listen on {addr}")),
-    }
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!("cannot listen for Ctrl-C: {e}");
-            std::future::pending::<()>().await;
-        }
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!("cannot listen for SIGTERM: {e}");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => tracing::info!("Ctrl-C received, shutting down"),
-        () = term => tracing::info!("SIGTERM received, shutting down"),
     }
 }

@@ -7,4 +7,5 @@ pub mod listener;
 pub mod routes;
 pub mod scrape;
 pub mod streaming;
+mod triggers;
 pub mod web;
