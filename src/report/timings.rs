@@ -77,7 +77,7 @@ impl<T: Timed> Timings<T> {
         let Some(slot) = T::VALUES.iter().position(|v| *v == value) else {
             return;
         };
-        let took = u32::try_from(took.as_micros()).unwrap_or(NOT_RUN - 1);
+        let took = Micros::from(took).0.min(NOT_RUN - 1);
         let sum = &mut self.micros[slot];
         *sum = match *sum {
             NOT_RUN => took.min(NOT_RUN - 1),
@@ -95,7 +95,7 @@ impl<T: Timed> Timings<T> {
     fn at(&self, slot: usize) -> Option<Duration> {
         match self.micros[slot] {
             NOT_RUN => None,
-            micros => Some(Duration::from_micros(u64::from(micros))),
+            micros => Some(Micros(micros).get()),
         }
     }
 
