@@ -1,13 +1,14 @@
 //! Trimming a finished report before it is kept: the store holds one report per server for a whole interval,
 //! so the spare capacity that building it left behind (a `Vec` grown to 4 for one SRV target, one key, one
-//! well-known hop) is returned first, and text equal to the server name is pointed at the report's own copy.
-//! At 10,000 servers that is several MB.
+//! well-known hop) is returned first, text equal to the server name is pointed at the report's own copy, and
+//! the well-known's words are dropped when they are only what its HTTP status and last hop say (they are given
+//! again when shown). At 10,000 servers that is several MB.
 
 use crate::report::{
     AddressReport, CertReport, DiscoveryReport, Failure, KeysReport, ServerReport,
 };
 
-/// Frees the spare capacity of every growable part of `report` (its content is unchanged).
+/// Frees the spare capacity of every growable part of `report` (what any view shows of it is unchanged).
 pub fn shrink(report: &mut ServerReport) {
     shrink_discovery(&mut report.discovery);
     report.addresses.shrink_to_fit();
