@@ -10,6 +10,7 @@
 
 pub mod cert;
 pub mod http_client;
+pub mod signatures;
 pub mod tls;
 
 use std::io;

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{Resumption, verify_server_cert_signed_by_trust_anchor, verify_server_name};
 use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, SignatureVerificationAlgorithm, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
@@ -25,6 +25,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use crate::config::TrustStore;
+use crate::probe::connect::signatures::{Remembered, remembered};
 use crate::report::{CertFacts, CertReport, Failure, Reason, Stage, TlsFacts};
 
 /// The client side of every TLS connection a probe makes. Built once per config.
@@ -32,7 +33,9 @@ use crate::report::{CertFacts, CertReport, Failure, Reason, Stage, TlsFacts};
 pub struct TlsClient {
     connector: TlsConnector,
     roots: Arc<RootCertStore>,
-    algorithms: WebPkiSupportedAlgorithms,
+    /// The provider's algorithms, each checking chain signatures through one memo (see `signatures.rs`). The
+    /// handshake signature never goes through them.
+    chain_algorithms: Arc<[Remembered]>,
     /// Intermediate certificates' facts, kept once however many servers present them.
     shared: Arc<crate::probe::connect::cert::SharedFacts>,
 }
@@ -81,7 +84,7 @@ impl TlsClient {
         Self {
             connector: TlsConnector::from(Arc::new(config)),
             roots: Arc::new(roots),
-            algorithms,
+            chain_algorithms: remembered(algorithms.all).into(),
             shared: Arc::default(),
         }
     }
@@ -205,7 +208,7 @@ impl TlsClient {
                 &self.roots,
                 &chain[1..],
                 t,
-                self.algorithms.all,
+                &self.chain_algorithms(),
             )
         };
         // The path webpki builds is what a verifier trusts: its earliest `notAfter` is the chain's expiry, so
@@ -251,6 +254,14 @@ impl TlsClient {
         }
     }
 
+    /// The algorithms chain signatures are checked with, through the memo.
+    fn chain_algorithms(&self) -> Vec<&dyn SignatureVerificationAlgorithm> {
+        self.chain_algorithms
+            .iter()
+            .map(|a| a as &dyn SignatureVerificationAlgorithm)
+            .collect()
+    }
+
     /// Builds the path from `leaf` through `intermediates` to a trust anchor at `now`, as rustls does, and
     /// returns the earliest `notAfter` on it: the leaf and the intermediates the path uses. A trust anchor has
     /// no `notAfter` (the store holds a name and a key; webpki does not check a root's validity window), so it
@@ -265,7 +276,7 @@ impl TlsClient {
         let end_entity = webpki::EndEntityCert::try_from(leaf).map_err(|_| ())?;
         let path = end_entity
             .verify_for_usage(
-                self.algorithms.all,
+                &self.chain_algorithms(),
                 &self.roots.roots,
                 intermediates,
                 now,
@@ -542,6 +553,35 @@ mod tests {
         assert_eq!(untrusted.verified_not_after, None);
         assert_eq!(untrusted.chain_not_after(), untrusted.presented_not_after());
         assert!(!untrusted.valid());
+    }
+
+    /// The chain signatures that verified are remembered, and a signature over other bytes is still refused:
+    /// the intermediate's or the leaf's, each with its last byte (in its signature) changed, fails after the
+    /// good chain was judged.
+    #[test]
+    fn remembered_signatures_do_not_pass_a_tampered_chain() {
+        let (client, chain, _) = chain_with_expired_cross_sign();
+        let good = &chain[..2];
+        for _ in 0..2 {
+            assert!(client.judge(good, "example.org", SystemTime::now()).valid());
+        }
+        let memo = crate::probe::connect::signatures::memo_of(&client.chain_algorithms);
+        assert!(memo.is_some_and(|m| !m.is_empty()));
+        for tampered in [0, 1] {
+            let mut chain = good.to_vec();
+            let mut der = chain[tampered].to_vec();
+            if let Some(last) = der.last_mut() {
+                *last ^= 1;
+            }
+            chain[tampered] = CertificateDer::from(der);
+            let report = client.judge(&chain, "example.org", SystemTime::now());
+            assert!(!report.valid(), "certificate {tampered}: {report:?}");
+            assert!(
+                reasons(&report).contains(&Reason::CertUnknownIssuer),
+                "certificate {tampered}: {report:?}"
+            );
+        }
+        assert!(client.judge(good, "example.org", SystemTime::now()).valid());
     }
 
     fn client_with_no_roots_judges(chain: &[CertificateDer<'_>]) -> CertReport {
