@@ -120,17 +120,17 @@ impl Memo {
         });
     }
 
-    /// How many triples are remembered (tests).
-    #[must_use]
-    pub fn len(&self) -> usize {
+    /// How many triples are remembered.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.slots
             .lock()
             .map_or(0, |slots| slots.iter().flatten().count())
     }
 
-    /// True when nothing is remembered (tests).
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
+    /// True when nothing is remembered.
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
@@ -191,9 +191,9 @@ pub fn remembered(algorithms: &[&'static dyn SignatureVerificationAlgorithm]) ->
         .collect()
 }
 
-/// The memo `algorithms` share (tests).
-#[must_use]
-pub fn memo_of(algorithms: &[Remembered]) -> Option<&Memo> {
+/// The memo `algorithms` share.
+#[cfg(test)]
+pub(crate) fn memo_of(algorithms: &[Remembered]) -> Option<&Memo> {
     algorithms.first().map(|a| a.memo.as_ref())
 }
 
