@@ -1,7 +1,7 @@
-//! The signature checks of certificate chains, remembered: a small bounded memo of the (algorithm, public key,
-//! message, signature) triples that verified.
+//! The signature checks of certificate chains, remembered: a small bounded memo of the checks that verified,
+//! each its algorithm, public key, message and signature.
 //!
-//! A signature check is a pure function of those bytes, so a triple that verified once verifies again; what
+//! A signature check is a pure function of those bytes, so a check that verified once verifies again; what
 //! changes between two servers of one CA is the leaf, not the intermediate's signature by the root. An
 //! observer sees the same few intermediates (one CA's) on thousands of servers, and checked each one's
 //! signature on every connection: a third of the P-256 verifications of a probe. With the memo the
@@ -23,9 +23,9 @@ use std::sync::{Arc, Mutex};
 
 use rustls::pki_types::{AlgorithmIdentifier, InvalidSignature, SignatureVerificationAlgorithm};
 
-/// How many triples one client remembers.
+/// How many checks one client remembers.
 pub const SLOTS: usize = 64;
-/// The largest triple remembered (public key, message and signature together); larger ones are checked every
+/// The largest check remembered (public key, message and signature together); larger ones are checked every
 /// time. A certificate's signed part is a few hundred bytes to 2 KiB.
 pub const MAX_BYTES: usize = 8 * 1024;
 
@@ -36,7 +36,7 @@ pub struct Memo {
     hasher: RandomState,
 }
 
-/// One triple that verified.
+/// One check that verified.
 #[derive(Debug)]
 struct Entry {
     /// Which algorithm of the client's list checked it.
@@ -64,7 +64,7 @@ impl Memo {
         usize::try_from(hash % SLOTS as u64).unwrap_or(0)
     }
 
-    /// True when the triple verified before (and counts the use).
+    /// True when the same check verified before (and counts the use).
     fn recalls(
         &self,
         algorithm: usize,
@@ -85,7 +85,7 @@ impl Memo {
         }
     }
 
-    /// Remembers a triple that just verified, unless its slot holds an entry used since its last chance.
+    /// Remembers a check that just verified, unless its slot holds an entry used since its last chance.
     fn remember(&self, algorithm: usize, public_key: &[u8], message: &[u8], signature: &[u8]) {
         let len = public_key.len() + message.len() + signature.len();
         if len > MAX_BYTES {
@@ -120,7 +120,7 @@ impl Memo {
         });
     }
 
-    /// How many triples are remembered.
+    /// How many checks are remembered.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.slots
@@ -229,7 +229,7 @@ mod tests {
     }
 
     #[test]
-    fn a_verified_triple_is_checked_once_and_a_bad_one_every_time() {
+    fn a_verified_check_is_done_once_and_a_refused_one_every_time() {
         static CHECKS: AtomicUsize = AtomicUsize::new(0);
         static ALG: Reversed = Reversed(&CHECKS);
         let algorithms = remembered(&[&ALG]);
@@ -243,7 +243,7 @@ mod tests {
         assert!(alg.verify_signature(b"key", b"abd", b"cba").is_err());
         assert!(alg.verify_signature(b"key", b"abd", b"cba").is_err());
         assert_eq!(CHECKS.load(Ordering::SeqCst), 4);
-        // A refused signature is never remembered; the first triple (used since) kept its slot.
+        // A refused signature is never remembered; the first check (used since) kept its slot.
         assert_eq!(memo_of(&algorithms).map(Memo::len), Some(1));
         assert!(alg.verify_signature(b"key", b"abc", b"cba").is_ok());
         assert_eq!(CHECKS.load(Ordering::SeqCst), 4);
