@@ -13,10 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
-use axum::body::Body;
 use futures_util::FutureExt as _;
-use http::{HeaderMap, Method, Request};
-use http_body_util::BodyExt;
+use http::{HeaderMap, Method};
 use matrix_federation_exporter::config::DEFAULT_MAX_CONCURRENT_PROBES;
 use matrix_federation_exporter::config::server_name::ServerName;
 use matrix_federation_exporter::config::{ApiConfig, Config, ProbeConfig, TargetPattern};
@@ -39,7 +37,6 @@ use serde_json::{Value, json};
 use support::reports::{at, ms, one_key, sock, synapse};
 use support::{TIMEOUTS, Validity, World, Zone};
 use tokio::sync::Notify;
-use tower::ServiceExt as _;
 
 // ---- the world ----
 
@@ -120,24 +117,11 @@ impl Reply {
 }
 
 async fn request(router: &axum::Router, method: Method, uri: &str) -> Reply {
-    let response = router
-        .clone()
-        .oneshot(
-            Request::builder()
-                .method(method)
-                .uri(uri)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let answer = support::router::request(router, method, uri, &[]).await;
     Reply {
-        status,
-        headers,
-        body: String::from_utf8(body.to_vec()).unwrap(),
+        status: answer.status.as_u16(),
+        headers: answer.headers,
+        body: answer.body,
     }
 }
 

@@ -11,9 +11,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use axum::body::Body;
-use http::Request;
-use http_body_util::BodyExt;
 use matrix_federation_exporter::config::Config;
 use matrix_federation_exporter::config::server_name::ServerName;
 use matrix_federation_exporter::serve::daemon;
@@ -22,28 +19,15 @@ use support::{
     Behaviour, FakeDns, FakeServer, PortAnchor, TIMEOUTS, TestCa, Validity, World, Zone, keys,
     world::delegated_and_expired_zone,
 };
-use tower::ServiceExt;
 
 async fn get(router: &axum::Router, path: &str) -> (u16, String) {
-    let response = router
-        .clone()
-        .oneshot(Request::get(path).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8(body.to_vec()).unwrap())
+    let answer = support::router::get(router, path).await;
+    (answer.status.as_u16(), answer.body)
 }
 
 /// The value of the one series whose line starts with `prefix` (name and labels).
 fn value(metrics: &str, prefix: &str) -> f64 {
-    let lines: Vec<&str> = metrics.lines().filter(|l| l.starts_with(prefix)).collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "exactly one series starting with {prefix}\n{metrics}"
-    );
-    lines[0].rsplit(' ').next().unwrap().parse().unwrap()
+    support::router::sample(metrics, prefix)
 }
 
 #[tokio::test]

@@ -6,16 +6,12 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use http::Request;
-use http_body_util::BodyExt;
 use matrix_federation_exporter::config::server_name::ServerName;
 use matrix_federation_exporter::config::{Config, ProbeConfig};
 use matrix_federation_exporter::render::tester::EXTENSION_KEY;
 use serde_json::Value;
 use support::https::WELL_KNOWN_SERVER;
 use support::{Reply, Routes, TIMEOUTS, Validity, World, Zone, matrix_routes};
-use tower::ServiceExt as _;
 
 const NAME: &str = "moving.test";
 const WAIT: Duration = Duration::from_secs(20);
@@ -114,12 +110,5 @@ async fn a_changed_certificate_and_delegation_show_on_the_page_and_in_the_api() 
 }
 
 async fn get(router: &axum::Router, uri: &str) -> String {
-    let response = router
-        .clone()
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{uri}");
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    String::from_utf8(body.to_vec()).unwrap()
+    support::router::get_ok(router, uri).await
 }

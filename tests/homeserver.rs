@@ -7,9 +7,6 @@ mod support;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::body::Body;
-use http::Request;
-use http_body_util::BodyExt as _;
 use matrix_federation_exporter::config::homeservers::SynapseAdmin;
 use matrix_federation_exporter::config::shard::Shard;
 use matrix_federation_exporter::config::{Config, Source};
@@ -18,7 +15,6 @@ use matrix_federation_exporter::probe::homeserver::{AdminError, MAX_PAGE_BYTES, 
 use matrix_federation_exporter::serve::daemon::{self, Exporter};
 use support::admin_api::{FakeAdminApi, Mode, Row};
 use support::{TIMEOUTS, Validity, World, Zone, world::delegated_and_expired_zone};
-use tower::ServiceExt as _;
 
 const TOKEN: &str = "syt_YWRtaW4_secretsecret_0abc";
 
@@ -55,14 +51,7 @@ async fn metrics(exporter: &Exporter) -> String {
 }
 
 async fn get(exporter: &Exporter, path: &str) -> String {
-    let response = exporter
-        .router
-        .clone()
-        .oneshot(Request::get(path).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    String::from_utf8(body.to_vec()).unwrap()
+    support::router::get(&exporter.router, path).await.body
 }
 
 /// Waits (bounded) until `done` holds, re-checking at every stored report or every 100 ms.

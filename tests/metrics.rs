@@ -1021,29 +1021,10 @@ fn app() -> (axum::Router, tokio::sync::watch::Sender<bool>) {
 }
 
 async fn get(app: &axum::Router, uri: &str, accept: Option<&str>) -> (StatusCode, String, String) {
-    let mut request = Request::builder().uri(uri);
-    if let Some(accept) = accept {
-        request = request.header(header::ACCEPT, accept);
-    }
-    let response = app
-        .clone()
-        .oneshot(request.body(Body::empty()).expect("request builds"))
-        .await
-        .expect("infallible");
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().expect("ascii content type").to_owned())
-        .unwrap_or_default();
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .expect("body reads");
-    (
-        status,
-        content_type,
-        String::from_utf8(body.to_vec()).expect("utf-8 body"),
-    )
+    let accept: Vec<(&str, &str)> = accept.map(|a| ("accept", a)).into_iter().collect();
+    let answer = support::router::request(app, http::Method::GET, uri, &accept).await;
+    let content_type = answer.header("content-type").to_owned();
+    (answer.status, content_type, answer.body)
 }
 
 /// Every line of an exposition but the exporter's own scrape-duration series (which each render updates).

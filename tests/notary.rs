@@ -276,14 +276,7 @@ async fn the_exporter_exports_the_notary_view() {
 }
 
 async fn get(router: &axum::Router, path: &str) -> String {
-    use http_body_util::BodyExt as _;
-    use tower::ServiceExt as _;
-    let request = http::Request::get(path)
-        .body(axum::body::Body::empty())
-        .unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    String::from_utf8(body.to_vec()).unwrap()
+    support::router::get(router, path).await.body
 }
 
 /// `check NAME` with a notary in the config prints the notary's view of NAME.

@@ -9,9 +9,6 @@ mod support;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use axum::body::Body;
-use http::Request;
-use http_body_util::BodyExt;
 use matrix_federation_exporter::config::server_name::ServerName;
 use matrix_federation_exporter::config::{Config, MetricsConfig, ProbeConfig, Profile};
 use matrix_federation_exporter::probe::env::{Ports, ProbeEnv};
@@ -19,7 +16,6 @@ use matrix_federation_exporter::serve::daemon::{self, Exporter};
 use support::{
     Behaviour, FakeDns, FakeServer, PortAnchor, Reply, Routes, TIMEOUTS, TestCa, Validity, keys,
 };
-use tower::ServiceExt;
 
 /// The budget: series of a healthy server with one address, and per further address.
 const SINGLE_ADDRESS_BUDGET: usize = 8;
@@ -197,15 +193,7 @@ async fn start(profile: Profile) -> Setup {
 }
 
 async fn get(exporter: &Exporter, path: &str) -> String {
-    let response = exporter
-        .router
-        .clone()
-        .oneshot(Request::get(path).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{path}");
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    String::from_utf8(body.to_vec()).unwrap()
+    support::router::get_ok(&exporter.router, path).await
 }
 
 /// The sample lines of `metrics` per `server_name`.

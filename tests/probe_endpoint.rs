@@ -9,14 +9,11 @@ mod support;
 
 use std::time::Duration;
 
-use axum::body::Body;
-use http::{HeaderMap, Method, Request};
-use http_body_util::BodyExt;
+use http::{HeaderMap, Method};
 use matrix_federation_exporter::config::{Config, TargetPattern, Timeouts};
 use matrix_federation_exporter::serve::daemon::Exporter;
 use matrix_federation_exporter::serve::routes::probe_timeout;
 use support::{Behaviour, TIMEOUTS, Validity, World, Zone};
-use tower::ServiceExt as _;
 
 // ---- the world ----
 
@@ -70,22 +67,11 @@ async fn request(
     uri: &str,
     headers: &[(&str, &str)],
 ) -> Reply {
-    let mut builder = Request::builder().method(method).uri(uri);
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    let response = router
-        .clone()
-        .oneshot(builder.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let answer = support::router::request(router, method, uri, headers).await;
     Reply {
-        status,
-        headers,
-        body: String::from_utf8(body.to_vec()).unwrap(),
+        status: answer.status.as_u16(),
+        headers: answer.headers,
+        body: answer.body,
     }
 }
 
@@ -95,13 +81,7 @@ async fn get(router: &axum::Router, uri: &str) -> Reply {
 
 /// The value of the one sample whose line starts with `prefix` (name and labels).
 fn value(metrics: &str, prefix: &str) -> f64 {
-    let lines: Vec<&str> = metrics.lines().filter(|l| l.starts_with(prefix)).collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "exactly one sample starting with {prefix}\n{metrics}"
-    );
-    lines[0].rsplit(' ').next().unwrap().parse().unwrap()
+    support::router::sample(metrics, prefix)
 }
 
 /// Polls `/metrics` until `probes_in_flight` is `want` (a few seconds at most).

@@ -6,14 +6,10 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use axum::body::Body;
-use http::Request;
-use http_body_util::BodyExt;
 use matrix_federation_exporter::config::{Profile, Source, Timeouts};
 use matrix_federation_exporter::probe::env::{Ports, ProbeEnv};
 use matrix_federation_exporter::serve::daemon::{self, Exporter};
 use support::{Behaviour, FakeDns, FakeServer, PortAnchor, TIMEOUTS, TestCa, Validity, Zone, keys};
-use tower::ServiceExt;
 
 /// Three healthy homeservers (`a.test`, `b.test`, `c.test` on one explicit port), `hang.test` (accepts TCP on
 /// that port and never answers the TLS handshake) and a config directory.
@@ -124,15 +120,9 @@ impl Drop for World {
 }
 
 async fn request(exporter: &Exporter, method: &str, path: &str) -> (u16, String) {
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .body(Body::empty())
-        .unwrap();
-    let response = exporter.router.clone().oneshot(request).await.unwrap();
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8(body.to_vec()).unwrap())
+    let method = http::Method::from_bytes(method.as_bytes()).expect("a method");
+    let answer = support::router::request(&exporter.router, method, path, &[]).await;
+    (answer.status.as_u16(), answer.body)
 }
 
 /// Waits (bounded) until `server_name` has a report.

@@ -6,26 +6,16 @@ mod support;
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use axum::body::Body;
-use http::Request;
-use http_body_util::BodyExt;
 use matrix_federation_exporter::config::Config;
 use matrix_federation_exporter::config::server_name::ServerName;
 use matrix_federation_exporter::config::shard::Shard;
 use matrix_federation_exporter::probe::env::{Ports, ProbeEnv};
 use matrix_federation_exporter::serve::daemon;
 use support::{FakeDns, PortAnchor, TIMEOUTS, TestCa, Zone};
-use tower::ServiceExt as _;
 
 async fn get(router: &axum::Router, uri: &str) -> (u16, String) {
-    let response = router
-        .clone()
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8(body.to_vec()).unwrap())
+    let answer = support::router::get(router, uri).await;
+    (answer.status.as_u16(), answer.body)
 }
 
 /// The `server_name`s of the `probe_success` samples.

@@ -15,8 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::{StatusCode, header};
 use futures_util::FutureExt as _;
 use matrix_federation_exporter::config::server_name::ServerName;
 use matrix_federation_exporter::config::targets::{Labels, Target};
@@ -36,7 +35,6 @@ use matrix_federation_exporter::serve::routes::{
 };
 use support::world::delegated_and_expired_zone;
 use support::{TIMEOUTS, Validity, World, reports};
-use tower::ServiceExt as _;
 
 const DAY: i64 = 86_400;
 const NASTY_NAME: &str = "evil<script>alert(1)</script>'\".test";
@@ -299,17 +297,8 @@ fn standard_app() -> axum::Router {
 }
 
 async fn get(app: &axum::Router, uri: &str) -> (StatusCode, axum::http::HeaderMap, String) {
-    let response = app
-        .clone()
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (status, headers, String::from_utf8(body.to_vec()).unwrap())
+    let answer = support::router::get(app, uri).await;
+    (answer.status, answer.headers, answer.body)
 }
 
 /// The value of attribute `name` in the opening tag `tag` (the text from `<` to `>`), with `&quot;`, `&#39;`,

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod metrics_fixture;
 pub mod notary;
 pub mod reports;
+pub mod router;
 pub mod synapse;
 pub mod tester_shape;
 pub mod world;
