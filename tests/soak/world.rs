@@ -24,13 +24,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use http::Request;
-use http_body_util::BodyExt as _;
 use matrix_federation_exporter::config::{Config, Source};
 use matrix_federation_exporter::probe::env::{Ports, ProbeEnv};
 use matrix_federation_exporter::serve::daemon::{self, Exporter};
-use tower::ServiceExt as _;
 
 use crate::support::evil::{Evil, EvilServer};
 use crate::support::{
@@ -549,23 +545,7 @@ fn replace(path: &Path, text: &str) {
 }
 
 async fn scrape(exporter: &Exporter) -> String {
-    let request = Request::get("/metrics")
-        .body(Body::empty())
-        .expect("a request");
-    let response = exporter
-        .router
-        .clone()
-        .oneshot(request)
-        .await
-        .expect("infallible");
-    assert_eq!(response.status(), 200);
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("a body")
-        .to_bytes();
-    String::from_utf8(body.to_vec()).expect("UTF-8 metrics")
+    crate::support::router::get_ok(&exporter.router, "/metrics").await
 }
 
 /// Every `server_name` label value in `text`.
