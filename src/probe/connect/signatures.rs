@@ -29,11 +29,20 @@ pub const SLOTS: usize = 64;
 /// time. A certificate's signed part is a few hundred bytes to 2 KiB.
 pub const MAX_BYTES: usize = 8 * 1024;
 
-/// The memo one TLS client's chain checks share.
-#[derive(Debug, Default)]
+/// The memo one TLS client's chain checks share: [`SLOTS`] places, each empty or holding one check.
+#[derive(Debug)]
 pub struct Memo {
     slots: Mutex<Vec<Option<Entry>>>,
     hasher: RandomState,
+}
+
+impl Default for Memo {
+    fn default() -> Self {
+        Self {
+            slots: Mutex::new(std::iter::repeat_with(|| None).take(SLOTS).collect()),
+            hasher: RandomState::new(),
+        }
+    }
 }
 
 /// One check that verified.
@@ -95,9 +104,6 @@ impl Memo {
         let Ok(mut slots) = self.slots.lock() else {
             return;
         };
-        if slots.is_empty() {
-            slots.resize_with(SLOTS, || None);
-        }
         let Some(place) = slots.get_mut(slot) else {
             return;
         };
