@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use axum::routing::get;
 use base64::Engine as _;
 use http::{Request, StatusCode, header};
@@ -29,7 +28,6 @@ use support::{Leaf, TestCa, Validity};
 use tokio::io::AsyncReadExt as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
-use tower::ServiceExt as _;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Helpers
@@ -209,16 +207,12 @@ async fn oneshot_get(
     path: &str,
     authorization: Option<&str>,
 ) -> (u16, http::HeaderMap) {
-    let mut request = Request::get(path);
-    if let Some(value) = authorization {
-        request = request.header(header::AUTHORIZATION, value);
-    }
-    let response = router
-        .clone()
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.headers().clone())
+    let headers: Vec<(&str, &str)> = authorization
+        .map(|v| ("authorization", v))
+        .into_iter()
+        .collect();
+    let answer = support::router::request(router, http::Method::GET, path, &headers).await;
+    (answer.status.as_u16(), answer.headers)
 }
 
 // ---------------------------------------------------------------------------------------------------------------
