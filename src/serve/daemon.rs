@@ -44,8 +44,8 @@ pub const TARGET_FILES_POLL: Duration = Duration::from_secs(2);
 /// The runtime the daemon runs on: one thread for every probe, the scheduler and the HTTP side (rendering
 /// `/metrics` and checking passwords go to tokio's blocking threads).
 ///
-/// One thread is plenty: a whole probe is about 1 ms of CPU, so a thread probes about a thousand servers a
-/// second, and ten thousand servers every five minutes keep it 3 % busy (see BENCHMARKS.md; more than that
+/// One thread is plenty: a whole probe is about half a millisecond of CPU, so a thread probes about two thousand
+/// servers a second, and ten thousand servers every five minutes keep it under 2 % busy (see BENCHMARKS.md; more than that
 /// is what `--shard` is for). It is also cheaper than a worker per core: measured with `bench/compare` at
 /// 2,000 servers, it saves about 0.6 KiB of peak RSS per server (glibc gives each allocating thread its own
 /// heap arena, and reports built on one worker and in-flight buffers on another fragment both) and some CPU
